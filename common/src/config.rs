@@ -1,0 +1,705 @@
+//! TaskConfig (DESIGN §8): what the Server validates and writes into a task
+//! node, and what every Core of the task reads.
+//!
+//! [`TaskConfig::parse`] is the entry point for untrusted JSON (HTTP bodies, a
+//! znode edited by hand). It never stops at the first problem: unknown fields,
+//! wrong types, out-of-range numbers, bad names, regexes that do not compile
+//! and missing values are all collected into one [`ConfigErrors`].
+
+use crate::names::validate_name;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Default Kafka partitions of a topic the Core creates.
+pub const DEFAULT_PARTITIONS: u32 = 4;
+/// Default number of instances a hot task should have (one RUNNING, one STANDBY).
+pub const DEFAULT_REDUNDANCY: u32 = 2;
+
+/// A replication task: one source, its filters, one Kafka sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Task name, `[A-Za-z0-9_.-]{1,128}`.
+    #[serde(default)]
+    pub name: String,
+    /// `None`: hot-standby task under `/tasks`; a group: cold-standby task under `/task-groups/<group>`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Instances a hot task should have; below it the Monitor raises `no_standby`.
+    #[serde(default = "default_redundancy")]
+    pub redundancy: u32,
+    #[serde(default)]
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+/// The MySQL/MariaDB server a task reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub user: String,
+    /// Password stored in the task node (prefer `password_env` or `password_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Name of an environment variable on the Core host holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Path of a file on the Core host holding the password (trailing newline ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// Replica server id the Core announces; must differ from every other replica's.
+    #[serde(default)]
+    pub server_id: u32,
+    /// Regexes on `db.table`; a table is replicated when one matches (all when empty).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Regexes on `db.table`; a table that matches one is skipped.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where a task with no progress context starts.
+    #[serde(default)]
+    pub start: StartPosition,
+}
+
+/// Where a task with no context starts reading.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartPosition {
+    /// `"earliest"` or `"current"`.
+    Named(NamedStart),
+    /// `{"file": "...", "pos": 4}`.
+    File { file: String, pos: u64 },
+    /// `{"gtid": "0-1-42"}` (MariaDB) or a MySQL GTID set.
+    Gtid { gtid: String },
+    #[default]
+    #[serde(skip)]
+    Current,
+}
+
+/// The named start positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamedStart {
+    Earliest,
+    Current,
+}
+
+impl StartPosition {
+    /// Folds the serde-only default into its named form.
+    pub fn normalized(&self) -> StartPosition {
+        match self {
+            StartPosition::Current => StartPosition::Named(NamedStart::Current),
+            other => other.clone(),
+        }
+    }
+}
+
+/// The Kafka sink of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    #[serde(default)]
+    pub brokers: String,
+    /// Topic template; `{database}` and `{table}` are expanded.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Message format; only `json`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Extra librdkafka producer properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Partitions of topics the Core creates.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+fn default_port() -> u16 {
+    3306
+}
+fn default_topic() -> String {
+    "{database}.{table}".to_string()
+}
+fn default_format() -> String {
+    "json".to_string()
+}
+fn default_partitions() -> u32 {
+    DEFAULT_PARTITIONS
+}
+fn default_redundancy() -> u32 {
+    DEFAULT_REDUNDANCY
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        serde_json::from_value(Value::Object(Map::new())).expect("all source fields have defaults")
+    }
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        serde_json::from_value(Value::Object(Map::new())).expect("all sink fields have defaults")
+    }
+}
+
+/// One problem of a config, located by its dotted field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "invalid task config ({n} problem{}): ",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            if p.field.is_empty() {
+                f.write_str(&p.message)?;
+            } else {
+                write!(f, "{}: {}", p.field, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        // One problem per field: the first (structural) one explains it best.
+        if !self.0.iter().any(|p| p.field == field) {
+            self.0.push(ConfigProblem {
+                field: field.to_string(),
+                message: message.into(),
+            });
+        }
+    }
+}
+
+/// Field kinds the lenient walker checks before typed deserialization.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    OptStr,
+    UInt { min: u64, max: u64 },
+    StrList,
+    StrMap,
+    Start,
+    Object(&'static [(&'static str, Kind)]),
+}
+
+const SOURCE_FIELDS: &[(&str, Kind)] = &[
+    ("host", Kind::Str),
+    ("port", Kind::UInt { min: 1, max: 65535 }),
+    ("user", Kind::Str),
+    ("password", Kind::OptStr),
+    ("password_env", Kind::OptStr),
+    ("password_file", Kind::OptStr),
+    (
+        "server_id",
+        Kind::UInt {
+            min: 1,
+            max: u32::MAX as u64,
+        },
+    ),
+    ("include", Kind::StrList),
+    ("exclude", Kind::StrList),
+    ("start", Kind::Start),
+];
+
+const SINK_FIELDS: &[(&str, Kind)] = &[
+    ("brokers", Kind::Str),
+    ("topic", Kind::Str),
+    ("format", Kind::Str),
+    ("properties", Kind::StrMap),
+    (
+        "partitions",
+        Kind::UInt {
+            min: 1,
+            max: 10_000,
+        },
+    ),
+];
+
+const TASK_FIELDS: &[(&str, Kind)] = &[
+    ("name", Kind::Str),
+    ("group", Kind::OptStr),
+    ("redundancy", Kind::UInt { min: 1, max: 100 }),
+    ("source", Kind::Object(SOURCE_FIELDS)),
+    ("sink", Kind::Object(SINK_FIELDS)),
+];
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Reports unknown and ill-typed fields of `obj` and removes them, so that
+/// typed deserialization of what remains succeeds and semantic validation can
+/// still report the rest.
+fn walk(obj: &mut Map<String, Value>, schema: &[(&str, Kind)], prefix: &str, out: &mut Problems) {
+    let keys: Vec<String> = obj.keys().cloned().collect();
+    for key in keys {
+        let path = join(prefix, &key);
+        let Some((_, kind)) = schema.iter().find(|(k, _)| *k == key) else {
+            out.add(&path, "unknown field");
+            obj.remove(&key);
+            continue;
+        };
+        let value = obj.get_mut(&key).expect("key listed above");
+        let problem = match (*kind, &mut *value) {
+            (Kind::Str, Value::String(_)) => None,
+            (Kind::Str, _) => Some("must be a string".to_string()),
+            (Kind::OptStr, Value::String(_) | Value::Null) => None,
+            (Kind::OptStr, _) => Some("must be a string or null".to_string()),
+            (Kind::UInt { min, max }, Value::Number(n)) => match n.as_u64() {
+                Some(v) if (min..=max).contains(&v) => None,
+                _ => Some(format!("{n} is out of range {min}..={max}")),
+            },
+            (Kind::UInt { .. }, _) => Some("must be a whole number".to_string()),
+            (Kind::StrList, Value::Array(a)) if a.iter().all(Value::is_string) => None,
+            (Kind::StrList, _) => Some("must be a list of strings".to_string()),
+            (Kind::StrMap, Value::Object(m)) if m.values().all(Value::is_string) => None,
+            (Kind::StrMap, _) => Some("must be an object of string values".to_string()),
+            (Kind::Start, v) => check_start(v),
+            (Kind::Object(fields), Value::Object(m)) => {
+                walk(m, fields, &path, out);
+                None
+            }
+            (Kind::Object(_), _) => Some("must be an object".to_string()),
+        };
+        if let Some(p) = problem {
+            out.add(&path, p);
+            obj.remove(&key);
+        }
+    }
+}
+
+fn check_start(v: &Value) -> Option<String> {
+    const HINT: &str =
+        "must be \"earliest\", \"current\", {\"file\": \"...\", \"pos\": N} or {\"gtid\": \"...\"}";
+    let ok = match v {
+        Value::String(s) => s == "earliest" || s == "current",
+        Value::Object(m) => {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            match keys.as_slice() {
+                ["gtid"] => m["gtid"].as_str().is_some_and(|g| !g.trim().is_empty()),
+                ["file", "pos"] | ["pos", "file"] => {
+                    m["file"].as_str().is_some_and(|f| !f.is_empty()) && m["pos"].as_u64().is_some()
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    (!ok).then(|| HINT.to_string())
+}
+
+impl TaskConfig {
+    /// Parses untrusted JSON and validates it, reporting every problem at once.
+    pub fn parse(bytes: &[u8]) -> Result<TaskConfig, ConfigErrors> {
+        let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                field: String::new(),
+                message: format!("not valid JSON: {e}"),
+            }])
+        })?;
+        Self::parse_value(&mut value)
+    }
+
+    /// Like [`TaskConfig::parse`] on an already parsed JSON value.
+    pub fn parse_value(value: &mut Value) -> Result<TaskConfig, ConfigErrors> {
+        let mut problems = Problems::default();
+        let Value::Object(obj) = value else {
+            problems.add("", "a task config must be a JSON object");
+            return Err(ConfigErrors(problems.0));
+        };
+        walk(obj, TASK_FIELDS, "", &mut problems);
+        match serde_json::from_value::<TaskConfig>(Value::Object(obj.clone())) {
+            Ok(cfg) => {
+                cfg.check(&mut problems);
+                if problems.0.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(ConfigErrors(problems.0))
+                }
+            }
+            Err(e) => {
+                problems.add("", e.to_string());
+                Err(ConfigErrors(problems.0))
+            }
+        }
+    }
+
+    /// Validates a typed config (every problem at once).
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Problems::default();
+        self.check(&mut problems);
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems.0))
+        }
+    }
+
+    fn check(&self, p: &mut Problems) {
+        if let Err(e) = validate_name(&self.name) {
+            p.add("name", e.to_string());
+        }
+        if let Some(g) = &self.group {
+            if let Err(e) = validate_name(g) {
+                p.add("group", e.to_string());
+            }
+        }
+        if self.redundancy == 0 {
+            p.add("redundancy", "must be at least 1");
+        }
+        self.source.check(p);
+        self.sink.check(p);
+    }
+
+    /// The config as JSON with the stored password replaced by `"***"`, for
+    /// API answers and logs.
+    pub fn redacted(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("config serializes");
+        if let Some(pw) = v.pointer_mut("/source/password") {
+            *pw = Value::String("***".into());
+        }
+        v
+    }
+}
+
+impl SourceConfig {
+    fn check(&self, p: &mut Problems) {
+        if self.host.trim().is_empty() {
+            p.add("source.host", "is required");
+        }
+        if self.port == 0 {
+            p.add("source.port", "0 is out of range 1..=65535");
+        }
+        if self.user.is_empty() {
+            p.add("source.user", "is required");
+        }
+        if self.server_id == 0 {
+            p.add("source.server_id", "is required and must not be 0");
+        }
+        let given = [
+            self.password.is_some(),
+            self.password_env.is_some(),
+            self.password_file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given > 1 {
+            p.add(
+                "source.password",
+                "give only one of password, password_env and password_file",
+            );
+        }
+        for (field, list) in [
+            ("source.include", &self.include),
+            ("source.exclude", &self.exclude),
+        ] {
+            for (i, re) in list.iter().enumerate() {
+                if let Err(e) = compile_table_regex(re) {
+                    p.add(&format!("{field}[{i}]"), format!("bad regex `{re}`: {e}"));
+                }
+            }
+        }
+        if let StartPosition::Gtid { gtid } = &self.start {
+            if !crate::position::is_mysql_gtid_set(gtid)
+                && gtid.parse::<crate::position::MariaGtidState>().is_err()
+            {
+                p.add("source.start", format!("bad GTID `{gtid}`"));
+            }
+        }
+    }
+
+    /// The password from wherever the config says it is.
+    pub fn resolve_password(&self) -> Result<Option<Secret>, PasswordError> {
+        if let Some(pw) = &self.password {
+            return Ok(Some(pw.clone()));
+        }
+        if let Some(var) = &self.password_env {
+            return std::env::var(var)
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| PasswordError::MissingEnv(var.clone()));
+        }
+        if let Some(file) = &self.password_file {
+            return std::fs::read_to_string(file)
+                .map(|v| Some(Secret::new(v.trim_end_matches(['\n', '\r']))))
+                .map_err(|e| PasswordError::File(file.clone(), e.kind().to_string()));
+        }
+        Ok(None)
+    }
+}
+
+/// The password could not be read on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordError {
+    #[error("environment variable `{0}` named by source.password_env is not set on this host")]
+    MissingEnv(String),
+    #[error("cannot read source.password_file `{0}`: {1}")]
+    File(String, String),
+}
+
+/// Compiles an include/exclude pattern anchored on the whole `db.table`.
+pub fn compile_table_regex(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{re})$"))
+}
+
+impl SinkConfig {
+    fn check(&self, p: &mut Problems) {
+        if self.brokers.trim().is_empty() {
+            p.add("sink.brokers", "is required");
+        } else {
+            for b in self.brokers.split(',') {
+                let ok = b.trim().rsplit_once(':').is_some_and(|(h, port)| {
+                    !h.is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0)
+                });
+                if !ok {
+                    p.add("sink.brokers", format!("`{b}` is not HOST:PORT"));
+                }
+            }
+        }
+        if self.format != "json" {
+            p.add(
+                "sink.format",
+                format!(
+                    "unknown format `{}`; the only format is `json`",
+                    self.format
+                ),
+            );
+        }
+        if let Err(e) = check_topic_template(&self.topic) {
+            p.add("sink.topic", e);
+        }
+        if self.partitions == 0 {
+            p.add("sink.partitions", "must be at least 1");
+        }
+    }
+}
+
+/// Checks a topic template: literal parts must be legal in Kafka topic names,
+/// and only `{database}` and `{table}` may be expanded.
+pub fn check_topic_template(t: &str) -> Result<(), String> {
+    if t.is_empty() {
+        return Err("is required".into());
+    }
+    let literal = t.replace("{database}", "").replace("{table}", "");
+    if let Some(c) = literal
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "`{c}` is not allowed in a topic; use letters, digits, `.`, `_`, `-`, {{database}} and {{table}}"
+        ));
+    }
+    if t.len() > 249 {
+        return Err("is longer than 249 characters".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn good() -> Value {
+        json!({"name": "orders", "group": null,
+               "source": {"host": "127.0.0.1", "port": 3306, "user": "repl", "password": "pw",
+                          "server_id": 4242, "include": ["shop\\..*"], "exclude": [],
+                          "start": "earliest"},
+               "sink": {"brokers": "127.0.0.1:9092", "topic": "{database}.{table}",
+                        "format": "json", "properties": {}}})
+    }
+
+    fn problems(v: Value) -> Vec<String> {
+        let e = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+        e.0.iter().map(|p| p.field.clone()).collect()
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.name, "orders");
+        assert_eq!(cfg.source.port, 3306);
+        assert_eq!(cfg.source.start, StartPosition::Named(NamedStart::Earliest));
+        assert_eq!(cfg.sink.partitions, DEFAULT_PARTITIONS);
+        assert_eq!(cfg.redundancy, DEFAULT_REDUNDANCY);
+        // typed round trip
+        let again: TaskConfig =
+            serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+        assert_eq!(again, cfg);
+    }
+
+    #[test]
+    fn start_forms() {
+        for (start, want) in [
+            (json!("current"), StartPosition::Named(NamedStart::Current)),
+            (
+                json!({"file": "mysql-bin.000001", "pos": 4}),
+                StartPosition::File {
+                    file: "mysql-bin.000001".into(),
+                    pos: 4,
+                },
+            ),
+            (
+                json!({"gtid": "0-1-42"}),
+                StartPosition::Gtid {
+                    gtid: "0-1-42".into(),
+                },
+            ),
+        ] {
+            let mut v = good();
+            v["source"]["start"] = start;
+            assert_eq!(
+                TaskConfig::parse(v.to_string().as_bytes())
+                    .unwrap()
+                    .source
+                    .start,
+                want
+            );
+        }
+        let mut v = good();
+        v["source"].as_object_mut().unwrap().remove("start");
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            cfg.source.start.normalized(),
+            StartPosition::Named(NamedStart::Current)
+        );
+        for bad in [
+            json!("latest"),
+            json!({"file": "x"}),
+            json!({"gtid": "zz"}),
+            json!(3),
+        ] {
+            let mut v = good();
+            v["source"]["start"] = bad.clone();
+            assert_eq!(problems(v), vec!["source.start"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn reports_all_four_problems_at_once() {
+        let mut v = good();
+        v["colour"] = json!("blue");
+        v["name"] = json!("../x");
+        v["source"].as_object_mut().unwrap().remove("host");
+        v["source"]["port"] = json!(70000);
+        let e = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+        let fields: Vec<&str> = e.0.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields.len(), 4, "{e}");
+        for f in ["colour", "name", "source.host", "source.port"] {
+            assert!(fields.contains(&f), "missing {f} in {e}");
+        }
+        let msg = e.to_string();
+        assert!(msg.contains("4 problems"), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+        assert!(msg.contains("70000 is out of range"), "{msg}");
+        assert!(!msg.contains("pw"), "password leaked: {msg}");
+    }
+
+    #[test]
+    fn reports_nested_unknown_and_semantic_problems() {
+        let mut v = good();
+        v["sink"]["colour"] = json!(1);
+        v["sink"]["format"] = json!("avro");
+        v["sink"]["brokers"] = json!("");
+        v["source"]["include"] = json!(["shop\\.(x"]);
+        v["source"]["port"] = json!(0);
+        v["source"]["password_env"] = json!("PW");
+        v["sink"]["topic"] = json!("a/{table}");
+        let mut got = problems(v);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "sink.brokers",
+                "sink.colour",
+                "sink.format",
+                "sink.topic",
+                "source.include[0]",
+                "source.password",
+                "source.port"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_non_objects_and_bad_json() {
+        assert!(TaskConfig::parse(b"{nope")
+            .unwrap_err()
+            .to_string()
+            .contains("not valid JSON"));
+        assert!(TaskConfig::parse(b"[]").is_err());
+        assert!(TaskConfig::parse(b"{}").unwrap_err().0.len() >= 4);
+        assert!(
+            problems(json!({"name": "t", "source": 1, "sink": {}})).contains(&"source".to_string())
+        );
+    }
+
+    #[test]
+    fn strict_serde_rejects_unknown_fields() {
+        let mut v = good();
+        v["extra"] = json!(1);
+        assert!(serde_json::from_value::<TaskConfig>(v).is_err());
+    }
+
+    #[test]
+    fn redacts_the_password() {
+        let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+        let r = cfg.redacted();
+        assert_eq!(r["source"]["password"], "***");
+        assert!(!format!("{cfg:?}").contains("\"pw\""));
+    }
+
+    #[test]
+    fn resolves_password_from_env_and_file() {
+        let mut cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+        cfg.source.password = None;
+        cfg.source.password_env = Some("REPLICATOR_TEST_PW_UNSET_XYZ".into());
+        assert!(matches!(
+            cfg.source.resolve_password(),
+            Err(PasswordError::MissingEnv(_))
+        ));
+        let dir = std::env::temp_dir().join(format!("pwtest-{}", std::process::id()));
+        std::fs::write(&dir, "s3cret\n").unwrap();
+        cfg.source.password_env = None;
+        cfg.source.password_file = Some(dir.display().to_string());
+        assert_eq!(
+            cfg.source.resolve_password().unwrap().unwrap().expose(),
+            "s3cret"
+        );
+        std::fs::remove_file(&dir).ok();
+    }
+}

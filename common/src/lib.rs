@@ -1,0 +1,35 @@
+//! # replicator-common
+//!
+//! Types and helpers shared by every mysql-replicator process (see
+//! `../shared/DESIGN.md`).
+//!
+//! # Layout
+//! - [`names`]: task/group/host name validation (`[A-Za-z0-9_.-]{1,128}`).
+//! - [`paths`]: the ZooKeeper layout of DESIGN §3 as functions.
+//! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
+//!   compare positions of different streams.
+//! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
+//!   validation that reports every problem at once.
+//! - [`secret`]: a redacting wrapper for passwords.
+//! - [`nodes`]: JSON codecs of the other znodes (progress, instance, control,
+//!   core, alert).
+//! - [`zk`]: ZooKeeper session helper (connect with timeout, session events,
+//!   node helpers).
+//! - [`telemetry`]: tracing set-up.
+
+pub mod config;
+pub mod names;
+pub mod nodes;
+pub mod paths;
+pub mod position;
+pub mod secret;
+pub mod telemetry;
+pub mod zk;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,162 @@
+//! JSON codecs of the znodes other than the task config (DESIGN §3, §6, §9).
+
+use serde::{Deserialize, Serialize};
+
+/// Progress context of a task, `/…/<task>/context` (DESIGN §6).
+///
+/// The position is always a transaction boundary, written only after Kafka
+/// acknowledged every message before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Progress {
+    pub file: String,
+    pub pos: u64,
+    /// GTID state at the position (MariaDB `d-s-n[,..]` or a MySQL GTID set).
+    pub gtid: Option<String>,
+    /// Source timestamp of the last event replicated (or of the last heartbeat when idle).
+    pub event_ts_ms: i64,
+    /// Row events replicated so far by this task.
+    pub events: u64,
+    pub updated_ms: i64,
+    /// Sequence number of the instance that wrote it.
+    pub epoch: i64,
+    /// True when the writer stopped cleanly at this position: nothing after it
+    /// reached Kafka, so the next writer needs no duplicate check.
+    #[serde(default)]
+    pub clean: bool,
+}
+
+/// State of an instance (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InstanceState {
+    Running,
+    Standby,
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InstanceState::Running => "RUNNING",
+            InstanceState::Standby => "STANDBY",
+        })
+    }
+}
+
+/// Data of an instance node `/…/<task>/instances/<host>-<seq>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceInfo {
+    pub host: String,
+    pub pid: u32,
+    pub state: InstanceState,
+    pub since_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Desired state of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    #[default]
+    Running,
+    Paused,
+}
+
+/// `/…/<task>/control`: what the Server asks of the task's Cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    #[serde(default)]
+    pub desired: Desired,
+    /// Bumped to ask the RUNNING instance to hand over to the next one.
+    #[serde(default)]
+    pub switchover: u64,
+}
+
+/// `/cores/<host>`: a live Core and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreInfo {
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub groups: Vec<String>,
+    /// Tasks this Core runs, as `task` (hot) or `group/task` (cold).
+    pub tasks: Vec<String>,
+    pub load: u32,
+    pub heartbeat_ms: i64,
+}
+
+/// Alert severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// Alert lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// `/alerts/<id>` (DESIGN §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    pub id: String,
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub since_ms: i64,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_matches_the_design() {
+        let p: Progress = serde_json::from_str(
+            r#"{"file": "mysql-bin.000003", "pos": 4711, "gtid": "0-1-42", "event_ts_ms": 1,
+                "events": 2, "updated_ms": 3, "epoch": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(p.pos, 4711);
+        assert!(!p.clean);
+        assert!(serde_json::from_str::<Progress>(r#"{"file": "x", "pos": 1, "junk": 1}"#).is_err());
+    }
+
+    #[test]
+    fn instance_and_control_codecs() {
+        let i = InstanceInfo {
+            host: "h1".into(),
+            pid: 7,
+            state: InstanceState::Running,
+            since_ms: 5,
+            error: None,
+        };
+        let s = serde_json::to_string(&i).unwrap();
+        assert_eq!(s, r#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":5}"#);
+        let c: Control = serde_json::from_str(r#"{"desired": "paused"}"#).unwrap();
+        assert_eq!(
+            c,
+            Control {
+                desired: Desired::Paused,
+                switchover: 0
+            }
+        );
+        assert!(serde_json::from_str::<Control>(r#"{"desired": "sleeping"}"#).is_err());
+    }
+}
