@@ -59,6 +59,8 @@ pub enum ZkError {
     },
     #[error("ZooKeeper auth must be USER:PASSWORD")]
     BadAuth,
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
 }
 
 impl ZkError {

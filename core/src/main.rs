@@ -1,1 +1,118 @@
-fn main() {}
+//! `replicator-core`: flags in, [`replicator_core::run`] until SIGTERM/SIGINT.
+
+use anyhow::Context;
+use clap::Parser;
+use replicator_common::paths::{Layout, TaskRef, DEFAULT_ROOT};
+use replicator_common::zk::ZkOptions;
+use replicator_core::cold::ColdOptions;
+use replicator_core::pipeline::PipelineOptions;
+use replicator_core::CoreConfig;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Streams MySQL/MariaDB binlog row changes into Kafka.
+#[derive(Parser, Debug)]
+#[command(name = "replicator-core", version)]
+struct Args {
+    /// ZooKeeper servers, HOST:PORT[,HOST:PORT].
+    #[arg(long, env = "REPLICATOR_ZK")]
+    zk: String,
+    /// Root znode of the system.
+    #[arg(long, env = "REPLICATOR_ROOT", default_value = DEFAULT_ROOT)]
+    root: String,
+    /// Requested ZooKeeper session timeout; failover takes about this long.
+    #[arg(long, default_value_t = 10_000)]
+    zk_session_timeout_ms: u64,
+    /// Digest identity USER:PASSWORD (or env REPLICATOR_ZK_AUTH); znodes get creator-only ACLs.
+    #[arg(long, env = "REPLICATOR_ZK_AUTH", hide_env_values = true)]
+    zk_auth: Option<String>,
+    /// This core's name (unique per host), `[A-Za-z0-9_.-]{1,128}`.
+    #[arg(long)]
+    host_id: String,
+    /// Hot-standby task to serve (repeatable).
+    #[arg(long = "task")]
+    tasks: Vec<String>,
+    /// Cold-standby group to scan (repeatable).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Cold-standby scan interval.
+    #[arg(long, default_value_t = 2000)]
+    scan_interval_ms: u64,
+    /// Most cold tasks this core runs at once.
+    #[arg(long, default_value_t = 1000)]
+    max_tasks: usize,
+    /// How often the progress context is written.
+    #[arg(long, default_value_t = 200)]
+    commit_interval_ms: u64,
+    /// Benchmark only: claim cold tasks without replicating them.
+    #[arg(long, hide = true)]
+    coordination_only: bool,
+    /// Address for Prometheus metrics (not served yet when absent).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    replicator_common::telemetry::init();
+    let args = Args::parse();
+    let layout = Layout::new(&args.root).context("--root")?;
+    replicator_common::names::validate_name(&args.host_id).context("--host-id")?;
+    if args.tasks.is_empty() && args.groups.is_empty() {
+        anyhow::bail!("nothing to do: give at least one --task or --group");
+    }
+    let tasks = args
+        .tasks
+        .iter()
+        .map(|t| TaskRef::hot(t).with_context(|| format!("--task {t}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for g in &args.groups {
+        replicator_common::names::validate_name(g).with_context(|| format!("--group {g}"))?;
+    }
+    if args.metrics_addr.is_some() {
+        tracing::warn!("--metrics-addr is accepted but metrics are not served by this version");
+    }
+    let session_timeout = Duration::from_millis(args.zk_session_timeout_ms);
+    let config = CoreConfig {
+        host: args.host_id,
+        zk: ZkOptions {
+            servers: args.zk,
+            layout,
+            session_timeout,
+            auth: args.zk_auth,
+        },
+        tasks,
+        groups: args.groups,
+        cold: ColdOptions {
+            scan_interval: Duration::from_millis(args.scan_interval_ms),
+            max_tasks: args.max_tasks,
+            coordination_only: args.coordination_only,
+        },
+        pipeline: PipelineOptions {
+            commit_interval: Duration::from_millis(args.commit_interval_ms),
+            message_timeout: (session_timeout * 2 / 3).max(Duration::from_secs(1)),
+            ..PipelineOptions::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("stopping");
+            signal.cancel();
+        });
+        replicator_core::run(config, shutdown).await;
+    });
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Errors of the Core, split by what to do about them.
+//!
+//! A [`TaskError::Transient`] (connection lost, broker down, ZooKeeper blip) is
+//! retried with capped, jittered back-off from the last context. A
+//! [`TaskError::Definite`] (binlog purged, access denied, bad config, table
+//! metadata that does not match the rows) stops the task: it is written into
+//! the instance node and logged once. [`TaskError::Fenced`] means another
+//! instance owns the task now: stop writing at once.
+
+use std::time::Duration;
+
+/// Why a task stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Definite(#[from] DefiniteError),
+    #[error("fenced: another instance wrote the context (version {seen} expected {expected})")]
+    Fenced { expected: i32, seen: i32 },
+    #[error("lease lost: no ZooKeeper confirmation within 2/3 of the session timeout")]
+    LeaseLost,
+}
+
+/// Errors that retrying cannot fix.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DefiniteError {
+    #[error("binlog position is gone on the source (server error 1236): {0}")]
+    BinlogGone(String),
+    #[error("access denied on the source: {0}")]
+    AccessDenied(String),
+    #[error("source is not set up for row replication: {0}")]
+    Preflight(String),
+    #[error("task config: {0}")]
+    Config(String),
+    #[error("cannot decode binlog: {0}")]
+    Decode(String),
+    #[error("Kafka refused a message: {0}")]
+    Kafka(String),
+}
+
+impl TaskError {
+    pub fn transient(msg: impl std::fmt::Display) -> Self {
+        TaskError::Transient(msg.to_string())
+    }
+}
+
+impl From<mysql_async::Error> for TaskError {
+    fn from(e: mysql_async::Error) -> Self {
+        classify_mysql(&e)
+    }
+}
+
+/// Sorts a MySQL client error into definite or transient.
+pub fn classify_mysql(e: &mysql_async::Error) -> TaskError {
+    match e {
+        mysql_async::Error::Server(s) => match s.code {
+            1236 => DefiniteError::BinlogGone(s.message.clone()).into(),
+            1045 | 1044 | 1142 | 1227 | 1698 | 1370 => {
+                DefiniteError::AccessDenied(format!("{} ({})", s.message, s.code)).into()
+            }
+            _ => TaskError::Transient(format!("source error {}: {}", s.code, s.message)),
+        },
+        other => TaskError::Transient(format!("source: {other}")),
+    }
+}
+
+/// Capped exponential back-off with jitter.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            next: min,
+            min,
+            max,
+        }
+    }
+    /// The next delay: doubles up to the cap, with ±25 % jitter.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        let jitter = rand::random::<f64>() * 0.5 + 0.75;
+        base.mul_f64(jitter)
+    }
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_cap_with_jitter() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        assert!(d[0] >= Duration::from_millis(75) && d[0] <= Duration::from_millis(125));
+        assert!(d[7] <= Duration::from_millis(2500) && d[7] >= Duration::from_millis(1500));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(125));
+    }
+}

@@ -1,0 +1,447 @@
+//! Hot standby of one task inside one ZooKeeper session (DESIGN §4).
+//!
+//! Register an EPHEMERAL_SEQUENTIAL instance; the smallest sequence is
+//! RUNNING and runs the pipeline, every other instance is STANDBY and watches
+//! only its predecessor. The leader also watches the task config (a change
+//! restarts the pipeline from its clean context: live configuration) and the
+//! control node (pause, resume, switchover). Graceful stop and switchover
+//! flush, write a clean context and delete the instance node so the next
+//! instance takes over at once; a switched-off instance registers again and
+//! becomes a STANDBY. Returns when the session is lost (the caller opens a new
+//! one and calls again) or on shutdown.
+
+use crate::election::{decide, Role};
+use crate::error::{Backoff, TaskError};
+use crate::instance::Instance;
+use crate::lease::Lease;
+use crate::pipeline::{self, PipelineOptions, PipelineSpec, Stops};
+use replicator_common::config::TaskConfig;
+use replicator_common::nodes::{Control, Desired, InstanceState};
+use replicator_common::paths::TaskRef;
+use replicator_common::zk::{is_terminal, Zk, ZkClientError, ZkError};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use zookeeper_client::{EventType, SessionState};
+
+/// Why a task loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEnd {
+    Shutdown,
+    SessionLost,
+    /// The task was deleted (its node is gone).
+    Deleted,
+    /// Cold mode: another core's instance came first.
+    NotClaimed,
+    /// Cold mode: handed over (rebalancing or switchover); the node is deleted.
+    Released,
+}
+
+/// Hot tasks wait as STANDBY and re-register after a switchover; cold tasks
+/// are run only by their claimer and left to the next scan otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Hot,
+    Cold,
+}
+
+/// What a task loop needs.
+#[derive(Clone)]
+pub struct TaskEnv {
+    pub zk: Zk,
+    pub lease: Lease,
+    pub host: String,
+    pub options: PipelineOptions,
+    /// Cancelled on process shutdown (graceful).
+    pub shutdown: CancellationToken,
+    /// Cancelled when the session is over (hard).
+    pub session_lost: CancellationToken,
+    /// Cancelled when this task must hand over (cold-standby rebalancing): graceful.
+    pub release: CancellationToken,
+}
+
+enum LeadEnd {
+    Shutdown,
+    Switchover,
+    SessionLost,
+    Relist,
+    Deleted,
+}
+
+type Watch = Pin<Box<dyn Future<Output = zookeeper_client::WatchedEvent> + Send>>;
+
+fn never() -> Watch {
+    Box::pin(std::future::pending())
+}
+
+/// Runs the standby protocol for `task` until shutdown or session loss.
+/// Hot mode creates a missing task node empty and registers an instance;
+/// cold mode takes the instance its scanner already claimed, and a missing
+/// task node means the task was deleted.
+pub async fn run_task(
+    env: TaskEnv,
+    task: TaskRef,
+    mode: Mode,
+    claimed: Option<Instance>,
+) -> Result<TaskEnd, ZkError> {
+    let create_task = mode == Mode::Hot;
+    let layout = env.zk.layout().clone();
+    let task_path = layout.task(&task);
+    if create_task {
+        env.zk.ensure_path(&task_path).await?;
+    } else if env.zk.get(&task_path).await?.is_none() {
+        if let Some(i) = &claimed {
+            i.delete().await.ok();
+        }
+        return Ok(TaskEnd::Deleted);
+    }
+    let control = layout.control(&task);
+    env.zk
+        .create_if_absent(
+            &control,
+            &serde_json::to_vec(&Control::default()).expect("control serializes"),
+        )
+        .await?;
+    let mut inst = match claimed {
+        Some(i) => i,
+        None => Instance::register(&env.zk, &task, &env.host).await?,
+    };
+    tracing::info!(task = %task, instance = %inst.name, "registered instance");
+    let instances = layout.instances(&task);
+    let mut warm: Option<(Vec<u8>, Option<String>)> = None;
+    loop {
+        if env.session_lost.is_cancelled() {
+            return Ok(TaskEnd::SessionLost);
+        }
+        let children = env.zk.children(&instances).await?;
+        match decide(&children, &inst.name) {
+            Role::Gone => {
+                if is_terminal(env.zk.state()) {
+                    return Ok(TaskEnd::SessionLost);
+                }
+                if env.zk.get(&task_path).await?.is_none() && !create_task {
+                    return Ok(TaskEnd::Deleted);
+                }
+                if mode == Mode::Cold {
+                    return Ok(TaskEnd::NotClaimed);
+                }
+                env.zk.ensure_path(&instances).await?;
+                inst = Instance::register(&env.zk, &task, &env.host).await?;
+                tracing::info!(task = %task, instance = %inst.name, "instance node was gone; registered again");
+            }
+            Role::Follower { .. } if mode == Mode::Cold => {
+                inst.delete().await.ok();
+                return Ok(TaskEnd::NotClaimed);
+            }
+            Role::Follower { watch } => {
+                if inst.state() != InstanceState::Standby {
+                    inst.set_state(InstanceState::Standby).await?;
+                    tracing::info!(task = %task, instance = %inst.name, predecessor = %watch, "STANDBY");
+                }
+                warm_up(&env, &task, &mut inst, &mut warm).await;
+                let path = format!("{instances}/{watch}");
+                let (stat, watcher) = env
+                    .zk
+                    .client()
+                    .check_and_watch_stat(&path)
+                    .await
+                    .map_err(|e| ZkError::op("watch", &path, e))?;
+                if stat.is_none() {
+                    continue;
+                }
+                tokio::select! {
+                    _ = env.shutdown.cancelled() => {
+                        inst.delete().await.ok();
+                        return Ok(TaskEnd::Shutdown);
+                    }
+                    _ = env.release.cancelled() => {
+                        inst.delete().await.ok();
+                        return Ok(TaskEnd::Shutdown);
+                    }
+                    _ = env.session_lost.cancelled() => return Ok(TaskEnd::SessionLost),
+                    ev = watcher.changed() => {
+                        tracing::info!(task = %task, instance = %inst.name, predecessor = %watch,
+                            event = ?ev.event_type, "predecessor watch fired");
+                    }
+                }
+            }
+            Role::Leader => match lead(&env, &task, &mut inst).await? {
+                LeadEnd::Shutdown => {
+                    inst.delete().await.ok();
+                    return Ok(TaskEnd::Shutdown);
+                }
+                LeadEnd::Switchover => {
+                    inst.delete().await?;
+                    if mode == Mode::Cold || env.release.is_cancelled() {
+                        tracing::info!(task = %task, instance = %inst.name, "handed over");
+                        return Ok(TaskEnd::Released);
+                    }
+                    tracing::info!(task = %task, instance = %inst.name, "handed over; registering as a standby");
+                    inst = Instance::register(&env.zk, &task, &env.host).await?;
+                }
+                LeadEnd::SessionLost => return Ok(TaskEnd::SessionLost),
+                LeadEnd::Deleted => return Ok(TaskEnd::Deleted),
+                LeadEnd::Relist => {}
+            },
+        }
+    }
+}
+
+/// Keeps a standby ready: config parsed and source checked once per config version.
+async fn warm_up(
+    env: &TaskEnv,
+    task: &TaskRef,
+    inst: &mut Instance,
+    warm: &mut Option<(Vec<u8>, Option<String>)>,
+) {
+    let path = env.zk.layout().task(task);
+    let Ok(Some((data, _))) = env.zk.get(&path).await else {
+        return;
+    };
+    if warm.as_ref().is_some_and(|(d, _)| *d == data) {
+        return;
+    }
+    let problem = match parse_config(&data, task) {
+        Err(reason) => Some(reason),
+        Ok(cfg) => match cfg.source.resolve_password() {
+            Err(e) => Some(e.to_string()),
+            Ok(pw) => crate::source::preflight(&cfg.source, pw.as_ref())
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        },
+    };
+    if let Some(p) = &problem {
+        tracing::warn!(task = %task, problem = %p, "standby check failed");
+    }
+    inst.set_error(problem.clone()).await.ok();
+    *warm = Some((data, problem));
+}
+
+/// Parses a task node, checking it describes this task.
+pub fn parse_config(data: &[u8], task: &TaskRef) -> Result<TaskConfig, String> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err("task config is empty: waiting for the Server to write it".into());
+    }
+    let cfg = TaskConfig::parse(data).map_err(|e| e.to_string())?;
+    if cfg.name != task.name() {
+        return Err(format!(
+            "task config names `{}` but the node is `{}`",
+            cfg.name,
+            task.name()
+        ));
+    }
+    if cfg.group.as_deref() != task.group() {
+        return Err(format!(
+            "task config group {:?} does not match its location {:?}",
+            cfg.group,
+            task.group()
+        ));
+    }
+    Ok(cfg)
+}
+
+async fn watch_data(zk: &Zk, path: &str) -> Result<Option<(Vec<u8>, Watch)>, ZkError> {
+    match zk.client().get_and_watch_data(path).await {
+        Ok((data, _, w)) => Ok(Some((data, Box::pin(w.changed())))),
+        Err(ZkClientError::NoNode) => Ok(None),
+        Err(e) => Err(ZkError::op("get", path, e)),
+    }
+}
+
+fn read_control(data: &[u8]) -> Control {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Control::default();
+    }
+    serde_json::from_slice(data).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "control node is not valid; treating it as running");
+        Control::default()
+    })
+}
+
+async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<LeadEnd, ZkError> {
+    let layout = env.zk.layout().clone();
+    inst.set_state(InstanceState::Running).await?;
+    tracing::info!(task = %task, instance = %inst.name, "RUNNING");
+    let mut base_switch: Option<u64> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        if env.session_lost.is_cancelled() {
+            return Ok(LeadEnd::SessionLost);
+        }
+        let Some((cfg_data, mut cfg_w)) = watch_data(&env.zk, &layout.task(task)).await? else {
+            return Ok(LeadEnd::Deleted);
+        };
+        let control_path = layout.control(task);
+        let (ctl_data, mut ctl_w) = match watch_data(&env.zk, &control_path).await? {
+            Some(x) => x,
+            None => {
+                env.zk.create_if_absent(&control_path, b"").await?;
+                continue;
+            }
+        };
+        let control = read_control(&ctl_data);
+        let base = *base_switch.get_or_insert(control.switchover);
+        if control.switchover > base {
+            return Ok(LeadEnd::Switchover);
+        }
+        let cfg = match parse_config(&cfg_data, task) {
+            Ok(c) => c,
+            Err(reason) => {
+                tracing::warn!(task = %task, reason = %reason, "waiting for a valid task config");
+                inst.set_error(Some(reason)).await?;
+                match wait_change(env, &mut cfg_w, &mut ctl_w).await {
+                    Some(end) => return Ok(end),
+                    None => continue,
+                }
+            }
+        };
+        if control.desired == Desired::Paused {
+            inst.set_error(None).await?;
+            tracing::info!(task = %task, "paused");
+            match wait_change(env, &mut cfg_w, &mut ctl_w).await {
+                Some(end) => return Ok(end),
+                None => continue,
+            }
+        }
+        if !wait_lease(env).await {
+            return Ok(LeadEnd::SessionLost);
+        }
+        let stops = Stops::default();
+        let spec = PipelineSpec {
+            task: task.clone(),
+            config: cfg,
+            zk: env.zk.clone(),
+            epoch: inst.seq,
+            lease: env.lease.clone(),
+            options: env.options.clone(),
+        };
+        let mut run = tokio::spawn(pipeline::run(spec, stops.clone()));
+        inst.set_error(None).await?;
+        let outcome = loop {
+            tokio::select! {
+                r = &mut run => break r.unwrap_or_else(|e| Err(TaskError::transient(format!("pipeline task: {e}")))),
+                ev = &mut cfg_w => {
+                    tracing::info!(task = %task, event = ?ev.event_type, "task config changed; restarting from the context");
+                    stops.graceful.cancel();
+                    let _ = (&mut run).await;
+                    if ev.event_type == EventType::NodeDeleted {
+                        return Ok(LeadEnd::Deleted);
+                    }
+                    break Ok(pipeline::Stopped::Hard);
+                }
+                ev = &mut ctl_w => {
+                    let Some((data, w)) = watch_data(&env.zk, &control_path).await? else {
+                        ctl_w = never();
+                        let _ = ev;
+                        continue;
+                    };
+                    ctl_w = w;
+                    let c = read_control(&data);
+                    if c.switchover > base {
+                        tracing::info!(task = %task, "switchover requested");
+                        stops.graceful.cancel();
+                        let _ = (&mut run).await;
+                        return Ok(LeadEnd::Switchover);
+                    }
+                    if c.desired == Desired::Paused {
+                        tracing::info!(task = %task, "pause requested");
+                        stops.graceful.cancel();
+                        let _ = (&mut run).await;
+                        break Ok(pipeline::Stopped::Hard);
+                    }
+                }
+                _ = env.shutdown.cancelled() => {
+                    stops.graceful.cancel();
+                    let _ = (&mut run).await;
+                    return Ok(LeadEnd::Shutdown);
+                }
+                _ = env.release.cancelled() => {
+                    stops.graceful.cancel();
+                    let _ = (&mut run).await;
+                    return Ok(LeadEnd::Switchover);
+                }
+                _ = env.session_lost.cancelled() => {
+                    stops.hard.cancel();
+                    let _ = (&mut run).await;
+                    return Ok(LeadEnd::SessionLost);
+                }
+            }
+        };
+        match outcome {
+            Ok(_) => backoff.reset(),
+            Err(TaskError::Fenced { expected, seen }) => {
+                tracing::warn!(task = %task, expected, seen, "fenced: another instance wrote the context");
+                return Ok(LeadEnd::Relist);
+            }
+            Err(TaskError::LeaseLost) => {
+                tracing::warn!(task = %task, "stopped producing: ZooKeeper lease lost");
+                return Ok(if wait_session(env).await {
+                    LeadEnd::Relist
+                } else {
+                    LeadEnd::SessionLost
+                });
+            }
+            Err(TaskError::Definite(e)) => {
+                tracing::error!(task = %task, error = %e, "task stopped; fix the cause (config change restarts it)");
+                inst.set_error(Some(e.to_string())).await?;
+                if let Some(end) = wait_change(env, &mut cfg_w, &mut ctl_w).await {
+                    return Ok(end);
+                }
+            }
+            Err(TaskError::Transient(e)) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(task = %task, error = %e, retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = env.shutdown.cancelled() => return Ok(LeadEnd::Shutdown),
+                    _ = env.session_lost.cancelled() => return Ok(LeadEnd::SessionLost),
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the task config or control to change; `Some` when the wait
+/// ended for another reason.
+async fn wait_change(env: &TaskEnv, cfg_w: &mut Watch, ctl_w: &mut Watch) -> Option<LeadEnd> {
+    tokio::select! {
+        ev = cfg_w => (ev.event_type == EventType::NodeDeleted).then_some(LeadEnd::Deleted),
+        _ = ctl_w => None,
+        _ = env.shutdown.cancelled() => Some(LeadEnd::Shutdown),
+        _ = env.release.cancelled() => Some(LeadEnd::Switchover),
+        _ = env.session_lost.cancelled() => Some(LeadEnd::SessionLost),
+    }
+}
+
+/// Waits until the lease is valid; false when the session ends first.
+async fn wait_lease(env: &TaskEnv) -> bool {
+    let deadline = tokio::time::Instant::now() + env.zk.session_timeout();
+    while !env.lease.is_valid() {
+        if env.session_lost.is_cancelled() || tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+/// After a lost lease: true when the same session is back, false when it is over.
+async fn wait_session(env: &TaskEnv) -> bool {
+    let mut events = env.zk.session_events();
+    loop {
+        let state = events.current();
+        if is_terminal(state) || env.session_lost.is_cancelled() {
+            return false;
+        }
+        if state == SessionState::SyncConnected && env.lease.is_valid() {
+            return true;
+        }
+        tokio::select! {
+            _ = events.next() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = env.session_lost.cancelled() => return false,
+        }
+    }
+}

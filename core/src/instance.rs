@@ -1,0 +1,111 @@
+//! This process's instance node of one task: registration and state reports.
+//!
+//! The node is EPHEMERAL_SEQUENTIAL, so it vanishes with the session; its data
+//! is the InstanceInfo an operator reads with `zkCli get` (state, since,
+//! pid, last definite error).
+
+use replicator_common::nodes::{InstanceInfo, InstanceState};
+use replicator_common::paths::{InstanceName, TaskRef};
+use replicator_common::zk::{Zk, ZkClientError, ZkError};
+use zookeeper_client::CreateMode;
+
+/// An instance node owned by this session.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    zk: Zk,
+    path: String,
+    /// Child name, `<host>-<seq>`.
+    pub name: String,
+    pub seq: i64,
+    info: InstanceInfo,
+}
+
+impl Instance {
+    /// Creates the instance node (and the task's parents when missing) as STANDBY.
+    pub async fn register(zk: &Zk, task: &TaskRef, host: &str) -> Result<Self, ZkError> {
+        let layout = zk.layout();
+        zk.ensure_path(&layout.instances(task)).await?;
+        let info = InstanceInfo {
+            host: host.to_string(),
+            pid: std::process::id(),
+            state: InstanceState::Standby,
+            since_ms: replicator_common::now_ms(),
+            error: None,
+        };
+        let prefix = layout.instance_prefix(task, host).map_err(|e| {
+            ZkError::op(
+                "create",
+                &e.to_string(),
+                ZkClientError::BadArguments(&"bad host"),
+            )
+        })?;
+        let data = serde_json::to_vec(&info).expect("instance info serializes");
+        let (_, seq) = zk
+            .client()
+            .create(&prefix, &data, &zk.options(CreateMode::EphemeralSequential))
+            .await
+            .map_err(|e| ZkError::op("create", &prefix, e))?;
+        let path = format!("{prefix}{seq}");
+        let name = path
+            .rsplit('/')
+            .next()
+            .expect("path has segments")
+            .to_string();
+        let seq = InstanceName::parse(&name)
+            .map(|n| n.seq)
+            .unwrap_or(seq.into_i64());
+        Ok(Self {
+            zk: zk.clone(),
+            path,
+            name,
+            seq,
+            info,
+        })
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn state(&self) -> InstanceState {
+        self.info.state
+    }
+
+    /// Reports `state` (and clears any error when the state changes).
+    pub async fn set_state(&mut self, state: InstanceState) -> Result<(), ZkError> {
+        if self.info.state == state {
+            return Ok(());
+        }
+        self.info.state = state;
+        self.info.since_ms = replicator_common::now_ms();
+        self.info.error = None;
+        self.write().await
+    }
+
+    /// Reports an error (or clears it with `None`).
+    pub async fn set_error(&mut self, error: Option<String>) -> Result<(), ZkError> {
+        if self.info.error == error {
+            return Ok(());
+        }
+        self.info.error = error;
+        self.write().await
+    }
+
+    async fn write(&self) -> Result<(), ZkError> {
+        let data = serde_json::to_vec(&self.info).expect("instance info serializes");
+        self.zk
+            .client()
+            .set_data(&self.path, &data, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| ZkError::op("set", &self.path, e))
+    }
+
+    /// Deletes the node (hand-over); a missing node is fine.
+    pub async fn delete(&self) -> Result<(), ZkError> {
+        match self.zk.client().delete(&self.path, None).await {
+            Ok(()) | Err(ZkClientError::NoNode) => Ok(()),
+            Err(e) => Err(ZkError::op("delete", &self.path, e)),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! One task's replication: binlog in, Kafka out, context committed.
+//!
+//! Flow: the binlog stream yields events; [`txn::TxnCursor`] tracks
+//! transaction boundaries and positions; row events are decoded straight into
+//! message JSON ([`message`]) and handed to the [`KafkaSink`], which removes
+//! duplicates left by an earlier writer and tracks acknowledgements. Every
+//! commit interval the newest fully acknowledged checkpoint is written to the
+//! context (version-checked: a `BadVersion` fences this writer).
+//!
+//! Resume: a new run starts at the context. When the context says the last
+//! writer stopped cleanly, nothing after it reached Kafka; otherwise the sink
+//! reads each topic's tail first and drops replayed messages already there.
+//!
+//! Stops: *graceful* (switchover, SIGTERM, config change, pause) finishes the
+//! open transaction, flushes Kafka and writes a clean final context; *hard*
+//! (fenced, lease lost) drops queued messages and returns at once.
+
+pub mod ddl;
+pub mod message;
+pub mod route;
+pub mod txn;
+
+use crate::decode::{self, Event, EventHeader, Flavor, RowKind, RowOut, Table};
+use crate::error::{DefiniteError, TaskError};
+use crate::lease::Lease;
+use crate::progress::{self, Checkpoint, ContextWriter, Stored};
+use crate::sink::tracker::Tracker;
+use crate::sink::{KafkaSink, SinkOptions};
+use crate::source::{self, schema::SchemaCache, StartAt};
+use futures::StreamExt;
+use message::ChangeType;
+use replicator_common::config::TaskConfig;
+use replicator_common::paths::TaskRef;
+use replicator_common::position::BinlogPos;
+use replicator_common::zk::Zk;
+use route::Router;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use txn::TxnCursor;
+
+/// Tunables of a pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Source heartbeat period (idle sources still report time).
+    pub heartbeat: Duration,
+    /// How often the context is written when it advanced.
+    pub commit_interval: Duration,
+    pub message_timeout: Duration,
+    pub tail_idle: Duration,
+    pub flush_timeout: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(1),
+            commit_interval: Duration::from_millis(200),
+            message_timeout: Duration::from_secs(10),
+            tail_idle: Duration::from_millis(300),
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct PipelineSpec {
+    pub task: TaskRef,
+    pub config: TaskConfig,
+    pub zk: Zk,
+    /// Sequence number of the instance running it (written as the context epoch).
+    pub epoch: i64,
+    pub lease: Lease,
+    pub options: PipelineOptions,
+}
+
+/// How to stop a run.
+#[derive(Debug, Clone, Default)]
+pub struct Stops {
+    /// Finish the open transaction, flush, write a clean context.
+    pub graceful: CancellationToken,
+    /// Drop everything and return now.
+    pub hard: CancellationToken,
+}
+
+/// How a run ended without error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Stopped at a transaction boundary with everything acknowledged (`clean`)
+    /// or with a final context behind what Kafka holds.
+    Graceful {
+        clean: bool,
+        at: BinlogPos,
+    },
+    Hard,
+}
+
+struct TableEntry {
+    table: Table,
+    topic: Option<Arc<str>>,
+    prefix: Vec<u8>,
+    key_names: Vec<u8>,
+}
+
+/// Runs the task until a stop or an error.
+pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError> {
+    let cfg = &spec.config;
+    let password = cfg
+        .source
+        .resolve_password()
+        .map_err(|e| DefiniteError::Config(e.to_string()))?;
+    let (mut meta_conn, checked) = source::preflight(&cfg.source, password.as_ref()).await?;
+    let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
+
+    // Where to start, and claim the context for this epoch.
+    let ctx_path = spec.zk.layout().context(&spec.task);
+    let (start, version, clean) = match progress::read(&spec.zk, &ctx_path).await? {
+        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
+        Stored::Valid { progress, version } => {
+            let cp = Checkpoint::from_progress(&progress);
+            (cp, version, progress.clean)
+        }
+        Stored::Empty { version } => {
+            let at = source::resolve_start(&mut meta_conn, &cfg.source.start).await?;
+            let cp = match at {
+                StartAt::File(pos) => Checkpoint {
+                    pos,
+                    gtid: None,
+                    event_ts_ms: 0,
+                    events: 0,
+                },
+                StartAt::Gtid(g) => Checkpoint {
+                    pos: BinlogPos::new("", 0),
+                    gtid: Some(g),
+                    event_ts_ms: 0,
+                    events: 0,
+                },
+            };
+            (cp, version, true)
+        }
+    };
+    let mut writer = ContextWriter::new(spec.zk.clone(), ctx_path.clone(), version, spec.epoch);
+    writer.write(&start, false, true).await?;
+    tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch, "replication starts");
+
+    let tracker = Arc::new(Tracker::default());
+    let mut sink = KafkaSink::new(
+        SinkOptions {
+            brokers: cfg.sink.brokers.clone(),
+            properties: cfg.sink.properties.clone(),
+            partitions: cfg.sink.partitions,
+            task: spec.task.name().to_string(),
+            message_timeout: spec.options.message_timeout,
+            tail_idle: spec.options.tail_idle,
+        },
+        tracker.clone(),
+        !clean,
+    )?;
+    let start_at = if start.pos.file.is_empty() {
+        StartAt::Gtid(start.gtid.clone().unwrap_or_default())
+    } else {
+        StartAt::File(start.pos.clone())
+    };
+    let mut stream = source::open_stream(
+        &cfg.source,
+        password.as_ref(),
+        checked.flavor,
+        &start_at,
+        spec.options.heartbeat,
+    )
+    .await?;
+
+    let mut state = RunState {
+        task: spec.task.name().to_string(),
+        flavor: checked.flavor,
+        cursor: TxnCursor::new(start.clone()),
+        tables: HashMap::new(),
+        router,
+        schema: SchemaCache::new(meta_conn, checked.flavor, checked.names_from_schema),
+        slot: None,
+        txn_events: 0,
+        pos_prefix: Vec::new(),
+        out: RowOut::default(),
+        msg: Vec::with_capacity(1024),
+        lease: spec.lease.clone(),
+    };
+    let mut tick = tokio::time::interval(spec.options.commit_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let result: Result<Stopped, TaskError> = loop {
+        let in_txn = state.cursor.in_txn();
+        tokio::select! {
+            biased;
+            _ = stops.hard.cancelled() => break Ok(Stopped::Hard),
+            _ = stops.graceful.cancelled(), if !in_txn => {
+                break finish(&sink, &tracker, &mut writer, &state, spec.options.flush_timeout).await;
+            }
+            _ = tick.tick() => {
+                if let Some(f) = tracker.failure() {
+                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                }
+                if !state.lease.is_valid() {
+                    break Err(TaskError::LeaseLost);
+                }
+                if let Some(cp) = tracker.acked() {
+                    if let Err(e) = writer.write(&cp, false, false).await {
+                        break Err(e);
+                    }
+                }
+            }
+            ev = stream.next() => {
+                let ev = match ev {
+                    None => break Err(TaskError::transient("source closed the binlog stream")),
+                    Some(Err(e)) => break Err(e.into()),
+                    Some(Ok(ev)) => ev,
+                };
+                if let Err(e) = state.handle(&ev, &mut sink, &tracker).await {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    match &result {
+        Ok(Stopped::Graceful { .. }) => {}
+        _ => sink.purge(),
+    }
+    drop(stream);
+    result
+}
+
+/// Graceful end: flush, then write the final context.
+async fn finish(
+    sink: &KafkaSink,
+    tracker: &Tracker,
+    writer: &mut ContextWriter,
+    state: &RunState,
+    timeout: Duration,
+) -> Result<Stopped, TaskError> {
+    let flushed = sink.flush(timeout).is_ok() && tracker.failure().is_none();
+    let last = state.cursor.last().clone();
+    let acked = tracker.acked();
+    let clean = flushed && tracker.open() == 0 && acked.as_ref().is_none_or(|a| a.pos == last.pos);
+    let cp = if clean { last } else { acked.unwrap_or(last) };
+    writer.write(&cp, clean, true).await?;
+    tracing::info!(at = %cp.pos, clean, "stopped at a transaction boundary");
+    Ok(Stopped::Graceful { clean, at: cp.pos })
+}
+
+struct RunState {
+    task: String,
+    flavor: Flavor,
+    cursor: TxnCursor,
+    tables: HashMap<u64, TableEntry>,
+    router: Router,
+    schema: SchemaCache,
+    /// Tracker slot of the open transaction.
+    slot: Option<u64>,
+    txn_events: u64,
+    pos_prefix: Vec<u8>,
+    out: RowOut,
+    msg: Vec<u8>,
+    lease: Lease,
+}
+
+impl RunState {
+    fn open_slot(&mut self, tracker: &Tracker) {
+        if self.slot.is_none() {
+            self.slot = Some(tracker.begin());
+            self.txn_events = 0;
+            let t = self.cursor.open().expect("a transaction is open");
+            self.pos_prefix =
+                message::position_prefix(self.cursor.file(), t.start, t.gtid.as_deref());
+        }
+    }
+
+    fn commit(&mut self, end_pos: u64, ts_ms: i64, tracker: &Tracker) {
+        let cp = self.cursor.commit(end_pos, ts_ms, self.txn_events);
+        match self.slot.take() {
+            Some(slot) => tracker.end(slot, cp),
+            None => tracker.mark(cp),
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        ev: &mysql_async::binlog::events::Event,
+        sink: &mut KafkaSink,
+        tracker: &Tracker,
+    ) -> Result<(), TaskError> {
+        let h = ev.header();
+        let header = EventHeader {
+            timestamp: h.timestamp(),
+            type_code: h.event_type_raw(),
+            server_id: h.server_id(),
+            event_size: h.event_size(),
+            log_pos: h.log_pos(),
+            flags: h.flags_raw(),
+        };
+        let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
+        let ts_ms = header.timestamp as i64 * 1000;
+        let event = decode::parse_event(&header, ev.data(), self.flavor)
+            .map_err(|e| DefiniteError::Decode(e.to_string()))?;
+        match event {
+            Event::Rotate { next_file, .. } => self.cursor.rotate(&next_file),
+            Event::MariaGtid { gtid, .. } => {
+                self.cursor.maria_gtid(offset, gtid, ts_ms);
+                self.open_slot(tracker);
+            }
+            Event::MySqlGtid { sid, gno } => {
+                self.cursor
+                    .mysql_gtid(offset, format!("{}:{gno}", uuid_text(&sid)), ts_ms);
+                self.open_slot(tracker);
+            }
+            Event::Query { database, sql } => {
+                let trimmed = sql.trim();
+                if trimmed.eq_ignore_ascii_case("BEGIN") {
+                    self.cursor.begin(offset, ts_ms);
+                    self.open_slot(tracker);
+                } else if trimmed.eq_ignore_ascii_case("COMMIT") {
+                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                } else if self.cursor.open().is_some_and(|t| t.began) {
+                    // a statement inside BEGIN..COMMIT (SAVEPOINT and the like)
+                } else {
+                    self.cursor.statement(offset, ts_ms);
+                    self.open_slot(tracker);
+                    if ddl::is_ddl(&sql) {
+                        self.schema.invalidate();
+                        if let Some((db, table)) = ddl::ddl_target(&sql, &database) {
+                            self.emit_ddl(&db, &table, &sql, ts_ms, sink).await?;
+                        }
+                    }
+                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                }
+            }
+            Event::Xid { .. } => self.commit(header.log_pos as u64, ts_ms, tracker),
+            Event::TableMap(mut table) => {
+                let topic = self
+                    .router
+                    .route(&table.database, &table.name)
+                    .map(Arc::<str>::from);
+                if let Some(t) = &topic {
+                    self.schema.complete(&mut table).await?;
+                    sink.prepare_topic(t).await?;
+                }
+                let prefix = message::table_prefix(&self.task, &table.database, &table.name);
+                let key_names = message::key_names(
+                    table
+                        .primary_key
+                        .iter()
+                        .map(|&i| table.columns[i].name.as_str()),
+                );
+                self.tables.insert(
+                    table.table_id,
+                    TableEntry {
+                        table,
+                        topic,
+                        prefix,
+                        key_names,
+                    },
+                );
+            }
+            Event::Rows(rows) => self.emit_rows(&rows, ts_ms, sink).await?,
+            Event::Heartbeat => {
+                if !self.cursor.in_txn() && tracker.open() == 0 {
+                    tracker.mark(self.cursor.idle_at(replicator_common::now_ms()));
+                }
+            }
+            Event::FormatDescription { .. } | Event::MariaGtidList(_) | Event::Other { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn emit_rows(
+        &mut self,
+        rows: &decode::RowsEvent<'_>,
+        ts_ms: i64,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        let entry = self.tables.get(&rows.table_id).ok_or_else(|| {
+            DefiniteError::Decode(format!("rows event for unknown table id {}", rows.table_id))
+        })?;
+        let Some(topic) = entry.topic.clone() else {
+            return Ok(());
+        };
+        let kind = match rows.kind {
+            RowKind::Insert => ChangeType::Insert,
+            RowKind::Update => ChangeType::Update,
+            RowKind::Delete => ChangeType::Delete,
+        };
+        let slot = self
+            .slot
+            .ok_or_else(|| DefiniteError::Decode("row event outside a transaction".into()))?;
+        let mut iter = rows.rows(&entry.table);
+        while iter.next_row(&mut self.out).map_err(|e| {
+            DefiniteError::Decode(format!(
+                "{}.{}: {e}",
+                entry.table.database, entry.table.name
+            ))
+        })? {
+            if !self.lease.is_valid() {
+                return Err(TaskError::LeaseLost);
+            }
+            let (start, row) = self.cursor.next_row().expect("transaction is open");
+            message::write_row(
+                &mut self.msg,
+                &message::RowParts {
+                    prefix: &entry.prefix,
+                    kind,
+                    ts_ms,
+                    position: &self.pos_prefix,
+                    row,
+                    key_names: &entry.key_names,
+                    before: self.out.has_before.then_some(self.out.before.as_slice()),
+                    after: self.out.has_after.then_some(self.out.after.as_slice()),
+                },
+            );
+            let pos = message::msg_pos(self.cursor.file(), start, row);
+            sink.send(&topic, &self.out.key, &self.msg, &pos, slot)
+                .await?;
+            self.txn_events += 1;
+        }
+        Ok(())
+    }
+
+    async fn emit_ddl(
+        &mut self,
+        db: &str,
+        table: &str,
+        sql: &str,
+        ts_ms: i64,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        let Some(topic) = self.router.route(db, table).map(Arc::<str>::from) else {
+            return Ok(());
+        };
+        sink.prepare_topic(&topic).await?;
+        if !self.lease.is_valid() {
+            return Err(TaskError::LeaseLost);
+        }
+        let (start, row) = self.cursor.next_row().expect("transaction is open");
+        let prefix = message::table_prefix(&self.task, db, table);
+        message::write_ddl(&mut self.msg, &prefix, ts_ms, &self.pos_prefix, row, sql);
+        let key = message::ddl_key(db, table);
+        let pos = message::msg_pos(self.cursor.file(), start, row);
+        let slot = self.slot.expect("statement opened a slot");
+        sink.send(&topic, &key, &self.msg, &pos, slot).await?;
+        self.txn_events += 1;
+        Ok(())
+    }
+}
+
+fn uuid_text(sid: &[u8; 16]) -> String {
+    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

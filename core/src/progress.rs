@@ -1,0 +1,154 @@
+//! Progress context: where a task resumes (DESIGN §6).
+//!
+//! Flow in: [`Checkpoint`]s of transactions whose every message Kafka
+//! acknowledged (from the sink's delivery tracker). Flow out: version-checked
+//! `setData` of `/…/<task>/context`. The first write of a new RUNNING
+//! instance claims the context (its epoch, `clean: false`); any later
+//! `BadVersion` means another instance took over: the writer is fenced and
+//! must stop producing at once. After a crash the context is simply behind
+//! what reached Kafka; the duplicate check on resume covers the gap.
+
+use crate::error::TaskError;
+use replicator_common::nodes::Progress;
+use replicator_common::position::BinlogPos;
+use replicator_common::zk::{Zk, ZkClientError};
+
+/// A transaction boundary: resume point after a fully acknowledged transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub pos: BinlogPos,
+    pub gtid: Option<String>,
+    pub event_ts_ms: i64,
+    pub events: u64,
+}
+
+impl Checkpoint {
+    pub fn from_progress(p: &Progress) -> Self {
+        Self {
+            pos: BinlogPos::new(p.file.clone(), p.pos),
+            gtid: p.gtid.clone(),
+            event_ts_ms: p.event_ts_ms,
+            events: p.events,
+        }
+    }
+
+    pub fn to_progress(&self, epoch: i64, clean: bool) -> Progress {
+        Progress {
+            file: self.pos.file.clone(),
+            pos: self.pos.pos,
+            gtid: self.gtid.clone(),
+            event_ts_ms: self.event_ts_ms,
+            events: self.events,
+            updated_ms: replicator_common::now_ms(),
+            epoch,
+            clean,
+        }
+    }
+}
+
+/// What the context node holds.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// No context yet (new task) or an empty node.
+    Empty {
+        version: i32,
+    },
+    Valid {
+        progress: Progress,
+        version: i32,
+    },
+    /// Edited by hand into something that does not parse: a definite error.
+    Invalid {
+        reason: String,
+    },
+}
+
+/// Reads the context node at `path`, creating it empty when absent.
+pub async fn read(zk: &Zk, path: &str) -> Result<Stored, TaskError> {
+    zk.create_if_absent(path, b"")
+        .await
+        .map_err(TaskError::transient)?;
+    let (data, version) = zk
+        .get(path)
+        .await
+        .map_err(TaskError::transient)?
+        .ok_or_else(|| TaskError::transient(format!("context {path} vanished")))?;
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Stored::Empty { version });
+    }
+    match serde_json::from_slice::<Progress>(&data) {
+        Ok(progress) => Ok(Stored::Valid { progress, version }),
+        Err(e) => Ok(Stored::Invalid {
+            reason: format!("context {path} is not valid progress JSON: {e}"),
+        }),
+    }
+}
+
+/// Version-checked writer of one task's context.
+pub struct ContextWriter {
+    zk: Zk,
+    path: String,
+    version: i32,
+    epoch: i64,
+    last: Option<Checkpoint>,
+}
+
+impl ContextWriter {
+    pub fn new(zk: Zk, path: String, version: i32, epoch: i64) -> Self {
+        Self {
+            zk,
+            path,
+            version,
+            epoch,
+            last: None,
+        }
+    }
+
+    /// Writes `cp` unless it is what was written last (or `force`).
+    pub async fn write(
+        &mut self,
+        cp: &Checkpoint,
+        clean: bool,
+        force: bool,
+    ) -> Result<(), TaskError> {
+        if !force && !clean && self.last.as_ref() == Some(cp) {
+            return Ok(());
+        }
+        let data =
+            serde_json::to_vec(&cp.to_progress(self.epoch, clean)).expect("progress serializes");
+        match self
+            .zk
+            .client()
+            .set_data(&self.path, &data, Some(self.version))
+            .await
+        {
+            Ok(stat) => {
+                self.version = stat.version;
+                self.last = Some(cp.clone());
+                Ok(())
+            }
+            Err(ZkClientError::BadVersion) => {
+                let seen = self
+                    .zk
+                    .get(&self.path)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|(_, v)| v)
+                    .unwrap_or(-1);
+                Err(TaskError::Fenced {
+                    expected: self.version,
+                    seen,
+                })
+            }
+            Err(e) => Err(TaskError::transient(format!(
+                "writing context {}: {e}",
+                self.path
+            ))),
+        }
+    }
+
+    pub fn last(&self) -> Option<&Checkpoint> {
+        self.last.as_ref()
+    }
+}

@@ -1,0 +1,254 @@
+//! The Core process: one ZooKeeper session at a time, shared by every task.
+//!
+//! For each session: keep the lease fresh, register `/cores/<host>` with a
+//! heartbeat, run the hot-standby loop of every `--task` and the cold-standby
+//! scanner of every `--group`. When the session expires every task stops
+//! producing (their lease lapses first), a new session is opened and every
+//! task rejoins as a candidate. Shutdown stops every task gracefully (final
+//! context, instance node deleted) and closes the session.
+
+use crate::cold::{self, ColdOptions};
+use crate::error::Backoff;
+use crate::hot::{self, TaskEnv};
+use crate::lease::Lease;
+use crate::pipeline::PipelineOptions;
+use replicator_common::nodes::CoreInfo;
+use replicator_common::paths::TaskRef;
+use replicator_common::zk::{self, is_terminal, Zk, ZkOptions};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use zookeeper_client::CreateMode;
+
+/// How long shutdown waits for tasks to stop gracefully.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Everything the Core process was started with.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub host: String,
+    pub zk: ZkOptions,
+    pub tasks: Vec<TaskRef>,
+    pub groups: Vec<String>,
+    pub cold: ColdOptions,
+    pub pipeline: PipelineOptions,
+}
+
+/// Tasks this process runs right now, for `/cores/<host>`.
+#[derive(Debug, Default)]
+pub struct Running(Mutex<Vec<String>>);
+
+impl Running {
+    pub fn set(&self, task: &TaskRef, running: bool) {
+        let mut g = self.0.lock().expect("running lock");
+        let name = task.to_string();
+        g.retain(|t| *t != name);
+        if running {
+            g.push(name);
+            g.sort();
+        }
+    }
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().expect("running lock").clone()
+    }
+}
+
+/// Runs the Core until `shutdown`.
+pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let config = Arc::new(config);
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let zk = match zk::connect(&config.zk).await {
+            Ok(z) => z,
+            Err(e) => {
+                let d = backoff.next_delay();
+                tracing::warn!(error = %e, retry_ms = d.as_millis() as u64, "cannot open a ZooKeeper session");
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        };
+        backoff.reset();
+        tracing::info!(
+            session_timeout_ms = zk.session_timeout().as_millis() as u64,
+            "ZooKeeper session open"
+        );
+        session(&config, zk, &shutdown).await;
+    }
+}
+
+async fn session(config: &Arc<CoreConfig>, zk: Zk, shutdown: &CancellationToken) {
+    let lease = Lease::for_session(zk.session_timeout());
+    let session_lost = CancellationToken::new();
+    let mut background = JoinSet::new();
+    background.spawn(keep_lease(zk.clone(), lease.clone(), session_lost.clone()));
+    let running = Arc::new(Running::default());
+    background.spawn(heartbeat(
+        zk.clone(),
+        config.clone(),
+        running.clone(),
+        session_lost.clone(),
+    ));
+    let env = TaskEnv {
+        zk: zk.clone(),
+        lease,
+        host: config.host.clone(),
+        options: config.pipeline.clone(),
+        shutdown: shutdown.clone(),
+        session_lost: session_lost.clone(),
+        release: CancellationToken::new(),
+    };
+    let mut tasks = JoinSet::new();
+    for task in &config.tasks {
+        let env = env.clone();
+        let task = task.clone();
+        let running = running.clone();
+        tasks.spawn(async move {
+            loop {
+                running.set(&task, true);
+                let r = hot::run_task(env.clone(), task.clone(), hot::Mode::Hot, None).await;
+                running.set(&task, false);
+                match r {
+                    Ok(end) => {
+                        tracing::info!(task = %task, end = ?end, "task loop ended");
+                        return;
+                    }
+                    Err(e) => {
+                        if env.session_lost.is_cancelled() || env.shutdown.is_cancelled() {
+                            return;
+                        }
+                        tracing::warn!(task = %task, error = %e, "ZooKeeper error in task loop; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+    }
+    for group in &config.groups {
+        tasks.spawn(cold::run_group(
+            env.clone(),
+            group.clone(),
+            config.cold.clone(),
+            running.clone(),
+        ));
+    }
+    let mut events = zk.session_events();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                // tasks see the same token and stop gracefully, while the
+                // lease keeper still confirms the session
+                let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
+                    while tasks.join_next().await.is_some() {}
+                })
+                .await;
+                if drained.is_err() {
+                    tracing::warn!("tasks did not stop in time; aborting them");
+                }
+                tasks.shutdown().await;
+                session_lost.cancel();
+                background.shutdown().await;
+                zk.close().await;
+                return;
+            }
+            state = events.next() => {
+                if is_terminal(state) {
+                    tracing::warn!(state = ?state, "ZooKeeper session is over; rejoining as a candidate");
+                    session_lost.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    background.shutdown().await;
+                    return;
+                }
+                tracing::info!(state = ?state, "ZooKeeper session state");
+            }
+        }
+    }
+}
+
+/// Renews the lease after each confirmed round trip.
+async fn keep_lease(zk: Zk, lease: Lease, session_lost: CancellationToken) {
+    let every = (zk.session_timeout() / 6).max(Duration::from_millis(50));
+    let root = zk.layout().root().to_string();
+    loop {
+        let sent = Instant::now();
+        match zk.client().check_stat(&root).await {
+            Ok(_) => lease.renew(sent),
+            Err(e) => {
+                if is_terminal(zk.state()) {
+                    lease.revoke();
+                    session_lost.cancel();
+                    return;
+                }
+                tracing::debug!(error = %e, "lease ping failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = session_lost.cancelled() => { lease.revoke(); return; }
+        }
+    }
+}
+
+/// Keeps `/cores/<host>` up to date (EPHEMERAL).
+async fn heartbeat(
+    zk: Zk,
+    config: Arc<CoreConfig>,
+    running: Arc<Running>,
+    session_lost: CancellationToken,
+) {
+    let Ok(path) = zk.layout().core(&config.host) else {
+        return;
+    };
+    if let Err(e) = zk.ensure_path(&zk.layout().cores()).await {
+        tracing::warn!(error = %e, "cannot create the cores node");
+    }
+    let mut created = false;
+    let mut last_tasks: Option<Vec<String>> = None;
+    let mut last_write = Instant::now();
+    loop {
+        let tasks = running.list();
+        let due = last_write.elapsed() >= Duration::from_secs(5);
+        if !created || due || last_tasks.as_ref() != Some(&tasks) {
+            let info = CoreInfo {
+                host: config.host.clone(),
+                pid: std::process::id(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                groups: config.groups.clone(),
+                load: tasks.len() as u32,
+                tasks: tasks.clone(),
+                heartbeat_ms: replicator_common::now_ms(),
+            };
+            let data = serde_json::to_vec(&info).expect("core info serializes");
+            let r = if created {
+                zk.client().set_data(&path, &data, None).await.map(|_| ())
+            } else {
+                zk.client()
+                    .create(&path, &data, &zk.options(CreateMode::Ephemeral))
+                    .await
+                    .map(|_| ())
+            };
+            match r {
+                Ok(()) => {
+                    created = true;
+                    last_tasks = Some(tasks);
+                    last_write = Instant::now();
+                }
+                Err(zookeeper_client::Error::NodeExists) => {
+                    // a previous session of ours may still hold it: take it over
+                    let _ = zk.client().delete(&path, None).await;
+                }
+                Err(zookeeper_client::Error::NoNode) => created = false,
+                Err(e) => tracing::debug!(error = %e, "core heartbeat failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = session_lost.cancelled() => return,
+        }
+    }
+}

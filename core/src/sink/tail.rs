@@ -1,0 +1,117 @@
+//! Reads the tail of a topic to learn the last position this task delivered
+//! to each partition (see [`super::dedupe`]).
+//!
+//! Brokers may report an end offset that lags the true end by the last record
+//! batch (Tansu does), so each partition is read from a window before the
+//! reported end until the consumer has been idle for a while. When the window
+//! holds no message of this task, it widens towards the start of the log.
+//! Blocking: call from `block_in_place`.
+
+use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};
+use crate::error::TaskError;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Messages read back from the reported end first.
+const FIRST_WINDOW: i64 = 256;
+
+/// The last position of `task` in each partition of `topic`.
+pub fn read_tails(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    topic: &str,
+    task: &str,
+    partitions: u32,
+    idle: Duration,
+) -> Result<Vec<Option<MsgPos>>, TaskError> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("group.id", format!("replicator-tail-{task}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "20")
+        .set("log_level", "3");
+    for (k, v) in properties {
+        if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+            cfg.set(k, v);
+        }
+    }
+    let consumer: BaseConsumer = cfg
+        .create()
+        .map_err(|e| TaskError::transient(format!("tail consumer: {e}")))?;
+
+    let mut bounds = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions as i32 {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| TaskError::transient(format!("watermarks of {topic}/{p}: {e}")))?;
+        bounds.push((low, high));
+    }
+    let mut result: Vec<Option<MsgPos>> = vec![None; partitions as usize];
+    let mut window = FIRST_WINDOW;
+    let mut todo: Vec<i32> = (0..partitions as i32).collect();
+    loop {
+        let mut tpl = TopicPartitionList::new();
+        let mut starts = Vec::new();
+        for &p in &todo {
+            let (low, high) = bounds[p as usize];
+            let start = (high - window).max(low);
+            tpl.add_partition_offset(topic, p, Offset::Offset(start))
+                .map_err(|e| TaskError::transient(format!("assign {topic}/{p}: {e}")))?;
+            starts.push((p, start, low));
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| TaskError::transient(format!("assign {topic}: {e}")))?;
+        let mut last_msg = Instant::now();
+        while last_msg.elapsed() < idle {
+            match consumer.poll(Duration::from_millis(20)) {
+                None => {}
+                Some(Err(e)) => return Err(TaskError::transient(format!("reading {topic}: {e}"))),
+                Some(Ok(m)) => {
+                    last_msg = Instant::now();
+                    if let Some(pos) = own_position(&m, task) {
+                        result[m.partition() as usize] = Some(pos);
+                    }
+                }
+            }
+        }
+        // Widen where nothing of ours was found and older messages exist.
+        todo = starts
+            .into_iter()
+            .filter(|(p, start, low)| result[*p as usize].is_none() && start > low)
+            .map(|(p, _, _)| p)
+            .collect();
+        if todo.is_empty() {
+            return Ok(result);
+        }
+        window = window.saturating_mul(16);
+    }
+}
+
+fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
+    let headers = m.headers()?;
+    let mut is_ours = false;
+    let mut pos = None;
+    for h in headers.iter() {
+        match h.key {
+            TASK_HEADER => is_ours = h.value == Some(task.as_bytes()),
+            POSITION_HEADER => {
+                pos = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(MsgPos::parse_header)
+            }
+            _ => {}
+        }
+    }
+    if is_ours {
+        pos
+    } else {
+        None
+    }
+}

@@ -1,0 +1,170 @@
+//! The source server: connection, preflight, start position, binlog stream.
+//!
+//! Flow out: a [`mysql_async::BinlogStream`] positioned at a transaction
+//! boundary (file/pos everywhere; MariaDB GTID through
+//! `@slave_connect_state`; MySQL GTID sets through `COM_BINLOG_DUMP_GTID`).
+//! On MariaDB the stream is opened with `@mariadb_slave_capability=4` so
+//! GTID and annotate events arrive as themselves, not padded dummies, and
+//! with a heartbeat period so an idle source still reports progress.
+//! Failures: access denied, purged binlog and a misconfigured server are
+//! definite errors; anything else is transient.
+
+pub mod preflight;
+pub mod schema;
+
+use crate::decode::Flavor;
+use crate::error::{DefiniteError, TaskError};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder, Sid};
+use preflight::{Checked, ServerFacts};
+use replicator_common::config::{NamedStart, SourceConfig, StartPosition};
+use replicator_common::position::{is_mysql_gtid_set, BinlogPos};
+use replicator_common::secret::Secret;
+use std::time::Duration;
+
+/// Where to open the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    File(BinlogPos),
+    /// MariaDB GTID state (`0-1-42[,..]`) or MySQL GTID set.
+    Gtid(String),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connection options for `cfg` with an already resolved password.
+pub fn opts(cfg: &SourceConfig, password: Option<&Secret>) -> mysql_async::Opts {
+    OptsBuilder::default()
+        .ip_or_hostname(cfg.host.clone())
+        .tcp_port(cfg.port)
+        .user(Some(cfg.user.clone()))
+        .pass(password.map(|p| p.expose().to_string()))
+        .prefer_socket(false)
+        .stmt_cache_size(16)
+        .into()
+}
+
+/// Opens a connection with a deadline.
+pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Conn, TaskError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts(cfg, password))).await {
+        Err(_) => Err(TaskError::transient(format!(
+            "source {}:{} did not answer within {} s",
+            cfg.host,
+            cfg.port,
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(r) => Ok(r?),
+    }
+}
+
+async fn variable(conn: &mut Conn, name: &str) -> Result<Option<String>, TaskError> {
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW GLOBAL VARIABLES LIKE '{name}'"))
+        .await?;
+    Ok(row.map(|(_, v)| v))
+}
+
+/// Gathers what preflight needs.
+pub async fn facts(conn: &mut Conn) -> Result<ServerFacts, TaskError> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
+    let server_id: Option<u32> = conn.query_first("SELECT @@server_id").await?;
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
+    Ok(ServerFacts {
+        version: version.unwrap_or_default(),
+        log_bin: variable(conn, "log_bin").await?,
+        binlog_format: variable(conn, "binlog_format").await?,
+        binlog_row_image: variable(conn, "binlog_row_image").await?,
+        binlog_row_metadata: variable(conn, "binlog_row_metadata").await?,
+        server_id: server_id.unwrap_or(0),
+        grants,
+    })
+}
+
+/// Connects and runs every preflight check.
+pub async fn preflight(
+    cfg: &SourceConfig,
+    password: Option<&Secret>,
+) -> Result<(Conn, Checked), TaskError> {
+    let mut conn = connect(cfg, password).await?;
+    let facts = facts(&mut conn).await?;
+    match preflight::check(&facts, cfg.server_id) {
+        Ok(c) => Ok((conn, c)),
+        Err(problems) => Err(DefiniteError::Preflight(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .into()),
+    }
+}
+
+/// Turns a configured start into a concrete position.
+pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<StartAt, TaskError> {
+    match start.normalized() {
+        StartPosition::File { file, pos } => Ok(StartAt::File(BinlogPos::new(file, pos))),
+        StartPosition::Gtid { gtid } => Ok(StartAt::Gtid(gtid)),
+        StartPosition::Named(NamedStart::Earliest) => {
+            let row: Option<mysql_async::Row> = conn.query_first("SHOW BINARY LOGS").await?;
+            let file: String = row.and_then(|r| r.get(0)).ok_or_else(|| {
+                DefiniteError::Preflight("SHOW BINARY LOGS lists no binlog".into())
+            })?;
+            Ok(StartAt::File(BinlogPos::new(file, 4)))
+        }
+        StartPosition::Named(NamedStart::Current) | StartPosition::Current => {
+            let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+            let row = row.ok_or_else(|| {
+                DefiniteError::Preflight(
+                    "SHOW MASTER STATUS is empty: binary logging is off".into(),
+                )
+            })?;
+            let file: String = row.get(0).unwrap_or_default();
+            let pos: u64 = row.get(1).unwrap_or(4);
+            Ok(StartAt::File(BinlogPos::new(file, pos)))
+        }
+    }
+}
+
+/// Opens the binlog stream at `start`.
+pub async fn open_stream(
+    cfg: &SourceConfig,
+    password: Option<&Secret>,
+    flavor: Flavor,
+    start: &StartAt,
+    heartbeat: Duration,
+) -> Result<BinlogStream, TaskError> {
+    let mut conn = connect(cfg, password).await?;
+    conn.query_drop(format!(
+        "SET @master_heartbeat_period = {}",
+        heartbeat.as_nanos()
+    ))
+    .await?;
+    if flavor == Flavor::MariaDb {
+        conn.query_drop("SET @mariadb_slave_capability = 4").await?;
+    }
+    let mut request = BinlogStreamRequest::new(cfg.server_id);
+    let file;
+    let sids: Vec<Sid<'static>>;
+    match start {
+        StartAt::File(p) => {
+            file = p.file.clone().into_bytes();
+            request = request.with_filename(&file).with_pos(p.pos);
+        }
+        StartAt::Gtid(g) if flavor == Flavor::MariaDb && !is_mysql_gtid_set(g) => {
+            conn.exec_drop("SET @slave_connect_state = ?", (g.as_str(),))
+                .await?;
+            conn.query_drop("SET @slave_gtid_strict_mode = 0").await?;
+            request = request.with_pos(4u64);
+        }
+        StartAt::Gtid(g) => {
+            sids = g
+                .split(',')
+                .map(|s| s.trim().replace('\n', "").parse::<Sid<'static>>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| DefiniteError::Config(format!("bad GTID set `{g}`: {e}")))?;
+            request = request.with_gtid().with_gtid_set(sids.iter().cloned());
+        }
+    }
+    Ok(conn.get_binlog_stream(request).await?)
+}
