@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs what the local mysql-replicator stack needs, and only what is missing:
+#   - Debian packages: zookeeper (3.8), mariadb-server and mariadb-client (10.11),
+#     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka);
+#   - Tansu 0.6.0, the Kafka-compatible broker, built from crates.io with
+#     `cargo install` into $CARGO_HOME/bin (7-10 minutes on 2 cores, once).
+#
+# Idempotent: when everything is present it only checks and returns (about a
+# second). Safe to run from several shells at once (one runs, the others wait).
+#
+# Usage: deploy/install.sh
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+LOCK=/tmp/mysql-replicator-install.lock
+
+log() { echo "install.sh: $*" >&2; }
+
+is_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+install_apt_packages() {
+    local missing=()
+    local pkg
+    for pkg in zookeeper mariadb-server mariadb-client socat; do
+        is_installed "$pkg" || missing+=("$pkg")
+    done
+    command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1 \
+        || ! command -v c++ >/dev/null 2>&1; then
+        missing+=(build-essential)
+    fi
+    if ((${#missing[@]} == 0)); then
+        log "Debian packages present"
+        return
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+install_tansu() {
+    if [[ -x "$CARGO_BIN/tansu" ]]; then
+        log "tansu present ($CARGO_BIN/tansu)"
+        return
+    fi
+    command -v cargo >/dev/null 2>&1 || {
+        log "cargo is not on PATH: install a Rust toolchain (rustup) first"
+        exit 1
+    }
+    log "building tansu $TANSU_VERSION from crates.io into $CARGO_BIN"
+    log "this takes 7-10 minutes on 2 cores the first time; cargo prints each crate it compiles"
+    local started=$SECONDS
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
+    log "tansu built in $((SECONDS - started)) s"
+}
+
+main() {
+    exec 9>"$LOCK"
+    if ! flock -n 9; then
+        log "another install.sh is running; waiting for it"
+        flock 9
+    fi
+    install_apt_packages
+    install_tansu
+}
+
+main "$@"

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Starts the local stack: ZooKeeper, MariaDB (binlog on, row format) and Tansu
+# (Kafka protocol), each on a free loopback port, with their files in STATE_DIR.
+#
+# Usage: deploy/start-stack.sh [STATE_DIR]     (default: <repo>/.state/stack)
+#
+# Writes STATE_DIR/stack.env, which a shell can source:
+#   REPLICATOR_TEST_ZK=127.0.0.1:P              ZooKeeper connect string
+#   REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:P
+#   REPLICATOR_TEST_KAFKA=127.0.0.1:P           Kafka bootstrap servers
+#   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _KAFKA_PID, REPLICATOR_STACK_DIR
+# With those three REPLICATOR_TEST_* variables exported, `cargo test` reuses
+# these servers instead of starting its own.
+#
+# Stop with deploy/stop-stack.sh STATE_DIR. Several stacks may run at once in
+# different state directories. MariaDB's data stays in STATE_DIR between runs;
+# Tansu keeps topics in memory only. Config templates: deploy/conf/.
+set -euo pipefail
+
+DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$DEPLOY")"
+STATE="${1:-$REPO/.state/stack}"
+mkdir -p "$STATE"
+STATE="$(cd "$STATE" && pwd)"
+ENV_FILE="$STATE/stack.env"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+TANSU="${TANSU_BIN:-$CARGO_BIN/tansu}"
+ZK_CLASSPATH="$(cat "$DEPLOY/conf/zookeeper.classpath")"
+read -r -a ZK_JVM_OPTIONS <"$DEPLOY/conf/zookeeper.jvm-options"
+
+log() { echo "start-stack.sh: $*" >&2; }
+
+STARTED_PIDS=()
+cleanup_on_failure() {
+    local pid
+    for pid in "${STARTED_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+fail() {
+    log "$1"
+    if [[ -n "${2:-}" && -f "$2" ]]; then
+        log "last lines of $2:"
+        tail -n 30 "$2" >&2
+    fi
+    cleanup_on_failure
+    exit 1
+}
+
+if [[ -f "$ENV_FILE" ]]; then
+    # shellcheck disable=SC1090
+    source "$ENV_FILE"
+    for pid in "${REPLICATOR_STACK_ZK_PID:-}" "${REPLICATOR_STACK_MYSQL_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            log "a stack already runs in $STATE (pid $pid); stop it first: deploy/stop-stack.sh $STATE"
+            exit 1
+        fi
+    done
+    rm -f "$ENV_FILE"
+fi
+
+"$DEPLOY/install.sh"
+
+# Three distinct free loopback ports, held open together while chosen.
+free_ports() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(3):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+    else
+        local ports=() p
+        while ((${#ports[@]} < 3)); do
+            p=$((20000 + RANDOM % 12000))
+            if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ " ${ports[*]} " != *" $p "* ]]; then
+                ports+=("$p")
+            fi
+        done
+        echo "${ports[*]}"
+    fi
+}
+read -r ZK_PORT MYSQL_PORT KAFKA_PORT < <(free_ports)
+
+fill() { # template dir port > output
+    sed -e "s|@DIR@|$2|g" -e "s|@PORT@|$3|g" "$1"
+}
+
+# Waits until "$@" succeeds, at most $1 seconds; false when it never did.
+wait_for() {
+    local deadline=$((SECONDS + $1)) pid=$2
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+zk_ok() { [[ "$(echo ruok | socat -t1 - "TCP:127.0.0.1:$ZK_PORT" 2>/dev/null)" == imok ]]; }
+mysql_ok() { mariadb --defaults-file="$STATE/mariadb/my.cnf" -e 'SELECT 1'; }
+kafka_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT"); }
+
+T0=$SECONDS
+
+# --- ZooKeeper ---------------------------------------------------------------
+ZK_DIR="$STATE/zookeeper"
+mkdir -p "$ZK_DIR/data"
+fill "$DEPLOY/conf/zoo.cfg.in" "$ZK_DIR" "$ZK_PORT" >"$ZK_DIR/zoo.cfg"
+cp "$DEPLOY/conf/log4j.properties" "$ZK_DIR/log4j.properties"
+setsid java "${ZK_JVM_OPTIONS[@]}" -cp "$ZK_DIR:$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+    "$ZK_DIR/zoo.cfg" </dev/null >"$ZK_DIR/zookeeper.log" 2>&1 &
+ZK_PID=$!
+STARTED_PIDS+=("$ZK_PID")
+
+# --- MariaDB -----------------------------------------------------------------
+MY_DIR="$STATE/mariadb"
+mkdir -p "$MY_DIR/tmp"
+fill "$DEPLOY/conf/my.cnf.in" "$MY_DIR" "$MYSQL_PORT" >"$MY_DIR/my.cnf"
+if ((${#MY_DIR} > 90)); then
+    fail "state dir path too long for a unix socket ($MY_DIR/mysql.sock): use a shorter STATE_DIR"
+fi
+if [[ ! -d "$MY_DIR/data/mysql" ]]; then
+    rm -rf "$MY_DIR/data"
+    mariadb-install-db --defaults-file="$MY_DIR/my.cnf" --user=root --skip-test-db \
+        >"$MY_DIR/install.log" 2>&1 || fail "mariadb-install-db failed" "$MY_DIR/install.log"
+fi
+setsid mariadbd --defaults-file="$MY_DIR/my.cnf" </dev/null >"$MY_DIR/mariadbd.out" 2>&1 &
+MYSQL_PID=$!
+STARTED_PIDS+=("$MYSQL_PID")
+
+# --- Tansu -------------------------------------------------------------------
+KAFKA_DIR="$STATE/tansu"
+mkdir -p "$KAFKA_DIR"
+[[ -x "$TANSU" ]] || fail "tansu not found at $TANSU (deploy/install.sh builds it)"
+(
+    cd "$KAFKA_DIR" # tansu reads a .env file from its working directory
+    unset OTEL_EXPORTER_OTLP_ENDPOINT
+    exec setsid "$TANSU" broker \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine memory://tansu/ </dev/null >"$KAFKA_DIR/tansu.log" 2>&1
+) &
+KAFKA_PID=$!
+STARTED_PIDS+=("$KAFKA_PID")
+
+# --- readiness ---------------------------------------------------------------
+wait_for 60 "$ZK_PID" zk_ok || fail "ZooKeeper did not answer ruok on 127.0.0.1:$ZK_PORT" "$ZK_DIR/zookeeper.log"
+wait_for 60 "$MYSQL_PID" mysql_ok || fail "MariaDB did not start on 127.0.0.1:$MYSQL_PORT" "$MY_DIR/mariadbd.err"
+mariadb --defaults-file="$MY_DIR/my.cnf" <"$DEPLOY/conf/users.sql" || fail "creating the repl user failed"
+wait_for 30 "$KAFKA_PID" kafka_ok || fail "Tansu did not listen on 127.0.0.1:$KAFKA_PORT" "$KAFKA_DIR/tansu.log"
+
+cat >"$ENV_FILE" <<EOF
+# written by deploy/start-stack.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ); stop with deploy/stop-stack.sh $STATE
+REPLICATOR_TEST_ZK=127.0.0.1:$ZK_PORT
+REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:$MYSQL_PORT
+REPLICATOR_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+REPLICATOR_STACK_DIR=$STATE
+REPLICATOR_STACK_MYSQL_SOCKET=$MY_DIR/mysql.sock
+REPLICATOR_STACK_ZK_PID=$ZK_PID
+REPLICATOR_STACK_MYSQL_PID=$MYSQL_PID
+REPLICATOR_STACK_KAFKA_PID=$KAFKA_PID
+EOF
+
+cat <<EOF
+stack up in $((SECONDS - T0)) s, files in $STATE
+  ZooKeeper  127.0.0.1:$ZK_PORT    pid $ZK_PID    log $ZK_DIR/zookeeper.log
+  MariaDB    127.0.0.1:$MYSQL_PORT    pid $MYSQL_PID    user repl/repl over TCP; root: mariadb --defaults-file=$MY_DIR/my.cnf
+  Tansu      127.0.0.1:$KAFKA_PORT    pid $KAFKA_PID    log $KAFKA_DIR/tansu.log
+use it:  set -a; source $ENV_FILE; set +a    (then cargo test reuses these servers)
+stop it: $DEPLOY/stop-stack.sh $STATE
+EOF
