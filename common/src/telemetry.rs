@@ -1,5 +1,6 @@
 //! Tracing set-up shared by the binaries.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr; level from `RUST_LOG` (default `info`).
@@ -8,6 +9,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

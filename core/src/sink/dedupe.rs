@@ -16,6 +16,8 @@ use std::sync::Arc;
 pub const TASK_HEADER: &str = "replicator.task";
 /// Header with the message position `file:pos:row`.
 pub const POSITION_HEADER: &str = "replicator.position";
+/// Header with the sequence number of the instance that wrote the message.
+pub const EPOCH_HEADER: &str = "replicator.epoch";
 
 /// Position of one message: its transaction's start and its row in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

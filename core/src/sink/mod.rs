@@ -16,7 +16,7 @@ pub mod tail;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
-use dedupe::{MsgPos, Watermarks, POSITION_HEADER, TASK_HEADER};
+use dedupe::{MsgPos, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -38,6 +38,8 @@ pub struct SinkOptions {
     pub properties: BTreeMap<String, String>,
     pub partitions: u32,
     pub task: String,
+    /// Sequence number of the writing instance (header of every message).
+    pub epoch: i64,
     /// librdkafka `message.timeout.ms`: a message not delivered by then fails
     /// (kept below the ZooKeeper session timeout, so that a paused process
     /// drops what it queued rather than sending it after it lost the task).
@@ -73,6 +75,7 @@ pub struct KafkaSink {
     check_tails: bool,
     opts: SinkOptions,
     task_header: Vec<u8>,
+    epoch_header: Vec<u8>,
     skipped: u64,
 }
 
@@ -118,6 +121,7 @@ impl KafkaSink {
             .create()
             .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?;
         let task_header = opts.task.as_bytes().to_vec();
+        let epoch_header = opts.epoch.to_string().into_bytes();
         Ok(Self {
             producer,
             admin,
@@ -127,6 +131,7 @@ impl KafkaSink {
             check_tails,
             opts,
             task_header,
+            epoch_header,
             skipped: 0,
         })
     }
@@ -247,7 +252,7 @@ impl KafkaSink {
             return Ok(());
         }
         let pos_header = pos.header();
-        let headers = OwnedHeaders::new_with_capacity(2)
+        let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
                 key: TASK_HEADER,
                 value: Some(&self.task_header),
@@ -255,6 +260,10 @@ impl KafkaSink {
             .insert(Header {
                 key: POSITION_HEADER,
                 value: Some(&pos_header),
+            })
+            .insert(Header {
+                key: EPOCH_HEADER,
+                value: Some(&self.epoch_header),
             });
         let mut record = BaseRecord::with_opaque_to(topic, txn as usize)
             .key(key)
