@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's test command (CI runs it through .ci/run):
+#   1. deploy/install.sh: Debian packages and Tansu, only what is missing;
+#   2. build every target of the workspace;
+#   3. cargo fmt --check and clippy with warnings as errors;
+#   4. cargo test --workspace: the end-to-end tests start their own
+#      ZooKeeper, MariaDB and Tansu through the harness (tests/src), or reuse
+#      a running stack when REPLICATOR_TEST_ZK/_MYSQL/_KAFKA are set.
+#
+# Usage: deploy/test.sh [extra arguments for cargo test]
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+step() {
+    echo
+    echo "=== test.sh: $* ($(date -u +%H:%M:%S))"
+}
+
+T0=$SECONDS
+step "install what is missing"
+deploy/install.sh
+
+step "build"
+cargo build --workspace --all-targets
+
+step "format check"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace "$@"
+
+step "all passed in $((SECONDS - T0)) s"
