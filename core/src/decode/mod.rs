@@ -57,6 +57,8 @@ pub mod value;
 #[cfg(test)]
 mod bench;
 #[cfg(test)]
+mod fixture_data;
+#[cfg(test)]
 mod fixtures;
 
 pub use event::{parse_event, Event, EventHeader, Flavor};

@@ -109,20 +109,22 @@ impl Column {
         }
     }
 
-    /// Counted by SIGNEDNESS metadata.
-    fn is_numeric(&self) -> bool {
-        matches!(
-            self.type_code,
-            types::TINY
-                | types::SHORT
-                | types::INT24
-                | types::LONG
-                | types::LONGLONG
-                | types::FLOAT
-                | types::DOUBLE
-                | types::DECIMAL
-                | types::NEWDECIMAL
-        )
+    /// Counted by SIGNEDNESS metadata. MariaDB counts YEAR too (its field
+    /// class derives from TINYINT); MySQL does not.
+    fn is_numeric(&self, flavor: Flavor) -> bool {
+        self.type_code == types::YEAR && flavor == Flavor::MariaDb
+            || matches!(
+                self.type_code,
+                types::TINY
+                    | types::SHORT
+                    | types::INT24
+                    | types::LONG
+                    | types::LONGLONG
+                    | types::FLOAT
+                    | types::DOUBLE
+                    | types::DECIMAL
+                    | types::NEWDECIMAL
+            )
     }
 
     /// Counted by DEFAULT_CHARSET / COLUMN_CHARSET metadata. MariaDB counts
@@ -392,7 +394,7 @@ impl<'a> OptionalMetadata<'a> {
         let cols = &mut table.columns;
         match kind {
             opt::SIGNEDNESS => {
-                for (n, col) in cols.iter_mut().filter(|c| c.is_numeric()).enumerate() {
+                for (n, col) in cols.iter_mut().filter(|c| c.is_numeric(flavor)).enumerate() {
                     let byte = value.get(n / 8).ok_or(DecodeError::Truncated {
                         what: "signedness bitmap",
                     })?;
