@@ -165,8 +165,8 @@ impl Process {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let exited = self.try_exit();
-            let log = self.log();
-            let tail = log.get(mark.min(log.len())..).unwrap_or(&log);
+            let bytes = std::fs::read(&self.log).unwrap_or_default();
+            let tail = String::from_utf8_lossy(&bytes[mark.min(bytes.len())..]);
             if let Some(line) = tail.lines().find(|l| re.is_match(l)) {
                 return line.to_string();
             }
