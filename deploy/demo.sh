@@ -5,6 +5,8 @@
 #
 # Usage: deploy/demo.sh [STATE_DIR]            (default: <repo>/.state/demo)
 set -euo pipefail
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 
 DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$DEPLOY")"

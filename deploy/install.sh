@@ -10,6 +10,8 @@
 #
 # Usage: deploy/install.sh
 set -euo pipefail
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 
 TANSU_VERSION=0.6.0
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"

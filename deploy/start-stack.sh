@@ -16,6 +16,8 @@
 # different state directories. MariaDB's data stays in STATE_DIR between runs;
 # Tansu keeps topics in memory only. Config templates: deploy/conf/.
 set -euo pipefail
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 
 DEPLOY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$DEPLOY")"

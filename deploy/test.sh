@@ -3,12 +3,15 @@
 #   1. deploy/install.sh: Debian packages and Tansu, only what is missing;
 #   2. build every target of the workspace;
 #   3. cargo fmt --check and clippy with warnings as errors;
-#   4. cargo test --workspace: the end-to-end tests start their own
+#   4. cargo test --workspace --no-fail-fast (every test binary runs, so one
+#      report shows every failure): the end-to-end tests start their own
 #      ZooKeeper, MariaDB and Tansu through the harness (tests/src), or reuse
 #      a running stack when REPLICATOR_TEST_ZK/_MYSQL/_KAFKA are set.
 #
 # Usage: deploy/test.sh [extra arguments for cargo test]
 set -euo pipefail
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -33,6 +36,6 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "tests"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 
 step "all passed in $((SECONDS - T0)) s"
