@@ -110,6 +110,7 @@ pub async fn run_task(
     tracing::info!(task = %task, instance = %inst.name, "registered instance");
     let instances = layout.instances(&task);
     let mut warm: Option<(Vec<u8>, Option<String>)> = None;
+    let mut announced = false;
     loop {
         if env.session_lost.is_cancelled() {
             return Ok(TaskEnd::SessionLost);
@@ -128,6 +129,7 @@ pub async fn run_task(
                 }
                 env.zk.ensure_path(&instances).await?;
                 inst = Instance::register(&env.zk, &task, &env.host).await?;
+                announced = false;
                 tracing::info!(task = %task, instance = %inst.name, "instance node was gone; registered again");
             }
             Role::Follower { .. } if mode == Mode::Cold => {
@@ -135,9 +137,10 @@ pub async fn run_task(
                 return Ok(TaskEnd::NotClaimed);
             }
             Role::Follower { watch } => {
-                if inst.state() != InstanceState::Standby {
+                if inst.state() != InstanceState::Standby || !announced {
                     inst.set_state(InstanceState::Standby).await?;
                     tracing::info!(task = %task, instance = %inst.name, predecessor = %watch, "STANDBY");
+                    announced = true;
                 }
                 warm_up(&env, &task, &mut inst, &mut warm).await;
                 let path = format!("{instances}/{watch}");
@@ -179,6 +182,7 @@ pub async fn run_task(
                     }
                     tracing::info!(task = %task, instance = %inst.name, "handed over; registering as a standby");
                     inst = Instance::register(&env.zk, &task, &env.host).await?;
+                    announced = false;
                 }
                 LeadEnd::SessionLost => return Ok(TaskEnd::SessionLost),
                 LeadEnd::Deleted => return Ok(TaskEnd::Deleted),

@@ -241,7 +241,12 @@ async fn finish(
     let flushed = sink.flush(timeout).is_ok() && tracker.failure().is_none();
     let last = state.cursor.last().clone();
     let acked = tracker.acked();
-    let clean = flushed && tracker.open() == 0 && acked.as_ref().is_none_or(|a| a.pos == last.pos);
+    // Clean means nothing after `last` is in Kafka: everything we sent is
+    // acknowledged and no earlier writer's message lies beyond it either.
+    let clean = flushed
+        && tracker.open() == 0
+        && !sink.behind_earlier_writer()
+        && acked.as_ref().is_none_or(|a| a.pos == last.pos);
     let cp = if clean { last } else { acked.unwrap_or(last) };
     writer.write(&cp, clean, true).await?;
     tracing::info!(at = %cp.pos, clean, "stopped at a transaction boundary");

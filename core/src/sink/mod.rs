@@ -140,6 +140,12 @@ impl KafkaSink {
         &self.tracker
     }
 
+    /// True while a topic tail holds messages beyond what this run sent
+    /// (the replay has not caught up with an earlier writer everywhere).
+    pub fn behind_earlier_writer(&self) -> bool {
+        !self.watermarks.is_empty()
+    }
+
     /// Messages dropped as already delivered.
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// Messages read back from the reported end first.
 const FIRST_WINDOW: i64 = 256;
+/// Longest wait to reach the reported end of every partition.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The last position of `task` in each partition of `topic`.
 pub fn read_tails(
@@ -67,8 +69,13 @@ pub fn read_tails(
         consumer
             .assign(&tpl)
             .map_err(|e| TaskError::transient(format!("assign {topic}: {e}")))?;
+        // First reach the reported end of every partition (the consumer's
+        // position is known only after its first fetch answered), then wait
+        // for quiet: the true end may lie one batch beyond the reported one.
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let mut caught_up = false;
         let mut last_msg = Instant::now();
-        while last_msg.elapsed() < idle {
+        loop {
             match consumer.poll(Duration::from_millis(20)) {
                 None => {}
                 Some(Err(e)) => return Err(TaskError::transient(format!("reading {topic}: {e}"))),
@@ -78,6 +85,19 @@ pub fn read_tails(
                         result[m.partition() as usize] = Some(pos);
                     }
                 }
+            }
+            if !caught_up {
+                caught_up = reached_end(&consumer, topic, &todo, &bounds);
+                if caught_up {
+                    last_msg = Instant::now();
+                } else if Instant::now() > deadline {
+                    return Err(TaskError::transient(format!(
+                        "reading the tail of {topic}: end not reached within {} s",
+                        CATCH_UP_TIMEOUT.as_secs()
+                    )));
+                }
+            } else if last_msg.elapsed() >= idle {
+                break;
             }
         }
         // Widen where nothing of ours was found and older messages exist.
@@ -91,6 +111,21 @@ pub fn read_tails(
         }
         window = window.saturating_mul(16);
     }
+}
+
+/// True when the consumer's next offset in each partition of `parts` is at
+/// least the reported end.
+fn reached_end(consumer: &BaseConsumer, topic: &str, parts: &[i32], bounds: &[(i64, i64)]) -> bool {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    parts.iter().all(|&p| {
+        let high = bounds[p as usize].1;
+        match positions.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o >= high,
+            _ => false,
+        }
+    })
 }
 
 fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {

@@ -181,6 +181,7 @@ impl Scenario {
 pub struct Writer {
     stop: Arc<AtomicBool>,
     next_id: Arc<AtomicI64>,
+    txns: Arc<AtomicI64>,
     handle: tokio::task::JoinHandle<i64>,
 }
 
@@ -196,8 +197,16 @@ impl Writer {
         let next_id = Arc::new(AtomicI64::new(1));
         let (s, n) = (stop.clone(), next_id.clone());
         let sql_table = format!("`{db}`.`{table}`");
+        let txns = Arc::new(AtomicI64::new(0));
+        let t = txns.clone();
         let handle = tokio::spawn(async move {
+            use mysql_async::prelude::Queryable;
             let mut conn = stack.conn().await;
+            conn.query_drop(format!(
+                "INSERT INTO {sql_table} (id, v, txn, note) VALUES (0, 0, 0, 'counter')"
+            ))
+            .await
+            .expect("counter row");
             let mut txn = 0i64;
             while !s.load(Ordering::SeqCst) {
                 txn += 1;
@@ -205,14 +214,22 @@ impl Writer {
                 let values: Vec<String> = (0..rows as i64)
                     .map(|i| format!("({}, {}, {txn}, 'row {}')", first + i, i, first + i))
                     .collect();
-                use mysql_async::prelude::Queryable;
-                conn.query_drop(format!(
+                let mut tx = conn
+                    .start_transaction(Default::default())
+                    .await
+                    .expect("begin");
+                tx.query_drop(format!(
                     "INSERT INTO {sql_table} (id, v, txn, note) VALUES {}",
                     values.join(",")
                 ))
                 .await
                 .expect("insert");
+                tx.query_drop(format!("UPDATE {sql_table} SET v = v + 1 WHERE id = 0"))
+                    .await
+                    .expect("update counter");
+                tx.commit().await.expect("commit");
                 n.store(first + rows as i64, Ordering::SeqCst);
+                t.store(txn, Ordering::SeqCst);
                 tokio::time::sleep(pause).await;
             }
             n.load(Ordering::SeqCst) - 1
@@ -220,8 +237,14 @@ impl Writer {
         Writer {
             stop,
             next_id,
+            txns,
             handle,
         }
+    }
+
+    /// Transactions committed so far (each bumps the counter row id 0).
+    pub fn txns(&self) -> i64 {
+        self.txns.load(Ordering::SeqCst)
     }
 
     /// Rows written so far.
@@ -234,6 +257,33 @@ impl Writer {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.await.unwrap()
     }
+}
+
+/// Checks the counter row (id 0): its updates must arrive exactly once each
+/// and in commit order, `v` = 1, 2, .., `txns`.
+pub fn counter_in_order(messages: &[Message], txns: i64) -> Vec<String> {
+    let got: Vec<i64> = messages
+        .iter()
+        .map(|m| m.value_json())
+        .filter(|v| v["type"] == "update" && v["after"]["id"] == 0)
+        .map(|v| v["after"]["v"].as_i64().expect("v"))
+        .collect();
+    let want: Vec<i64> = (1..=txns).collect();
+    if got == want {
+        return Vec::new();
+    }
+    let first_bad = got
+        .iter()
+        .zip(&want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    vec![format!(
+        "counter updates: {} arrived, {} committed; first difference at #{first_bad}: got {:?}, want {:?}",
+        got.len(),
+        txns,
+        got.get(first_bad..(first_bad + 5).min(got.len())),
+        want.get(first_bad..(first_bad + 5).min(want.len()))
+    )]
 }
 
 /// Checks that ids 1..=n were inserted exactly once each, and that per key
@@ -249,6 +299,9 @@ pub fn exactly_once(messages: &[Message], n: i64) -> Vec<String> {
             continue;
         }
         let id = v["after"]["id"].as_i64().expect("id");
+        if id == 0 {
+            continue;
+        }
         *seen.entry(id).or_default() += 1;
         let p = &v["position"];
         let pos = (

@@ -1,0 +1,217 @@
+//! Hot standby against the real stack: lowest sequence runs, failover on
+//! SIGKILL, planned switchover and SIGTERM hand-over, a paused leader that
+//! must not write after it resumes, and no herd effect.
+
+mod support;
+
+use replicator_common::nodes::InstanceState;
+use replicator_tests::{shared_stack, Process};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use support::{counter_in_order, exactly_once, Scenario, Writer};
+
+const SESSION_MS: u64 = 1500;
+
+async fn wait_new_leader(s: &Scenario, old: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let host = s.running_host(timeout).await;
+        if host != old {
+            return host;
+        }
+        assert!(Instant::now() < deadline, "{old} is still RUNNING");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_kills_switchovers_and_stops_keep_every_row_exactly_once() {
+    let stack = shared_stack!();
+    // Given three Cores on one task and a writer committing continuously
+    let s = Scenario::new(stack, "chaos").await;
+    let mut cores: HashMap<String, Process> = HashMap::new();
+    for h in ["h1", "h2", "h3"] {
+        cores.insert(h.to_string(), s.core(h, SESSION_MS));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let first = s.running_host(Duration::from_secs(20)).await;
+    assert_eq!(first, "h1", "the smallest sequence runs");
+    cores
+        .get_mut("h1")
+        .unwrap()
+        .wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let writer = Writer::start(stack, &s.db, &s.table, 5, Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // When the RUNNING Core is killed 5 times, switched over 3 times and stopped twice
+    let mut retired: Vec<Process> = Vec::new();
+    let plan = [
+        "kill", "switch", "kill", "term", "kill", "switch", "kill", "term", "switch", "kill",
+    ];
+    for (i, action) in plan.iter().enumerate() {
+        let leader = s.running_host(Duration::from_secs(20)).await;
+        let before = writer.txns();
+        match *action {
+            "kill" => {
+                cores.get_mut(&leader).unwrap().kill();
+            }
+            "term" => {
+                cores.get_mut(&leader).unwrap().stop().await;
+            }
+            _ => s.switchover().await,
+        }
+        let next = wait_new_leader(&s, &leader, Duration::from_secs(20)).await;
+        if *action != "switch" {
+            // restart the stopped one as a new standby
+            if let Some(old) = cores.insert(leader.clone(), s.core(&leader, SESSION_MS)) {
+                retired.push(old);
+            }
+        }
+        // let some transactions flow through the new leader
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while writer.txns() < before + 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        eprintln!("step {i}: {action} {leader} -> {next}");
+    }
+    let txns = writer.txns();
+    let n = writer.finish().await;
+    let txns = txns.max(0);
+    // Then every row is in Kafka exactly once, in commit order per key
+    let msgs = s.wait_messages(n as usize, Duration::from_secs(60)).await;
+    let final_txns = msgs
+        .iter()
+        .map(|m| m.value_json())
+        .filter(|v| v["type"] == "update")
+        .count() as i64;
+    assert!(
+        final_txns >= txns,
+        "counter updates {final_txns} < committed {txns}"
+    );
+    let mut problems = exactly_once(&msgs, n);
+    problems.extend(counter_in_order(&msgs, final_txns));
+    assert!(
+        problems.is_empty(),
+        "{n} rows, {} messages: {problems:#?}",
+        msgs.len()
+    );
+    for (_, mut c) in cores {
+        c.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_leader_writes_nothing_after_it_resumes() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "pause").await;
+    let mut h1 = s.core("h1", SESSION_MS);
+    h1.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let mut h2 = s.core("h2", SESSION_MS);
+    h2.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+    let writer = Writer::start(stack, &s.db, &s.table, 4, Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // When the leader is frozen for longer than its session timeout
+    let old_epoch = s.context().await.expect("context")["epoch"]
+        .as_i64()
+        .unwrap();
+    h1.pause();
+    let next = wait_new_leader(&s, "h1", Duration::from_secs(20)).await;
+    assert_eq!(next, "h2");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mark = h1.log_mark();
+    h1.resume();
+
+    // Then it learns it lost the task and rejoins as STANDBY
+    h1.wait_for_log_after(mark, "STANDBY", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let n = writer.finish().await;
+    let msgs = s.wait_messages(n as usize, Duration::from_secs(60)).await;
+    let problems = exactly_once(&msgs, n);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // and nothing of the old epoch follows the new epoch in any partition
+    let mut new_seen: HashMap<i32, bool> = HashMap::new();
+    for m in &msgs {
+        let epoch: i64 = std::str::from_utf8(m.header("replicator.epoch").unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        if epoch != old_epoch {
+            new_seen.insert(m.partition, true);
+        } else {
+            assert!(
+                !new_seen.get(&m.partition).copied().unwrap_or(false),
+                "partition {} offset {}: the paused leader wrote after the new one",
+                m.partition,
+                m.offset
+            );
+        }
+    }
+    assert!(new_seen.values().any(|b| *b), "the new leader wrote");
+    let lost =
+        h1.log_lines_matching("lease lost").len() + h1.log_lines_matching("session is over").len();
+    assert!(lost > 0, "the resumed leader must notice:\n{}", h1.tail(30));
+    let h1_state = s
+        .instances()
+        .await
+        .into_iter()
+        .find(|(_, i)| i.host == "h1")
+        .map(|(_, i)| i.state);
+    assert_eq!(h1_state, Some(InstanceState::Standby));
+    h1.stop().await;
+    h2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_wakes_one_standby_not_all() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "herd").await;
+    let mut leader = s.core("lead", SESSION_MS);
+    leader
+        .wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let mut standbys: Vec<Process> = Vec::new();
+    for i in 0..10 {
+        let mut p = s.core(&format!("sb{i}"), SESSION_MS);
+        p.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+        standbys.push(p);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let marks: Vec<usize> = standbys.iter().map(|p| p.log_mark()).collect();
+
+    // When the leader is killed
+    leader.kill();
+    let next = wait_new_leader(&s, "lead", Duration::from_secs(20)).await;
+    assert_eq!(next, "sb0", "the next sequence takes over");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Then exactly one standby was notified that its predecessor went away
+    let mut deleted = 0;
+    let mut all = 0;
+    for (p, mark) in standbys.iter().zip(&marks) {
+        let lines: Vec<String> = p
+            .log_lines_matching("predecessor watch fired")
+            .into_iter()
+            .skip_while(|_| false)
+            .collect();
+        let after: Vec<&String> = lines
+            .iter()
+            .filter(|l| p.log()[*mark..].contains(l.as_str()))
+            .collect();
+        all += after.len();
+        deleted += after.iter().filter(|l| l.contains("NodeDeleted")).count();
+    }
+    assert_eq!(
+        deleted, 1,
+        "one NodeDeleted notification, not one per standby"
+    );
+    // the new leader's RUNNING state write notifies its own successor once
+    assert!(all <= 2, "{all} watch notifications for one failover");
+    for mut p in standbys {
+        p.stop().await;
+    }
+}
