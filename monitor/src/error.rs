@@ -1,0 +1,29 @@
+//! Errors of the Monitor.
+//!
+//! Start-up errors (a listen address in use, a bad config file, a webhook URL
+//! that cannot work) stop the process; ZooKeeper errors during a pass are
+//! logged and the pass is retried at the next tick; an expired session is
+//! replaced by a new one (the leader candidacy starts again).
+
+use replicator_common::zk::ZkError;
+
+/// What can go wrong in the Monitor.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Zk(#[from] ZkError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {reason}")]
+    ConfigFile { path: String, reason: String },
+    #[error("bad webhook URL `{0}`: give an http://HOST:PORT/PATH URL (https is not supported; use a relay)")]
+    BadWebhook(String),
+    #[error("Kafka alert channel: {0}")]
+    Kafka(String),
+    #[error("bad setting: {0}")]
+    Setting(String),
+}

@@ -1,0 +1,378 @@
+//! The alert rules, pure: [`evaluate`] turns a [`Snapshot`], the state the
+//! previous evaluation left, the time and the thresholds into the
+//! [`Condition`]s that hold now and the next state. No I/O, no clock.
+//!
+//! The state only remembers what a single snapshot cannot tell: since when a
+//! condition holds (grace periods), the RUNNING instance seen last (failover),
+//! the cores seen before (core_lost), the context position seen last
+//! (stalled). Every monitor evaluates, leader or not, so a new leader starts
+//! with warm state; [`RuleState::adopt`] also seeds it from the alerts a
+//! previous leader left in `/alerts`, so that they stay active instead of
+//! resolving and firing again.
+//!
+//! Rules (thresholds in [`Thresholds`]): `config_invalid`, `task_not_running`,
+//! `no_standby`, `replication_lag`, `stalled`, `task_error`, `failover`,
+//! `core_lost`; see the README's Monitor section for each definition.
+
+use crate::alert::{Condition, Rule, Status, Subject};
+use crate::config::Thresholds;
+use crate::snapshot::{ConfigState, Snapshot, SourceStatus, TaskSnapshot};
+use replicator_common::config::DEFAULT_REDUNDANCY;
+use replicator_common::nodes::{Alert, Progress};
+use replicator_common::paths::TaskRef;
+use replicator_common::position::{BinlogPos, MariaGtidState};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// What evaluations remember between snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleState {
+    tasks: BTreeMap<TaskRef, TaskTrack>,
+    cores: BTreeMap<String, CoreTrack>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TaskTrack {
+    not_running_since: Option<i64>,
+    short_since: Option<i64>,
+    error_since: Option<i64>,
+    /// Name of the RUNNING instance seen last (kept while none runs).
+    last_running: Option<String>,
+    failover: Option<FailoverEvent>,
+    /// Context position seen last: (file, pos, gtid).
+    marker: Option<(String, u64, Option<String>)>,
+    /// Since when the context stood still with the source ahead of it.
+    behind_since: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FailoverEvent {
+    /// The new RUNNING instance; `None` for one adopted from `/alerts`.
+    occurrence: Option<String>,
+    at_ms: i64,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoreTrack {
+    Present,
+    Lost { since_ms: i64 },
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub conditions: Vec<Condition>,
+    pub state: RuleState,
+}
+
+/// Evaluates every rule on `snap` at `now` (ms since the epoch).
+pub fn evaluate(snap: &Snapshot, prev: &RuleState, now: i64, th: &Thresholds) -> Evaluation {
+    let mut conditions = Vec::new();
+    let mut state = RuleState::default();
+    for t in &snap.tasks {
+        let before = prev.tasks.get(&t.task).cloned().unwrap_or_default();
+        let track = evaluate_task(t, &before, now, th, &mut conditions);
+        state.tasks.insert(t.task.clone(), track);
+    }
+    for host in snap.cores.keys() {
+        state.cores.insert(host.clone(), CoreTrack::Present);
+    }
+    for (host, track) in &prev.cores {
+        if snap.cores.contains_key(host) {
+            continue;
+        }
+        let since_ms = match track {
+            CoreTrack::Present => now,
+            CoreTrack::Lost { since_ms } => *since_ms,
+        };
+        if now - since_ms >= ms(th.core_lost_expire_ms) {
+            continue;
+        }
+        state
+            .cores
+            .insert(host.clone(), CoreTrack::Lost { since_ms });
+        conditions.push(Condition::after(
+            Rule::CoreLost,
+            Subject::Core(host.clone()),
+            format!("core {host} is gone: /cores/{host} disappeared (its ZooKeeper session ended)"),
+            since_ms,
+            now,
+            ms(th.core_lost_grace_ms),
+        ));
+    }
+    Evaluation { conditions, state }
+}
+
+fn ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn evaluate_task(
+    t: &TaskSnapshot,
+    before: &TaskTrack,
+    now: i64,
+    th: &Thresholds,
+    out: &mut Vec<Condition>,
+) -> TaskTrack {
+    let subject = || Subject::Task(t.task.clone());
+    let mut track = TaskTrack::default();
+    let name = &t.task;
+
+    if let ConfigState::Invalid(reason) = &t.config {
+        out.push(Condition::firing(
+            Rule::ConfigInvalid,
+            subject(),
+            format!("task config of {name} does not validate: {reason}"),
+        ));
+    }
+
+    let running = t.running();
+    let n = t.instances.len();
+    if running.is_none() && !t.paused() {
+        let since = before.not_running_since.unwrap_or(now);
+        track.not_running_since = Some(since);
+        out.push(Condition::after(
+            Rule::TaskNotRunning,
+            subject(),
+            format!("task {name} has no RUNNING instance ({n} instance(s) registered)"),
+            since,
+            now,
+            ms(th.not_running_grace_ms),
+        ));
+    }
+
+    if t.task.group().is_none() {
+        let wanted = t
+            .config
+            .config()
+            .map_or(DEFAULT_REDUNDANCY, |c| c.redundancy) as usize;
+        if n > 0 && n < wanted {
+            let since = before.short_since.unwrap_or(now);
+            track.short_since = Some(since);
+            out.push(Condition::after(
+                Rule::NoStandby,
+                subject(),
+                format!("task {name} has {n} instance(s), its redundancy is {wanted}"),
+                since,
+                now,
+                ms(th.no_standby_grace_ms),
+            ));
+        }
+    }
+
+    let active = running.is_some() && !t.paused();
+    if let (true, Some(p)) = (active, t.context.progress()) {
+        let lag = now - p.event_ts_ms;
+        if p.event_ts_ms > 0 && lag > ms(th.lag_ms) {
+            out.push(Condition::firing(
+                Rule::ReplicationLag,
+                subject(),
+                format!(
+                    "task {name} lags {} s behind its source (limit {} s); context at {}:{}",
+                    lag / 1000,
+                    th.lag_ms / 1000,
+                    p.file,
+                    p.pos
+                ),
+            ));
+        }
+        stalled(t, p, before, &mut track, now, th, out);
+    }
+
+    let errors: Vec<_> = t
+        .instances
+        .iter()
+        .filter_map(|i| {
+            let info = i.info.as_ref()?;
+            Some((i, info, info.error.as_deref()?))
+        })
+        .collect();
+    if let Some((inst, info, error)) = errors.first() {
+        let since = before.error_since.unwrap_or(now);
+        track.error_since = Some(since);
+        let more = match errors.len() {
+            1 => String::new(),
+            k => format!(" (and {} more instance(s))", k - 1),
+        };
+        out.push(Condition::after(
+            Rule::TaskError,
+            subject(),
+            format!(
+                "task {name}: instance {} on {} ({}) reports: {error}{more}",
+                inst.name, info.host, info.state
+            ),
+            since,
+            now,
+            ms(th.task_error_grace_ms),
+        ));
+    }
+
+    track.last_running = running
+        .map(|r| r.name.clone())
+        .or_else(|| before.last_running.clone());
+    track.failover = before.failover.clone();
+    if let (Some(old), Some(new)) = (&before.last_running, running) {
+        if *old != new.name {
+            let host = new.info.as_ref().map_or("?", |i| i.host.as_str());
+            track.failover = Some(FailoverEvent {
+                occurrence: Some(new.name.clone()),
+                at_ms: now,
+                message: format!(
+                    "task {name}: RUNNING instance changed from {old} to {} on {host}",
+                    new.name
+                ),
+            });
+        }
+    }
+    if let Some(ev) = &track.failover {
+        if now - ev.at_ms < ms(th.failover_hold_ms) {
+            let mut c = Condition::firing(Rule::Failover, subject(), ev.message.clone());
+            c.occurrence = ev.occurrence.clone();
+            out.push(c);
+        } else {
+            track.failover = None;
+        }
+    }
+    track
+}
+
+/// `stalled`: the context stands still while the source's binlog is ahead.
+fn stalled(
+    t: &TaskSnapshot,
+    p: &Progress,
+    before: &TaskTrack,
+    track: &mut TaskTrack,
+    now: i64,
+    th: &Thresholds,
+    out: &mut Vec<Condition>,
+) {
+    let marker = (p.file.clone(), p.pos, p.gtid.clone());
+    let moved = before.marker.as_ref().is_some_and(|m| *m != marker);
+    track.marker = Some(marker);
+    if moved {
+        return;
+    }
+    let behind = match &t.source {
+        Some(src) => caught_up(p, src).map(|c| !c),
+        // no fresh sample: keep what we knew
+        None => before.behind_since.map(|_| true),
+    };
+    if behind != Some(true) {
+        return;
+    }
+    let since = before.behind_since.unwrap_or(now);
+    track.behind_since = Some(since);
+    let at = t.source.as_ref().map_or_else(
+        || "unknown".to_string(),
+        |s| format!("{}:{}", s.file, s.pos),
+    );
+    let mut c = Condition::after(
+        Rule::Stalled,
+        Subject::Task(t.task.clone()),
+        format!(
+            "task {}: context stands at {}:{} while the source binlog is at {at}",
+            t.task, p.file, p.pos
+        ),
+        since,
+        now,
+        ms(th.stalled_ms),
+    );
+    if t.source.is_none() {
+        c.status = Status::Pending;
+    }
+    out.push(c);
+}
+
+/// Whether the context has everything the source had when sampled; `None`
+/// when they cannot be compared (different binlog base names).
+pub fn caught_up(p: &Progress, src: &SourceStatus) -> Option<bool> {
+    if let (Some(ctx), Some(s)) = (&p.gtid, &src.gtid) {
+        if let (Ok(ctx), Ok(s)) = (ctx.parse::<MariaGtidState>(), s.parse::<MariaGtidState>()) {
+            if !s.is_empty()
+                && s.gtids().iter().all(|g| {
+                    ctx.gtids()
+                        .iter()
+                        .any(|c| c.domain == g.domain && c.seq >= g.seq)
+                })
+            {
+                return Some(true);
+            }
+        } else if normalize(ctx) == normalize(s) {
+            return Some(true);
+        }
+    }
+    let ctx = BinlogPos::new(p.file.clone(), p.pos);
+    let src = BinlogPos::new(src.file.clone(), src.pos);
+    ctx.compare(&src).ok().map(|o| o != Ordering::Less)
+}
+
+fn normalize(gtid_set: &str) -> String {
+    gtid_set.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+impl RuleState {
+    /// Seeds the state from alerts a previous leader left active, so that
+    /// they stay active while their cause lasts (and are not fired again).
+    pub fn adopt(&mut self, alerts: &[Alert], th: &Thresholds) {
+        for a in alerts {
+            let Some(rule) = Rule::from_name(&a.rule) else {
+                continue;
+            };
+            if let (Rule::CoreLost, Some(host)) = (rule, &a.core) {
+                let since_ms = a.since_ms - ms(th.core_lost_grace_ms);
+                self.cores
+                    .entry(host.clone())
+                    .and_modify(|c| {
+                        if *c == CoreTrack::Present {
+                            *c = CoreTrack::Lost { since_ms }
+                        }
+                    })
+                    .or_insert(CoreTrack::Lost { since_ms });
+                continue;
+            }
+            let Some(task) = a.task.as_deref().and_then(parse_task) else {
+                continue;
+            };
+            let track = self.tasks.entry(task).or_default();
+            match rule {
+                Rule::TaskNotRunning => {
+                    let s = a.since_ms - ms(th.not_running_grace_ms);
+                    track.not_running_since.get_or_insert(s);
+                }
+                Rule::NoStandby => {
+                    let s = a.since_ms - ms(th.no_standby_grace_ms);
+                    track.short_since.get_or_insert(s);
+                }
+                Rule::Stalled => {
+                    let s = a.since_ms - ms(th.stalled_ms);
+                    track.behind_since.get_or_insert(s);
+                }
+                Rule::TaskError => {
+                    let s = a.since_ms - ms(th.task_error_grace_ms);
+                    track.error_since.get_or_insert(s);
+                }
+                Rule::Failover => {
+                    track.failover.get_or_insert(FailoverEvent {
+                        occurrence: None,
+                        at_ms: a.since_ms,
+                        message: a.message.clone(),
+                    });
+                }
+                Rule::ReplicationLag | Rule::ConfigInvalid | Rule::CoreLost => {}
+            }
+        }
+    }
+}
+
+/// `task` or `group/task`, as alerts name tasks.
+pub fn parse_task(s: &str) -> Option<TaskRef> {
+    match s.split_once('/') {
+        Some((g, t)) => TaskRef::cold(g, t).ok(),
+        None => TaskRef::hot(s).ok(),
+    }
+}
+
+#[cfg(test)]
+#[path = "rules_tests.rs"]
+mod tests;
