@@ -1,0 +1,336 @@
+//! Task status, assembled from raw znode data, pure.
+//!
+//! In: a [`RawTask`] (the bytes and version of the task node and of its
+//! instances, context and control children, as read by [`crate::store`]) and
+//! the current time. Out: a [`TaskStatus`], the JSON that `GET /tasks` and
+//! `GET /tasks/{name}` return and that `replicatorctl` renders. Malformed
+//! znodes (edited by hand, written by an older version) never fail the
+//! request: they show up as `UNKNOWN` instances, a missing progress or a
+//! `config_error`. The config is always shown through
+//! [`TaskConfig::redacted`], so a stored password never leaves the server.
+
+use replicator_common::config::TaskConfig;
+use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress};
+use replicator_common::paths::{InstanceName, TaskRef};
+use serde::{Deserialize, Serialize};
+
+/// The znodes of one task as read from ZooKeeper.
+#[derive(Debug, Clone)]
+pub struct RawTask {
+    pub task: TaskRef,
+    /// Data of the task node (empty when a Core registered the task before
+    /// the Server configured it).
+    pub config: Vec<u8>,
+    /// Data version of the task node, the task's version in the API.
+    pub version: i32,
+    /// Instance children and their data (`None`: vanished while reading).
+    pub instances: Vec<(String, Option<Vec<u8>>)>,
+    pub context: Option<Vec<u8>>,
+    pub control: Option<Vec<u8>>,
+}
+
+/// One-word summary of a task, for tables and alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Summary {
+    /// A RUNNING instance without error.
+    Running,
+    /// Desired state is paused.
+    Paused,
+    /// The RUNNING instance reports an error.
+    Failing,
+    /// Instances exist but none is RUNNING yet.
+    Starting,
+    /// No instance serves the task.
+    Down,
+    /// The task node holds no valid config.
+    Unconfigured,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = serde_json::to_value(self).expect("summary serializes");
+        f.write_str(s.as_str().unwrap_or("?"))
+    }
+}
+
+/// One instance of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    /// Child name, `<host>-<seq>`.
+    pub id: String,
+    pub host: String,
+    pub seq: Option<i64>,
+    /// `RUNNING`, `STANDBY` or `UNKNOWN` (data not readable).
+    pub state: String,
+    pub since_ms: Option<i64>,
+    pub pid: Option<u32>,
+    pub error: Option<String>,
+}
+
+/// The progress context of a task, with its lag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressStatus {
+    /// `file:pos`.
+    pub position: String,
+    pub file: String,
+    pub pos: u64,
+    pub gtid: Option<String>,
+    pub event_ts_ms: i64,
+    /// Now minus the source time of the last event (or heartbeat).
+    pub lag_ms: Option<i64>,
+    pub events: u64,
+    pub updated_ms: i64,
+    pub epoch: i64,
+}
+
+/// Everything the API tells about a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub name: String,
+    pub group: Option<String>,
+    /// ZooKeeper data version of the task node; send it back in `If-Match`.
+    pub version: i32,
+    pub state: Summary,
+    pub desired: Desired,
+    pub switchover: u64,
+    /// Ordered by sequence: the first one runs.
+    pub instances: Vec<InstanceStatus>,
+    pub progress: Option<ProgressStatus>,
+    /// The config with the password replaced by `***`.
+    pub config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
+}
+
+impl TaskStatus {
+    /// The RUNNING instance, if any.
+    pub fn running(&self) -> Option<&InstanceStatus> {
+        self.instances.iter().find(|i| i.state == "RUNNING")
+    }
+}
+
+/// Builds the status of a task from its znodes at time `now_ms`.
+pub fn assemble(raw: &RawTask, now_ms: i64) -> TaskStatus {
+    let (config, config_error) = match config_of(raw) {
+        Ok(mut cfg) => {
+            // the serde-only default start cannot be serialized: name it
+            cfg.source.start = cfg.source.start.normalized();
+            (Some(cfg.redacted()), None)
+        }
+        Err(e) => (None, Some(e)),
+    };
+    let control = raw
+        .control
+        .as_deref()
+        .filter(|d| !is_blank(d))
+        .and_then(|d| serde_json::from_slice::<Control>(d).ok())
+        .unwrap_or_default();
+    let mut instances: Vec<InstanceStatus> = raw
+        .instances
+        .iter()
+        .filter_map(|(id, data)| data.as_ref().map(|d| instance(id, d)))
+        .collect();
+    instances.sort_by_key(|i| (i.seq.unwrap_or(i64::MAX), i.id.clone()));
+    let progress = raw
+        .context
+        .as_deref()
+        .and_then(|d| serde_json::from_slice::<Progress>(d).ok())
+        .map(|p| ProgressStatus {
+            position: format!("{}:{}", p.file, p.pos),
+            lag_ms: (p.event_ts_ms > 0).then(|| (now_ms - p.event_ts_ms).max(0)),
+            file: p.file,
+            pos: p.pos,
+            gtid: p.gtid,
+            event_ts_ms: p.event_ts_ms,
+            events: p.events,
+            updated_ms: p.updated_ms,
+            epoch: p.epoch,
+        });
+    let mut status = TaskStatus {
+        name: raw.task.name().to_string(),
+        group: raw.task.group().map(str::to_string),
+        version: raw.version,
+        state: Summary::Down,
+        desired: control.desired,
+        switchover: control.switchover,
+        instances,
+        progress,
+        config,
+        config_error,
+    };
+    status.state = summarize(&status);
+    status
+}
+
+fn summarize(s: &TaskStatus) -> Summary {
+    if s.config.is_none() {
+        return Summary::Unconfigured;
+    }
+    if s.desired == Desired::Paused {
+        return Summary::Paused;
+    }
+    match s.running() {
+        Some(r) if r.error.is_some() => Summary::Failing,
+        Some(_) => Summary::Running,
+        None if s.instances.is_empty() => Summary::Down,
+        None => Summary::Starting,
+    }
+}
+
+fn is_blank(d: &[u8]) -> bool {
+    d.iter().all(u8::is_ascii_whitespace)
+}
+
+fn config_of(raw: &RawTask) -> Result<TaskConfig, String> {
+    if is_blank(&raw.config) {
+        return Err(
+            "not configured: a Core registered this task before it was created; \
+                    create it with POST /api/v1/tasks"
+                .into(),
+        );
+    }
+    let cfg = TaskConfig::parse(&raw.config).map_err(|e| e.to_string())?;
+    if cfg.name != raw.task.name() || cfg.group.as_deref() != raw.task.group() {
+        return Err(format!(
+            "the stored config names task `{}` (group {:?}), not this node",
+            cfg.name, cfg.group
+        ));
+    }
+    Ok(cfg)
+}
+
+fn instance(id: &str, data: &[u8]) -> InstanceStatus {
+    let parsed = InstanceName::parse(id);
+    let seq = parsed.as_ref().map(|n| n.seq);
+    match serde_json::from_slice::<InstanceInfo>(data) {
+        Ok(info) => InstanceStatus {
+            id: id.to_string(),
+            host: info.host,
+            seq,
+            state: info.state.to_string(),
+            since_ms: Some(info.since_ms),
+            pid: Some(info.pid),
+            error: info.error,
+        },
+        Err(_) => InstanceStatus {
+            id: id.to_string(),
+            host: parsed.map(|n| n.host).unwrap_or_default(),
+            seq,
+            state: "UNKNOWN".into(),
+            since_ms: None,
+            pid: None,
+            error: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn raw() -> RawTask {
+        let cfg = json!({"name": "orders",
+            "source": {"host": "db", "user": "repl", "password": "hunter2", "server_id": 7},
+            "sink": {"brokers": "k:9092"}});
+        RawTask {
+            task: TaskRef::hot("orders").unwrap(),
+            config: cfg.to_string().into_bytes(),
+            version: 3,
+            instances: vec![
+                (
+                    "h2-0000000007".into(),
+                    Some(br#"{"host":"h2","pid":12,"state":"STANDBY","since_ms":50}"#.to_vec()),
+                ),
+                (
+                    "h1-0000000002".into(),
+                    Some(br#"{"host":"h1","pid":11,"state":"RUNNING","since_ms":40}"#.to_vec()),
+                ),
+                ("gone-0000000009".into(), None),
+            ],
+            context: Some(
+                br#"{"file":"mysql-bin.000003","pos":4711,"gtid":"0-1-42","event_ts_ms":1000,
+                    "events":17,"updated_ms":1200,"epoch":2,"clean":false}"#
+                    .to_vec(),
+            ),
+            control: Some(br#"{"desired":"running","switchover":4}"#.to_vec()),
+        }
+    }
+
+    #[test]
+    fn assembles_a_running_task() {
+        let s = assemble(&raw(), 1500);
+        assert_eq!(s.state, Summary::Running);
+        assert_eq!(s.version, 3);
+        assert_eq!(s.switchover, 4);
+        assert_eq!(s.instances.len(), 2);
+        assert_eq!(s.instances[0].host, "h1", "ordered by sequence");
+        assert_eq!(s.running().unwrap().pid, Some(11));
+        let p = s.progress.as_ref().unwrap();
+        assert_eq!(p.position, "mysql-bin.000003:4711");
+        assert_eq!(p.lag_ms, Some(500));
+        assert_eq!(p.events, 17);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("hunter2"), "{json}");
+        assert_eq!(s.config.as_ref().unwrap()["source"]["password"], "***");
+        // the status round-trips for replicatorctl
+        let back: TaskStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn summaries() {
+        let mut r = raw();
+        r.control = Some(br#"{"desired":"paused","switchover":0}"#.to_vec());
+        assert_eq!(assemble(&r, 0).state, Summary::Paused);
+        let mut r = raw();
+        r.instances[1].1 = Some(
+            br#"{"host":"h1","pid":11,"state":"RUNNING","since_ms":40,"error":"binlog gone"}"#
+                .to_vec(),
+        );
+        let s = assemble(&r, 0);
+        assert_eq!(s.state, Summary::Failing);
+        assert_eq!(s.running().unwrap().error.as_deref(), Some("binlog gone"));
+        let mut r = raw();
+        r.instances.remove(1);
+        assert_eq!(assemble(&r, 0).state, Summary::Starting);
+        r.instances.clear();
+        assert_eq!(assemble(&r, 0).state, Summary::Down);
+    }
+
+    #[test]
+    fn tolerates_missing_and_malformed_nodes() {
+        let mut r = raw();
+        r.config = Vec::new();
+        r.context = Some(b"garbage".to_vec());
+        r.control = Some(b"".to_vec());
+        r.instances = vec![("h9-0000000001".into(), Some(b"{".to_vec()))];
+        let s = assemble(&r, 0);
+        assert_eq!(s.state, Summary::Unconfigured);
+        assert!(s.config.is_none());
+        assert!(s.config_error.as_ref().unwrap().contains("not configured"));
+        assert!(s.progress.is_none());
+        assert_eq!(s.desired, Desired::Running);
+        assert_eq!(s.instances[0].state, "UNKNOWN");
+        assert_eq!(s.instances[0].host, "h9");
+        let mut r = raw();
+        r.config = br#"{"name": "other", "source": {}, "sink": {}}"#.to_vec();
+        assert!(assemble(&r, 0).config_error.is_some());
+    }
+
+    #[test]
+    fn lag_is_unknown_before_the_first_event_and_never_negative() {
+        let mut r = raw();
+        r.context = Some(
+            br#"{"file":"f","pos":4,"gtid":null,"event_ts_ms":0,"events":0,"updated_ms":1,"epoch":1}"#
+                .to_vec(),
+        );
+        assert_eq!(assemble(&r, 10).progress.unwrap().lag_ms, None);
+        assert_eq!(
+            assemble(&raw(), 10).progress.unwrap().lag_ms,
+            Some(0),
+            "clock skew"
+        );
+    }
+}
