@@ -24,7 +24,7 @@
 //! # Layout
 //!
 //! * `event`: event header, event enum and per-type parsing.
-//! * `table`: `TABLE_MAP` and its optional metadata.
+//! * `table`, `optional`: `TABLE_MAP` and its optional metadata.
 //! * `rows`: rows events, null bitmaps, row images, keys.
 //! * `value`: one column value to JSON, by type.
 //! * `decimal`, `temporal`, `charset`, `jsonb`: the type families that need
@@ -44,18 +44,18 @@
 //! crash the pipeline resumes from a position and re-reads the table maps
 //! of the transactions that follow.
 
+pub mod bench;
 pub mod charset;
 pub(crate) mod cursor;
 pub mod decimal;
 pub mod event;
 pub mod jsonb;
+mod optional;
 pub mod rows;
 pub mod table;
 pub mod temporal;
 pub mod value;
 
-#[cfg(test)]
-mod bench;
 #[cfg(test)]
 mod fixture_data;
 #[cfg(test)]

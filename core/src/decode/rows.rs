@@ -6,9 +6,10 @@
 //! (insert/update) as JSON objects keyed by column name in table order
 //! (columns missing from the event's present bitmap are left out, NULL is
 //! `null`), and the key as a JSON array: the primary key values in key
-//! order, or every column when the table has no primary key (a key column
-//! missing from the image is `null`). The key comes from the after image,
-//! except for deletes.
+//! order, or every column when the table has no primary key. The key comes
+//! from the after image, except for deletes; a key column missing from an
+//! update's after image (minimal row image) is taken from the before
+//! image, and one missing from both is `null`.
 //!
 //! Layout: table id (6), flags (2), v2 only: extra data length (2,
 //! counting itself) and extra data; packed column count; present bitmap
@@ -80,8 +81,9 @@ pub struct RowOut {
     pub key: Vec<u8>,
     pub has_before: bool,
     pub has_after: bool,
-    /// Byte range of each column's value in the key image buffer.
-    spans: Vec<(u32, u32)>,
+    /// Byte range of each column's value in `before` / `after`.
+    spans_before: Vec<(u32, u32)>,
+    spans_after: Vec<(u32, u32)>,
 }
 
 impl RowOut {
@@ -191,29 +193,53 @@ impl<'a> RowsEvent<'a> {
         out.has_before = false;
         out.has_after = false;
         let mut c = Cursor::new(self.rows);
+        let o = &mut *out;
         match self.kind {
             RowKind::Insert => {
-                image(&mut c, table, self.present, &mut out.after, &mut out.spans)?;
-                out.has_after = true;
-                key(table, &out.after, &out.spans, &mut out.key);
+                image(
+                    &mut c,
+                    table,
+                    self.present,
+                    &mut o.after,
+                    &mut o.spans_after,
+                )?;
+                o.has_after = true;
+                key(table, (&o.after, &o.spans_after), None, &mut o.key);
             }
             RowKind::Delete => {
-                image(&mut c, table, self.present, &mut out.before, &mut out.spans)?;
-                out.has_before = true;
-                key(table, &out.before, &out.spans, &mut out.key);
+                image(
+                    &mut c,
+                    table,
+                    self.present,
+                    &mut o.before,
+                    &mut o.spans_before,
+                )?;
+                o.has_before = true;
+                key(table, (&o.before, &o.spans_before), None, &mut o.key);
             }
             RowKind::Update => {
-                image(&mut c, table, self.present, &mut out.before, &mut out.spans)?;
+                image(
+                    &mut c,
+                    table,
+                    self.present,
+                    &mut o.before,
+                    &mut o.spans_before,
+                )?;
                 image(
                     &mut c,
                     table,
                     self.present_after,
-                    &mut out.after,
-                    &mut out.spans,
+                    &mut o.after,
+                    &mut o.spans_after,
                 )?;
-                out.has_before = true;
-                out.has_after = true;
-                key(table, &out.after, &out.spans, &mut out.key);
+                o.has_before = true;
+                o.has_after = true;
+                key(
+                    table,
+                    (&o.after, &o.spans_after),
+                    Some((&o.before, &o.spans_before)),
+                    &mut o.key,
+                );
             }
         }
         self.rows = c.rest();
@@ -285,17 +311,25 @@ fn image(
     Ok(())
 }
 
-/// Writes the key array from the spans of the key image.
-fn key(table: &Table, image: &[u8], spans: &[(u32, u32)], out: &mut Vec<u8>) {
+/// A row image and where each column's value is in it.
+type Spanned<'b> = (&'b [u8], &'b [(u32, u32)]);
+
+/// Writes the key array from the key image, taking a column missing there
+/// from `fallback` (the before image of an update, for minimal row images).
+fn key(table: &Table, image: Spanned<'_>, fallback: Option<Spanned<'_>>, out: &mut Vec<u8>) {
+    fn value<'b>((img, spans): Spanned<'b>, i: usize) -> Option<&'b [u8]> {
+        match spans.get(i) {
+            Some(&(s, e)) if s != u32::MAX => img.get(s as usize..e as usize),
+            _ => None,
+        }
+    }
     out.push(b'[');
     let mut put = |n: usize, i: usize| {
         if n > 0 {
             out.push(b',');
         }
-        match spans.get(i) {
-            Some(&(s, e)) if s != u32::MAX => out.extend_from_slice(&image[s as usize..e as usize]),
-            _ => out.extend_from_slice(b"null"),
-        }
+        let v = value(image, i).or_else(|| fallback.and_then(|f| value(f, i)));
+        out.extend_from_slice(v.unwrap_or(b"null"));
     };
     if table.primary_key.is_empty() {
         for i in 0..table.columns.len() {
@@ -307,4 +341,195 @@ fn key(table: &Table, image: &[u8], spans: &[(u32, u32)], out: &mut Vec<u8>) {
         }
     }
     out.push(b']');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::{parse_event, Event, EventHeader, Flavor};
+    use super::super::jsonb::tests::{encode, J};
+    use super::super::table::testing::{packed, strings, table_map};
+    use super::super::table::types as col;
+    use super::*;
+
+    fn rows_body(
+        type_code: u8,
+        extra: Option<&[u8]>,
+        ncols: usize,
+        present: &[u8],
+        present_after: Option<&[u8]>,
+        data: &[u8],
+    ) -> (EventHeader, Vec<u8>) {
+        let mut b = 42u64.to_le_bytes()[..6].to_vec();
+        b.extend_from_slice(&FLAG_STMT_END.to_le_bytes());
+        if let Some(extra) = extra {
+            b.extend_from_slice(&(extra.len() as u16 + 2).to_le_bytes());
+            b.extend_from_slice(extra);
+        }
+        b.extend(packed(ncols as u64));
+        b.extend_from_slice(present);
+        if let Some(p) = present_after {
+            b.extend_from_slice(p);
+        }
+        b.extend_from_slice(data);
+        let header = EventHeader {
+            timestamp: 0,
+            type_code,
+            server_id: 1,
+            event_size: (19 + b.len() + 4) as u32,
+            log_pos: 0,
+            flags: 0,
+        };
+        (header, b)
+    }
+
+    /// `id BIGINT UNSIGNED PK, doc JSON, amount DECIMAL(10,2), name
+    /// VARCHAR(20) utf8mb4, ts TIMESTAMP(3)` as MySQL 8 maps it.
+    fn mysql_table() -> Table {
+        let body = table_map(
+            42,
+            &[
+                (col::LONGLONG, &[]),
+                (col::JSON, &[4]),
+                (col::NEWDECIMAL, &[10, 2]),
+                (col::VARCHAR, &[80, 0]),
+                (col::TIMESTAMP2, &[3]),
+            ],
+            &[
+                (1, vec![0b1000_0000]),
+                (2, packed(255)),
+                (4, strings(&["id", "doc", "amount", "name", "ts"])),
+                (8, packed(0)),
+            ],
+        );
+        let h = EventHeader {
+            timestamp: 0,
+            type_code: 19,
+            server_id: 1,
+            event_size: (19 + body.len() + 4) as u32,
+            log_pos: 0,
+            flags: 0,
+        };
+        match parse_event(&h, &body, Flavor::MySql).unwrap() {
+            Event::TableMap(t) => t,
+            e => panic!("{e:?}"),
+        }
+    }
+
+    fn full_row(id: u64, name: &str) -> Vec<u8> {
+        let mut r = vec![0u8]; // null bitmap: nothing null
+        r.extend_from_slice(&id.to_le_bytes());
+        let doc = encode(&J::O(vec![("k", J::A(vec![J::I(1), J::Bool(false)]))]));
+        r.extend_from_slice(&(doc.len() as u32).to_le_bytes());
+        r.extend(doc);
+        r.extend(crate::decode::decimal::tests::encode("-7.25", 10, 2));
+        r.push(name.len() as u8);
+        r.extend_from_slice(name.as_bytes());
+        r.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        r.extend_from_slice(&1230u16.to_be_bytes());
+        r
+    }
+
+    fn text(b: &[u8]) -> &str {
+        std::str::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn mysql_v2_insert_with_extra_data_and_jsonb() {
+        let table = mysql_table();
+        assert!(table.columns[0].unsigned);
+        let mut data = full_row(u64::MAX, "ü");
+        data.extend(full_row(1, "b"));
+        let extra = [0x00, 0x01, 0x02];
+        let (h, body) = rows_body(30, Some(&extra), 5, &[0x1f], None, &data);
+        let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+            panic!("not rows")
+        };
+        assert_eq!(
+            (rows.kind, rows.table_id, rows.flags),
+            (RowKind::Insert, 42, 1)
+        );
+        assert_eq!(rows.extra_data, extra);
+        let mut out = RowOut::new();
+        assert!(rows.next_row(&table, &mut out).unwrap());
+        assert!(!out.has_before && out.has_after && out.before.is_empty());
+        assert_eq!(
+            text(&out.after),
+            r#"{"id":18446744073709551615,"doc":{"k":[1,false]},"amount":"-7.25","name":"ü","ts":"2023-11-14T22:13:20.123Z"}"#
+        );
+        assert_eq!(text(&out.key), "[18446744073709551615]");
+        assert!(rows.next_row(&table, &mut out).unwrap());
+        assert_eq!(text(&out.key), "[1]");
+        assert!(!rows.next_row(&table, &mut out).unwrap());
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn minimal_update_keys_from_the_before_image() {
+        let table = mysql_table();
+        // Before: only id (1 present column); after: only name.
+        let mut data = vec![0u8];
+        data.extend_from_slice(&9u64.to_le_bytes());
+        data.push(0);
+        data.extend_from_slice(b"\x02hi");
+        let (h, body) = rows_body(31, Some(&[]), 5, &[0b1], Some(&[0b1000]), &data);
+        let Event::Rows(rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+            panic!("not rows")
+        };
+        let mut it = rows.rows(&table);
+        let mut out = RowOut::new();
+        assert!(it.next_row(&mut out).unwrap());
+        assert!(out.has_before && out.has_after);
+        assert_eq!(text(&out.before), r#"{"id":9}"#);
+        assert_eq!(text(&out.after), r#"{"name":"hi"}"#);
+        assert_eq!(text(&out.key), "[9]");
+        assert!(!it.next_row(&mut out).unwrap());
+        // `rows()` left the event itself untouched.
+        assert!(!rows.is_empty());
+    }
+
+    #[test]
+    fn delete_with_nulls_and_buffers_reused() {
+        let table = mysql_table();
+        // doc, amount and ts NULL: bits 1, 2, 4 of the null bitmap.
+        let mut data = vec![0b10110u8];
+        data.extend_from_slice(&3u64.to_le_bytes());
+        data.extend_from_slice(b"\x01x");
+        let (h, body) = rows_body(32, Some(&[]), 5, &[0x1f], None, &data);
+        let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+            panic!("not rows")
+        };
+        let mut out = RowOut::new();
+        out.after.extend_from_slice(b"stale");
+        assert!(rows.next_row(&table, &mut out).unwrap());
+        assert!(out.has_before && !out.has_after && out.after.is_empty());
+        assert_eq!(
+            text(&out.before),
+            r#"{"id":3,"doc":null,"amount":null,"name":"x","ts":null}"#
+        );
+        assert_eq!(text(&out.key), "[3]");
+    }
+
+    #[test]
+    fn malformed_rows_headers() {
+        let (h, body) = rows_body(30, None, 5, &[0x1f], None, &[]);
+        // v2 without its extra-data length: count and bitmap read as a length.
+        assert!(parse_event(&h, &body, Flavor::MySql).is_err());
+        let mut body = body;
+        body.splice(8..8, [1u8, 0]);
+        assert_eq!(
+            parse_event(&h, &body, Flavor::MySql).unwrap_err(),
+            DecodeError::Malformed {
+                type_code: 30,
+                what: "extra data length below 2"
+            }
+        );
+        assert_eq!(
+            parse_rows(19, &[]).unwrap_err(),
+            DecodeError::Malformed {
+                type_code: 19,
+                what: "not a rows event"
+            }
+        );
+        assert_eq!(RowKind::Update.as_str(), "update");
+    }
 }

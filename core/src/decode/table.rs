@@ -12,7 +12,6 @@
 //! unknown, and on impossible metadata (DECIMAL scale above precision,
 //! fsp above 6, ...).
 
-use super::charset::{charset_of, decode_text, Charset};
 use super::cursor::Cursor;
 use super::event::Flavor;
 use super::DecodeError;
@@ -58,20 +57,6 @@ pub mod types {
     pub const GEOMETRY: u8 = 255;
 }
 
-/// Optional metadata field types (`binlog_row_metadata=FULL`).
-mod opt {
-    pub const SIGNEDNESS: u8 = 1;
-    pub const DEFAULT_CHARSET: u8 = 2;
-    pub const COLUMN_CHARSET: u8 = 3;
-    pub const COLUMN_NAME: u8 = 4;
-    pub const SET_STR_VALUE: u8 = 5;
-    pub const ENUM_STR_VALUE: u8 = 6;
-    pub const SIMPLE_PRIMARY_KEY: u8 = 8;
-    pub const PRIMARY_KEY_WITH_PREFIX: u8 = 9;
-    pub const ENUM_AND_SET_DEFAULT_CHARSET: u8 = 10;
-    pub const ENUM_AND_SET_COLUMN_CHARSET: u8 = 11;
-}
-
 /// One column of a table map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -111,7 +96,7 @@ impl Column {
 
     /// Counted by SIGNEDNESS metadata. MariaDB counts YEAR too (its field
     /// class derives from TINYINT); MySQL does not.
-    fn is_numeric(&self, flavor: Flavor) -> bool {
+    pub(crate) fn is_numeric(&self, flavor: Flavor) -> bool {
         self.type_code == types::YEAR && flavor == Flavor::MariaDb
             || matches!(
                 self.type_code,
@@ -130,7 +115,7 @@ impl Column {
     /// Counted by DEFAULT_CHARSET / COLUMN_CHARSET metadata. MariaDB counts
     /// GEOMETRY as a character column (its field class derives from BLOB);
     /// MySQL does not.
-    fn is_character(&self, flavor: Flavor) -> bool {
+    pub(crate) fn is_character(&self, flavor: Flavor) -> bool {
         match self.type_code {
             types::STRING | types::VAR_STRING | types::VARCHAR | types::BLOB => true,
             types::GEOMETRY => flavor == Flavor::MariaDb,
@@ -138,7 +123,7 @@ impl Column {
         }
     }
 
-    fn is_enum_or_set(&self) -> bool {
+    pub(crate) fn is_enum_or_set(&self) -> bool {
         matches!(self.type_code, types::ENUM | types::SET)
     }
 }
@@ -337,157 +322,247 @@ pub fn parse_table_map(body: &[u8], flavor: Flavor) -> Result<Table, DecodeError
         has_names: false,
     };
     if !c.is_empty() {
-        OptionalMetadata::apply(&mut table, c.rest(), flavor)?;
+        super::optional::OptionalMetadata::apply(&mut table, c.rest(), flavor)?;
     }
     Ok(table)
 }
 
-/// State gathered while walking the optional metadata fields, applied once
-/// all are read (ENUM/SET labels need their charset, which comes later).
-#[derive(Default)]
-struct OptionalMetadata<'a> {
-    enum_labels: Vec<Vec<&'a [u8]>>,
-    set_labels: Vec<Vec<&'a [u8]>>,
-}
-
-impl<'a> OptionalMetadata<'a> {
-    fn apply(table: &mut Table, data: &'a [u8], flavor: Flavor) -> Result<(), DecodeError> {
-        let mut st = OptionalMetadata::default();
-        let mut c = Cursor::new(data);
-        while !c.is_empty() {
-            let kind = c.u8("optional metadata type")?;
-            let value = c.packed_bytes("optional metadata field")?;
-            st.field(table, kind, value, flavor)?;
-        }
-        let columns = &mut table.columns;
-        let mut enums = st.enum_labels.into_iter();
-        let mut sets = st.set_labels.into_iter();
-        for col in columns.iter_mut() {
-            let cs = col.charset.map(charset_of).unwrap_or(Charset::Utf8);
-            let labels = match col.type_code {
-                types::ENUM => enums.next(),
-                types::SET => sets.next(),
-                _ => continue,
-            };
-            let labels: Vec<String> = labels
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| decode_text(l, cs))
-                .collect();
-            if col.type_code == types::ENUM {
-                col.enum_values = labels;
-            } else {
-                col.set_values = labels;
+/// Builders of TABLE_MAP bodies for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A MySQL length-encoded integer.
+    pub(crate) fn packed(v: u64) -> Vec<u8> {
+        match v {
+            0..=250 => vec![v as u8],
+            251..=0xffff => {
+                let mut b = vec![0xfc];
+                b.extend_from_slice(&(v as u16).to_le_bytes());
+                b
+            }
+            0x1_0000..=0xff_ffff => {
+                let mut b = vec![0xfd];
+                b.extend_from_slice(&(v as u32).to_le_bytes()[..3]);
+                b
+            }
+            _ => {
+                let mut b = vec![0xfe];
+                b.extend_from_slice(&v.to_le_bytes());
+                b
             }
         }
-        Ok(())
     }
 
-    fn field(
-        &mut self,
-        table: &mut Table,
-        kind: u8,
-        value: &'a [u8],
-        flavor: Flavor,
-    ) -> Result<(), DecodeError> {
-        let mut v = Cursor::new(value);
-        let cols = &mut table.columns;
-        match kind {
-            opt::SIGNEDNESS => {
-                for (n, col) in cols.iter_mut().filter(|c| c.is_numeric(flavor)).enumerate() {
-                    let byte = value.get(n / 8).ok_or(DecodeError::Truncated {
-                        what: "signedness bitmap",
-                    })?;
-                    col.unsigned = byte & (0x80 >> (n % 8)) != 0;
-                }
-            }
-            opt::DEFAULT_CHARSET | opt::ENUM_AND_SET_DEFAULT_CHARSET => {
-                let enum_set = kind == opt::ENUM_AND_SET_DEFAULT_CHARSET;
-                let default = v.packed("default charset")? as u16;
-                let mut targets: Vec<&mut Column> = cols
-                    .iter_mut()
-                    .filter(|c| {
-                        if enum_set {
-                            c.is_enum_or_set()
-                        } else {
-                            c.is_character(flavor)
-                        }
-                    })
-                    .collect();
-                for col in targets.iter_mut() {
-                    col.charset = Some(default);
-                }
-                while !v.is_empty() {
-                    let idx = v.packed_len("charset column index")?;
-                    let coll = v.packed("charset collation")? as u16;
-                    let col = targets.get_mut(idx).ok_or(bad(
-                        "charset for a column that is not a character column",
-                        idx,
-                    ))?;
-                    col.charset = Some(coll);
-                }
-            }
-            opt::COLUMN_CHARSET | opt::ENUM_AND_SET_COLUMN_CHARSET => {
-                let enum_set = kind == opt::ENUM_AND_SET_COLUMN_CHARSET;
-                for col in cols.iter_mut().filter(|c| {
-                    if enum_set {
-                        c.is_enum_or_set()
-                    } else {
-                        c.is_character(flavor)
-                    }
-                }) {
-                    col.charset = Some(v.packed("column charset")? as u16);
-                }
-            }
-            opt::COLUMN_NAME => {
-                for col in cols.iter_mut() {
-                    let name = v.packed_bytes("column name")?;
-                    col.name = String::from_utf8_lossy(name).into_owned();
-                }
-                table.has_names = true;
-            }
-            opt::SET_STR_VALUE | opt::ENUM_STR_VALUE => {
-                let want = if kind == opt::SET_STR_VALUE {
-                    types::SET
-                } else {
-                    types::ENUM
-                };
-                let n = cols.iter().filter(|c| c.type_code == want).count();
-                let mut all = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let count = v.packed_len("enum/set label count")?;
-                    if count > v.len() {
-                        return Err(DecodeError::Truncated {
-                            what: "enum/set labels",
-                        });
-                    }
-                    let mut labels = Vec::with_capacity(count);
-                    for _ in 0..count {
-                        labels.push(v.packed_bytes("enum/set label")?);
-                    }
-                    all.push(labels);
-                }
-                if kind == opt::SET_STR_VALUE {
-                    self.set_labels = all;
-                } else {
-                    self.enum_labels = all;
-                }
-            }
-            opt::SIMPLE_PRIMARY_KEY | opt::PRIMARY_KEY_WITH_PREFIX => {
-                while !v.is_empty() {
-                    let idx = v.packed_len("primary key column")?;
-                    if kind == opt::PRIMARY_KEY_WITH_PREFIX {
-                        v.packed("primary key prefix")?;
-                    }
-                    if idx >= cols.len() {
-                        return Err(bad("primary key column out of range", idx));
-                    }
-                    table.primary_key.push(idx);
-                }
-            }
-            // GEOMETRY_TYPE, COLUMN_VISIBILITY and future fields: not needed.
-            _ => {}
+    /// Length-prefixed strings, as COLUMN_NAME and labels are stored.
+    pub(crate) fn strings(items: &[&str]) -> Vec<u8> {
+        let raw: Vec<&[u8]> = items.iter().map(|s| s.as_bytes()).collect();
+        raw_strings(&raw)
+    }
+
+    /// Length-prefixed byte strings.
+    pub(crate) fn raw_strings(items: &[&[u8]]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for s in items {
+            b.extend(packed(s.len() as u64));
+            b.extend_from_slice(s);
         }
-        Ok(())
+        b
+    }
+
+    /// A TABLE_MAP body: columns as (type, metadata bytes), all nullable
+    /// but the first, then optional metadata fields (type, value).
+    pub(crate) fn table_map(
+        table_id: u64,
+        cols: &[(u8, &[u8])],
+        optional: &[(u8, Vec<u8>)],
+    ) -> Vec<u8> {
+        let mut b = table_id.to_le_bytes()[..6].to_vec();
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(b"\x02db\x00");
+        b.extend_from_slice(b"\x01t\x00");
+        b.extend(packed(cols.len() as u64));
+        b.extend(cols.iter().map(|c| c.0));
+        let meta: Vec<u8> = cols.iter().flat_map(|c| c.1.iter().copied()).collect();
+        b.extend(packed(meta.len() as u64));
+        b.extend(meta);
+        let mut nulls = vec![0xffu8; cols.len().div_ceil(8)];
+        nulls[0] &= !1;
+        b.extend(nulls);
+        for (t, v) in optional {
+            b.push(*t);
+            b.extend(packed(v.len() as u64));
+            b.extend_from_slice(v);
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn without_optional_metadata_and_apply_schema() {
+        let body = table_map(
+            7,
+            &[
+                (types::LONG, &[]),
+                (types::VARCHAR, &[0x2c, 0x01]),
+                (types::BLOB, &[2]),
+            ],
+            &[],
+        );
+        assert_eq!(table_map_name(&body).unwrap(), (7, "db", "t"));
+        let mut t = parse_table_map(&body, Flavor::MySql).unwrap();
+        assert_eq!(t.column_names().collect::<Vec<_>>(), ["@1", "@2", "@3"]);
+        assert!(!t.has_names && t.primary_key.is_empty());
+        assert_eq!(t.columns[1].meta, 300);
+        assert!(!t.columns[0].nullable && t.columns[1].nullable);
+        assert_eq!(t.columns[2].charset, None);
+
+        // Wrong number of names: ignored; out-of-range key: ignored.
+        t.apply_schema(&["a".into()], &[5], &[9]);
+        assert_eq!(t.columns[0].name, "@1");
+        assert!(t.primary_key.is_empty());
+        t.apply_schema(&["id".into(), "v".into(), "doc".into()], &[0], &[2]);
+        assert_eq!(t.column_names().collect::<Vec<_>>(), ["id", "v", "doc"]);
+        assert_eq!(t.primary_key, [0]);
+        assert!(t.columns[2].json_text);
+    }
+
+    #[test]
+    fn names_from_the_binlog_win_over_the_schema() {
+        let body = table_map(7, &[(types::LONG, &[])], &[(4, strings(&["id"]))]);
+        let mut t = parse_table_map(&body, Flavor::MySql).unwrap();
+        assert!(t.has_names);
+        t.apply_schema(&["other".into()], &[], &[]);
+        assert_eq!(t.columns[0].name, "id");
+    }
+
+    #[test]
+    fn string_real_types() {
+        let body = table_map(
+            1,
+            &[
+                (types::STRING, &[0xf7, 0x02]), // ENUM, 2 bytes
+                (types::STRING, &[0xf8, 0x08]), // SET, 8 bytes
+                (types::STRING, &[0xfe, 0x28]), // CHAR(10) utf8mb4: 40 bytes
+                (types::STRING, &[0xce, 0xfc]), // CHAR(255) utf8mb4: 1020 bytes
+            ],
+            &[],
+        );
+        let t = parse_table_map(&body, Flavor::MySql).unwrap();
+        let got: Vec<(u8, u16)> = t.columns.iter().map(|c| (c.type_code, c.meta)).collect();
+        assert_eq!(got, [(247, 2), (248, 8), (254, 40), (254, 1020)]);
+    }
+
+    /// One table map read as MySQL and as MariaDB: YEAR counts for
+    /// signedness and GEOMETRY for charsets only in MariaDB.
+    #[test]
+    fn flavor_differences() {
+        let cols: &[(u8, &[u8])] = &[
+            (types::YEAR, &[]),
+            (types::LONG, &[]),
+            (types::GEOMETRY, &[4]),
+            (types::VARCHAR, &[10, 0]),
+        ];
+        let optional = [
+            (1u8, vec![0b1000_0000]),
+            (2u8, [packed(255), packed(0), packed(8)].concat()),
+        ];
+        let body = table_map(1, cols, &optional);
+        let my = parse_table_map(&body, Flavor::MySql).unwrap();
+        assert!(my.columns[1].unsigned);
+        assert_eq!(my.columns[2].charset, None);
+        assert_eq!(my.columns[3].charset, Some(8));
+        let maria = parse_table_map(&body, Flavor::MariaDb).unwrap();
+        assert!(maria.columns[0].unsigned && !maria.columns[1].unsigned);
+        assert_eq!(maria.columns[2].charset, Some(8));
+        assert_eq!(maria.columns[3].charset, Some(255));
+    }
+
+    #[test]
+    fn column_charsets_labels_and_prefixed_key() {
+        let cols: &[(u8, &[u8])] = &[
+            (types::VARCHAR, &[10, 0]),
+            (types::STRING, &[0xf7, 0x01]),
+            (types::BLOB, &[2]),
+            (types::STRING, &[0xf8, 0x01]),
+        ];
+        let optional = [
+            (3u8, [packed(8), packed(63)].concat()),
+            // One ENUM with the latin1 labels "äx" and "b".
+            (6u8, [packed(2), raw_strings(&[b"\xe4x", b"b"])].concat()),
+            (5u8, [packed(1), strings(&["s"])].concat()),
+            (11u8, [packed(8), packed(45)].concat()),
+            (9u8, [packed(2), packed(10), packed(0), packed(0)].concat()),
+            (12u8, vec![0xff]),
+            (99u8, vec![1, 2, 3]),
+        ];
+        let body = table_map(1, cols, &optional);
+        let t = parse_table_map(&body, Flavor::MySql).unwrap();
+        assert_eq!(t.columns[0].charset, Some(8));
+        assert_eq!(t.columns[2].charset, Some(63));
+        assert_eq!(t.columns[1].charset, Some(8));
+        assert_eq!(t.columns[3].charset, Some(45));
+        assert_eq!(t.columns[1].enum_values, ["äx", "b"]);
+        assert_eq!(t.columns[3].set_values, ["s"]);
+        assert_eq!(t.primary_key, [2, 0]);
+    }
+
+    #[test]
+    fn bad_metadata() {
+        type Cols<'a> = &'a [(u8, &'a [u8])];
+        let cases: &[(Cols<'_>, DecodeError)] = &[
+            (
+                &[(types::NEWDECIMAL, &[5, 6])],
+                DecodeError::BadMetadata {
+                    what: "DECIMAL precision/scale out of range",
+                    column: 0,
+                },
+            ),
+            (
+                &[(types::LONG, &[]), (types::DATETIME2, &[7])],
+                DecodeError::BadMetadata {
+                    what: "fractional seconds precision above 6",
+                    column: 1,
+                },
+            ),
+            (
+                &[(types::BLOB, &[5])],
+                DecodeError::BadMetadata {
+                    what: "length bytes must be 1..4",
+                    column: 0,
+                },
+            ),
+            (
+                &[(types::BIT, &[0, 9])],
+                DecodeError::BadMetadata {
+                    what: "BIT longer than 64 bits",
+                    column: 0,
+                },
+            ),
+            (
+                &[(200, &[])],
+                DecodeError::UnknownColumnType { ty: 200, column: 0 },
+            ),
+        ];
+        for (cols, want) in cases {
+            assert_eq!(
+                &parse_table_map(&table_map(1, cols, &[]), Flavor::MySql).unwrap_err(),
+                want
+            );
+        }
+        // Metadata bytes left over.
+        let mut body = table_map(1, &[(types::LONG, &[])], &[]);
+        body[15] = 1;
+        body.insert(16, 0);
+        assert!(parse_table_map(&body, Flavor::MySql).is_err());
+        // Primary key index past the columns.
+        let body = table_map(1, &[(types::LONG, &[])], &[(8, packed(3))]);
+        assert!(matches!(
+            parse_table_map(&body, Flavor::MySql),
+            Err(DecodeError::BadMetadata { .. })
+        ));
     }
 }
