@@ -110,7 +110,7 @@ impl Flavor {
 }
 
 /// A decoded binlog event.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Event<'a> {
     /// ROTATE (4): the next binlog file and the position in it. The CRC32 that
     /// the artificial first rotate may carry is already stripped.
@@ -129,6 +129,10 @@ pub enum Event<'a> {
     /// XID (16): commit of a transaction.
     Xid { xid: u64 },
     /// MariaDB GTID (162). `standalone`: no XID/COMMIT follows (DDL).
+    /// MariaDB sends GTID, GTID_LIST, ANNOTATE_ROWS and BINLOG_CHECKPOINT
+    /// only to clients that `SET @mariadb_slave_capability=4` before the
+    /// dump; others get a `BEGIN` QUERY instead of the GTID and dummy
+    /// QUERY events (`# Dummy event replacing event type 160 ...`).
     MariaGtid { gtid: MariaGtid, standalone: bool },
     /// MariaDB GTID_LIST (163): the binlog state at the start of a file.
     MariaGtidList(Vec<MariaGtid>),
@@ -231,10 +235,10 @@ fn parse_rotate<'a>(header: &EventHeader, body: &'a [u8]) -> Result<Event<'a>, D
 
 /// The artificial first ROTATE reaches the client before the FDE, so the
 /// client cannot know whether it carries a CRC32; it does when the server
-/// checksums events. Strip the last four bytes exactly when they are the
-/// CRC32 of header + rest.
+/// checksums events. Strip the last four bytes exactly when the body is the
+/// whole rest of the event and they are the CRC32 of header + rest.
 fn strip_crc_if_present<'a>(header: &EventHeader, body: &'a [u8]) -> &'a [u8] {
-    if body.len() < 8 + 4 {
+    if body.len() < 8 + 4 || header.event_size as usize != EventHeader::LEN + body.len() {
         return body;
     }
     let (data, crc) = body.split_at(body.len() - 4);

@@ -80,6 +80,7 @@ fn write_string(out: &mut Vec<u8>, bytes: &[u8], col: &Column) {
         write_base64(out, bytes);
     } else if col.json_text
         && cs == Charset::Utf8
+        && std::str::from_utf8(bytes).is_ok()
         && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     {
         out.extend_from_slice(bytes);
@@ -386,6 +387,7 @@ mod tests {
         c.json_text = true;
         assert_eq!(render(&c, b"\x07{\"a\":1}").unwrap(), "{\"a\":1}");
         assert_eq!(render(&c, b"\x03{x}").unwrap(), "\"{x}\"");
+        assert_eq!(render(&c, b"\x03\"\xff\"").unwrap(), "\"\\\"\u{FFFD}\\\"\"");
         // BINARY(4) stored as "ab" comes back zero padded.
         let mut c = col(types::STRING, 4);
         c.charset = Some(63);
