@@ -18,11 +18,11 @@ use crate::store::{ControlChange, Store};
 use crate::validate::{self, MAX_BODY_BYTES};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{OriginalUri, Path, Query, Request, State};
 use axum::http::header::{
     CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION, WWW_AUTHENTICATE,
 };
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -112,16 +112,12 @@ async fn count(State(s): State<Shared>, req: Request, next: Next) -> Response {
     resp
 }
 
-async fn no_route(req: Request) -> ApiError {
-    ApiError::NotFound(format!("no route {} {}", req.method(), req.uri().path()))
+async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NotFound(format!("no route {method} {}", uri.path()))
 }
 
-async fn no_method(req: Request) -> ApiError {
-    ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.uri().path()
-    ))
+async fn no_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// `?group=GROUP` to name a cold task's group.
