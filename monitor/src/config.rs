@@ -42,6 +42,9 @@ pub struct Thresholds {
     pub failover_hold_ms: u64,
     /// How often an active alert is notified again. Default 3600000 (an hour).
     pub repeat_interval_ms: u64,
+    /// How long a resolved alert stays in `/alerts` (state `resolved`) before
+    /// it is deleted, so that `replicatorctl alerts --watch` sees it resolve. Default 60000.
+    pub resolved_linger_ms: u64,
 }
 
 impl Default for Thresholds {
@@ -58,6 +61,7 @@ impl Default for Thresholds {
             core_lost_expire_ms: 86_400_000,
             failover_hold_ms: 60_000,
             repeat_interval_ms: 3_600_000,
+            resolved_linger_ms: 60_000,
         }
     }
 }

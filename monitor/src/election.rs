@@ -67,6 +67,7 @@ async fn stand(
     zk.ensure_path(&dir).await?;
     let mut own = register(zk, &dir, host).await?;
     tracing::info!(candidate = %own, "standing for monitor leader");
+    let mut announced: Option<String> = None;
     loop {
         if stop.is_cancelled() {
             return Ok(());
@@ -93,7 +94,9 @@ async fn stand(
         if stat.is_none() {
             continue;
         }
-        if leader.send_replace(role) != role {
+        leader.send_replace(role);
+        if announced.as_ref() != Some(&watch_path) {
+            announced = Some(watch_path.clone());
             if role {
                 tracing::info!(candidate = %own, "monitor LEADER");
             } else {

@@ -77,6 +77,10 @@ impl Book {
         self.active.values().map(|a| a.alert.clone()).collect()
     }
 
+    pub fn contains(&self, id: &str) -> bool {
+        self.active.contains_key(id)
+    }
+
     pub fn len(&self) -> usize {
         self.active.len()
     }

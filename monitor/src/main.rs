@@ -77,6 +77,9 @@ struct Args {
     /// How often an active alert is notified again [default: 3600000].
     #[arg(long)]
     repeat_interval_ms: Option<u64>,
+    /// How long a resolved alert stays in /alerts before it is deleted [default: 60000].
+    #[arg(long)]
+    resolved_linger_ms: Option<u64>,
     /// Timeout of one webhook POST [default: 5000].
     #[arg(long)]
     webhook_timeout_ms: Option<u64>,
@@ -133,6 +136,7 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
         (args.core_lost_expire_ms, &mut th.core_lost_expire_ms),
         (args.failover_hold_ms, &mut th.failover_hold_ms),
         (args.repeat_interval_ms, &mut th.repeat_interval_ms),
+        (args.resolved_linger_ms, &mut th.resolved_linger_ms),
         (args.webhook_timeout_ms, &mut file.webhook.timeout_ms),
     ] {
         if let Some(v) = flag {

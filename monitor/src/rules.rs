@@ -18,7 +18,7 @@ use crate::alert::{Condition, Rule, Status, Subject};
 use crate::config::Thresholds;
 use crate::snapshot::{ConfigState, Snapshot, SourceStatus, TaskSnapshot};
 use replicator_common::config::DEFAULT_REDUNDANCY;
-use replicator_common::nodes::{Alert, Progress};
+use replicator_common::nodes::{Alert, AlertState, Progress};
 use replicator_common::paths::TaskRef;
 use replicator_common::position::{BinlogPos, MariaGtidState};
 use std::cmp::Ordering;
@@ -315,7 +315,7 @@ impl RuleState {
     /// Seeds the state from alerts a previous leader left active, so that
     /// they stay active while their cause lasts (and are not fired again).
     pub fn adopt(&mut self, alerts: &[Alert], th: &Thresholds) {
-        for a in alerts {
+        for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
             let Some(rule) = Rule::from_name(&a.rule) else {
                 continue;
             };

@@ -21,6 +21,7 @@ use crate::notify::{Backoff, Notifier};
 use crate::rules::{evaluate, RuleState};
 use crate::source::Sources;
 use crate::store::AlertStore;
+use replicator_common::nodes::AlertState;
 use replicator_common::zk::{self, is_terminal, Zk};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -211,6 +212,9 @@ impl Monitor {
                 for change in book.plan(&eval.conditions, now, repeat) {
                     let persisted = match change.kind {
                         ChangeKind::Fire | ChangeKind::Repeat => store.put(&change.alert).await,
+                        ChangeKind::Resolve if th.resolved_linger_ms > 0 => {
+                            store.put(&change.alert).await
+                        }
                         ChangeKind::Resolve => store.delete(&change.alert.id).await,
                         ChangeKind::Track => Ok(()),
                     };
@@ -225,9 +229,23 @@ impl Monitor {
                         }
                     }
                 }
+                let linger = i64::try_from(th.resolved_linger_ms).unwrap_or(i64::MAX);
+                for a in &snap.alerts {
+                    let expired = a.state == AlertState::Resolved && now - a.since_ms >= linger;
+                    if expired && !book.contains(&a.id) {
+                        if let Err(e) = store.delete(&a.id).await {
+                            tracing::debug!(alert = %a.id, error = %e, "cannot delete a resolved alert");
+                        }
+                    }
+                }
                 book.alerts()
             }
-            None => snap.alerts.clone(),
+            None => snap
+                .alerts
+                .iter()
+                .filter(|a| a.state == AlertState::Firing)
+                .cloned()
+                .collect(),
         };
         let text = metrics::render(&MetricsInput {
             snapshot: &snap,

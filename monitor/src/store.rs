@@ -1,5 +1,7 @@
-//! Active alerts in ZooKeeper: `/alerts/<id>` holds the Alert JSON of DESIGN
-//! §9 while the alert is active, and is deleted when it resolves.
+//! Alerts in ZooKeeper: `/alerts/<id>` holds the Alert JSON of DESIGN §9
+//! while the alert is active; when it resolves the node is rewritten with
+//! state `resolved` and deleted after a linger period (or deleted at once
+//! when the linger is 0).
 //!
 //! Only the leader writes here. The Server's `GET /api/v1/alerts` (and
 //! `replicatorctl alerts`) list these nodes; a new leader adopts them.

@@ -1,0 +1,220 @@
+//! Monitor rules about broken tasks, caused for real: `config_invalid`
+//! (garbage written into a task node with a plain ZooKeeper client),
+//! `task_error` (the replication user loses its privileges) and `stalled`
+//! (a frozen Core while the source keeps writing).
+
+mod monitor_support;
+mod support;
+
+use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
+use mysql_async::prelude::Queryable;
+use replicator_common::nodes::{AlertState, Control, Desired};
+use replicator_common::now_ms;
+use replicator_tests::{shared_stack, unique_name};
+use serde_json::json;
+use std::time::Duration;
+use support::{Scenario, Writer};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_cfg").await;
+    // paused, so that no Core is needed and task_not_running stays quiet
+    let control = s.layout.control(&s.task_ref());
+    let paused = Control {
+        desired: Desired::Paused,
+        switchover: 0,
+    };
+    s.zk.create_if_absent(&control, &serde_json::to_vec(&paused).unwrap())
+        .await
+        .unwrap();
+    let hook = WebhookReceiver::start().await;
+    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(hook.all().is_empty(), "{:#?}", hook.all());
+
+    // When someone writes garbage into the task node by hand
+    let raw = stack.zk_client().await;
+    let node = s.layout.task(&s.task_ref());
+    let t0 = now_ms();
+    raw.set_data(&node, b"{\"name\": \"oops\", garbage", None)
+        .await
+        .unwrap();
+    // Then config_invalid fires, naming the problem
+    let fired = hook
+        .wait_rule("config_invalid", AlertState::Firing, t0, WAIT)
+        .await;
+    record_latency(
+        "config_invalid",
+        "setData to notification",
+        fired.at_ms - t0,
+    );
+    assert!(
+        fired.alert.message.contains("not valid JSON"),
+        "{}",
+        fired.alert.message
+    );
+    assert_eq!(monitor.alerts().await.len(), 1);
+    // and a config that parses but names a field that does not exist is invalid too
+    let mut cfg = s.config();
+    cfg["colour"] = json!("blue");
+    raw.set_data(&node, cfg.to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // When the config is fixed, it resolves
+    let t1 = now_ms();
+    raw.set_data(&node, s.config().to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    let resolved = hook
+        .wait_rule("config_invalid", AlertState::Resolved, t1, WAIT)
+        .await;
+    record_latency(
+        "config_invalid",
+        "fix to resolved notification",
+        resolved.at_ms - t1,
+    );
+    assert_eq!(resolved.alert.id, fired.alert.id);
+    assert_eq!(hook.of("config_invalid", AlertState::Firing).len(), 1);
+    hook.assert_no_duplicates();
+    // the resolved alert lingers in /alerts as resolved, then goes
+    let path = s.layout.alert(&fired.alert.id).unwrap();
+    replicator_tests::wait_until(WAIT, "the resolved alert node to go", || async {
+        s.zk.get(&path).await.unwrap().is_none()
+    })
+    .await;
+    monitor.process.stop().await;
+}
+
+async fn kill_connections_of(stack: &replicator_tests::Stack, user: &str) {
+    let ids: Vec<u64> = stack
+        .query(&format!(
+            "SELECT id FROM information_schema.processlist WHERE user = '{user}'"
+        ))
+        .await;
+    let mut conn = stack.conn().await;
+    for id in ids {
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
+    let _ = conn.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_error_fires_when_the_replication_user_loses_its_privileges() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_err").await;
+    // Given a task replicating as a user of its own
+    let user = unique_name("u");
+    stack
+        .sql(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"
+        ))
+        .await;
+    let mut cfg = s.config();
+    cfg["redundancy"] = json!(1);
+    cfg["source"]["user"] = json!(user);
+    cfg["source"]["password"] = json!("pw");
+    s.put_config(cfg.clone()).await;
+    let hook = WebhookReceiver::start().await;
+    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let mut h1 = s.core("h1", SESSION_MS);
+    h1.wait_for_log("replication starts", WAIT).await;
+
+    // When its privileges are revoked and its connections killed
+    let t0 = now_ms();
+    stack
+        .sql(&format!(
+            "REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{user}'@'%'"
+        ))
+        .await;
+    kill_connections_of(stack, &user).await;
+    // Then the Core reports a definite error and task_error fires
+    let fired = hook
+        .wait_rule("task_error", AlertState::Firing, t0, WAIT)
+        .await;
+    record_latency(
+        "task_error",
+        "REVOKE + KILL to notification",
+        fired.at_ms - t0,
+    );
+    // denied at connect, or a privilege missing at the preflight
+    let msg = fired.alert.message.to_lowercase();
+    assert!(
+        msg.contains("denied") || msg.contains("lacks"),
+        "{}",
+        fired.alert.message
+    );
+
+    // When the privileges are back and the config is touched (restarts the task), it resolves
+    stack
+        .sql(&format!("GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%'"))
+        .await;
+    let t1 = now_ms();
+    s.put_config(cfg).await;
+    let resolved = hook
+        .wait_rule("task_error", AlertState::Resolved, t1, WAIT)
+        .await;
+    assert_eq!(resolved.alert.id, fired.alert.id);
+    hook.assert_no_duplicates();
+    monitor.process.stop().await;
+    h1.stop().await;
+    stack.sql(&format!("DROP USER '{user}'@'%'")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_fires_while_the_core_is_frozen_and_the_source_writes() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_stall").await;
+    let mut cfg = s.config();
+    cfg["redundancy"] = json!(1);
+    s.put_config(cfg).await;
+    let hook = WebhookReceiver::start().await;
+    // lag would fire too: keep it out of the way
+    let mut monitor = start_monitor(
+        stack,
+        &s.root,
+        "m1",
+        &[("--lag-ms", "600000")],
+        &["--webhook", &hook.url()],
+    )
+    .await;
+    // a session long enough to outlive the freeze
+    let mut h1 = s.core("h1", 30_000);
+    h1.wait_for_log("replication starts", WAIT).await;
+    let writer = Writer::start(stack, &s.db, &s.table, 2, Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(hook.of("stalled", AlertState::Firing).is_empty());
+
+    // When the Core freezes while the source keeps writing
+    let t0 = now_ms();
+    h1.pause();
+    let fired = hook
+        .wait_rule("stalled", AlertState::Firing, t0, WAIT)
+        .await;
+    record_latency(
+        "stalled",
+        "SIGSTOP to notification, threshold 2000 ms",
+        fired.at_ms - t0,
+    );
+
+    // When it resumes, the context moves again and the alert resolves
+    let t1 = now_ms();
+    h1.resume();
+    let resolved = hook
+        .wait_rule("stalled", AlertState::Resolved, t1, WAIT)
+        .await;
+    record_latency(
+        "stalled",
+        "SIGCONT to resolved notification",
+        resolved.at_ms - t1,
+    );
+    let n = writer.finish().await;
+    s.wait_messages(n as usize, Duration::from_secs(30)).await;
+    hook.assert_no_duplicates();
+    monitor.process.stop().await;
+    h1.stop().await;
+}

@@ -1,0 +1,183 @@
+//! Monitor rules caused for real on hot tasks with real Cores:
+//! `no_standby`, `failover`, `core_lost` and `task_not_running` fire once
+//! each, reach the webhook, and resolve.
+
+mod monitor_support;
+mod support;
+
+use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
+use replicator_common::nodes::{AlertState, Control, Desired};
+use replicator_common::now_ms;
+use replicator_tests::shared_stack;
+use serde_json::json;
+use std::time::Duration;
+use support::Scenario;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_hot").await;
+    let hook = WebhookReceiver::start().await;
+    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+
+    // Given one Core on a task whose redundancy is 2
+    let t0 = now_ms();
+    let mut h1 = s.core("h1", SESSION_MS);
+    s.running_host(WAIT).await;
+    // Then no_standby fires (after its 1 s grace)
+    let fired = hook
+        .wait_rule("no_standby", AlertState::Firing, t0, WAIT)
+        .await;
+    assert_eq!(fired.alert.task.as_deref(), Some(s.task.as_str()));
+    record_latency(
+        "no_standby",
+        "core start to notification, grace 1000 ms",
+        fired.at_ms - t0,
+    );
+
+    // When a second Core joins, it resolves
+    let t1 = now_ms();
+    let mut h2 = s.core("h2", SESSION_MS);
+    let resolved = hook
+        .wait_rule("no_standby", AlertState::Resolved, t1, WAIT)
+        .await;
+    assert_eq!(resolved.alert.id, fired.alert.id);
+
+    // When the task is switched over, failover fires (informational) and resolves after its hold
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t2 = now_ms();
+    s.switchover().await;
+    let f1 = hook
+        .wait_rule("failover", AlertState::Firing, t2, WAIT)
+        .await;
+    record_latency("failover", "switchover to notification", f1.at_ms - t2);
+    assert_eq!(f1.alert.severity, replicator_common::nodes::Severity::Info);
+    assert!(f1.alert.message.contains("h2"), "{}", f1.alert.message);
+    hook.wait_rule("failover", AlertState::Resolved, t2, WAIT)
+        .await;
+    assert_eq!(s.running_host(WAIT).await, "h2");
+
+    // When the RUNNING Core is killed, core_lost and failover fire
+    let t3 = now_ms();
+    h2.kill();
+    let lost = hook
+        .wait("core_lost h2", t3, WAIT, |a| {
+            a.rule == "core_lost"
+                && a.state == AlertState::Firing
+                && a.core.as_deref() == Some("h2")
+        })
+        .await;
+    record_latency(
+        "core_lost",
+        "SIGKILL to notification, session 1500 ms",
+        lost.at_ms - t3,
+    );
+    let f2 = hook
+        .wait_rule("failover", AlertState::Firing, t3, WAIT)
+        .await;
+    record_latency(
+        "failover",
+        "SIGKILL of the leader to notification, session 1500 ms",
+        f2.at_ms - t3,
+    );
+    assert_ne!(f2.alert.since_ms, f1.alert.since_ms);
+    hook.wait_rule("no_standby", AlertState::Firing, t3, WAIT)
+        .await;
+
+    // And when it comes back, core_lost and no_standby resolve
+    let t4 = now_ms();
+    let mut h2 = s.core("h2", SESSION_MS);
+    let back = hook
+        .wait_rule("core_lost", AlertState::Resolved, t4, WAIT)
+        .await;
+    assert_eq!(back.alert.id, lost.alert.id);
+    hook.wait_rule("no_standby", AlertState::Resolved, t4, WAIT)
+        .await;
+    hook.wait_rule("failover", AlertState::Resolved, t3, WAIT)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // Then every alert was notified once, and nothing is left active
+    hook.assert_no_duplicates();
+    assert!(
+        monitor.alerts().await.is_empty(),
+        "{:?}",
+        monitor.alerts().await
+    );
+    monitor.process.stop().await;
+    h1.stop().await;
+    h2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_down").await;
+    let mut cfg = s.config();
+    cfg["redundancy"] = json!(1);
+    s.put_config(cfg).await;
+    let hook = WebhookReceiver::start().await;
+    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let mut h1 = s.core("h1", SESSION_MS);
+    s.running_host(WAIT).await;
+    h1.wait_for_log("replication starts", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // When its only Core stops, task_not_running fires after the 1 s grace
+    let t0 = now_ms();
+    h1.stop().await;
+    let fired = hook
+        .wait_rule("task_not_running", AlertState::Firing, t0, WAIT)
+        .await;
+    assert_eq!(
+        fired.alert.severity,
+        replicator_common::nodes::Severity::Critical
+    );
+    record_latency(
+        "task_not_running",
+        "SIGTERM to notification, grace 1000 ms",
+        fired.at_ms - t0,
+    );
+    // the stored alert is what the Server lists
+    let stored = s.zk.children(&s.layout.alerts()).await.unwrap();
+    assert!(stored.contains(&fired.alert.id), "{stored:?}");
+
+    // When a Core runs it again, it resolves
+    let t1 = now_ms();
+    let mut h1 = s.core("h1", SESSION_MS);
+    let resolved = hook
+        .wait_rule("task_not_running", AlertState::Resolved, t1, WAIT)
+        .await;
+    record_latency(
+        "task_not_running",
+        "restart to resolved notification",
+        resolved.at_ms - t1,
+    );
+    assert_eq!(resolved.alert.id, fired.alert.id);
+
+    // When the task is paused and its Core stops, nothing fires
+    let control = s.layout.control(&s.task_ref());
+    let paused = Control {
+        desired: Desired::Paused,
+        switchover: 0,
+    };
+    s.zk.client()
+        .set_data(&control, &serde_json::to_vec(&paused).unwrap(), None)
+        .await
+        .unwrap();
+    h1.wait_for_log("paused", WAIT).await;
+    let t2 = now_ms();
+    h1.stop().await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert!(
+        hook.of("task_not_running", AlertState::Firing)
+            .iter()
+            .all(|r| r.at_ms < t2),
+        "a paused task must not raise task_not_running: {:#?}",
+        hook.all()
+    );
+    hook.assert_no_duplicates();
+    monitor.process.stop().await;
+}
