@@ -137,6 +137,22 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
         .as_str()
         .unwrap()
         .contains(':'));
+    let (code, out, err) = server_support::ctl(&server, &["task", "show", &name], &[]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("replicatorctl task show:\n{out}");
+    assert!(out.contains("RUNNING") && out.contains("STANDBY"), "{out}");
+    assert!(
+        out.contains("Event time:") && out.contains("(lag "),
+        "{out}"
+    );
+    let (code, out, _) = server_support::ctl(&server, &["task", "list"], &[]);
+    assert_eq!(code, 0);
+    eprintln!("replicatorctl task list:\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&name) && l.contains(" running ") && l.contains(" h1 ")),
+        "{out}"
+    );
 
     // When the include filter changes to b through PUT with the current version
     let version = server

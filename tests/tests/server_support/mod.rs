@@ -188,8 +188,13 @@ pub async fn dump(client: &zookeeper_client::Client, root: &str) -> BTreeMap<Str
 /// Runs `replicatorctl` with `args` against `server`; returns exit code,
 /// stdout and stderr.
 pub fn ctl(server: &ServerProc, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    ctl_at(&server.base, args, env)
+}
+
+/// Runs `replicatorctl` with `args` against the server at `base`.
+pub fn ctl_at(base: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(replicator_tests::bin_path("replicatorctl"));
-    cmd.arg("--server").arg(&server.base).args(args);
+    cmd.arg("--server").arg(base).args(args);
     cmd.env_remove("REPLICATOR_TOKEN")
         .env_remove("REPLICATOR_TOKEN_FILE")
         .env_remove("REPLICATOR_SERVER");
