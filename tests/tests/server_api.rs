@@ -252,3 +252,112 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
     h1.stop().await;
     h2.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_registered_by_a_core_is_configured_by_create() {
+    let stack = shared_stack!();
+    let root = unique_root();
+    let server = ServerProc::start(stack, &root, None, &[], &[]).await;
+    let db = stack.create_database("reg").await;
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{db}`.t (id BIGINT PRIMARY KEY, v INT NOT NULL)"
+        ))
+        .await;
+    let name = task_name("reg");
+
+    // Given a Core started for a task nobody created yet
+    let mut h1 = core(stack, &root, &name, "h1");
+    let status = status_until(&server, &name, "the Core registered the task", |s| {
+        s["instances"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    assert_eq!(status["state"], "unconfigured", "{status}");
+    assert!(status["config"].is_null());
+    assert!(status["config_error"]
+        .as_str()
+        .unwrap()
+        .contains("not configured"));
+
+    // When the task is created through the API
+    let cfg = task_config(stack, &name, &[table_regex(&db, "t")]);
+    let created = server.call_json("POST", "/api/v1/tasks", &cfg);
+    ok(&created, 201);
+    assert!(created.body["version"].as_i64().unwrap() >= 1);
+    // Then the Core picks the config up and replicates
+    h1.wait_for_log("replication starts", WAIT).await;
+    insert(stack, &db, "t", 1..=3).await;
+    let msgs = stack.read_topic_until(&format!("{db}.t"), 3, WAIT).await;
+    assert_eq!(inserted(&msgs), exactly(1..=3));
+    // and creating it again is a conflict
+    ok(&server.call_json("POST", "/api/v1/tasks", &cfg), 409);
+    h1.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_task_created_through_the_api_runs_on_a_group_core() {
+    let stack = shared_stack!();
+    let root = unique_root();
+    let server = ServerProc::start(stack, &root, None, &[], &[]).await;
+    let db = stack.create_database("cold").await;
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{db}`.t (id BIGINT PRIMARY KEY, v INT NOT NULL)"
+        ))
+        .await;
+    let name = task_name("cold");
+    let group = task_name("g");
+
+    // Given a cold task of a group created through the API, and a Core of that group
+    let mut cfg = task_config(stack, &name, &[table_regex(&db, "t")]);
+    cfg["group"] = json!(group);
+    ok(&server.call_json("POST", "/api/v1/tasks", &cfg), 201);
+    let mut c1 = Process::spawn(
+        "replicator-core",
+        [
+            "--zk",
+            stack.zk_connect(),
+            "--root",
+            &root,
+            "--host-id",
+            "c1",
+            "--group",
+            &group,
+            "--scan-interval-ms",
+            "300",
+            "--zk-session-timeout-ms",
+            "3000",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    // Then the Core claims and runs it, and the API finds it by name
+    let status = status_until(&server, &name, "c1 RUNNING the cold task", |s| {
+        running_host(s).as_deref() == Some("c1")
+    })
+    .await;
+    assert_eq!(status["group"], group.as_str());
+    c1.wait_for_log("replication starts", WAIT).await;
+    insert(stack, &db, "t", 1..=3).await;
+    let msgs = stack.read_topic_until(&format!("{db}.t"), 3, WAIT).await;
+    assert_eq!(inserted(&msgs), exactly(1..=3));
+    let in_group = server.call("GET", &format!("/api/v1/tasks/{name}?group={group}"), None);
+    ok(&in_group, 200);
+    ok(
+        &server.call("GET", &format!("/api/v1/tasks/{name}?group=other"), None),
+        404,
+    );
+
+    // When it is deleted, its znodes go and the Core lets it go
+    ok(
+        &server.call("DELETE", &format!("/api/v1/tasks/{name}"), None),
+        200,
+    );
+    let zk = stack.zk(&root).await;
+    let path = format!("{root}/task-groups/{group}/{name}");
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(zk.get(&path).await.unwrap().is_none(), "the task came back");
+    }
+    assert!(c1.is_running(), "{}", c1.tail(20));
+    c1.stop().await;
+}
