@@ -9,7 +9,7 @@ use replicator_tests::{shared_stack, unique_root, wait_for, Message, Process, St
 use serde_json::{json, Value};
 use server_support::{table_regex, task_config, task_name, Answer, ServerProc};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -162,6 +162,7 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
         .unwrap();
     cfg["source"]["include"] = json!([table_regex(&db, "b")]);
     let mark = h1.log_mark();
+    let t = Instant::now();
     let put = server_support::request(
         &server.base,
         "PUT",
@@ -176,6 +177,7 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
         .await;
     h1.wait_for_log_after(mark, "replication starts", WAIT)
         .await;
+    let live_config = t.elapsed();
     assert!(h1.is_running() && h2.is_running());
     insert(stack, &db, "a", 6..=10).await;
     insert(stack, &db, "b", 6..=10).await;
@@ -187,10 +189,12 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
 
     // When the task is paused
     let mark = h1.log_mark();
+    let t = Instant::now();
     let paused = server.call("POST", &format!("/api/v1/tasks/{name}/pause"), None);
     ok(&paused, 200);
     assert_eq!(paused.body["desired"], "paused");
     h1.wait_for_log_after(mark, "paused", WAIT).await;
+    let pause = t.elapsed();
     insert(stack, &db, "b", 11..=20).await;
     // Then nothing arrives while rows are inserted
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -205,13 +209,16 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
     assert_eq!(status["state"], "paused");
 
     // When it resumes, they all arrive, exactly once
+    let t = Instant::now();
     let resumed = server.call("POST", &format!("/api/v1/tasks/{name}/resume"), None);
     ok(&resumed, 200);
     assert_eq!(resumed.body["desired"], "running");
     let msgs = stack.read_topic_until(&topic_b, 15, WAIT).await;
     assert_eq!(inserted(&msgs), exactly(6..=20));
+    let resume = t.elapsed();
 
     // When switched over, the RUNNING instance moves to h2
+    let t = Instant::now();
     let sw = server.call("POST", &format!("/api/v1/tasks/{name}/switchover"), None);
     ok(&sw, 200);
     assert_eq!(sw.body["switchover"], 1);
@@ -219,9 +226,15 @@ async fn live_config_pause_resume_switchover_and_delete_through_the_api() {
         running_host(s).as_deref() == Some("h2") && s["state"] == "running"
     })
     .await;
+    let switchover = t.elapsed();
     insert(stack, &db, "b", 21..=25).await;
     let msgs = stack.read_topic_until(&topic_b, 20, WAIT).await;
     assert_eq!(inserted(&msgs), exactly(6..=25));
+
+    eprintln!(
+        "timings: PUT to pipeline restarted {live_config:?}; pause to stopped {pause:?}; \
+         resume to 10 held rows in Kafka {resume:?}; switchover to h2 RUNNING {switchover:?}"
+    );
 
     // When the task is deleted
     let del = server.call("DELETE", &format!("/api/v1/tasks/{name}"), None);
