@@ -71,7 +71,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
     let stack = shared_stack!();
     let root = unique_root();
     let token = format!("tok-{}", replicator_tests::names::random_hex(16));
-    let server = ServerProc::start(stack, &root, Some(&token), &[], &[]).await;
+    let mut server = ServerProc::start(stack, &root, Some(&token), &[], &[]).await;
     let password = format!("pw-SECRET-{}", replicator_tests::names::random_hex(8));
 
     // Given an existing task (version 1 after one update) and a fresh name
@@ -352,4 +352,7 @@ async fn malformed_requests_are_refused_and_change_nothing() {
         !server.process.log().contains(&token),
         "token in the server log"
     );
+    // and it stops cleanly on SIGTERM
+    let exit = server.process.stop().await;
+    assert!(exit.success(), "{exit}\n{}", server.process.tail(10));
 }
