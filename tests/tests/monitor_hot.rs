@@ -181,3 +181,73 @@ async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
     hook.assert_no_duplicates();
     monitor.process.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_task_without_a_core_is_not_running_too() {
+    let stack = shared_stack!();
+    // Given a cold task of group g, claimed by the only Core of the group
+    let s = Scenario::new(stack, "mon_cold").await;
+    let group = "g1";
+    let cold = replicator_common::paths::TaskRef::cold(group, &s.task).unwrap();
+    // (the scenario's hot task node is not wanted here)
+    s.zk.delete_recursive(&s.layout.task(&s.task_ref()))
+        .await
+        .unwrap();
+    let mut cfg = s.config();
+    cfg["group"] = json!(group);
+    let path = s.layout.task(&cold);
+    s.zk.ensure_path(&path).await.unwrap();
+    s.zk.client()
+        .set_data(&path, cfg.to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    let hook = WebhookReceiver::start().await;
+    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let core = |host: &str| {
+        replicator_tests::Process::spawn(
+            "replicator-core",
+            [
+                "--zk",
+                stack.zk_connect(),
+                "--root",
+                &s.root,
+                "--host-id",
+                host,
+                "--group",
+                group,
+                "--scan-interval-ms",
+                "200",
+                "--zk-session-timeout-ms",
+                &SESSION_MS.to_string(),
+            ],
+            &[("RUST_LOG", "info")],
+        )
+    };
+    let mut c1 = core("c1");
+    c1.wait_for_log("replication starts", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // When the Core dies, task_not_running fires for group/task (no no_standby: cold tasks have none)
+    let t0 = now_ms();
+    c1.kill();
+    let fired = hook
+        .wait_rule("task_not_running", AlertState::Firing, t0, WAIT)
+        .await;
+    assert_eq!(fired.alert.task.as_deref(), Some(cold.to_string().as_str()));
+    record_latency(
+        "task_not_running",
+        "SIGKILL of a cold task's core to notification, session 1500 ms + grace 1000 ms",
+        fired.at_ms - t0,
+    );
+
+    // When another Core of the group claims it, it resolves
+    let mut c2 = core("c2");
+    let resolved = hook
+        .wait_rule("task_not_running", AlertState::Resolved, t0, WAIT)
+        .await;
+    assert_eq!(resolved.alert.id, fired.alert.id);
+    assert!(hook.of("no_standby", AlertState::Firing).is_empty());
+    hook.assert_no_duplicates();
+    monitor.process.stop().await;
+    c2.stop().await;
+}
