@@ -27,3 +27,36 @@ pub enum MonitorError {
     #[error("bad setting: {0}")]
     Setting(String),
 }
+
+/// Why a source's binlog position could not be read (the `stalled` rule
+/// waits for the next sample).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    MySql(#[from] mysql_async::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("binary logging is off on the source")]
+    NoBinlog,
+    #[error("SHOW MASTER STATUS has no {0} column")]
+    MissingColumn(&'static str),
+}
+
+/// Why one delivery attempt of a notification failed (retried with
+/// back-off, then given up).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("HTTP: {0}")]
+    Http(#[from] ureq::Error),
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("delivery task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("Kafka topic {topic}: {code}")]
+    Topic {
+        topic: String,
+        code: rdkafka::types::RDKafkaErrorCode,
+    },
+}

@@ -14,6 +14,7 @@
 //! resolvable here (`password_env` unset, `password_file` missing), the
 //! `stalled` rule is skipped for that task, with one warning.
 
+use crate::error::SourceError;
 use crate::snapshot::SourceStatus;
 use mysql_async::prelude::Queryable;
 use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
@@ -130,7 +131,7 @@ impl Sources {
                     .clone();
                 queries.spawn(async move {
                     let r = tokio::time::timeout(QUERY_TIMEOUT, query(&pool)).await;
-                    let r = r.unwrap_or_else(|_| Err("timed out".to_string()));
+                    let r = r.unwrap_or(Err(SourceError::Timeout(QUERY_TIMEOUT)));
                     (key, r)
                 });
             }
@@ -163,7 +164,7 @@ impl Sources {
         wanted
     }
 
-    fn record(&self, key: SourceKey, result: Result<SourceStatus, String>) {
+    fn record(&self, key: SourceKey, result: Result<SourceStatus, SourceError>) {
         let mut inner = self.inner.lock().expect("sources lock");
         match result {
             Ok(status) => {
@@ -173,6 +174,7 @@ impl Sources {
                 inner.samples.insert(key, status);
             }
             Err(e) => {
+                let e = e.to_string();
                 if inner.errors.get(&key) != Some(&e) {
                     tracing::warn!(source = ?key, error = %e, "cannot read the source binlog position; stalled rule waits");
                     inner.errors.insert(key.clone(), e);
@@ -198,26 +200,25 @@ fn pool(key: &SourceKey) -> Pool {
     Pool::new(opts)
 }
 
-async fn query(pool: &Pool) -> Result<SourceStatus, String> {
-    let mut conn = pool.get_conn().await.map_err(|e| e.to_string())?;
+async fn query(pool: &Pool) -> Result<SourceStatus, SourceError> {
+    let mut conn = pool.get_conn().await?;
     let row: Option<Row> = match conn.query_first("SHOW MASTER STATUS").await {
         Ok(r) => r,
         // MySQL 8.4 renamed it
-        Err(mysql_async::Error::Server(e)) if e.code == 1064 => conn
-            .query_first("SHOW BINARY LOG STATUS")
-            .await
-            .map_err(|e| e.to_string())?,
-        Err(e) => return Err(e.to_string()),
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
+            conn.query_first("SHOW BINARY LOG STATUS").await?
+        }
+        Err(e) => return Err(e.into()),
     };
-    let row = row.ok_or("binary logging is off on the source")?;
+    let row = row.ok_or(SourceError::NoBinlog)?;
     let file: String = row
         .get_opt(0)
         .and_then(Result::ok)
-        .ok_or("SHOW MASTER STATUS has no File column")?;
+        .ok_or(SourceError::MissingColumn("File"))?;
     let pos: u64 = row
         .get_opt(1)
         .and_then(Result::ok)
-        .ok_or("SHOW MASTER STATUS has no Position column")?;
+        .ok_or(SourceError::MissingColumn("Position"))?;
     let mut gtid: Option<String> = if row.len() > 4 {
         // MySQL: Executed_Gtid_Set
         row.get_opt::<String, _>(4)

@@ -9,7 +9,7 @@
 
 use super::{Backoff, Stats};
 use crate::config::KafkaChannel;
-use crate::error::MonitorError;
+use crate::error::{DeliveryError, MonitorError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -53,18 +53,13 @@ impl AlertTopic {
         })
     }
 
-    async fn ensure_topic(&self) -> Result<(), String> {
+    async fn ensure_topic(&self) -> Result<(), DeliveryError> {
         let new = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(1));
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = self
-            .admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        for r in results {
+        for r in self.admin.create_topics([&new], &opts).await? {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => return Err(format!("create topic {name}: {code}")),
+                Err((topic, code)) => return Err(DeliveryError::Topic { topic, code }),
             }
         }
         Ok(())

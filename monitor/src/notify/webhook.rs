@@ -9,7 +9,7 @@
 
 use super::{Backoff, Stats};
 use crate::config::WebhookOptions;
-use crate::error::MonitorError;
+use crate::error::{DeliveryError, MonitorError};
 use replicator_common::nodes::Alert;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -82,23 +82,21 @@ impl Webhook {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    async fn post(&self, body: Vec<u8>) -> Result<(), DeliveryError> {
         let agent = self.agent.clone();
         let url = self.url.clone();
         tokio::task::spawn_blocking(move || {
             let resp = agent
                 .post(&url)
                 .header("Content-Type", "application/json")
-                .send(&body[..])
-                .map_err(|e| e.to_string())?;
+                .send(&body[..])?;
             if resp.status().is_success() {
                 Ok(())
             } else {
-                Err(format!("HTTP status {}", resp.status()))
+                Err(DeliveryError::Status(resp.status().as_u16()))
             }
         })
-        .await
-        .map_err(|e| format!("webhook task: {e}"))?
+        .await?
     }
 }
 
