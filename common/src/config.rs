@@ -71,18 +71,21 @@ pub struct SourceConfig {
 }
 
 /// Where a task with no context starts reading.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StartPosition {
-    /// `"earliest"` or `"current"`.
+    /// `"earliest"` or `"current"` (the default).
     Named(NamedStart),
     /// `{"file": "...", "pos": 4}`.
     File { file: String, pos: u64 },
     /// `{"gtid": "0-1-42"}` (MariaDB) or a MySQL GTID set.
     Gtid { gtid: String },
-    #[default]
-    #[serde(skip)]
-    Current,
+}
+
+impl Default for StartPosition {
+    fn default() -> Self {
+        StartPosition::Named(NamedStart::Current)
+    }
 }
 
 /// The named start positions.
@@ -94,12 +97,10 @@ pub enum NamedStart {
 }
 
 impl StartPosition {
-    /// Folds the serde-only default into its named form.
+    /// The position itself (kept for callers written against older versions
+    /// that had a separate default form).
     pub fn normalized(&self) -> StartPosition {
-        match self {
-            StartPosition::Current => StartPosition::Named(NamedStart::Current),
-            other => other.clone(),
-        }
+        self.clone()
     }
 }
 

@@ -121,7 +121,8 @@ pub async fn run_task(
                 if is_terminal(env.zk.state()) {
                     return Ok(TaskEnd::SessionLost);
                 }
-                if env.zk.get(&task_path).await?.is_none() && !create_task {
+                if env.zk.get(&task_path).await?.is_none() {
+                    tracing::info!(task = %task, "task was deleted");
                     return Ok(TaskEnd::Deleted);
                 }
                 if mode == Mode::Cold {

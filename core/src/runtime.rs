@@ -114,6 +114,13 @@ async fn session(config: &Arc<CoreConfig>, zk: Zk, shutdown: &CancellationToken)
                 let r = hot::run_task(env.clone(), task.clone(), hot::Mode::Hot, None).await;
                 running.set(&task, false);
                 match r {
+                    Ok(hot::TaskEnd::Deleted) => {
+                        // serve it again if someone creates it again
+                        if !wait_for_node(&env, &env.zk.layout().task(&task)).await {
+                            return;
+                        }
+                        tracing::info!(task = %task, "task exists again");
+                    }
                     Ok(end) => {
                         tracing::info!(task = %task, end = ?end, "task loop ended");
                         return;
@@ -166,6 +173,25 @@ async fn session(config: &Arc<CoreConfig>, zk: Zk, shutdown: &CancellationToken)
                 }
                 tracing::info!(state = ?state, "ZooKeeper session state");
             }
+        }
+    }
+}
+
+/// Waits until `path` exists; false on shutdown or session loss.
+async fn wait_for_node(env: &TaskEnv, path: &str) -> bool {
+    loop {
+        let watch = match env.zk.client().check_and_watch_stat(path).await {
+            Ok((Some(_), _)) => return true,
+            Ok((None, w)) => w,
+            Err(e) => {
+                tracing::debug!(error = %e, path, "watch failed");
+                return false;
+            }
+        };
+        tokio::select! {
+            _ = watch.changed() => {}
+            _ = env.shutdown.cancelled() => return false,
+            _ = env.session_lost.cancelled() => return false,
         }
     }
 }

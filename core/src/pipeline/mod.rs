@@ -58,7 +58,7 @@ impl Default for PipelineOptions {
             heartbeat: Duration::from_secs(1),
             commit_interval: Duration::from_millis(200),
             message_timeout: Duration::from_secs(10),
-            tail_idle: Duration::from_millis(300),
+            tail_idle: Duration::from_millis(150),
             flush_timeout: Duration::from_secs(10),
         }
     }
@@ -110,12 +110,16 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .source
         .resolve_password()
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
-    let (mut meta_conn, checked) = source::preflight(&cfg.source, password.as_ref()).await?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
+    let ctx_path = spec.zk.layout().context(&spec.task);
+    let (checked, stored) = tokio::join!(
+        source::preflight(&cfg.source, password.as_ref()),
+        progress::read(&spec.zk, &ctx_path)
+    );
+    let (mut meta_conn, checked) = checked?;
 
     // Where to start, and claim the context for this epoch.
-    let ctx_path = spec.zk.layout().context(&spec.task);
-    let (start, version, clean) = match progress::read(&spec.zk, &ctx_path).await? {
+    let (start, version, clean) = match stored? {
         Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
         Stored::Valid { progress, version } => {
             let cp = Checkpoint::from_progress(&progress);
@@ -140,8 +144,26 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             (cp, version, true)
         }
     };
+    let start_at = if start.pos.file.is_empty() {
+        StartAt::Gtid(start.gtid.clone().unwrap_or_default())
+    } else {
+        StartAt::File(start.pos.clone())
+    };
+    // Claim the context and open the stream at once; nothing is produced
+    // before the claim succeeded.
     let mut writer = ContextWriter::new(spec.zk.clone(), ctx_path.clone(), version, spec.epoch);
-    writer.write(&start, false, true).await?;
+    let (claimed, stream) = tokio::join!(
+        writer.write(&start, false, true),
+        source::open_stream(
+            &cfg.source,
+            password.as_ref(),
+            checked.flavor,
+            &start_at,
+            spec.options.heartbeat,
+        )
+    );
+    claimed?;
+    let mut stream = stream?;
     tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch, "replication starts");
 
     let tracker = Arc::new(Tracker::default());
@@ -158,19 +180,6 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         tracker.clone(),
         !clean,
     )?;
-    let start_at = if start.pos.file.is_empty() {
-        StartAt::Gtid(start.gtid.clone().unwrap_or_default())
-    } else {
-        StartAt::File(start.pos.clone())
-    };
-    let mut stream = source::open_stream(
-        &cfg.source,
-        password.as_ref(),
-        checked.flavor,
-        &start_at,
-        spec.options.heartbeat,
-    )
-    .await?;
 
     let mut state = RunState {
         task: spec.task.name().to_string(),
@@ -222,11 +231,14 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             }
         }
     };
-    match &result {
-        Ok(Stopped::Graceful { .. }) => {}
-        _ => sink.purge(),
+    if !matches!(result, Ok(Stopped::Graceful { .. })) {
+        // Drop what was not sent, and let what is in flight resolve before a
+        // new run reads the topic tails, so it cannot land after them.
+        sink.purge();
+        let _ = sink.flush(spec.options.message_timeout).await;
     }
     drop(stream);
+    sink.close_in_background();
     result
 }
 
@@ -238,7 +250,7 @@ async fn finish(
     state: &RunState,
     timeout: Duration,
 ) -> Result<Stopped, TaskError> {
-    let flushed = sink.flush(timeout).is_ok() && tracker.failure().is_none();
+    let flushed = sink.flush(timeout).await.is_ok() && tracker.failure().is_none();
     let last = state.cursor.last().clone();
     let acked = tracker.acked();
     // Clean means nothing after `last` is in Kafka: everything we sent is

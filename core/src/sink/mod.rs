@@ -156,8 +156,13 @@ impl KafkaSink {
         if let Some(n) = self.topics.get(topic) {
             return Ok(*n);
         }
-        self.create_topic(topic).await?;
-        let partitions = tokio::task::block_in_place(|| self.partition_count(topic))?;
+        let partitions = match tokio::task::block_in_place(|| self.existing_partitions(topic))? {
+            Some(n) => n,
+            None => {
+                self.create_topic(topic).await?;
+                tokio::task::block_in_place(|| self.partition_count(topic))?
+            }
+        };
         if self.check_tails {
             let started = std::time::Instant::now();
             let tails = tokio::task::block_in_place(|| {
@@ -212,6 +217,20 @@ impl KafkaSink {
             }
         }
         Ok(())
+    }
+
+    /// Partitions of `topic` when the broker already knows it.
+    fn existing_partitions(&self, topic: &str) -> Result<Option<u32>, TaskError> {
+        let md = self
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|e| TaskError::transient(format!("metadata of {topic}: {e}")))?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as u32))
     }
 
     fn partition_count(&self, topic: &str) -> Result<u32, TaskError> {
@@ -303,9 +322,29 @@ impl KafkaSink {
     }
 
     /// Waits until every queued message is acknowledged (or `timeout`).
-    pub fn flush(&self, timeout: Duration) -> Result<(), TaskError> {
-        tokio::task::block_in_place(|| self.producer.flush(timeout))
-            .map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
+    ///
+    /// librdkafka's own flush polls for events in 100 ms steps while the
+    /// producer's thread consumes them; watching the queue length instead
+    /// returns within a millisecond of the last acknowledgement.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), TaskError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.producer.in_flight_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TaskError::transient(format!(
+                    "flushing Kafka: {} messages still unacknowledged after {} ms",
+                    self.producer.in_flight_count(),
+                    timeout.as_millis()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops without waiting for the producer's threads: dropping a
+    /// librdkafka producer joins its polling thread (up to 100 ms).
+    pub fn close_in_background(self) {
+        tokio::task::spawn_blocking(move || drop(self));
     }
 
     /// Drops every message not yet sent (fenced: someone else owns the task).

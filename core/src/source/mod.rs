@@ -57,25 +57,27 @@ pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Co
     }
 }
 
-async fn variable(conn: &mut Conn, name: &str) -> Result<Option<String>, TaskError> {
-    let row: Option<(String, String)> = conn
-        .query_first(format!("SHOW GLOBAL VARIABLES LIKE '{name}'"))
-        .await?;
-    Ok(row.map(|(_, v)| v))
-}
-
-/// Gathers what preflight needs.
+/// Gathers what preflight needs, in three round trips.
 pub async fn facts(conn: &mut Conn) -> Result<ServerFacts, TaskError> {
-    let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
-    let server_id: Option<u32> = conn.query_first("SELECT @@server_id").await?;
+    let (version, server_id): (String, u32) = conn
+        .query_first("SELECT VERSION(), @@server_id")
+        .await?
+        .unwrap_or_default();
+    let vars: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
+             ('log_bin', 'binlog_format', 'binlog_row_image', 'binlog_row_metadata')",
+        )
+        .await?;
+    let var = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let grants: Vec<String> = conn.query("SHOW GRANTS").await?;
     Ok(ServerFacts {
-        version: version.unwrap_or_default(),
-        log_bin: variable(conn, "log_bin").await?,
-        binlog_format: variable(conn, "binlog_format").await?,
-        binlog_row_image: variable(conn, "binlog_row_image").await?,
-        binlog_row_metadata: variable(conn, "binlog_row_metadata").await?,
-        server_id: server_id.unwrap_or(0),
+        version,
+        log_bin: var("log_bin"),
+        binlog_format: var("binlog_format"),
+        binlog_row_image: var("binlog_row_image"),
+        binlog_row_metadata: var("binlog_row_metadata"),
+        server_id,
         grants,
     })
 }
@@ -102,7 +104,7 @@ pub async fn preflight(
 
 /// Turns a configured start into a concrete position.
 pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<StartAt, TaskError> {
-    match start.normalized() {
+    match start.clone() {
         StartPosition::File { file, pos } => Ok(StartAt::File(BinlogPos::new(file, pos))),
         StartPosition::Gtid { gtid } => Ok(StartAt::Gtid(gtid)),
         StartPosition::Named(NamedStart::Earliest) => {
@@ -112,7 +114,7 @@ pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<Sta
             })?;
             Ok(StartAt::File(BinlogPos::new(file, 4)))
         }
-        StartPosition::Named(NamedStart::Current) | StartPosition::Current => {
+        StartPosition::Named(NamedStart::Current) => {
             let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
             let row = row.ok_or_else(|| {
                 DefiniteError::Preflight(
