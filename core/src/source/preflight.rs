@@ -53,6 +53,15 @@ fn upper(v: &Option<String>) -> String {
     v.as_deref().unwrap_or("unset").to_ascii_uppercase()
 }
 
+/// A grant line without its `IDENTIFIED BY ...` part (password hashes stay
+/// out of errors, instance nodes and alerts).
+fn without_secret(grant: &str) -> String {
+    match grant.to_ascii_uppercase().find(" IDENTIFIED ") {
+        Some(i) => grant[..i].to_string(),
+        None => grant.to_string(),
+    }
+}
+
 /// Checks everything at once.
 pub fn check(facts: &ServerFacts, our_server_id: u32) -> Result<Checked, Vec<PreflightProblem>> {
     let mut problems = Vec::new();
@@ -75,9 +84,8 @@ pub fn check(facts: &ServerFacts, our_server_id: u32) -> Result<Checked, Vec<Pre
     }
     let grants = facts.grants.join(" | ").to_ascii_uppercase();
     if !(grants.contains("ALL PRIVILEGES ON *.*") || grants.contains("REPLICATION SLAVE")) {
-        problems.push(PreflightProblem::NoReplicationGrant(
-            facts.grants.join(" | "),
-        ));
+        let shown: Vec<String> = facts.grants.iter().map(|g| without_secret(g)).collect();
+        problems.push(PreflightProblem::NoReplicationGrant(shown.join(" | ")));
     }
     if facts.server_id == our_server_id {
         problems.push(PreflightProblem::ServerIdClash(our_server_id));
@@ -149,5 +157,9 @@ mod tests {
         assert!(p.contains(&PreflightProblem::FormatNotRow("MIXED".into())));
         assert!(p.contains(&PreflightProblem::ServerIdClash(7)));
         assert!(p[0].to_string().contains("log_bin"));
+        let mut f2 = good();
+        f2.grants = vec!["GRANT USAGE ON *.* TO `x`@`%` IDENTIFIED BY PASSWORD '*ABC123'".into()];
+        let p = check(&f2, 4242).unwrap_err();
+        assert!(!p[0].to_string().contains("ABC123"), "{}", p[0]);
     }
 }
