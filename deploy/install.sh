@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local mysql-replicator stack needs, and only what is missing:
 #   - Debian packages: zookeeper (3.8), mariadb-server and mariadb-client (10.11),
-#     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka);
+#     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka),
+#     chromium and chromium-driver (the web console's browser test);
 #   - Tansu 0.6.0, the Kafka-compatible broker, built from crates.io with
 #     `cargo install` into $CARGO_HOME/bin (7-10 minutes on 2 cores, once).
 #
@@ -26,7 +27,7 @@ is_installed() {
 install_apt_packages() {
     local missing=()
     local pkg
-    for pkg in zookeeper mariadb-server mariadb-client socat; do
+    for pkg in zookeeper mariadb-server mariadb-client socat chromium chromium-driver; do
         is_installed "$pkg" || missing+=("$pkg")
     done
     command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
