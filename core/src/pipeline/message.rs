@@ -4,7 +4,7 @@
 //! (task, database, table, escaped once), the per-transaction position
 //! fragment, then the row images the decoder produced.
 
-use crate::sink::dedupe::MsgPos;
+use crate::sink::dedupe::PosRef;
 
 /// Change type of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,12 +129,9 @@ pub fn ddl_key(database: &str, table: &str) -> Vec<u8> {
     key_names([database, table].into_iter())
 }
 
-/// The [`MsgPos`] of row `row` of the transaction starting at `file:pos`.
-pub fn msg_pos(file: &str, pos: u64, row: u64) -> MsgPos {
-    MsgPos {
-        pos: replicator_common::position::BinlogPos::new(file, pos),
-        row,
-    }
+/// The position of row `row` of the transaction starting at `file:pos`.
+pub fn msg_pos(file: &str, pos: u64, row: u64) -> PosRef<'_> {
+    PosRef { file, pos, row }
 }
 
 #[cfg(test)]

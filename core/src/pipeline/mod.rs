@@ -27,7 +27,7 @@ use crate::progress::{self, Checkpoint, ContextWriter, Stored};
 use crate::sink::tracker::Tracker;
 use crate::sink::{KafkaSink, SinkOptions};
 use crate::source::{self, schema::SchemaCache, StartAt};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::TaskConfig;
 use replicator_common::paths::TaskRef;
@@ -39,6 +39,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use txn::TxnCursor;
+
+/// Events handled per wake-up before stops and commits get a turn.
+const BURST: usize = 256;
 
 /// Tunables of a pipeline.
 #[derive(Debug, Clone)]
@@ -226,6 +229,27 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     Some(Ok(ev)) => ev,
                 };
                 if let Err(e) = state.handle(&ev, &mut sink, &tracker).await {
+                    break Err(e);
+                }
+                // Take what is already buffered without another trip
+                // through select!, up to a bound so stops and commits still
+                // get their turn.
+                let mut drained = Ok(());
+                for _ in 0..BURST {
+                    if stops.hard.is_cancelled() {
+                        break;
+                    }
+                    let Some(next) = stream.next().now_or_never() else { break };
+                    drained = match next {
+                        None => Err(TaskError::transient("source closed the binlog stream")),
+                        Some(Err(e)) => Err(e.into()),
+                        Some(Ok(ev)) => state.handle(&ev, &mut sink, &tracker).await,
+                    };
+                    if drained.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = drained {
                     break Err(e);
                 }
             }
@@ -434,7 +458,7 @@ impl RunState {
                 },
             );
             let pos = message::msg_pos(self.cursor.file(), start, row);
-            sink.send(&topic, &self.out.key, &self.msg, &pos, slot)
+            sink.send(&topic, &self.out.key, &self.msg, pos, slot)
                 .await?;
             self.txn_events += 1;
         }
@@ -462,7 +486,7 @@ impl RunState {
         let key = message::ddl_key(db, table);
         let pos = message::msg_pos(self.cursor.file(), start, row);
         let slot = self.slot.expect("statement opened a slot");
-        sink.send(&topic, &key, &self.msg, &pos, slot).await?;
+        sink.send(&topic, &key, &self.msg, pos, slot).await?;
         self.txn_events += 1;
         Ok(())
     }

@@ -31,6 +31,19 @@ impl MsgPos {
         format!("{}:{}:{}", self.pos.file, self.pos.pos, self.row)
     }
 
+    /// Appends the header text to `out` without allocating.
+    pub fn write_header(&self, out: &mut Vec<u8>) {
+        self.as_ref().write_header(out);
+    }
+
+    pub fn as_ref(&self) -> PosRef<'_> {
+        PosRef {
+            file: &self.pos.file,
+            pos: self.pos.pos,
+            row: self.row,
+        }
+    }
+
     pub fn parse_header(s: &str) -> Option<MsgPos> {
         let (rest, row) = s.rsplit_once(':')?;
         let pos: BinlogPos = rest.parse().ok()?;
@@ -42,6 +55,33 @@ impl MsgPos {
 
     pub fn compare(&self, other: &MsgPos) -> Result<Ordering, PositionError> {
         Ok(self.pos.compare(&other.pos)?.then(self.row.cmp(&other.row)))
+    }
+}
+
+/// A message position borrowing its file name (no allocation per message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PosRef<'a> {
+    pub file: &'a str,
+    pub pos: u64,
+    pub row: u64,
+}
+
+impl PosRef<'_> {
+    pub fn to_owned(&self) -> MsgPos {
+        MsgPos {
+            pos: BinlogPos::new(self.file, self.pos),
+            row: self.row,
+        }
+    }
+
+    /// Appends `file:pos:row` to `out`.
+    pub fn write_header(&self, out: &mut Vec<u8>) {
+        let mut b = itoa::Buffer::new();
+        out.extend_from_slice(self.file.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(b.format(self.pos).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(b.format(self.row).as_bytes());
     }
 }
 
@@ -107,6 +147,9 @@ mod tests {
     fn header_round_trip() {
         let p = mp(4711, 3);
         assert_eq!(p.header(), "mysql-bin.000002:4711:3");
+        let mut buf = Vec::new();
+        p.write_header(&mut buf);
+        assert_eq!(buf, p.header().as_bytes());
         assert_eq!(MsgPos::parse_header(&p.header()), Some(p));
         assert_eq!(MsgPos::parse_header("garbage"), None);
         assert_eq!(MsgPos::parse_header("f.1:x:1"), None);

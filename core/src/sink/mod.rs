@@ -16,7 +16,7 @@ pub mod tail;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
-use dedupe::{MsgPos, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
+use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -76,6 +76,7 @@ pub struct KafkaSink {
     opts: SinkOptions,
     task_header: Vec<u8>,
     epoch_header: Vec<u8>,
+    pos_header: Vec<u8>,
     skipped: u64,
 }
 
@@ -132,6 +133,7 @@ impl KafkaSink {
             opts,
             task_header,
             epoch_header,
+            pos_header: Vec::with_capacity(48),
             skipped: 0,
         })
     }
@@ -259,7 +261,7 @@ impl KafkaSink {
         topic: &Arc<str>,
         key: &[u8],
         payload: &[u8],
-        pos: &MsgPos,
+        pos: PosRef<'_>,
         txn: u64,
     ) -> Result<(), TaskError> {
         let partitions = match self.topics.get(topic) {
@@ -270,13 +272,15 @@ impl KafkaSink {
         if !self.watermarks.is_empty()
             && self
                 .watermarks
-                .already_delivered(topic, partition, pos)
+                .already_delivered(topic, partition, &pos.to_owned())
                 .map_err(|e| DefiniteError::Decode(format!("comparing with the topic tail: {e}")))?
         {
             self.skipped += 1;
             return Ok(());
         }
-        let pos_header = pos.header();
+        self.pos_header.clear();
+        pos.write_header(&mut self.pos_header);
+        let pos_header = &self.pos_header;
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
                 key: TASK_HEADER,
@@ -284,7 +288,7 @@ impl KafkaSink {
             })
             .insert(Header {
                 key: POSITION_HEADER,
-                value: Some(&pos_header),
+                value: Some(pos_header.as_slice()),
             })
             .insert(Header {
                 key: EPOCH_HEADER,

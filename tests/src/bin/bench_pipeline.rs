@@ -1,0 +1,181 @@
+//! Pipeline benchmark: seeds N rows (default 200,000 in 1,000-row inserts),
+//! then measures in one run
+//! 1. the raw binlog read: `mariadb-binlog --read-from-remote-server` of the
+//!    seeded range to /dev/null, and
+//! 2. our end to end: `replicator-core` from the binlog to Kafka
+//!    acknowledgements with progress commits on (the context reaching the
+//!    end of the seeded range),
+//!
+//! and prints both rates, their ratio, and the Core's peak RSS.
+//!
+//! `cargo build --release -p replicator-core -p replicator-tests --bins &&
+//!  REPLICATOR_BIN_DIR=target/release target/release/bench-pipeline [ROWS]`
+//! Uses the servers of `REPLICATOR_TEST_*` when set, else starts its own.
+
+use mysql_async::prelude::Queryable;
+use replicator_common::paths::TaskRef;
+use replicator_tests::{unique_name, unique_root, Process, Stack};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rows: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
+    let one_txn = args.iter().any(|a| a == "--one-transaction");
+    let batch = 1_000;
+    let stack = Stack::from_env().unwrap_or_else(Stack::start);
+    let db = stack.create_database("bench_pipeline").await;
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{db}`.orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, \
+             note VARCHAR(32), amount DECIMAL(10,2), created DATETIME(3))"
+        ))
+        .await;
+    let (file, start_pos) = stack.binlog_position().await;
+
+    // Seed
+    let t = Instant::now();
+    let mut conn = stack.conn().await;
+    if one_txn {
+        // one statement, one transaction of `rows` rows (MariaDB's sequence engine)
+        conn.query_drop(format!(
+            "INSERT INTO `{db}`.orders SELECT seq, seq % 1000, CONCAT('note ', seq), \
+             (seq % 100000) + (seq % 100) / 100, '2024-01-02 03:04:05.123' FROM `{db}`.seq_0_to_{}",
+            rows - 1
+        ))
+        .await
+        .unwrap();
+    } else {
+        let mut id = 0usize;
+        while id < rows {
+            let n = batch.min(rows - id);
+            let values: Vec<String> = (0..n)
+                .map(|i| {
+                    let k = id + i;
+                    format!(
+                        "({k}, {}, 'note {k}', {}.{:02}, '2024-01-02 03:04:05.{:03}')",
+                        k % 1000,
+                        k % 100_000,
+                        k % 100,
+                        k % 1000
+                    )
+                })
+                .collect();
+            conn.query_drop(format!(
+                "INSERT INTO `{db}`.orders VALUES {}",
+                values.join(",")
+            ))
+            .await
+            .unwrap();
+            id += n;
+        }
+    }
+    let (end_file, end_pos) = stack.binlog_position().await;
+    assert_eq!(file, end_file, "the seed must fit in one binlog file");
+    println!(
+        "seeded {rows} rows in {} in {:.1} s ({} bytes of binlog)",
+        if one_txn {
+            "ONE transaction".to_string()
+        } else {
+            format!("{batch}-row inserts")
+        },
+        t.elapsed().as_secs_f64(),
+        end_pos - start_pos
+    );
+
+    // 1. Raw read with mariadb-binlog
+    let t = Instant::now();
+    let status = std::process::Command::new("mariadb-binlog")
+        .args([
+            "--read-from-remote-server",
+            &format!("--host={}", stack.mysql_host()),
+            &format!("--port={}", stack.mysql_port()),
+            &format!("--user={}", stack.mysql_user()),
+            &format!("--password={}", stack.mysql_password()),
+            &format!("--start-position={start_pos}"),
+            &format!("--stop-position={end_pos}"),
+            &file,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("mariadb-binlog runs");
+    assert!(status.success(), "mariadb-binlog failed: {status}");
+    let raw_s = t.elapsed().as_secs_f64();
+    let raw_rate = rows as f64 / raw_s;
+
+    // 2. End to end through replicator-core
+    let root = unique_root();
+    let zk = stack.zk(&root).await;
+    let task = unique_name("bench");
+    let task_ref = TaskRef::hot(&task).unwrap();
+    let cfg = json!({"name": task,
+        "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
+                   "password": stack.mysql_password(), "server_id": 888_001,
+                   "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
+        "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4}});
+    let path = zk.layout().task(&task_ref);
+    zk.ensure_path(&path).await.unwrap();
+    zk.client()
+        .set_data(&path, cfg.to_string().as_bytes(), None)
+        .await
+        .unwrap();
+    // topic created up front so that its creation is not timed
+    stack.create_topic(&format!("{db}.orders"), 4).await;
+    let mut core = Process::spawn(
+        "replicator-core",
+        [
+            "--zk",
+            stack.zk_connect(),
+            "--root",
+            &root,
+            "--host-id",
+            "bench",
+            "--task",
+            &task,
+            "--commit-interval-ms",
+            "20",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    core.wait_for_log("replication starts", Duration::from_secs(30))
+        .await;
+    let t = Instant::now();
+    let ctx_path = zk.layout().context(&task_ref);
+    loop {
+        if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d) {
+                if v["pos"].as_u64().unwrap_or(0) >= end_pos && v["file"] == file.as_str() {
+                    break;
+                }
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "pipeline did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let e2e_s = t.elapsed().as_secs_f64();
+    let rss = peak_rss_kib(core.pid());
+    core.stop().await;
+    let e2e_rate = rows as f64 / e2e_s;
+    println!("raw binlog read (mariadb-binlog to /dev/null): {raw_s:.2} s, {raw_rate:.0} rows/s");
+    println!("end to end (binlog -> Kafka acks, context committed every 20 ms): {e2e_s:.2} s, {e2e_rate:.0} rows/s");
+    println!("ratio end-to-end / raw read: {:.2}", e2e_rate / raw_rate);
+    println!(
+        "replicator-core peak RSS: {}",
+        rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "unknown".into())
+    );
+}
