@@ -25,7 +25,7 @@ pub enum TaskError {
 /// Errors that retrying cannot fix.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DefiniteError {
-    #[error("binlog position is gone on the source (server error 1236): {0}")]
+    #[error("binlog position is gone on the source (server error 1236): {0}; to start over from source.start, delete the task's context node")]
     BinlogGone(String),
     #[error("access denied on the source: {0}")]
     AccessDenied(String),
