@@ -6,7 +6,8 @@
 //! [`Store`], so a rejected request writes nothing. With a token configured,
 //! every route but `/healthz` needs `Authorization: Bearer <token>`; the
 //! check runs before the body is read. Bodies over
-//! [`MAX_BODY_BYTES`] get 413. `/` is left to the web console.
+//! [`MAX_BODY_BYTES`] get 413. `/` and `GET /api/v1/cores` are the web
+//! console's ([`crate::console`]).
 //!
 //! Logs name tasks and versions only: never a body, never a config.
 
@@ -49,7 +50,7 @@ pub struct AppState {
 
 type Shared = Arc<AppState>;
 
-/// The routes of the API (`/api/v1/...`), `/metrics` and `/healthz`.
+/// The routes of the API (`/api/v1/...`), `/metrics`, `/healthz` and the console.
 pub fn router(state: Shared) -> Router {
     let api = Router::new()
         .route("/tasks", get(list_tasks).post(create_task))
@@ -59,6 +60,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/tasks/{name}/{action}", post(control_task))
         .route("/alerts", get(list_alerts))
+        .route("/cores", get(crate::console::list_cores))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -70,6 +72,7 @@ pub fn router(state: Shared) -> Router {
         .nest("/api/v1", api)
         .merge(metrics)
         .route("/healthz", get(healthz))
+        .merge(crate::console::router())
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }

@@ -5,7 +5,8 @@
 //! and an exit code from [`crate::client::exit`] that scripts can rely on.
 //! `alerts --watch` polls the server and prints a line whenever an alert
 //! fires, resolves or is cleared; a failed poll is reported once and
-//! retried, a refused token ends the watch.
+//! retried, a refused token ends the watch. `tail` talks to Kafka, not to
+//! the server ([`crate::tail`]).
 
 use crate::alerts::AlertWatch;
 use crate::client::{exit, task_path, Client, ClientError, Reply};
@@ -67,6 +68,8 @@ pub enum Command {
         #[arg(long)]
         state: Option<String>,
     },
+    /// Print the messages of Kafka topics as they arrive (one JSON value a line).
+    Tail(crate::tail::TailArgs),
 }
 
 /// `NAME [--group G]`.
@@ -105,6 +108,9 @@ pub enum TaskCommand {
 
 /// Runs the command; returns the exit code.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if let Command::Tail(args) = &cli.command {
+        return crate::tail::run(args, out, err);
+    }
     let token = match token(&cli) {
         Ok(t) => t,
         Err(msg) => {
@@ -126,6 +132,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             interval_ms,
             state: _,
         } => return watch(&client, Duration::from_millis(interval_ms), json, out, err),
+        Command::Tail(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => exit::OK,
@@ -366,11 +373,17 @@ mod tests {
             "replicatorctl task delete orders",
             "replicatorctl alerts --watch --interval-ms 500",
             "replicatorctl --server http://h:1 alerts",
+            "replicatorctl tail demo.orders --brokers 127.0.0.1:9092 --from-beginning --max 3",
+            "replicatorctl tail a.b c.d --brokers k:9092 --meta --max-wait-ms 500",
         ] {
             let args: Vec<&str> = line.split(' ').collect();
             assert!(Cli::try_parse_from(args).is_ok(), "{line}");
         }
         assert!(Cli::try_parse_from(["replicatorctl", "task", "frobnicate"]).is_err());
+        assert!(
+            Cli::try_parse_from(["replicatorctl", "tail", "--brokers", "k:1"]).is_err(),
+            "a topic is required"
+        );
     }
 
     #[test]

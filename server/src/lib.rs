@@ -17,20 +17,24 @@
 //! - [`store`]: the task znodes: atomic create, versioned update, atomic
 //!   delete, control writes; session renewal.
 //! - [`api`]: the axum routes, bearer-token check, body limit.
+//! - [`console`]: the web console at `/` and `GET /api/v1/cores`.
 //! - [`client`]: the HTTP client of `replicatorctl`, errors to exit codes.
 //! - [`render`]: tables and times for `replicatorctl` (pure).
 //! - [`ctl`]: the `replicatorctl` commands.
+//! - [`tail`]: `replicatorctl tail`, a Kafka consumer printing a task's topics.
 //! - [`error`]: typed errors.
 
 pub mod alerts;
 pub mod api;
 pub mod client;
+pub mod console;
 pub mod ctl;
 pub mod error;
 pub mod metrics;
 pub mod render;
 pub mod status;
 pub mod store;
+pub mod tail;
 pub mod validate;
 
 use error::ServerError;

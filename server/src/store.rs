@@ -361,15 +361,40 @@ impl Store {
     /// Every child of `/alerts` and its data.
     pub async fn alerts(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let zk = self.zk().await?;
-        let dir = self.layout().alerts();
+        children_data(&zk, &self.layout().alerts()).await
+    }
+
+    /// Every child of `/cores` (a live Core's CoreInfo) and its data.
+    pub async fn cores(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let zk = self.zk().await?;
+        children_data(&zk, &self.layout().cores()).await
+    }
+
+    /// Every group under `/task-groups` with the names of its tasks, sorted.
+    pub async fn groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let zk = self.zk().await?;
         let mut out = Vec::new();
-        for id in sorted(zk.children(&dir).await?) {
-            if let Some((data, _)) = zk.get(&format!("{dir}/{id}")).await? {
-                out.push((id, data));
-            }
+        for g in sorted(zk.children(&self.layout().groups()).await?) {
+            let Ok(dir) = self.layout().group(&g) else {
+                continue;
+            };
+            let tasks = sorted(zk.children(&dir).await?);
+            out.push((g, tasks));
         }
         Ok(out)
     }
+}
+
+/// The children of `dir` and their data, sorted by name; children that
+/// vanish while being read are left out.
+async fn children_data(zk: &Zk, dir: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut out = Vec::new();
+    for id in sorted(zk.children(dir).await?) {
+        if let Some((data, _)) = zk.get(&format!("{dir}/{id}")).await? {
+            out.push((id, data));
+        }
+    }
+    Ok(out)
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
