@@ -17,6 +17,7 @@
 //! - [`scan`]: cold-standby scan decisions (pure); [`cold`]: the scanner.
 //! - [`runtime`]: the process: ZooKeeper session, `/cores/<host>`, every task and group.
 //! - [`error`]: transient vs definite errors, back-off.
+//! - [`metrics`]: Prometheus text on `--metrics-addr`.
 
 pub mod cold;
 pub mod decode;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod hot;
 pub mod instance;
 pub mod lease;
+pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod runtime;

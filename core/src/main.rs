@@ -47,7 +47,7 @@ struct Args {
     /// Benchmark only: claim cold tasks without replicating them.
     #[arg(long, hide = true)]
     coordination_only: bool,
-    /// Address for Prometheus metrics (not served yet when absent).
+    /// Address to serve Prometheus metrics on (`/metrics`), e.g. 127.0.0.1:9187.
     #[arg(long)]
     metrics_addr: Option<String>,
 }
@@ -68,12 +68,10 @@ fn main() -> anyhow::Result<()> {
     for g in &args.groups {
         replicator_common::names::validate_name(g).with_context(|| format!("--group {g}"))?;
     }
-    if args.metrics_addr.is_some() {
-        tracing::warn!("--metrics-addr is accepted but metrics are not served by this version");
-    }
     let session_timeout = Duration::from_millis(args.zk_session_timeout_ms);
     let config = CoreConfig {
         host: args.host_id,
+        metrics_addr: args.metrics_addr,
         zk: ZkOptions {
             servers: args.zk,
             layout,

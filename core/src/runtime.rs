@@ -28,6 +28,8 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub host: String,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<String>,
     pub zk: ZkOptions,
     pub tasks: Vec<TaskRef>,
     pub groups: Vec<String>,
@@ -58,6 +60,14 @@ impl Running {
 pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let config = Arc::new(config);
+    if let Some(addr) = config.metrics_addr.clone() {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr.clone(), stop).await {
+                tracing::error!(addr = %addr, error = %e, "cannot serve metrics");
+            }
+        });
+    }
     loop {
         if shutdown.is_cancelled() {
             return;

@@ -182,22 +182,11 @@ async fn alter_between_inserts_never_mislabels_a_column() {
 
     // Then each row carries the column set and values of its time
     let problems = mismatches(stack, &s.task, &rec, &[&t]).await;
-    // KNOWN CORE BUG, reported and not fixed here (core/src/source/schema.rs):
-    // `SchemaCache::lookup` flags MariaDB JSON columns (LONGTEXT with a
-    // json_valid check) by their *index in today's information_schema*, and
-    // `complete` applies that index to the table map of an older table
-    // shape. A Core that reads the binlog after an ALTER moved the JSON
-    // column (catch-up, restart, or just lag) emits the JSON column as a
-    // string (`"[3]"`) and the text column now at its old index as JSON
-    // when its text parses (`"7"` comes out as `7`, `"null"` as `null`).
-    // Fix: keep the JSON column names and match them by name to the table
-    // map's columns (binlog_row_metadata=FULL gives the names). Column
-    // names and sets themselves come out right.
+    // JSON flags come from information_schema by column name, so a table map
+    // of an older shape of the table is completed correctly too.
     assert!(
         problems.is_empty(),
-        "{} mismatches (a KNOWN CORE BUG when only JSON/text columns differ: \
-         JSON flags by position in the current schema, see the comment above \
-         this assertion):\n{}\n{}",
+        "{} mismatches:\n{}\n{}",
         problems.len(),
         problems.join("\n"),
         core.tail(20)

@@ -169,6 +169,8 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let mut stream = stream?;
     tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch, "replication starts");
 
+    crate::metrics::set_running(spec.task.name(), true);
+    crate::metrics::record(spec.task.name(), start.events, start.event_ts_ms, 0);
     let tracker = Arc::new(Tracker::default());
     let mut sink = KafkaSink::new(
         SinkOptions {
@@ -220,6 +222,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     if let Err(e) = writer.write(&cp, false, false).await {
                         break Err(e);
                     }
+                    crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
                 }
             }
             ev = stream.next() => {
@@ -263,6 +266,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     }
     drop(stream);
     sink.close_in_background();
+    crate::metrics::set_running(spec.task.name(), false);
     result
 }
 

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 struct Known {
     names: Vec<String>,
     primary_key: Vec<usize>,
-    json_columns: Vec<usize>,
+    /// Names, not indexes: the table map being completed may be of an older
+    /// shape of the table than information_schema shows now.
+    json_columns: Vec<String>,
 }
 
 /// Cached lookups over a metadata connection.
@@ -53,6 +55,14 @@ impl SchemaCache {
             self.known.insert(key.clone(), k);
         }
         let k = &self.known[&key];
+        let json_in = |names: &[String]| -> Vec<usize> {
+            names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| k.json_columns.contains(n))
+                .map(|(i, _)| i)
+                .collect()
+        };
         if needs_names {
             if k.names.len() != table.columns.len() {
                 return Err(crate::error::DefiniteError::Decode(format!(
@@ -64,11 +74,13 @@ impl SchemaCache {
                 ))
                 .into());
             }
-            table.apply_schema(&k.names, &k.primary_key, &k.json_columns);
+            let json = json_in(&k.names);
+            table.apply_schema(&k.names, &k.primary_key, &json);
         } else if !k.json_columns.is_empty() {
             let names: Vec<String> = table.column_names().map(str::to_string).collect();
             let pk = table.primary_key.clone();
-            table.apply_schema(&names, &pk, &k.json_columns);
+            let json = json_in(&names);
+            table.apply_schema(&names, &pk, &json);
         }
         Ok(())
     }
@@ -102,9 +114,7 @@ impl SchemaCache {
                 .await?;
             for clause in checks {
                 if let Some(col) = json_valid_column(&clause) {
-                    if let Some(i) = cols.iter().position(|(n, _)| *n == col) {
-                        k.json_columns.push(i);
-                    }
+                    k.json_columns.push(col);
                 }
             }
         }

@@ -1,0 +1,145 @@
+//! Prometheus metrics of a Core, served on `--metrics-addr` at `/metrics`.
+//!
+//! Pipelines report at their commit ticks (never per row); the HTTP side
+//! renders a snapshot. Names follow `replicator_<noun>_<unit>[_total]`.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// 1 while this Core runs the task's pipeline (it is the RUNNING instance).
+pub const TASK_RUNNING: &str = "replicator_core_task_running";
+/// Row and DDL messages acknowledged by Kafka (from the context's count).
+pub const TASK_EVENTS: &str = "replicator_core_task_events_total";
+/// Now minus the source time of the last replicated event (heartbeats keep
+/// it near zero on an idle source).
+pub const TASK_LAG: &str = "replicator_core_task_lag_seconds";
+/// Replayed messages dropped because the topic already had them.
+pub const TASK_DUPLICATES: &str = "replicator_core_task_duplicates_dropped_total";
+
+#[derive(Debug, Default, Clone)]
+struct TaskMetrics {
+    running: bool,
+    events: u64,
+    event_ts_ms: i64,
+    duplicates: u64,
+}
+
+fn registry() -> &'static Mutex<BTreeMap<String, TaskMetrics>> {
+    static R: OnceLock<Mutex<BTreeMap<String, TaskMetrics>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Marks whether this Core runs `task`'s pipeline.
+pub fn set_running(task: &str, running: bool) {
+    let mut g = registry().lock().expect("metrics lock");
+    g.entry(task.to_string()).or_default().running = running;
+}
+
+/// Records a committed checkpoint and the duplicates dropped so far by the run.
+pub fn record(task: &str, events: u64, event_ts_ms: i64, duplicates: u64) {
+    let mut g = registry().lock().expect("metrics lock");
+    let m = g.entry(task.to_string()).or_default();
+    m.events = events;
+    m.event_ts_ms = event_ts_ms;
+    m.duplicates = duplicates;
+}
+
+/// The Prometheus text of every task seen.
+pub fn render(now_ms: i64) -> String {
+    let g = registry().lock().expect("metrics lock");
+    let mut out = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&TaskMetrics) -> Option<String>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (task, m) in g.iter() {
+                if let Some(v) = value(m) {
+                    out.push_str(&format!(
+                        "{name}{{task=\"{}\"}} {v}\n",
+                        task.replace('"', "\\\"")
+                    ));
+                }
+            }
+        };
+    family(
+        TASK_RUNNING,
+        "gauge",
+        "1 while this core runs the task",
+        &|m| Some(u8::from(m.running).to_string()),
+    );
+    family(
+        TASK_EVENTS,
+        "counter",
+        "messages acknowledged by Kafka",
+        &|m| Some(m.events.to_string()),
+    );
+    family(
+        TASK_LAG,
+        "gauge",
+        "seconds since the last replicated source event",
+        &|m| {
+            (m.running && m.event_ts_ms > 0)
+                .then(|| format!("{:.3}", (now_ms - m.event_ts_ms).max(0) as f64 / 1000.0))
+        },
+    );
+    family(
+        TASK_DUPLICATES,
+        "counter",
+        "replayed messages dropped as already in Kafka",
+        &|m| Some(m.duplicates.to_string()),
+    );
+    out
+}
+
+/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown`.
+pub async fn serve(addr: String, shutdown: CancellationToken) -> std::io::Result<()> {
+    let listener = TcpListener::bind(&addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    loop {
+        let (mut sock, _) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = match sock.read(&mut buf).await {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = match path {
+                "/metrics" => ("200 OK", render(replicator_common::now_ms())),
+                "/healthz" => ("200 OK", "ok\n".to_string()),
+                _ => ("404 Not Found", "not found\n".to_string()),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_task_families() {
+        set_running("m_t1", true);
+        record("m_t1", 42, 1_000, 3);
+        let text = render(3_500);
+        assert!(
+            text.contains("replicator_core_task_running{task=\"m_t1\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("replicator_core_task_events_total{task=\"m_t1\"} 42"));
+        assert!(text.contains("replicator_core_task_lag_seconds{task=\"m_t1\"} 2.500"));
+        assert!(text.contains("replicator_core_task_duplicates_dropped_total{task=\"m_t1\"} 3"));
+        assert!(text.contains("# TYPE replicator_core_task_events_total counter"));
+    }
+}
