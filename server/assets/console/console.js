@@ -188,8 +188,11 @@ function renderInstance(i) {
 
 function renderTask(t) {
   const cfg = t.config;
+  const include = cfg && cfg.source.include && cfg.source.include.length
+    ? ` <span class="mono">${cfg.source.include.map(esc).join(" ")}</span>`
+    : "";
   const where = cfg
-    ? `${esc(cfg.source.host)}:${esc(cfg.source.port)} → ${esc(cfg.sink.topic)}`
+    ? `${esc(cfg.source.host)}:${esc(cfg.source.port)}${include} → ${esc(cfg.sink.topic)}`
     : esc(t.config_error || "no config");
   const group = t.group ? `<span class="tag">group ${esc(t.group)}</span>` : '<span class="tag">hot</span>';
   const instances = t.instances.length
