@@ -1,10 +1,11 @@
-//! Lowest-sequence election over an instances child list (DESIGN §4), pure.
+//! Lowest-sequence election over a list of EPHEMERAL_SEQUENTIAL children
+//! (`<host>-<seq>`), pure: task instances (DESIGN §4) and monitor leaders.
 //!
 //! The instance with the smallest sequence is RUNNING; every other watches
 //! only the instance just before its own, so one node going away wakes one
 //! watcher, whatever the number of standbys.
 
-use replicator_common::paths::InstanceName;
+use crate::paths::InstanceName;
 
 /// What an instance should do after listing the instances.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 //! `../shared/DESIGN.md`).
 //!
 //! # Layout
+//! - [`backoff`]: capped, jittered retry delays.
+//! - [`election`]: lowest-sequence decisions over `<host>-<seq>` children (pure).
 //! - [`names`]: task/group/host name validation (`[A-Za-z0-9_.-]{1,128}`).
 //! - [`paths`]: the ZooKeeper layout of DESIGN §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
@@ -17,7 +19,9 @@
 //!   node helpers).
 //! - [`telemetry`]: tracing set-up.
 
+pub mod backoff;
 pub mod config;
+pub mod election;
 pub mod names;
 pub mod nodes;
 pub mod paths;

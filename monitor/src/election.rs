@@ -9,40 +9,12 @@
 //! monitor takes over within its watch round trip (crash: once the session
 //! expires).
 
-use replicator_common::paths::InstanceName;
 use replicator_common::zk::{is_terminal, Zk, ZkError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use zookeeper_client::CreateMode;
 
-/// What a candidate should do after listing the candidates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Leader,
-    /// Watch this child (the predecessor) and wait.
-    Follower {
-        watch: String,
-    },
-    /// Own node is not in the list.
-    Gone,
-}
-
-/// The role of `own` (a child name `<host>-<seq>`) among `children`;
-/// children that are not `<host>-<seq>` are ignored.
-pub fn decide(children: &[String], own: &str) -> Role {
-    let Some(me) = InstanceName::parse(own) else {
-        return Role::Gone;
-    };
-    if !children.iter().any(|c| c == own) {
-        return Role::Gone;
-    }
-    children
-        .iter()
-        .filter_map(|c| InstanceName::parse(c).map(|n| (n.seq, c)))
-        .filter(|(seq, _)| *seq < me.seq)
-        .max_by_key(|(seq, _)| *seq)
-        .map_or(Role::Leader, |(_, c)| Role::Follower { watch: c.clone() })
-}
+pub use replicator_common::election::{decide, Role};
 
 /// Stands for leader during one session until `stop` or the session ends;
 /// `leader` says whether this monitor leads right now.
@@ -120,48 +92,4 @@ async fn register(zk: &Zk, dir: &str, host: &str) -> Result<String, ZkError> {
         .await
         .map_err(|e| ZkError::op("create", &prefix, e))?;
     Ok(format!("{host}-{seq}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(xs: &[&str]) -> Vec<String> {
-        xs.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn lowest_leads_and_each_watches_its_predecessor() {
-        let c = v(&["m-b-0000000007", "m-a-0000000003", "m-c-0000000012", "junk"]);
-        assert_eq!(decide(&c, "m-a-0000000003"), Role::Leader);
-        assert_eq!(
-            decide(&c, "m-c-0000000012"),
-            Role::Follower {
-                watch: "m-b-0000000007".into()
-            }
-        );
-        assert_eq!(
-            decide(&c, "m-b-0000000007"),
-            Role::Follower {
-                watch: "m-a-0000000003".into()
-            }
-        );
-        assert_eq!(decide(&c, "m-d-0000000001"), Role::Gone);
-        assert_eq!(decide(&c, "junk"), Role::Gone);
-    }
-
-    #[test]
-    fn no_node_is_watched_twice() {
-        let c: Vec<String> = (0..8).map(|i| format!("m{i}-{:010}", 8 - i)).collect();
-        let mut watched: Vec<String> = c
-            .iter()
-            .filter_map(|own| match decide(&c, own) {
-                Role::Follower { watch } => Some(watch),
-                _ => None,
-            })
-            .collect();
-        watched.sort();
-        watched.dedup();
-        assert_eq!(watched.len(), 7);
-    }
 }

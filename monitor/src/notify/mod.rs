@@ -18,7 +18,6 @@ use crate::lifecycle::{Change, ChangeKind};
 use replicator_common::nodes::{Alert, Severity};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -60,31 +59,7 @@ impl Stats {
     }
 }
 
-/// Capped exponential back-off with ±25 % jitter.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-        }
-    }
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        base.mul_f64(rand::random::<f64>() * 0.5 + 0.75)
-    }
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
+pub use replicator_common::backoff::Backoff;
 
 /// The channels.
 pub struct Notifier {
@@ -169,16 +144,6 @@ fn severity_name(s: Severity) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_capped() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let d: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
-        assert!(d[0] <= Duration::from_millis(125));
-        assert!(d[9] <= Duration::from_millis(1250) && d[9] >= Duration::from_millis(750));
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(125));
-    }
 
     #[test]
     fn stats_rows_cover_every_channel_and_outcome() {
