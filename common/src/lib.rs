@@ -17,6 +17,7 @@
 //!   core, alert).
 //! - [`zk`]: ZooKeeper session helper (connect with timeout, session events,
 //!   node helpers).
+//! - [`shutdown`]: a cancellation token for SIGTERM/SIGINT.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod backoff;
@@ -27,6 +28,7 @@ pub mod nodes;
 pub mod paths;
 pub mod position;
 pub mod secret;
+pub mod shutdown;
 pub mod telemetry;
 pub mod zk;
 

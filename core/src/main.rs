@@ -8,7 +8,6 @@ use replicator_core::cold::ColdOptions;
 use replicator_core::pipeline::PipelineOptions;
 use replicator_core::CoreConfig;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Streams MySQL/MariaDB binlog row changes into Kafka.
 #[derive(Parser, Debug)]
@@ -96,21 +95,10 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("stopping");
-            signal.cancel();
-        });
+        let shutdown = replicator_common::shutdown::on_signal().context("signal handlers")?;
         replicator_core::run(config, shutdown).await;
-    });
+        anyhow::Ok(())
+    })?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,7 +8,6 @@ use replicator_common::zk::ZkOptions;
 use replicator_monitor::{FileConfig, KafkaChannel, MonitorConfig};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Watches the replicator cluster in ZooKeeper, raises alerts and notifies.
 #[derive(Parser, Debug)]
@@ -188,20 +187,8 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("SIGTERM handler")?;
-        let waiter = tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("stopping");
-            signal.cancel();
-        });
+        let shutdown = replicator_common::shutdown::on_signal().context("signal handlers")?;
         let r = replicator_monitor::run(config, shutdown).await;
-        waiter.abort();
         r.map_err(anyhow::Error::from)
     })
 }

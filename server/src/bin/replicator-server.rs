@@ -6,7 +6,6 @@ use replicator_common::paths::{Layout, DEFAULT_ROOT};
 use replicator_common::zk::ZkOptions;
 use replicator_server::{read_token_file, ServerConfig};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The console of mysql-replicator: HTTP API over the task znodes.
 #[derive(Parser, Debug)]
@@ -80,20 +79,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let signal = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("stopping");
-            signal.cancel();
-        });
-        replicator_server::run(config, shutdown).await
+        let shutdown = replicator_common::shutdown::on_signal().context("signal handlers")?;
+        replicator_server::run(config, shutdown).await?;
+        anyhow::Ok(())
     })?;
     tracing::info!("stopped");
     Ok(())
