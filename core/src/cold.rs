@@ -1,26 +1,44 @@
 //! Cold-standby scanner of one group (DESIGN §5).
 //!
-//! Every scan interval: list the group's tasks, see which have no instance,
-//! count the group's live cores, and let [`crate::scan::plan`] decide. A claim
-//! creates this core's EPHEMERAL_SEQUENTIAL instance and lists again: the
-//! smallest sequence runs the task (the same pipeline and duplicate-free
-//! resume as hot tasks), anyone else deletes its node. A release is a
-//! graceful switchover: final clean context, instance deleted, the task left
-//! for an underloaded core's next scan. Requests per scan: two listings, one
-//! read per live core, one listing per task; a scan that changes nothing
-//! writes nothing.
+//! In: the group's task nodes `/task-groups/<group>/*`, their instance nodes
+//! and `/cores/*`. Out: claimed tasks, each running the same pipeline (same
+//! context, same duplicate-free resume) as a hot task; tasks handed over by
+//! graceful switchover; one debug line per scan with its ZooKeeper requests.
+//!
+//! Every scan interval (the first one after a short join grace, so that cores
+//! started together see each other before they claim): list the group's
+//! tasks, read the other cores' `/cores/<host>` (who serves the group and
+//! what each runs), list the instances of the tasks no core reports running,
+//! and let [`crate::scan::plan`] decide. A claim creates this core's
+//! EPHEMERAL_SEQUENTIAL instance and lists again: the smallest sequence runs
+//! the task, anyone else deletes its node. A release cancels the task's
+//! release token: the pipeline flushes, writes a clean final context and
+//! deletes the instance, and an underloaded core claims the task at its next
+//! scan. A task that left the group is stopped the same way (its own watch
+//! on the task node usually stops it first).
+//!
+//! Cost of a scan: one listing of the group, one of `/cores`, one read per
+//! other live core, and one listing per task that no core reports running.
+//! In a settled fleet that last term is zero, so a scan costs C + 1 requests
+//! for C live cores whatever the number of tasks, and writes nothing; a claim
+//! adds a create and a listing (and a delete when another core won). The
+//! debug line `scan` reports `reads` and `writes` of each scan.
+//!
+//! Failures: a scan that fails is logged and the next tick scans again. When
+//! the session is lost the scanner returns; its tasks stop producing when
+//! their lease lapses, and the runtime starts a new scanner in a new session.
 
 use crate::election::{decide, Role};
 use crate::hot::{self, Mode, TaskEnd, TaskEnv};
 use crate::instance::Instance;
 use crate::runtime::Running;
-use crate::scan::{plan, ScanInput};
-use replicator_common::nodes::CoreInfo;
+use crate::scan::{plan, ReleaseBackoff, ScanInput};
+use replicator_common::nodes::{CoreInfo, InstanceState};
 use replicator_common::paths::TaskRef;
-use replicator_common::zk::ZkError;
-use std::collections::{BTreeSet, HashMap};
+use replicator_common::zk::{ZkClientError, ZkError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -43,130 +61,329 @@ impl Default for ColdOptions {
     }
 }
 
+/// Claims in flight at once.
+const CLAIM_BATCH: usize = 64;
+
+/// Wait before the first scan: a quarter of the interval, at most 1 s.
+pub fn join_grace(scan_interval: Duration) -> Duration {
+    (scan_interval / 4).min(Duration::from_secs(1))
+}
+
 struct Held {
     release: CancellationToken,
     handle: JoinHandle<()>,
+    /// Asked to stop (hand-over or deletion); no longer counted.
+    releasing: bool,
+}
+
+/// ZooKeeper requests of one scan.
+#[derive(Debug, Default, Clone, Copy)]
+struct Requests {
+    reads: u32,
+    writes: u32,
+}
+
+struct Scanner {
+    env: TaskEnv,
+    group: String,
+    opts: ColdOptions,
+    running: Arc<Running>,
+    held: HashMap<String, Held>,
+    /// Free tasks of the previous scan and for how many scans in a row.
+    ages: BTreeMap<String, u32>,
+    backoff: ReleaseBackoff,
+    scans: u64,
 }
 
 /// Scans `group` until the session ends or the process shuts down.
 pub async fn run_group(env: TaskEnv, group: String, opts: ColdOptions, running: Arc<Running>) {
-    let mut held: HashMap<String, Held> = HashMap::new();
-    let mut previous_free: BTreeSet<String> = BTreeSet::new();
-    let mut tick = tokio::time::interval(opts.scan_interval);
+    let interval = opts.scan_interval;
+    let mut s = Scanner {
+        env,
+        group,
+        opts,
+        running,
+        held: HashMap::new(),
+        ages: BTreeMap::new(),
+        backoff: ReleaseBackoff::default(),
+        scans: 0,
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(join_grace(interval)) => {}
+        _ = s.env.shutdown.cancelled() => return,
+        _ = s.env.session_lost.cancelled() => return,
+    }
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = env.shutdown.cancelled() => break,
-            _ = env.session_lost.cancelled() => break,
+            _ = s.env.shutdown.cancelled() => break,
+            _ = s.env.session_lost.cancelled() => break,
         }
-        held.retain(|_, h| !h.handle.is_finished());
-        match scan_once(&env, &group, &opts, &mut held, &mut previous_free, &running).await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(group = %group, error = %e, "scan failed"),
+        if let Err(e) = s.scan().await {
+            tracing::warn!(group = %s.group, error = %e, "scan failed");
         }
     }
-    for (_, h) in held {
+    for (_, h) in s.held {
         let _ = h.handle.await;
     }
 }
 
-async fn scan_once(
-    env: &TaskEnv,
-    group: &str,
-    opts: &ColdOptions,
-    held: &mut HashMap<String, Held>,
-    previous_free: &mut BTreeSet<String>,
-    running: &Arc<Running>,
-) -> Result<(), ZkError> {
-    let layout = env.zk.layout();
-    let group_path = layout.group(group)?;
-    let tasks: BTreeSet<String> = env
-        .zk
-        .children(&group_path)
-        .await?
-        .into_iter()
-        .filter(|t| replicator_common::names::validate_name(t).is_ok())
-        .collect();
-    let mut cores = BTreeSet::new();
-    for c in env.zk.children(&layout.cores()).await? {
-        let Ok(path) = layout.core(&c) else { continue };
-        if let Some((data, _)) = env.zk.get(&path).await? {
-            if let Ok(info) = serde_json::from_slice::<CoreInfo>(&data) {
-                if info.groups.iter().any(|g| g == group) {
-                    cores.insert(info.host);
-                }
-            }
-        }
-    }
-    let mut free = BTreeSet::new();
-    for t in &tasks {
-        if held.contains_key(t) {
-            continue;
-        }
-        let task = TaskRef::cold(group, t).expect("validated above");
-        if env.zk.children(&layout.instances(&task)).await?.is_empty() {
-            free.insert(t.clone());
-        }
-    }
-    let orphans: BTreeSet<String> = free.intersection(previous_free).cloned().collect();
-    let mine: BTreeSet<String> = held.keys().cloned().collect();
-    let decision = plan(&ScanInput {
-        host: &env.host,
-        tasks,
-        free: free.clone(),
-        orphans,
-        mine,
-        cores,
-        max_tasks: opts.max_tasks,
-    });
-    *previous_free = free;
-    for t in &decision.release {
-        if let Some(h) = held.get(t) {
-            tracing::info!(group, task = %t, "releasing task to rebalance");
-            h.release.cancel();
-        }
-    }
-    for t in decision.claim {
-        let task = TaskRef::cold(group, &t).expect("validated above");
-        let Some(inst) = claim(env, &task).await? else {
-            continue;
-        };
-        tracing::info!(group, task = %t, instance = %inst.name, "claimed task");
-        let release = CancellationToken::new();
-        let task_env = TaskEnv {
-            release: release.clone(),
-            ..env.clone()
-        };
-        let running = running.clone();
-        let coordination_only = opts.coordination_only;
-        let handle = tokio::spawn(async move {
-            running.set(&task, true);
-            let end = if coordination_only {
-                hold_only(&task_env, inst).await
-            } else {
-                hot::run_task(task_env, task.clone(), Mode::Cold, Some(inst)).await
-            };
-            running.set(&task, false);
-            match end {
-                Ok(end) => tracing::info!(task = %task, end = ?end, "cold task ended"),
-                Err(e) => {
-                    tracing::warn!(task = %task, error = %e, "cold task ended with a ZooKeeper error")
-                }
-            }
-        });
-        held.insert(t, Held { release, handle });
-    }
-    Ok(())
+fn is_no_node(e: &ZkError) -> bool {
+    matches!(e.client_error(), Some(ZkClientError::NoNode))
 }
 
-/// Creates this core's instance and keeps it only when it is the smallest.
-async fn claim(env: &TaskEnv, task: &TaskRef) -> Result<Option<Instance>, ZkError> {
-    let inst = Instance::register(&env.zk, task, &env.host).await?;
-    let children = env.zk.children(&env.zk.layout().instances(task)).await?;
+impl Scanner {
+    async fn scan(&mut self) -> Result<(), ZkError> {
+        let started = Instant::now();
+        self.scans += 1;
+        self.held.retain(|_, h| !h.handle.is_finished());
+        let mut req = Requests::default();
+        let zk = self.env.zk.clone();
+        let layout = zk.layout();
+        let group = self.group.clone();
+
+        req.reads += 1;
+        let tasks: BTreeSet<String> = zk
+            .children(&layout.group(&group)?)
+            .await?
+            .into_iter()
+            .filter(|t| replicator_common::names::validate_name(t).is_ok())
+            .collect();
+
+        // who serves the group and what each runs (this core: `held`)
+        let prefix = format!("{group}/");
+        let mut others: BTreeMap<String, usize> = BTreeMap::new();
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        req.reads += 1;
+        for c in zk.children(&layout.cores()).await? {
+            if c == self.env.host {
+                continue;
+            }
+            let Ok(path) = layout.core(&c) else { continue };
+            req.reads += 1;
+            let Some((data, _)) = zk.get(&path).await? else {
+                continue;
+            };
+            let Ok(info) = serde_json::from_slice::<CoreInfo>(&data) else {
+                continue;
+            };
+            let mut load = 0;
+            for t in info.tasks.iter().filter_map(|t| t.strip_prefix(&prefix)) {
+                busy.insert(t.to_string());
+                load += 1;
+            }
+            if info.groups.iter().any(|g| *g == group) {
+                others.insert(c, load);
+            }
+        }
+
+        // tasks no core reports: check their instances
+        let mut free = BTreeMap::new();
+        for t in &tasks {
+            if self.held.contains_key(t) || busy.contains(t) {
+                continue;
+            }
+            let task = TaskRef::cold(&group, t)?;
+            req.reads += 1;
+            if zk.children(&layout.instances(&task)).await?.is_empty() {
+                free.insert(t.clone(), self.ages.get(t).copied().unwrap_or(0) + 1);
+            }
+        }
+        self.ages = free.clone();
+
+        let elsewhere = self
+            .running
+            .list()
+            .iter()
+            .filter(|t| t.contains('/') && !t.starts_with(&prefix))
+            .count();
+        let mine: BTreeSet<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.releasing)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let hold_releases = self.backoff.hold(self.scans, &free);
+        let decision = plan(&ScanInput {
+            host: &self.env.host,
+            tasks: tasks.clone(),
+            free: free.clone(),
+            mine: mine.clone(),
+            others: others.clone(),
+            max_tasks: self.opts.max_tasks.saturating_sub(elsewhere),
+            hold_releases,
+        });
+
+        for t in &decision.stop {
+            tracing::info!(group = %group, task = %t, "task left the group; stopping it");
+            self.stop(t);
+        }
+        for t in &decision.release {
+            tracing::info!(group = %group, task = %t, "handing over to rebalance");
+            self.stop(t);
+        }
+
+        let mut count = mine.iter().filter(|t| tasks.contains(*t)).count() - decision.release.len();
+        let (mut claimed, mut lost) = (0u32, 0u32);
+        let mut candidates = decision.claim.iter();
+        let mut failure = None;
+        loop {
+            // claim in batches, counting the claims in flight as held
+            let mut batch = Vec::new();
+            for c in candidates.by_ref() {
+                if count + batch.len() < c.below {
+                    batch.push(c.task.clone());
+                    if batch.len() == CLAIM_BATCH {
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let results =
+                futures::future::join_all(batch.iter().map(|t| claim(&self.env, &group, t))).await;
+            for (t, (result, r)) in batch.iter().zip(results) {
+                req.reads += r.reads;
+                req.writes += r.writes;
+                match result {
+                    Ok(Some(inst)) => {
+                        tracing::info!(group = %group, task = %t, instance = %inst.name, "claimed task");
+                        self.start(t, inst);
+                        count += 1;
+                        claimed += 1;
+                    }
+                    Ok(None) => lost += 1,
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+        }
+        tracing::debug!(
+            group = %group,
+            scan = self.scans,
+            tasks = tasks.len(),
+            cores = others.len() + 1,
+            free = free.len(),
+            held = count,
+            claimed,
+            lost,
+            released = decision.release.len(),
+            stopped = decision.stop.len(),
+            reads = req.reads,
+            writes = req.writes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scan"
+        );
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn stop(&mut self, task: &str) {
+        if let Some(h) = self.held.get_mut(task) {
+            h.release.cancel();
+            h.releasing = true;
+        }
+    }
+
+    /// Runs a claimed task in a tracked task of its own.
+    fn start(&mut self, name: &str, inst: Instance) {
+        let task = TaskRef::cold(&self.group, name).expect("validated by the scan");
+        let release = CancellationToken::new();
+        let env = TaskEnv {
+            release: release.clone(),
+            ..self.env.clone()
+        };
+        let running = self.running.clone();
+        let coordination_only = self.opts.coordination_only;
+        running.set(&task, true);
+        let handle = tokio::spawn(async move {
+            let node = inst.clone();
+            let end = if coordination_only {
+                hold_only(&env, inst).await
+            } else {
+                hot::run_task(env, task.clone(), Mode::Cold, Some(inst)).await
+            };
+            match end {
+                Ok(TaskEnd::SessionLost) => {}
+                Ok(end) => {
+                    tracing::info!(task = %task, end = ?end, "cold task ended");
+                    node.delete().await.ok();
+                }
+                Err(e) => {
+                    tracing::warn!(task = %task, error = %e, "cold task ended with a ZooKeeper error");
+                    // leave the task to the next scan of any core
+                    node.delete().await.ok();
+                }
+            }
+            running.set(&task, false);
+        });
+        self.held.insert(
+            name.to_string(),
+            Held {
+                release,
+                handle,
+                releasing: false,
+            },
+        );
+    }
+}
+
+/// Creates this core's instance of `group/name` and keeps it only when it is
+/// the smallest; also returns the requests it made.
+async fn claim(
+    env: &TaskEnv,
+    group: &str,
+    name: &str,
+) -> (Result<Option<Instance>, ZkError>, Requests) {
+    let mut req = Requests::default();
+    let result = claim_counted(env, group, name, &mut req).await;
+    (result, req)
+}
+
+async fn claim_counted(
+    env: &TaskEnv,
+    group: &str,
+    name: &str,
+    req: &mut Requests,
+) -> Result<Option<Instance>, ZkError> {
+    let zk = &env.zk;
+    let task = TaskRef::cold(group, name)?;
+    let instances = zk.layout().instances(&task);
+    req.writes += 1;
+    let inst = match Instance::create(zk, &task, &env.host).await {
+        Ok(i) => i,
+        Err(e) if is_no_node(&e) => {
+            // first claim of the task: no instances node yet; no task node
+            // means it was deleted meanwhile
+            req.writes += 2;
+            match zk.create_if_absent(&instances, b"").await {
+                Err(e) if is_no_node(&e) => return Ok(None),
+                r => r?,
+            };
+            match Instance::create(zk, &task, &env.host).await {
+                Err(e) if is_no_node(&e) => return Ok(None),
+                r => r?,
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    req.reads += 1;
+    let children = match zk.children(&instances).await {
+        Ok(c) => c,
+        Err(e) => {
+            // do not leave a node that holds the task while nobody runs it
+            inst.delete().await.ok();
+            return Err(e);
+        }
+    };
     match decide(&children, &inst.name) {
         Role::Leader => Ok(Some(inst)),
         _ => {
+            req.writes += 1;
             inst.delete().await?;
             Ok(None)
         }
@@ -175,8 +392,7 @@ async fn claim(env: &TaskEnv, task: &TaskRef) -> Result<Option<Instance>, ZkErro
 
 /// Coordination-only mode: hold the claim (RUNNING) until released.
 async fn hold_only(env: &TaskEnv, mut inst: Instance) -> Result<TaskEnd, ZkError> {
-    inst.set_state(replicator_common::nodes::InstanceState::Running)
-        .await?;
+    inst.set_state(InstanceState::Running).await?;
     tokio::select! {
         _ = env.release.cancelled() => { inst.delete().await?; Ok(TaskEnd::Released) }
         _ = env.shutdown.cancelled() => { inst.delete().await?; Ok(TaskEnd::Shutdown) }

@@ -328,12 +328,15 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             tokio::select! {
                 r = &mut run => break r.unwrap_or_else(|e| Err(TaskError::transient(format!("pipeline task: {e}")))),
                 ev = &mut cfg_w => {
+                    if ev.event_type == EventType::NodeDeleted {
+                        tracing::info!(task = %task, "task was deleted; stopping");
+                        stops.graceful.cancel();
+                        let _ = (&mut run).await;
+                        return Ok(LeadEnd::Deleted);
+                    }
                     tracing::info!(task = %task, event = ?ev.event_type, "task config changed; restarting from the context");
                     stops.graceful.cancel();
                     let _ = (&mut run).await;
-                    if ev.event_type == EventType::NodeDeleted {
-                        return Ok(LeadEnd::Deleted);
-                    }
                     break Ok(pipeline::Stopped::Hard);
                 }
                 ev = &mut ctl_w => {
@@ -401,6 +404,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = env.shutdown.cancelled() => return Ok(LeadEnd::Shutdown),
+                    _ = env.release.cancelled() => return Ok(LeadEnd::Switchover),
                     _ = env.session_lost.cancelled() => return Ok(LeadEnd::SessionLost),
                 }
             }

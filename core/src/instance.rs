@@ -23,8 +23,15 @@ pub struct Instance {
 impl Instance {
     /// Creates the instance node (and the task's parents when missing) as STANDBY.
     pub async fn register(zk: &Zk, task: &TaskRef, host: &str) -> Result<Self, ZkError> {
+        zk.ensure_path(&zk.layout().instances(task)).await?;
+        Self::create(zk, task, host).await
+    }
+
+    /// Creates the instance node as STANDBY under an existing instances node
+    /// (NoNode when it is missing: a cold claim must not re-create a task
+    /// that was just deleted).
+    pub async fn create(zk: &Zk, task: &TaskRef, host: &str) -> Result<Self, ZkError> {
         let layout = zk.layout();
-        zk.ensure_path(&layout.instances(task)).await?;
         let info = InstanceInfo {
             host: host.to_string(),
             pid: std::process::id(),
