@@ -105,7 +105,15 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
             Err(code) => return code,
         };
         for p in partitions {
-            if let Err(e) = assignment.add_partition_offset(topic, p, start) {
+            // the end as of now, resolved before `tailing` is printed, so
+            // that whatever is written after that line is shown
+            let offset = match start {
+                Offset::End => consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map_or(Offset::End, |(_, high)| Offset::Offset(high)),
+                other => other,
+            };
+            if let Err(e) = assignment.add_partition_offset(topic, p, offset) {
                 let _ = writeln!(err, "error: {topic}/{p}: {e}");
                 return exit::USAGE;
             }
