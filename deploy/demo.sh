@@ -4,8 +4,9 @@
 #   1. installs what is missing and starts ZooKeeper, MariaDB and Tansu
 #      (deploy/start-stack.sh, which calls deploy/install.sh);
 #   2. builds replicator-core, replicator-server (with replicatorctl) and
-#      replicator-monitor (debug profile: the first build is about twice as
-#      fast as release, and a machine that ran deploy/test.sh has it already);
+#      replicator-monitor (debug profile: quicker to build than release, and
+#      a machine that ran deploy/test.sh has it already; 4.5 min from a clean
+#      target directory on 2 cores);
 #   3. starts a Server (web console on http://127.0.0.1:8080/, or a free port
 #      when 8080 is taken) and a Monitor;
 #   4. creates the database `demo` and, through `replicatorctl task create`,
@@ -147,7 +148,7 @@ mysql_root() { mariadb --defaults-file="$STACK/mariadb/my.cnf" "$@"; }
 
 # --- 2. the build -------------------------------------------------------------
 step "2/6 build replicator-core, replicator-server, replicatorctl, replicator-monitor ($PROFILE)"
-note "first build from a clean target directory: about 4 min on 2 cores (debug); cargo prints each crate"
+note "first build from a clean target directory: about 4.5 min on 2 cores (debug), seconds afterwards; cargo prints each crate"
 build_started=$SECONDS
 cargo build "${CARGO_PROFILE[@]}" --manifest-path "$REPO/Cargo.toml" \
     -p replicator-core -p replicator-server -p replicator-monitor --bins
