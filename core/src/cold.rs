@@ -61,7 +61,7 @@ impl Default for ColdOptions {
     }
 }
 
-/// Claims in flight at once.
+/// Listings and claims in flight at once.
 const CLAIM_BATCH: usize = 64;
 
 /// Wait before the first scan: a quarter of the interval, at most 1 s.
@@ -93,6 +93,8 @@ struct Scanner {
     ages: BTreeMap<String, u32>,
     backoff: ReleaseBackoff,
     scans: u64,
+    /// Free tasks whose instances node did not exist at the last listing.
+    bare: BTreeSet<String>,
 }
 
 /// Scans `group` until the session ends or the process shuts down.
@@ -107,6 +109,7 @@ pub async fn run_group(env: TaskEnv, group: String, opts: ColdOptions, running: 
         ages: BTreeMap::new(),
         backoff: ReleaseBackoff::default(),
         scans: 0,
+        bare: BTreeSet::new(),
     };
     tokio::select! {
         _ = tokio::time::sleep(join_grace(interval)) => {}
@@ -140,6 +143,7 @@ impl Scanner {
         self.scans += 1;
         self.held.retain(|_, h| !h.handle.is_finished());
         let mut req = Requests::default();
+        self.bare.clear();
         let zk = self.env.zk.clone();
         let layout = zk.layout();
         let group = self.group.clone();
@@ -180,17 +184,20 @@ impl Scanner {
         }
 
         // tasks no core reports: check their instances
-        let mut free = BTreeMap::new();
-        for t in &tasks {
-            if self.held.contains_key(t) || busy.contains(t) {
-                continue;
-            }
-            let task = TaskRef::cold(&group, t)?;
-            req.reads += 1;
-            if zk.children(&layout.instances(&task)).await?.is_empty() {
-                free.insert(t.clone(), self.ages.get(t).copied().unwrap_or(0) + 1);
-            }
-        }
+        let unreported: Vec<String> = tasks
+            .iter()
+            .filter(|t| !self.held.contains_key(*t) && !busy.contains(*t))
+            .cloned()
+            .collect();
+        let free: BTreeMap<String, u32> = self
+            .still_free(&unreported, &mut req)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let age = self.ages.get(&t).copied().unwrap_or(0) + 1;
+                (t, age)
+            })
+            .collect();
         self.ages = free.clone();
 
         let elsewhere = self
@@ -227,24 +234,38 @@ impl Scanner {
 
         let mut count = mine.iter().filter(|t| tasks.contains(*t)).count() - decision.release.len();
         let (mut claimed, mut lost) = (0u32, 0u32);
-        let mut candidates = decision.claim.iter();
+        let mut remaining: Vec<&crate::scan::Claim> = decision.claim.iter().collect();
         let mut failure = None;
-        loop {
+        while failure.is_none() {
             // claim in batches, counting the claims in flight as held
             let mut batch = Vec::new();
-            for c in candidates.by_ref() {
-                if count + batch.len() < c.below {
+            remaining.retain(|c| {
+                let take = batch.len() < CLAIM_BATCH && count + batch.len() < c.below;
+                if take {
                     batch.push(c.task.clone());
-                    if batch.len() == CLAIM_BATCH {
+                }
+                !take
+            });
+            if batch.is_empty() {
+                break;
+            }
+            if lost > 0 {
+                // races were lost: the next candidates may be gone as well,
+                // and a listing is cheaper than a lost claim
+                match self.still_free(&batch, &mut req).await {
+                    Ok(b) => batch = b,
+                    Err(e) => {
+                        failure = Some(e);
                         break;
                     }
                 }
             }
-            if batch.is_empty() {
-                break;
-            }
-            let results =
-                futures::future::join_all(batch.iter().map(|t| claim(&self.env, &group, t))).await;
+            let results = futures::future::join_all(
+                batch
+                    .iter()
+                    .map(|t| claim(&self.env, &group, t, self.bare.contains(t))),
+            )
+            .await;
             for (t, (result, r)) in batch.iter().zip(results) {
                 req.reads += r.reads;
                 req.writes += r.writes;
@@ -258,9 +279,6 @@ impl Scanner {
                     Ok(None) => lost += 1,
                     Err(e) => failure = Some(e),
                 }
-            }
-            if failure.is_some() {
-                break;
             }
         }
         tracing::debug!(
@@ -280,6 +298,38 @@ impl Scanner {
             "scan"
         );
         failure.map_or(Ok(()), Err)
+    }
+
+    /// The tasks of `names` that have no instance, listed a batch at a time.
+    async fn still_free(
+        &mut self,
+        names: &[String],
+        req: &mut Requests,
+    ) -> Result<Vec<String>, ZkError> {
+        let zk = self.env.zk.clone();
+        let mut out = Vec::new();
+        for batch in names.chunks(CLAIM_BATCH) {
+            let paths = batch
+                .iter()
+                .map(|t| TaskRef::cold(&self.group, t).map(|task| zk.layout().instances(&task)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let listed =
+                futures::future::join_all(paths.iter().map(|p| zk.client().list_children(p))).await;
+            req.reads += batch.len() as u32;
+            for ((t, path), children) in batch.iter().zip(&paths).zip(listed) {
+                match children {
+                    Ok(c) if c.is_empty() => out.push(t.clone()),
+                    Ok(_) => {}
+                    // never claimed: its first claim creates the instances node
+                    Err(ZkClientError::NoNode) => {
+                        self.bare.insert(t.clone());
+                        out.push(t.clone());
+                    }
+                    Err(e) => return Err(ZkError::op("list", path, e)),
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn stop(&mut self, task: &str) {
@@ -333,14 +383,16 @@ impl Scanner {
 }
 
 /// Creates this core's instance of `group/name` and keeps it only when it is
-/// the smallest; also returns the requests it made.
+/// the smallest; also returns the requests it made. `bare`: the task was
+/// never claimed, so its instances node is created first.
 async fn claim(
     env: &TaskEnv,
     group: &str,
     name: &str,
+    bare: bool,
 ) -> (Result<Option<Instance>, ZkError>, Requests) {
     let mut req = Requests::default();
-    let result = claim_counted(env, group, name, &mut req).await;
+    let result = claim_counted(env, group, name, bare, &mut req).await;
     (result, req)
 }
 
@@ -348,28 +400,29 @@ async fn claim_counted(
     env: &TaskEnv,
     group: &str,
     name: &str,
+    bare: bool,
     req: &mut Requests,
 ) -> Result<Option<Instance>, ZkError> {
     let zk = &env.zk;
     let task = TaskRef::cold(group, name)?;
     let instances = zk.layout().instances(&task);
-    req.writes += 1;
-    let inst = match Instance::create(zk, &task, &env.host).await {
-        Ok(i) => i,
-        Err(e) if is_no_node(&e) => {
-            // first claim of the task: no instances node yet; no task node
-            // means it was deleted meanwhile
-            req.writes += 2;
+    let mut bare = bare;
+    let inst = loop {
+        if bare {
+            // no task node any more: it was deleted meanwhile
+            req.writes += 1;
             match zk.create_if_absent(&instances, b"").await {
                 Err(e) if is_no_node(&e) => return Ok(None),
                 r => r?,
             };
-            match Instance::create(zk, &task, &env.host).await {
-                Err(e) if is_no_node(&e) => return Ok(None),
-                r => r?,
-            }
         }
-        Err(e) => return Err(e),
+        req.writes += 1;
+        match Instance::create(zk, &task, &env.host).await {
+            Ok(i) => break i,
+            Err(e) if is_no_node(&e) && !bare => bare = true,
+            Err(e) if is_no_node(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        }
     };
     req.reads += 1;
     let children = match zk.children(&instances).await {
