@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   samples: new Map(), // task key -> [{t, events}] within RATE_WINDOW_MS
   data: null, // last answers
-  pointerDown: false, // a click is under way: do not replace the buttons
+  pointerDownAt: 0, // a click is under way since then: do not replace the buttons
   pending: false, // a render waits for the click to finish
   toastTimer: null,
 };
@@ -214,12 +214,12 @@ function renderTask(t) {
   const name = esc(t.name);
   return `<tr data-task="${name}" data-group="${groupAttr}" data-state="${esc(t.state)}">
     <td><span class="task-name">${name}</span>${group}<div class="sub">${where}</div></td>
-    <td><span class="badge state-${esc(t.state)}">${esc(t.state)}</span>
+    <td class="nowrap"><span class="badge state-${esc(t.state)}">${esc(t.state)}</span>
       ${t.switchover ? `<div class="sub">switchovers: ${esc(t.switchover)}</div>` : ""}</td>
     <td>${instances}</td>
-    <td>${position}</td>
+    <td class="nowrap">${position}</td>
     <td class="nowrap">${eventTime}</td>
-    <td class="num events" data-events="${esc(p ? p.events : "")}" data-rate="${esc(r == null ? "" : r.toFixed(2))}">${events}</td>
+    <td class="num nowrap events" data-events="${esc(p ? p.events : "")}" data-rate="${esc(r == null ? "" : r.toFixed(2))}">${events}</td>
     <td class="actions">
       <button data-action="${paused ? "resume" : "pause"}" data-task="${name}" data-group="${groupAttr}">${paused ? "Resume" : "Pause"}</button>
       <button data-action="switchover" data-task="${name}" data-group="${groupAttr}"
@@ -287,7 +287,8 @@ function renderCores(view, tasks) {
 }
 
 function render() {
-  if (state.pointerDown) {
+  // wait for a click to finish, but not for a button released outside the window
+  if (state.pointerDownAt && Date.now() - state.pointerDownAt < 1000) {
     state.pending = true;
     return;
   }
@@ -386,9 +387,9 @@ function init() {
     if (button) act(button);
   });
   // a re-render between mousedown and mouseup would swallow the click
-  document.addEventListener("mousedown", () => { state.pointerDown = true; });
+  document.addEventListener("mousedown", () => { state.pointerDownAt = Date.now(); });
   document.addEventListener("mouseup", () => {
-    state.pointerDown = false;
+    state.pointerDownAt = 0;
     if (state.pending) setTimeout(render, 50);
   });
   poll();
