@@ -111,10 +111,10 @@ async fn page_until(browser: &Browser, what: &str, ok: impl Fn(&Browser) -> bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn console_shows_instances_switches_over_and_shows_core_lost() {
+    let stack = shared_stack!();
     let Some(browser) = Browser::start(1440, 1000).await else {
         return;
     };
-    let stack = shared_stack!();
     let root = unique_root();
     let server = ServerProc::start(stack, &root, Some(TOKEN), &[], &[]).await;
     let monitor = monitor_support::start_monitor(stack, &root, "mon1", &[], &[]).await;
