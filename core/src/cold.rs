@@ -178,7 +178,7 @@ impl Scanner {
                 busy.insert(t.to_string());
                 load += 1;
             }
-            if info.groups.iter().any(|g| *g == group) {
+            if info.groups.contains(&group) {
                 others.insert(c, load);
             }
         }

@@ -206,7 +206,7 @@ impl Group {
             let path = self.layout.core(&c).unwrap();
             if let Some((data, _)) = self.zk.get(&path).await.unwrap() {
                 let info: CoreInfo = serde_json::from_slice(&data).unwrap();
-                assert_eq!(info.groups, [self.name.clone()]);
+                assert_eq!(info.groups, std::slice::from_ref(&self.name));
                 let tasks = info
                     .tasks
                     .iter()
@@ -518,7 +518,7 @@ async fn deleted_task_stops_added_task_starts_changed_task_restarts() {
             g.put(t, &g.config(t, i as u32)).await;
         }
     }
-    let mut cores = vec![g.core("l1"), g.core("l2")];
+    let mut cores = [g.core("l1"), g.core("l2")];
     g.wait_snapshot("3 tasks RUNNING", WAIT, |s| s.all_running_once(3, None))
         .await;
     let writer = Writer::start(stack, &g.db, "a", 2, Duration::from_millis(100));
