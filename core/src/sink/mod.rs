@@ -94,8 +94,8 @@ impl KafkaSink {
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "100000")
-            .set("queue.buffering.max.kbytes", "65536")
+            .set("queue.buffering.max.messages", "50000")
+            .set("queue.buffering.max.kbytes", "16384")
             .set(
                 "message.timeout.ms",
                 opts.message_timeout.as_millis().to_string(),
