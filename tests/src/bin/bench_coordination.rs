@@ -353,7 +353,7 @@ async fn main() {
         SESSION_MS / 6
     );
     println!(
-        "  the other {:.0} are the ZooKeeper client's own keep-alive pings (it pings after {} ms without a request)",
+        "  the other {:.0} are not the Cores' own requests: they fit the ZooKeeper client's keep-alive pings (sent after {} ms without a request)",
         packets as f64 - expected,
         SESSION_MS / 20 * 3
     );
