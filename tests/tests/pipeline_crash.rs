@@ -61,7 +61,11 @@ async fn context_advances_and_graceful_stop_is_clean() {
     let ctx = s.context().await.expect("context written");
     assert_eq!(ctx["clean"], true, "{ctx}");
     // every row message counts: n inserts, the counter row and its n/3 updates
-    assert_eq!(ctx["events"].as_u64(), Some((n + 1 + n / 3) as u64), "{ctx}");
+    assert_eq!(
+        ctx["events"].as_u64(),
+        Some((n + 1 + n / 3) as u64),
+        "{ctx}"
+    );
     // a restart after a clean stop needs no tail read and sends nothing again
     let mut core = s.core("h1", 1500);
     core.wait_for_log("replication starts", Duration::from_secs(20))
