@@ -10,6 +10,7 @@
 //! - [`paths`]: the ZooKeeper layout of DESIGN §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
 //!   compare positions of different streams.
+//! - [`cli`]: the ZooKeeper flags every binary takes.
 //! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
 //!   validation that reports every problem at once.
 //! - [`secret`]: a redacting wrapper for passwords.
@@ -21,6 +22,7 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod election;
 pub mod names;

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use replicator_common::paths::{Layout, TaskRef, DEFAULT_ROOT};
-use replicator_common::zk::ZkOptions;
+use replicator_common::cli::ZkArgs;
+use replicator_common::paths::TaskRef;
 use replicator_core::cold::ColdOptions;
 use replicator_core::pipeline::PipelineOptions;
 use replicator_core::CoreConfig;
@@ -13,18 +13,8 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "replicator-core", version)]
 struct Args {
-    /// ZooKeeper servers, HOST:PORT[,HOST:PORT].
-    #[arg(long, env = "REPLICATOR_ZK")]
-    zk: String,
-    /// Root znode of the system.
-    #[arg(long, env = "REPLICATOR_ROOT", default_value = DEFAULT_ROOT)]
-    root: String,
-    /// Requested ZooKeeper session timeout; failover takes about this long.
-    #[arg(long, default_value_t = 10_000)]
-    zk_session_timeout_ms: u64,
-    /// Digest identity USER:PASSWORD (or env REPLICATOR_ZK_AUTH); znodes get creator-only ACLs.
-    #[arg(long, env = "REPLICATOR_ZK_AUTH", hide_env_values = true)]
-    zk_auth: Option<String>,
+    #[command(flatten)]
+    zk: ZkArgs,
     /// This core's name (unique per host), `[A-Za-z0-9_.-]{1,128}`.
     #[arg(long)]
     host_id: String,
@@ -54,7 +44,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     replicator_common::telemetry::init();
     let args = Args::parse();
-    let layout = Layout::new(&args.root).context("--root")?;
+    let zk = args.zk.options().context("--root")?;
     replicator_common::names::validate_name(&args.host_id).context("--host-id")?;
     if args.tasks.is_empty() && args.groups.is_empty() {
         anyhow::bail!("nothing to do: give at least one --task or --group");
@@ -67,16 +57,11 @@ fn main() -> anyhow::Result<()> {
     for g in &args.groups {
         replicator_common::names::validate_name(g).with_context(|| format!("--group {g}"))?;
     }
-    let session_timeout = Duration::from_millis(args.zk_session_timeout_ms);
+    let session_timeout = zk.session_timeout;
     let config = CoreConfig {
         host: args.host_id,
         metrics_addr: args.metrics_addr,
-        zk: ZkOptions {
-            servers: args.zk,
-            layout,
-            session_timeout,
-            auth: args.zk_auth,
-        },
+        zk,
         tasks,
         groups: args.groups,
         cold: ColdOptions {

@@ -3,28 +3,16 @@
 
 use anyhow::Context;
 use clap::Parser;
-use replicator_common::paths::{Layout, DEFAULT_ROOT};
-use replicator_common::zk::ZkOptions;
+use replicator_common::cli::ZkArgs;
 use replicator_monitor::{FileConfig, KafkaChannel, MonitorConfig};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Watches the replicator cluster in ZooKeeper, raises alerts and notifies.
 #[derive(Parser, Debug)]
 #[command(name = "replicator-monitor", version)]
 struct Args {
-    /// ZooKeeper servers, HOST:PORT[,HOST:PORT].
-    #[arg(long, env = "REPLICATOR_ZK")]
-    zk: String,
-    /// Root znode of the system.
-    #[arg(long, env = "REPLICATOR_ROOT", default_value = DEFAULT_ROOT)]
-    root: String,
-    /// Requested ZooKeeper session timeout; a crashed leader is replaced after about this long.
-    #[arg(long, default_value_t = 10_000)]
-    zk_session_timeout_ms: u64,
-    /// Digest identity USER:PASSWORD (or env REPLICATOR_ZK_AUTH), the same as the Cores'.
-    #[arg(long, env = "REPLICATOR_ZK_AUTH", hide_env_values = true)]
-    zk_auth: Option<String>,
+    #[command(flatten)]
+    zk: ZkArgs,
     /// This monitor's name in the leader election (default: the host name).
     #[arg(long)]
     host_id: Option<String>,
@@ -112,7 +100,7 @@ fn host_name() -> String {
 }
 
 fn config(args: Args) -> anyhow::Result<MonitorConfig> {
-    let layout = Layout::new(&args.root).context("--root")?;
+    let zk = args.zk.options().context("--root")?;
     let host = args.host_id.unwrap_or_else(host_name);
     replicator_common::names::validate_name(&host).context("--host-id")?;
     let mut file = match &args.config {
@@ -163,12 +151,7 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
     };
     Ok(MonitorConfig {
         host,
-        zk: ZkOptions {
-            servers: args.zk,
-            layout,
-            session_timeout: Duration::from_millis(args.zk_session_timeout_ms),
-            auth: args.zk_auth,
-        },
+        zk,
         listen: args.listen,
         webhooks,
         webhook: file.webhook,
