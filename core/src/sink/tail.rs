@@ -107,6 +107,9 @@ pub fn read_tails(
             .map(|(p, _, _)| p)
             .collect();
         if todo.is_empty() {
+            // Closing a consumer waits for its broker threads (up to ~100 ms
+            // here): let it close off the takeover path.
+            std::thread::spawn(move || drop(consumer));
             return Ok(result);
         }
         window = window.saturating_mul(16);
