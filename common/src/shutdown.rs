@@ -17,3 +17,16 @@ pub fn on_signal() -> std::io::Result<CancellationToken> {
     });
     Ok(token)
 }
+
+/// Runs `main` to completion on a new multi-threaded runtime, handing it a
+/// token that [`on_signal`] cancels: the body of every binary's `main`.
+pub fn block_on<F, Fut>(main: F) -> std::io::Result<Fut::Output>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move { Ok(main(on_signal()?).await) })
+}

@@ -75,15 +75,8 @@ fn main() -> anyhow::Result<()> {
             ..PipelineOptions::default()
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(async move {
-        let shutdown = replicator_common::shutdown::on_signal().context("signal handlers")?;
-        replicator_core::run(config, shutdown).await;
-        anyhow::Ok(())
-    })?;
+    replicator_common::shutdown::block_on(|stop| replicator_core::run(config, stop))
+        .context("runtime and signal handlers")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -165,13 +165,7 @@ fn main() -> anyhow::Result<()> {
     let config = config(Args::parse())?;
     tracing::info!(thresholds = ?config.thresholds, webhooks = config.webhooks.len(),
         kafka = ?config.kafka.as_ref().map(|k| &k.topic), "starting");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-    runtime.block_on(async move {
-        let shutdown = replicator_common::shutdown::on_signal().context("signal handlers")?;
-        let r = replicator_monitor::run(config, shutdown).await;
-        r.map_err(anyhow::Error::from)
-    })
+    replicator_common::shutdown::block_on(|stop| replicator_monitor::run(config, stop))
+        .context("runtime and signal handlers")??;
+    Ok(())
 }

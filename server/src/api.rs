@@ -179,15 +179,19 @@ fn with_etag(status: StatusCode, body: &TaskStatus) -> Response {
     resp
 }
 
-async fn list_tasks(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+/// The status of every task, as of now.
+async fn statuses(s: &Shared) -> Result<Vec<TaskStatus>, ApiError> {
     let now = now_ms();
-    let tasks: Vec<TaskStatus> = s
-        .store
+    Ok(s.store
         .list()
         .await?
         .iter()
         .map(|r| assemble(r, now))
-        .collect();
+        .collect())
+}
+
+async fn list_tasks(State(s): State<Shared>) -> Result<Json<serde_json::Value>, ApiError> {
+    let tasks = statuses(&s).await?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
@@ -340,14 +344,7 @@ async fn list_alerts(
 }
 
 async fn metrics(State(s): State<Shared>) -> Result<Response, ApiError> {
-    let now = now_ms();
-    let tasks: Vec<TaskStatus> = s
-        .store
-        .list()
-        .await?
-        .iter()
-        .map(|r| assemble(r, now))
-        .collect();
+    let tasks = statuses(&s).await?;
     let (alerts, _) = alerts::parse(s.store.alerts().await?);
     let text = metrics::render(&tasks, &alerts, &s.requests.snapshot());
     Ok((

@@ -252,27 +252,20 @@ pub fn alert_table(alerts: &[Alert], now_ms: i64) -> String {
 
 /// One line of `alerts --watch`.
 pub fn alert_event(e: &AlertEvent, now_ms: i64) -> String {
-    match e {
-        AlertEvent::Fired { alert } => format!(
-            "{} FIRING   {} {} {} ({}): {}",
-            utc(now_ms),
-            severity(alert),
-            alert.rule,
-            subject(alert),
-            alert.id,
-            alert.message
-        ),
-        AlertEvent::Resolved { alert } => format!(
-            "{} RESOLVED {} {} {} ({}): {}",
-            utc(now_ms),
-            severity(alert),
-            alert.rule,
-            subject(alert),
-            alert.id,
-            alert.message
-        ),
-        AlertEvent::Cleared { id } => format!("{} CLEARED  ({id})", utc(now_ms)),
-    }
+    let (what, alert) = match e {
+        AlertEvent::Fired { alert } => ("FIRING  ", alert),
+        AlertEvent::Resolved { alert } => ("RESOLVED", alert),
+        AlertEvent::Cleared { id } => return format!("{} CLEARED  ({id})", utc(now_ms)),
+    };
+    format!(
+        "{} {what} {} {} {} ({}): {}",
+        utc(now_ms),
+        severity(alert),
+        alert.rule,
+        subject(alert),
+        alert.id,
+        alert.message
+    )
 }
 
 #[cfg(test)]

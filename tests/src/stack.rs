@@ -11,6 +11,7 @@
 //! Helpers that talk to the servers are in [`crate::mysql`], [`crate::kafka`]
 //! and [`crate::zk`].
 
+use crate::process::Process;
 use crate::servers::{self, Server, Servers};
 use rdkafka::producer::FutureProducer;
 use std::path::{Path, PathBuf};
@@ -164,6 +165,17 @@ impl Stack {
     /// ZooKeeper connect string, `127.0.0.1:PORT`.
     pub fn zk_connect(&self) -> &str {
         &self.zk
+    }
+
+    /// Starts a Core on this stack's ZooKeeper under `root` as `host`, with
+    /// `args` (its `--task`/`--group` and any other flags), `RUST_LOG=info`
+    /// and the variables of `env`.
+    pub fn core(&self, root: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let mut all = vec!["--zk", self.zk_connect(), "--root", root, "--host-id", host];
+        all.extend_from_slice(args);
+        let mut vars = vec![("RUST_LOG", "info")];
+        vars.extend_from_slice(env);
+        Process::spawn("replicator-core", all, &vars)
     }
 
     /// `mysql://repl:repl@127.0.0.1:PORT`.

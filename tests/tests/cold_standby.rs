@@ -138,24 +138,16 @@ impl Group {
     }
 
     fn core(&self, host: &str) -> Process {
-        Process::spawn(
-            "replicator-core",
-            [
-                "--zk",
-                self.stack.zk_connect(),
-                "--root",
-                &self.root,
-                "--host-id",
-                host,
-                "--group",
-                &self.name,
-                "--scan-interval-ms",
-                &SCAN_MS.to_string(),
-                "--zk-session-timeout-ms",
-                &SESSION_MS.to_string(),
-            ],
-            &[("RUST_LOG", "info")],
-        )
+        let (scan, session) = (SCAN_MS.to_string(), SESSION_MS.to_string());
+        let args = [
+            "--group",
+            &self.name,
+            "--scan-interval-ms",
+            &scan,
+            "--zk-session-timeout-ms",
+            &session,
+        ];
+        self.stack.core(&self.root, host, &args, &[])
     }
 
     /// Every task of the group with its instance nodes.

@@ -25,19 +25,13 @@ const TOKEN: &str = "console-browser-test-token";
 
 fn core(stack: &Stack, root: &str, host: &str, role: &[&str]) -> Process {
     let mut args = vec![
-        "--zk",
-        stack.zk_connect(),
-        "--root",
-        root,
-        "--host-id",
-        host,
         "--zk-session-timeout-ms",
         "1500",
         "--scan-interval-ms",
         "500",
     ];
     args.extend_from_slice(role);
-    Process::spawn("replicator-core", args, &[("RUST_LOG", "info")])
+    stack.core(root, host, &args, &[])
 }
 
 /// What the page shows of task `name`: state, instances (host, state),

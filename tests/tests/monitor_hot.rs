@@ -203,26 +203,16 @@ async fn a_cold_task_without_a_core_is_not_running_too() {
         .unwrap();
     let hook = WebhookReceiver::start().await;
     let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
-    let core = |host: &str| {
-        replicator_tests::Process::spawn(
-            "replicator-core",
-            [
-                "--zk",
-                stack.zk_connect(),
-                "--root",
-                &s.root,
-                "--host-id",
-                host,
-                "--group",
-                group,
-                "--scan-interval-ms",
-                "200",
-                "--zk-session-timeout-ms",
-                &SESSION_MS.to_string(),
-            ],
-            &[("RUST_LOG", "info")],
-        )
-    };
+    let session = SESSION_MS.to_string();
+    let args = [
+        "--group",
+        group,
+        "--scan-interval-ms",
+        "200",
+        "--zk-session-timeout-ms",
+        &session,
+    ];
+    let core = |host: &str| stack.core(&s.root, host, &args, &[]);
     let mut c1 = core("c1");
     c1.wait_for_log("replication starts", WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;

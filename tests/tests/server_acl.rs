@@ -6,7 +6,7 @@
 
 mod server_support;
 
-use replicator_tests::{names::random_hex, shared_stack, unique_root, Process};
+use replicator_tests::{names::random_hex, shared_stack, unique_root};
 use serde_json::json;
 use server_support::{dump, table_regex, task_config, task_name, ServerProc};
 use std::time::Duration;
@@ -58,24 +58,11 @@ async fn without_credentials_nothing_under_the_root_can_be_read_or_written() {
     assert_eq!(created.status, 201, "{}", created.text);
     assert_eq!(created.body["config"]["source"]["password_env"], pw_env);
     assert!(created.body["config"]["source"].get("password").is_none());
-    let mut core = Process::spawn(
-        "replicator-core",
-        [
-            "--zk",
-            stack.zk_connect(),
-            "--root",
-            &root,
-            "--host-id",
-            "h1",
-            "--task",
-            &name,
-        ],
-        &[
-            ("RUST_LOG", "info"),
-            ("REPLICATOR_ZK_AUTH", &auth),
-            (pw_env, stack.mysql_password()),
-        ],
-    );
+    let env = [
+        ("REPLICATOR_ZK_AUTH", auth.as_str()),
+        (pw_env, stack.mysql_password()),
+    ];
+    let mut core = stack.core(&root, "h1", &["--task", &name], &env);
     core.wait_for_log("replication starts", WAIT).await;
     stack
         .sql(&format!("INSERT INTO `{db}`.t VALUES (1, 1)"))

@@ -14,22 +14,8 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn core(stack: &Stack, root: &str, task: &str, host: &str) -> Process {
-    Process::spawn(
-        "replicator-core",
-        [
-            "--zk",
-            stack.zk_connect(),
-            "--root",
-            root,
-            "--host-id",
-            host,
-            "--task",
-            task,
-            "--zk-session-timeout-ms",
-            "3000",
-        ],
-        &[("RUST_LOG", "info")],
-    )
+    let args = ["--task", task, "--zk-session-timeout-ms", "3000"];
+    stack.core(root, host, &args, &[])
 }
 
 async fn insert(stack: &Stack, db: &str, table: &str, ids: std::ops::RangeInclusive<i64>) {
@@ -325,24 +311,15 @@ async fn a_cold_task_created_through_the_api_runs_on_a_group_core() {
     let mut cfg = task_config(stack, &name, &[table_regex(&db, "t")]);
     cfg["group"] = json!(group);
     ok(&server.call_json("POST", "/api/v1/tasks", &cfg), 201);
-    let mut c1 = Process::spawn(
-        "replicator-core",
-        [
-            "--zk",
-            stack.zk_connect(),
-            "--root",
-            &root,
-            "--host-id",
-            "c1",
-            "--group",
-            &group,
-            "--scan-interval-ms",
-            "300",
-            "--zk-session-timeout-ms",
-            "3000",
-        ],
-        &[("RUST_LOG", "info")],
-    );
+    let args = [
+        "--group",
+        &group,
+        "--scan-interval-ms",
+        "300",
+        "--zk-session-timeout-ms",
+        "3000",
+    ];
+    let mut c1 = stack.core(&root, "c1", &args, &[]);
     // Then the Core claims and runs it, and the API finds it by name
     let status = status_until(&server, &name, "c1 RUNNING the cold task", |s| {
         running_host(s).as_deref() == Some("c1")

@@ -65,6 +65,16 @@ fn push_int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// An integer column: `unsigned` as read, else its two's-complement reading.
+#[inline]
+fn push_either<U: itoa::Integer, S: itoa::Integer>(out: &mut Vec<u8>, unsigned: bool, u: U, s: S) {
+    if unsigned {
+        push_int(out, u)
+    } else {
+        push_int(out, s)
+    }
+}
+
 /// Reads `n` length bytes (1..=4, little endian) and then that many bytes.
 #[inline]
 fn length_prefixed<'a>(c: &mut Cursor<'a>, n: usize) -> Result<&'a [u8], &'static str> {
@@ -136,43 +146,23 @@ fn write_value_inner(
     match col.type_code {
         types::LONG => {
             let v = c.u32(t)?;
-            if col.unsigned {
-                push_int(out, v)
-            } else {
-                push_int(out, v as i32)
-            }
+            push_either(out, col.unsigned, v, v as i32)
         }
         types::LONGLONG => {
             let v = c.u64(t)?;
-            if col.unsigned {
-                push_int(out, v)
-            } else {
-                push_int(out, v as i64)
-            }
+            push_either(out, col.unsigned, v, v as i64)
         }
         types::TINY => {
             let v = c.u8(t)?;
-            if col.unsigned {
-                push_int(out, v)
-            } else {
-                push_int(out, v as i8)
-            }
+            push_either(out, col.unsigned, v, v as i8)
         }
         types::SHORT => {
             let v = c.u16(t)?;
-            if col.unsigned {
-                push_int(out, v)
-            } else {
-                push_int(out, v as i16)
-            }
+            push_either(out, col.unsigned, v, v as i16)
         }
         types::INT24 => {
             let v = c.u24(t)?;
-            if col.unsigned {
-                push_int(out, v)
-            } else {
-                push_int(out, ((v << 8) as i32) >> 8)
-            }
+            push_either(out, col.unsigned, v, ((v << 8) as i32) >> 8)
         }
         types::YEAR => {
             let v = c.u8(t)?;

@@ -114,27 +114,24 @@ fn scans(log: &str) -> Vec<Scan> {
 
 impl Bench {
     fn core(&self, host: &str) -> Process {
-        Process::spawn(
-            "replicator-core",
-            [
-                "--zk",
-                self.stack.zk_connect(),
-                "--root",
-                &self.root,
-                "--host-id",
-                host,
-                "--group",
-                &self.group,
-                "--scan-interval-ms",
-                &SCAN_MS.to_string(),
-                "--zk-session-timeout-ms",
-                &SESSION_MS.to_string(),
-                "--max-tasks",
-                &self.tasks.to_string(),
-                "--coordination-only",
-            ],
-            &[("RUST_LOG", "info,replicator_core::cold=debug")],
-        )
+        let (scan, session, max) = (
+            SCAN_MS.to_string(),
+            SESSION_MS.to_string(),
+            self.tasks.to_string(),
+        );
+        let args = [
+            "--group",
+            &self.group,
+            "--scan-interval-ms",
+            &scan,
+            "--zk-session-timeout-ms",
+            &session,
+            "--max-tasks",
+            &max,
+            "--coordination-only",
+        ];
+        let log = [("RUST_LOG", "info,replicator_core::cold=debug")];
+        self.stack.core(&self.root, host, &args, &log)
     }
 
     fn task_name(i: usize) -> String {

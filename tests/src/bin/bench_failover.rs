@@ -32,22 +32,9 @@ struct Bench {
 
 impl Bench {
     fn core(&self, host: &str) -> Process {
-        Process::spawn(
-            "replicator-core",
-            [
-                "--zk",
-                self.stack.zk_connect(),
-                "--root",
-                &self.root,
-                "--host-id",
-                host,
-                "--task",
-                &self.task,
-                "--zk-session-timeout-ms",
-                &SESSION_MS.to_string(),
-            ],
-            &[("RUST_LOG", "info")],
-        )
+        let session = SESSION_MS.to_string();
+        let args = ["--task", &self.task, "--zk-session-timeout-ms", &session];
+        self.stack.core(&self.root, host, &args, &[])
     }
 
     fn task_ref(&self) -> TaskRef {

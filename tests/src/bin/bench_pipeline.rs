@@ -14,7 +14,7 @@
 
 use mysql_async::prelude::Queryable;
 use replicator_common::paths::TaskRef;
-use replicator_tests::{unique_name, unique_root, Process, Stack};
+use replicator_tests::{unique_name, unique_root, Stack};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -132,22 +132,8 @@ async fn main() {
         .unwrap();
     // topic created up front so that its creation is not timed
     stack.create_topic(&format!("{db}.orders"), 4).await;
-    let mut core = Process::spawn(
-        "replicator-core",
-        [
-            "--zk",
-            stack.zk_connect(),
-            "--root",
-            &root,
-            "--host-id",
-            "bench",
-            "--task",
-            &task,
-            "--commit-interval-ms",
-            "20",
-        ],
-        &[("RUST_LOG", "info")],
-    );
+    let args = ["--task", &task, "--commit-interval-ms", "20"];
+    let mut core = stack.core(&root, "bench", &args, &[]);
     core.wait_for_log("replication starts", Duration::from_secs(30))
         .await;
     let t = Instant::now();

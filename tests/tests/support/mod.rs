@@ -84,22 +84,9 @@ impl Scenario {
 
     /// Starts a Core for this task.
     pub fn core(&self, host: &str, session_ms: u64) -> Process {
-        Process::spawn(
-            "replicator-core",
-            [
-                "--zk",
-                self.stack.zk_connect(),
-                "--root",
-                &self.root,
-                "--host-id",
-                host,
-                "--task",
-                &self.task,
-                "--zk-session-timeout-ms",
-                &session_ms.to_string(),
-            ],
-            &[("RUST_LOG", "info")],
-        )
+        let session = session_ms.to_string();
+        let args = ["--task", &self.task, "--zk-session-timeout-ms", &session];
+        self.stack.core(&self.root, host, &args, &[])
     }
 
     /// The instance nodes of the task: child name and info.
