@@ -117,7 +117,7 @@ pub struct SinkConfig {
     /// Message format; only `json`.
     #[serde(default = "default_format")]
     pub format: String,
-    /// Extra librdkafka producer properties.
+    /// Producer settings (see [`crate::producer::ProducerSettings`]).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// Partitions of topics the Core creates.
@@ -505,6 +505,11 @@ impl SinkConfig {
         }
         if self.partitions == 0 {
             p.add("sink.partitions", "must be at least 1");
+        }
+        if let Err(bad) = crate::producer::ProducerSettings::parse(&self.properties) {
+            for (key, problem) in bad {
+                p.add(&format!("sink.properties.{key}"), problem);
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`cli`]: the ZooKeeper flags every binary takes.
 //! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
 //!   validation that reports every problem at once.
+//! - [`producer`]: the producer settings a task may give in `sink.properties`.
 //! - [`secret`]: a redacting wrapper for passwords.
 //! - [`nodes`]: JSON codecs of the other znodes (progress, instance, control,
 //!   core, alert).
@@ -29,6 +30,7 @@ pub mod names;
 pub mod nodes;
 pub mod paths;
 pub mod position;
+pub mod producer;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -184,7 +184,8 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         },
         tracker.clone(),
         !clean,
-    )?;
+    )
+    .await?;
 
     let mut state = RunState {
         task: spec.task.name().to_string(),

@@ -1,31 +1,32 @@
 //! Kafka sink: topic creation, partitioning, duplicate removal on resume,
-//! idempotent production with delivery tracking.
+//! fenced idempotent production with delivery tracking.
 //!
 //! Flow in: messages with their topic, key, payload and [`MsgPos`]. Flow out:
-//! records to librdkafka (idempotent, `acks=all`, batched), and through the
+//! record batches through our own [`kafka::Producer`] (idempotent,
+//! `acks=all`, fenced by a producer epoch per task), and through the
 //! [`Tracker`] the newest checkpoint whose transactions Kafka acknowledged.
-//! Topics are created through the admin API before the first message (never
-//! relying on broker auto-creation). `QueueFull` is back-pressure: wait and
-//! retry, so memory stays bounded by the producer queue whatever the
-//! transaction size. A delivery failure stops the pipeline (transient: it
-//! resumes from the context and removes duplicates).
+//! Starting a sink fences every earlier writer of the task at the broker
+//! before anything else (the tail read included) happens. Topics are created
+//! through the admin API before the first message (never relying on broker
+//! auto-creation). A full producer queue is back-pressure: `send` waits, so
+//! memory stays bounded whatever the transaction size. A delivery failure
+//! stops the pipeline (transient: it resumes from the context and removes
+//! duplicates).
 
 pub mod dedupe;
+pub mod kafka;
 pub mod partition;
 pub mod tail;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
 use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
+use kafka::{Producer, ProducerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
-};
-use rdkafka::ClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,42 +36,25 @@ use tracker::Tracker;
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
     pub brokers: String,
+    /// `sink.properties` (see [`ProducerSettings`]).
     pub properties: BTreeMap<String, String>,
     pub partitions: u32,
     pub task: String,
     /// Sequence number of the writing instance (header of every message).
     pub epoch: i64,
-    /// librdkafka `message.timeout.ms`: a message not delivered by then fails
-    /// (kept below the ZooKeeper session timeout, so that a paused process
-    /// drops what it queued rather than sending it after it lost the task).
+    /// How long a produce request may wait for its answer.
     pub message_timeout: Duration,
     /// How long the tail reader waits for more messages before it trusts the end.
     pub tail_idle: Duration,
 }
 
-/// Routes acknowledgements to the tracker.
-pub struct DeliveryContext {
-    tracker: Arc<Tracker>,
-}
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = usize;
-    fn delivery(&self, result: &DeliveryResult<'_>, txn: usize) {
-        match result {
-            Ok(_) => self.tracker.ack(txn as u64),
-            Err((e, _)) => self.tracker.fail(txn as u64, e.to_string()),
-        }
-    }
-}
-
 /// The Kafka side of one running task.
 pub struct KafkaSink {
-    producer: ThreadedProducer<DeliveryContext>,
+    producer: Producer,
     admin: AdminClient<DefaultClientContext>,
     tracker: Arc<Tracker>,
-    topics: HashMap<Arc<str>, u32>,
+    /// Leader address of each partition, per prepared topic.
+    topics: HashMap<Arc<str>, Vec<Arc<str>>>,
     watermarks: Watermarks,
     check_tails: bool,
     opts: SinkOptions,
@@ -81,46 +65,32 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    /// Connects a producer. With `check_tails`, each topic's tail is read
-    /// before its first message so that replayed messages are not sent twice.
-    pub fn new(
+    /// Fences earlier writers of the task and connects. With `check_tails`,
+    /// each topic's tail is read before its first message so that replayed
+    /// messages are not sent twice.
+    pub async fn new(
         opts: SinkOptions,
         tracker: Arc<Tracker>,
         check_tails: bool,
     ) -> Result<Self, TaskError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &opts.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "50000")
-            .set("queue.buffering.max.kbytes", "16384")
-            .set(
-                "message.timeout.ms",
-                opts.message_timeout.as_millis().to_string(),
-            )
-            .set("log_level", "3");
-        for (k, v) in &opts.properties {
-            cfg.set(k, v);
-        }
-        let producer = cfg
-            .create_with_context(DeliveryContext {
-                tracker: tracker.clone(),
-            })
-            .map_err(|e| DefiniteError::Kafka(format!("producer config: {e}")))?;
-        let mut admin_cfg = ClientConfig::new();
-        admin_cfg
+        let settings = ProducerSettings::parse(&opts.properties).map_err(|bad| {
+            let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+            DefiniteError::Config(format!("sink.properties: {}", list.join("; ")))
+        })?;
+        let admin = ClientConfig::new()
             .set("bootstrap.servers", &opts.brokers)
-            .set("log_level", "3");
-        for (k, v) in &opts.properties {
-            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
-                admin_cfg.set(k, v);
-            }
-        }
-        let admin = admin_cfg
+            .set("log_level", "3")
             .create()
             .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?;
+        let producer = Producer::start(
+            &opts.brokers,
+            &kafka::transactional_id(&opts.task),
+            settings,
+            opts.message_timeout.max(Duration::from_secs(1)),
+            tracker.clone(),
+        )
+        .await
+        .map_err(producer_error)?;
         let task_header = opts.task.as_bytes().to_vec();
         let epoch_header = opts.epoch.to_string().into_bytes();
         Ok(Self {
@@ -155,22 +125,22 @@ impl KafkaSink {
 
     /// Makes `topic` ready: created, partition count known, tail read.
     pub async fn prepare_topic(&mut self, topic: &Arc<str>) -> Result<u32, TaskError> {
-        if let Some(n) = self.topics.get(topic) {
-            return Ok(*n);
+        if let Some(leaders) = self.topics.get(topic) {
+            return Ok(leaders.len() as u32);
         }
-        let partitions = match tokio::task::block_in_place(|| self.existing_partitions(topic))? {
-            Some(n) => n,
+        let leaders = match tokio::task::block_in_place(|| self.leaders(topic))? {
+            Some(l) => l,
             None => {
                 self.create_topic(topic).await?;
-                tokio::task::block_in_place(|| self.partition_count(topic))?
+                self.wait_for_leaders(topic).await?
             }
         };
+        let partitions = leaders.len() as u32;
         if self.check_tails {
             let started = std::time::Instant::now();
             let tails = tokio::task::block_in_place(|| {
                 tail::read_tails(
                     &self.opts.brokers,
-                    &self.opts.properties,
                     topic,
                     &self.opts.task,
                     partitions,
@@ -182,7 +152,7 @@ impl KafkaSink {
                 "read topic tail for duplicate check");
             self.watermarks.set_topic(topic.clone(), tails);
         }
-        self.topics.insert(topic.clone(), partitions);
+        self.topics.insert(topic.clone(), leaders);
         Ok(partitions)
     }
 
@@ -221,36 +191,46 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Partitions of `topic` when the broker already knows it.
-    fn existing_partitions(&self, topic: &str) -> Result<Option<u32>, TaskError> {
+    /// The leader address of each partition of `topic`, when the broker
+    /// knows the topic and every partition has a leader.
+    fn leaders(&self, topic: &str) -> Result<Option<Vec<Arc<str>>>, TaskError> {
         let md = self
-            .producer
-            .client()
+            .admin
+            .inner()
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .map_err(|e| TaskError::transient(format!("metadata of {topic}: {e}")))?;
-        Ok(md
+        let brokers: HashMap<i32, Arc<str>> = md
+            .brokers()
+            .iter()
+            .map(|b| (b.id(), Arc::from(format!("{}:{}", b.host(), b.port()))))
+            .collect();
+        let Some(t) = md
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().len() as u32))
+        else {
+            return Ok(None);
+        };
+        let mut leaders: Vec<Option<Arc<str>>> = vec![None; t.partitions().len()];
+        for p in t.partitions() {
+            let slot = leaders.get_mut(p.id() as usize);
+            match (slot, brokers.get(&p.leader())) {
+                (Some(slot), Some(addr)) => *slot = Some(addr.clone()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(leaders.into_iter().collect())
     }
 
-    fn partition_count(&self, topic: &str) -> Result<u32, TaskError> {
+    async fn wait_for_leaders(&self, topic: &str) -> Result<Vec<Arc<str>>, TaskError> {
         for _ in 0..50 {
-            let md = self
-                .producer
-                .client()
-                .fetch_metadata(Some(topic), Duration::from_secs(10))
-                .map_err(|e| TaskError::transient(format!("metadata of {topic}: {e}")))?;
-            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
-                if t.error().is_none() && !t.partitions().is_empty() {
-                    return Ok(t.partitions().len() as u32);
-                }
+            if let Some(l) = tokio::task::block_in_place(|| self.leaders(topic))? {
+                return Ok(l);
             }
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(TaskError::transient(format!(
-            "topic {topic} has no partitions in metadata"
+            "topic {topic} has no partition leaders in metadata"
         )))
     }
 
@@ -264,11 +244,11 @@ impl KafkaSink {
         pos: PosRef<'_>,
         txn: u64,
     ) -> Result<(), TaskError> {
-        let partitions = match self.topics.get(topic) {
-            Some(n) => *n,
-            None => self.prepare_topic(topic).await?,
-        };
-        let partition = partition::partition_for(key, partitions);
+        if !self.topics.contains_key(topic) {
+            self.prepare_topic(topic).await?;
+        }
+        let leaders = &self.topics[topic];
+        let partition = partition::partition_for(key, leaders.len() as u32);
         if !self.watermarks.is_empty()
             && self
                 .watermarks
@@ -280,79 +260,58 @@ impl KafkaSink {
         }
         self.pos_header.clear();
         pos.write_header(&mut self.pos_header);
-        let pos_header = &self.pos_header;
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: TASK_HEADER,
-                value: Some(&self.task_header),
-            })
-            .insert(Header {
-                key: POSITION_HEADER,
-                value: Some(pos_header.as_slice()),
-            })
-            .insert(Header {
-                key: EPOCH_HEADER,
-                value: Some(&self.epoch_header),
-            });
-        let mut record = BaseRecord::with_opaque_to(topic, txn as usize)
-            .key(key)
-            .payload(payload)
-            .partition(partition)
-            .headers(headers);
+        let headers: [(&str, &[u8]); 3] = [
+            (TASK_HEADER, &self.task_header),
+            (POSITION_HEADER, &self.pos_header),
+            (EPOCH_HEADER, &self.epoch_header),
+        ];
         self.tracker.add_pending(txn);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    if let Some(f) = self.tracker.failure() {
-                        return Err(TaskError::transient(format!("delivery failed: {f}")));
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => {
-                    self.tracker.ack(txn);
-                    return Err(match e {
-                        KafkaError::MessageProduction(
-                            code @ (RDKafkaErrorCode::MessageSizeTooLarge
-                            | RDKafkaErrorCode::TopicAuthorizationFailed
-                            | RDKafkaErrorCode::InvalidMessage),
-                        ) => DefiniteError::Kafka(format!("{topic}: {code}")).into(),
-                        other => TaskError::transient(format!("producing to {topic}: {other}")),
-                    });
-                }
+        let leader = &leaders[partition as usize];
+        let sent = self
+            .producer
+            .send(leader, topic, partition, key, payload, &headers, txn)
+            .await;
+        sent.map_err(|e| {
+            self.tracker.ack(txn);
+            match e {
+                ProducerError::Stopped(_) => match self.tracker.failure() {
+                    Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
+                    None => TaskError::transient(e),
+                },
+                e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
+                e => TaskError::transient(format!("producing to {topic}: {e}")),
             }
-        }
+        })
     }
 
     /// Waits until every queued message is acknowledged (or `timeout`).
-    ///
-    /// librdkafka's own flush polls for events in 100 ms steps while the
-    /// producer's thread consumes them; watching the queue length instead
-    /// returns within a millisecond of the last acknowledgement.
     pub async fn flush(&self, timeout: Duration) -> Result<(), TaskError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.producer.in_flight_count() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(TaskError::transient(format!(
-                    "flushing Kafka: {} messages still unacknowledged after {} ms",
-                    self.producer.in_flight_count(),
-                    timeout.as_millis()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(())
+        self.producer
+            .flush(timeout)
+            .await
+            .map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
     }
 
-    /// Stops without waiting for the producer's threads: dropping a
-    /// librdkafka producer joins its polling thread (up to 100 ms).
+    /// Stops: the producer's link tasks end at once; the admin client's
+    /// threads are joined off the async runtime.
     pub fn close_in_background(self) {
-        tokio::task::spawn_blocking(move || drop(self));
+        let Self {
+            producer, admin, ..
+        } = self;
+        drop(producer);
+        tokio::task::spawn_blocking(move || drop(admin));
     }
 
     /// Drops every message not yet sent (fenced: someone else owns the task).
     pub fn purge(&self) {
-        self.producer.purge(PurgeConfig::default().queue());
+        self.producer.purge();
+    }
+}
+
+fn producer_error(e: ProducerError) -> TaskError {
+    if e.is_definite() {
+        DefiniteError::Kafka(e.to_string()).into()
+    } else {
+        TaskError::transient(format!("starting the Kafka producer: {e}"))
     }
 }

@@ -13,7 +13,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Messages read back from the reported end first.
@@ -24,7 +23,6 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The last position of `task` in each partition of `topic`.
 pub fn read_tails(
     brokers: &str,
-    properties: &BTreeMap<String, String>,
     topic: &str,
     task: &str,
     partitions: u32,
@@ -37,11 +35,6 @@ pub fn read_tails(
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "20")
         .set("log_level", "3");
-    for (k, v) in properties {
-        if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
-            cfg.set(k, v);
-        }
-    }
     let consumer: BaseConsumer = cfg
         .create()
         .map_err(|e| TaskError::transient(format!("tail consumer: {e}")))?;

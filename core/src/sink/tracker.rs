@@ -51,13 +51,18 @@ impl Tracker {
 
     /// Kafka acknowledged one message of transaction `id`.
     pub fn ack(&self, id: u64) {
+        self.ack_many(id, 1);
+    }
+
+    /// Kafka acknowledged `n` messages of transaction `id`.
+    pub fn ack_many(&self, id: u64, n: u64) {
         let mut g = self.inner.lock().expect("tracker lock");
         let base = g.base;
         if id < base {
             return;
         }
         if let Some(s) = g.slots.get_mut((id - base) as usize) {
-            s.pending = s.pending.saturating_sub(1);
+            s.pending = s.pending.saturating_sub(n);
         }
         Self::advance(&mut g);
     }

@@ -1,0 +1,151 @@
+//! Producer settings a task may give in `sink.properties`, parsed and
+//! checked. The Core's own Kafka producer understands these keys; any other
+//! key is an error (reported with the rest of the task config), so a setting
+//! never silently does nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Parsed `sink.properties`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// How long the first message of a batch waits for company (`linger.ms`).
+    pub linger: Duration,
+    /// Largest record batch per partition in bytes (`batch.size`).
+    pub batch_bytes: usize,
+    /// Messages accepted but not yet acknowledged before `send` waits
+    /// (`queue.buffering.max.messages`).
+    pub max_messages: usize,
+    /// Bytes accepted but not yet acknowledged before `send` waits
+    /// (`queue.buffering.max.kbytes` × 1024).
+    pub max_bytes: usize,
+    /// Client id sent with every request (`client.id`).
+    pub client_id: String,
+}
+
+impl Default for ProducerSettings {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_millis(5),
+            batch_bytes: 1_000_000,
+            max_messages: 50_000,
+            max_bytes: 16 * 1024 * 1024,
+            client_id: "mysql-replicator".to_string(),
+        }
+    }
+}
+
+/// Keys understood, for error messages.
+pub const KNOWN: &[&str] = &[
+    "batch.size",
+    "client.id",
+    "compression.type",
+    "linger.ms",
+    "queue.buffering.max.kbytes",
+    "queue.buffering.max.messages",
+    "security.protocol",
+];
+
+fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from {min} to {max}")),
+    }
+}
+
+impl ProducerSettings {
+    /// Parses `props`; on failure every problem as (key, message).
+    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+        let mut s = Self::default();
+        let mut problems = Vec::new();
+        for (k, v) in props {
+            let r: Result<(), String> = match k.as_str() {
+                "linger.ms" => number(v, 0, 60_000).map(|n| s.linger = Duration::from_millis(n)),
+                "batch.size" => {
+                    number(v, 1_024, 16 * 1024 * 1024).map(|n| s.batch_bytes = n as usize)
+                }
+                "queue.buffering.max.messages" => {
+                    number(v, 1, 10_000_000).map(|n| s.max_messages = n as usize)
+                }
+                "queue.buffering.max.kbytes" => {
+                    number(v, 1, 16 * 1024 * 1024).map(|n| s.max_bytes = n as usize * 1024)
+                }
+                "client.id" if !v.is_empty() && v.len() <= 200 => {
+                    s.client_id = v.clone();
+                    Ok(())
+                }
+                "client.id" => Err("must be 1 to 200 characters".to_string()),
+                "compression.type" if v == "none" => Ok(()),
+                "compression.type" => Err(format!(
+                    "`{v}` is not supported: batches are sent uncompressed (`none`)"
+                )),
+                "security.protocol" if v.eq_ignore_ascii_case("plaintext") => Ok(()),
+                "security.protocol" => Err(format!(
+                    "`{v}` is not supported: the Core talks to Kafka in plaintext"
+                )),
+                _ => Err(format!(
+                    "unknown producer property; known: {}",
+                    KNOWN.join(", ")
+                )),
+            };
+            if let Err(e) = r {
+                problems.push((k.clone(), e));
+            }
+        }
+        if problems.is_empty() {
+            Ok(s)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(
+            ProducerSettings::parse(&props(&[])),
+            Ok(ProducerSettings::default())
+        );
+        let s = ProducerSettings::parse(&props(&[
+            ("linger.ms", "0"),
+            ("batch.size", "65536"),
+            ("queue.buffering.max.kbytes", "1024"),
+            ("compression.type", "none"),
+            ("security.protocol", "PLAINTEXT"),
+            ("client.id", "me"),
+        ]))
+        .unwrap();
+        assert_eq!(s.linger, Duration::ZERO);
+        assert_eq!(s.batch_bytes, 65_536);
+        assert_eq!(s.max_bytes, 1024 * 1024);
+        assert_eq!(s.client_id, "me");
+    }
+
+    #[test]
+    fn every_bad_key_is_reported() {
+        let err = ProducerSettings::parse(&props(&[
+            ("linger.ms", "soon"),
+            ("compression.type", "lz4"),
+            ("acks", "1"),
+            ("security.protocol", "SSL"),
+        ]))
+        .unwrap_err();
+        let keys: Vec<&str> = err.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["acks", "compression.type", "linger.ms", "security.protocol"]
+        );
+        assert!(err[0].1.contains("unknown producer property"), "{err:?}");
+        assert!(err[1].1.contains("uncompressed"), "{err:?}");
+    }
+}

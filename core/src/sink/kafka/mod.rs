@@ -1,0 +1,23 @@
+//! A small Kafka producer of our own, speaking the wire protocol.
+//!
+//! librdkafka cannot be fenced from outside: a process frozen while it held
+//! queued messages sends them when it resumes, before anything in the
+//! process can stop it. This producer takes a producer id epoch from the
+//! broker for the task (`InitProducerId` on transactional id
+//! `mysql-replicator/<task>`), so the broker itself refuses whatever an
+//! earlier writer of the task still sends.
+//!
+//! # Layout
+//! - [`wire`]: integers, strings, varints (pure).
+//! - [`batch`]: record batch v2 builder with CRC-32C (pure).
+//! - [`protocol`]: the FindCoordinator, InitProducerId and Produce messages (pure).
+//! - [`conn`]: one broker connection, request/response with a timeout.
+//! - [`producer`]: batching, fencing, acknowledgements to the tracker.
+
+pub mod batch;
+pub mod conn;
+pub mod producer;
+pub mod protocol;
+pub mod wire;
+
+pub use producer::{transactional_id, Producer, ProducerError};

@@ -1,0 +1,549 @@
+//! The task's fenced, idempotent Kafka producer.
+//!
+//! Flow in: records for (topic, partition, leader address) with the id of
+//! the transaction they belong to. Flow out: acknowledgements to the
+//! [`Tracker`], per transaction, in partition order.
+//!
+//! Fencing: on start the producer asks the task's transaction coordinator
+//! for the producer id of transactional id `mysql-replicator/<task>`
+//! (`InitProducerId`). Every call returns the same id with a higher epoch,
+//! and the broker refuses batches carrying an older epoch
+//! (`PRODUCER_FENCED`). So once a new writer of the task has started, nothing
+//! an earlier writer still holds can land, however long that writer was
+//! frozen or its requests delayed. Batches are idempotent, not
+//! transactional: they are visible at once and need no commit.
+//!
+//! Batching: one link task per broker takes the first pending batch of every
+//! partition it leads into one `Produce` request after `linger.ms` (or at
+//! once when a batch is full or a flush waits), with one request in flight
+//! per broker so that partitions stay in order. Memory is bounded by
+//! `queue.buffering.max.*`: `send` waits while that much is unacknowledged.
+//!
+//! Failure: any error (connection, timeout, an error code) fails the
+//! tracker and stops the producer; queued batches are dropped. The pipeline
+//! resumes from its context and removes the duplicates (no retries here, so
+//! nothing is ever sent twice by one producer).
+
+use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
+use super::conn::{wire, Conn, ConnError};
+use super::protocol::{self, error_name};
+use crate::sink::tracker::Tracker;
+use replicator_common::producer::ProducerSettings;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How long to keep asking a coordinator that is not ready.
+const COORDINATOR_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Why the producer could not start or accept a record.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    #[error("{what}: Kafka error {name} ({code})")]
+    Broker {
+        what: String,
+        code: i16,
+        name: &'static str,
+    },
+    #[error("no reachable broker in `{0}`")]
+    NoBroker(String),
+    #[error("a record of {size} bytes does not fit in a batch (batch.size {max})")]
+    TooLarge { size: usize, max: usize },
+    #[error("producer stopped: {0}")]
+    Stopped(String),
+}
+
+impl ProducerError {
+    /// True when retrying cannot help (the task must stop).
+    pub fn is_definite(&self) -> bool {
+        match self {
+            ProducerError::Broker { code, .. } => protocol::is_definite(*code),
+            ProducerError::TooLarge { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn broker(what: impl Into<String>, code: i16) -> Self {
+        ProducerError::Broker {
+            what: what.into(),
+            code,
+            name: error_name(code),
+        }
+    }
+}
+
+/// The transactional id whose epochs fence the writers of `task`.
+pub fn transactional_id(task: &str) -> String {
+    format!("mysql-replicator/{task}")
+}
+
+type Tp = (Arc<str>, i32);
+
+struct Pending {
+    batch: BatchBuilder,
+    /// Run-length transaction ids of the records, in order.
+    txns: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct Queue {
+    parts: HashMap<Tp, VecDeque<Pending>>,
+    bytes: usize,
+    /// When the oldest record now queued arrived.
+    since: Option<Instant>,
+}
+
+struct Link {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+struct Shared {
+    pid: ProducerId,
+    tracker: Arc<Tracker>,
+    settings: ProducerSettings,
+    timeout: Duration,
+    unacked_msgs: AtomicUsize,
+    unacked_bytes: AtomicUsize,
+    /// A flush waits: send without lingering.
+    urgent: AtomicBool,
+    stopped: AtomicBool,
+}
+
+impl Shared {
+    fn settle(&self, msgs: usize, bytes: usize) {
+        self.unacked_msgs.fetch_sub(msgs, Ordering::AcqRel);
+        self.unacked_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    fn stop(&self, reason: String) {
+        if !self.stopped.swap(true, Ordering::AcqRel) {
+            tracing::warn!(reason = %reason, "kafka producer stopped");
+        }
+        self.tracker.fail(0, reason);
+    }
+}
+
+pub struct Producer {
+    shared: Arc<Shared>,
+    links: HashMap<Arc<str>, Arc<Link>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Producer {
+    /// Fences every earlier writer of `transactional_id` and returns a
+    /// producer holding the new epoch.
+    pub async fn start(
+        brokers: &str,
+        transactional_id: &str,
+        settings: ProducerSettings,
+        timeout: Duration,
+        tracker: Arc<Tracker>,
+    ) -> Result<Self, ProducerError> {
+        let started = Instant::now();
+        let mut last_err = None;
+        for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Self::init_producer_id(addr, transactional_id, &settings.client_id, timeout).await
+            {
+                Ok(pid) => {
+                    tracing::info!(
+                        transactional_id,
+                        producer_id = pid.id,
+                        epoch = pid.epoch,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "kafka producer fenced earlier writers"
+                    );
+                    let shared = Arc::new(Shared {
+                        pid,
+                        tracker,
+                        settings,
+                        timeout,
+                        unacked_msgs: AtomicUsize::new(0),
+                        unacked_bytes: AtomicUsize::new(0),
+                        urgent: AtomicBool::new(false),
+                        stopped: AtomicBool::new(false),
+                    });
+                    return Ok(Self {
+                        shared,
+                        links: HashMap::new(),
+                        tasks: Vec::new(),
+                    });
+                }
+                Err(e @ ProducerError::Broker { .. }) => return Err(e),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ProducerError::NoBroker(brokers.to_string())))
+    }
+
+    async fn init_producer_id(
+        bootstrap: &str,
+        transactional_id: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<ProducerId, ProducerError> {
+        let deadline = Instant::now() + COORDINATOR_PATIENCE;
+        let mut conn = Conn::connect(bootstrap, client_id, timeout).await?;
+        loop {
+            let mut f = conn.request(
+                protocol::FIND_COORDINATOR,
+                protocol::FIND_COORDINATOR_VERSION,
+            );
+            protocol::find_coordinator(&mut f, transactional_id);
+            let body = conn
+                .call(
+                    protocol::FIND_COORDINATOR,
+                    protocol::FIND_COORDINATOR_VERSION,
+                    f,
+                )
+                .await?;
+            let c = protocol::read_coordinator(&mut super::wire::Reader::new(&body))
+                .map_err(wire(conn.addr()))?;
+            if c.error != 0 {
+                if retriable_coordinator_error(c.error) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                return Err(ProducerError::broker(
+                    format!("finding the coordinator of {transactional_id}"),
+                    c.error,
+                ));
+            }
+            let addr = format!("{}:{}", c.host, c.port);
+            let mut coord = if addr == conn.addr() {
+                None
+            } else {
+                Some(Conn::connect(&addr, client_id, timeout).await?)
+            };
+            let cc = coord.as_mut().unwrap_or(&mut conn);
+            let mut f = cc.request(
+                protocol::INIT_PRODUCER_ID,
+                protocol::INIT_PRODUCER_ID_VERSION,
+            );
+            protocol::init_producer_id(&mut f, transactional_id, 60_000);
+            let body = cc
+                .call(
+                    protocol::INIT_PRODUCER_ID,
+                    protocol::INIT_PRODUCER_ID_VERSION,
+                    f,
+                )
+                .await?;
+            let (error, id, epoch) =
+                protocol::read_producer_id(&mut super::wire::Reader::new(&body))
+                    .map_err(wire(cc.addr()))?;
+            match error {
+                0 => return Ok(ProducerId { id, epoch }),
+                e if retriable_coordinator_error(e) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                e => {
+                    return Err(ProducerError::broker(
+                        format!("getting a producer id for {transactional_id}"),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
+    pub fn producer_id(&self) -> ProducerId {
+        self.shared.pid
+    }
+
+    /// Queues one record for `partition` of `topic`, led by the broker at
+    /// `leader`. Waits while the unacknowledged bounds are reached.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send(
+        &mut self,
+        leader: &Arc<str>,
+        topic: &Arc<str>,
+        partition: i32,
+        key: &[u8],
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+        txn: u64,
+    ) -> Result<(), ProducerError> {
+        let size = BatchBuilder::record_size(key, value, headers);
+        let link = self.link(leader);
+        let s = &self.shared;
+        if size + HEADER_LEN > s.settings.batch_bytes {
+            return Err(ProducerError::TooLarge {
+                size,
+                max: s.settings.batch_bytes,
+            });
+        }
+        loop {
+            if s.stopped.load(Ordering::Acquire) {
+                return Err(ProducerError::Stopped(
+                    s.tracker.failure().unwrap_or_else(|| "purged".into()),
+                ));
+            }
+            let msgs = s.unacked_msgs.load(Ordering::Acquire);
+            let bytes = s.unacked_bytes.load(Ordering::Acquire);
+            if msgs == 0 || (msgs < s.settings.max_messages && bytes + size <= s.settings.max_bytes)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        s.unacked_msgs.fetch_add(1, Ordering::AcqRel);
+        s.unacked_bytes.fetch_add(size, Ordering::AcqRel);
+        let wake = {
+            let mut q = link.queue.lock().expect("link queue lock");
+            let batch_bytes = s.settings.batch_bytes;
+            let parts = q.parts.entry((topic.clone(), partition)).or_default();
+            if parts
+                .back()
+                .is_none_or(|p| p.batch.size() + size > batch_bytes)
+            {
+                parts.push_back(Pending {
+                    batch: BatchBuilder::with_capacity((batch_bytes / 4).min(256 * 1024)),
+                    txns: Vec::new(),
+                });
+            }
+            let p = parts.back_mut().expect("just pushed");
+            p.batch.push(ts, key, value, headers);
+            match p.txns.last_mut() {
+                Some((t, n)) if *t == txn => *n += 1,
+                _ => p.txns.push((txn, 1)),
+            }
+            let full = p.batch.size() + size > batch_bytes;
+            let was_empty = q.since.is_none();
+            q.bytes += size;
+            q.since.get_or_insert_with(Instant::now);
+            was_empty || full
+        };
+        if wake {
+            link.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn link(&mut self, leader: &Arc<str>) -> Arc<Link> {
+        if let Some(l) = self.links.get(leader) {
+            return l.clone();
+        }
+        let link = Arc::new(Link {
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+        });
+        self.links.insert(leader.clone(), link.clone());
+        self.tasks.push(tokio::spawn(run_link(
+            leader.clone(),
+            link.clone(),
+            self.shared.clone(),
+        )));
+        link
+    }
+
+    /// Records accepted and not yet acknowledged (or dropped).
+    pub fn in_flight(&self) -> usize {
+        self.shared.unacked_msgs.load(Ordering::Acquire)
+    }
+
+    /// Waits until every accepted record is acknowledged, or the producer
+    /// failed, or `timeout` passed.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.shared.urgent.store(true, Ordering::Release);
+        for l in self.links.values() {
+            l.wake.notify_one();
+        }
+        let r = loop {
+            // A failed request settles its records too: check failure first.
+            if let Some(f) = self.shared.tracker.failure() {
+                break Err(f);
+            }
+            if self.in_flight() == 0 {
+                break Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Err(format!(
+                    "{} messages still unacknowledged after {} ms",
+                    self.in_flight(),
+                    timeout.as_millis()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        self.shared.urgent.store(false, Ordering::Release);
+        r
+    }
+
+    /// Drops every queued record; what is in flight still resolves.
+    pub fn purge(&self) {
+        self.shared.stopped.store(true, Ordering::Release);
+        for l in self.links.values() {
+            drop_queued(l, &self.shared);
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn retriable_coordinator_error(code: i16) -> bool {
+    matches!(code, 14..=16 | 51)
+}
+
+fn drop_queued(link: &Link, shared: &Shared) {
+    let parts = std::mem::take(&mut *link.queue.lock().expect("link queue lock"));
+    for p in parts.parts.into_values().flatten() {
+        shared.settle(p.batch.count() as usize, p.batch.size() - HEADER_LEN);
+    }
+}
+
+/// Sends one broker's batches, one request at a time.
+async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
+    let mut conn: Option<Conn> = None;
+    let mut sequences: HashMap<Tp, i32> = HashMap::new();
+    loop {
+        if shared.stopped.load(Ordering::Acquire) {
+            drop_queued(&link, &shared);
+        }
+        let (since, bytes) = {
+            let q = link.queue.lock().expect("link queue lock");
+            (q.since, q.bytes)
+        };
+        let Some(since) = since else {
+            link.wake.notified().await;
+            continue;
+        };
+        let due = since + shared.settings.linger;
+        if !shared.urgent.load(Ordering::Acquire)
+            && bytes < shared.settings.batch_bytes
+            && Instant::now() < due
+        {
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = link.wake.notified() => {}
+            }
+            continue;
+        }
+        let mut taken: Vec<(Tp, Pending)> = {
+            let mut q = link.queue.lock().expect("link queue lock");
+            let mut taken = Vec::with_capacity(q.parts.len());
+            let mut left = false;
+            let mut freed = 0;
+            for (tp, parts) in q.parts.iter_mut() {
+                if let Some(p) = parts.pop_front() {
+                    freed += p.batch.size() - HEADER_LEN;
+                    taken.push((tp.clone(), p));
+                }
+                left |= !parts.is_empty();
+            }
+            q.parts.retain(|_, parts| !parts.is_empty());
+            q.bytes -= freed;
+            q.since = left.then(Instant::now);
+            taken
+        };
+        taken.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Err(e) = produce(&addr, &mut conn, &mut sequences, taken, &shared).await {
+            shared.stop(e);
+            conn = None;
+        }
+    }
+}
+
+/// One `Produce` request with the given batches; acknowledges them.
+async fn produce(
+    addr: &Arc<str>,
+    conn: &mut Option<Conn>,
+    sequences: &mut HashMap<Tp, i32>,
+    taken: Vec<(Tp, Pending)>,
+    shared: &Shared,
+) -> Result<(), String> {
+    let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
+    let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
+    let result = produce_inner(addr, conn, sequences, taken, shared).await;
+    shared.settle(msgs, bytes);
+    result
+}
+
+async fn produce_inner(
+    addr: &Arc<str>,
+    conn: &mut Option<Conn>,
+    sequences: &mut HashMap<Tp, i32>,
+    taken: Vec<(Tp, Pending)>,
+    shared: &Shared,
+) -> Result<(), String> {
+    if shared.stopped.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    if conn.is_none() {
+        *conn = Some(
+            Conn::connect(addr, &shared.settings.client_id, shared.timeout)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let c = conn.as_mut().expect("connected");
+    let mut f = c.request(protocol::PRODUCE, protocol::PRODUCE_VERSION);
+    // `taken` is sorted by topic: one entry per topic with its partition count.
+    let mut groups: Vec<(Arc<str>, usize)> = Vec::new();
+    for ((topic, _), _) in &taken {
+        match groups.last_mut() {
+            Some((t, n)) if t == topic => *n += 1,
+            _ => groups.push((topic.clone(), 1)),
+        }
+    }
+    protocol::produce(&mut f, shared.timeout.as_millis() as i32, groups.len());
+    let mut acks = Vec::with_capacity(taken.len());
+    let mut batches = taken.into_iter();
+    for (topic, n) in groups {
+        protocol::produce_topic(&mut f, &topic, n);
+        for ((_, partition), p) in batches.by_ref().take(n) {
+            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
+            let count = p.batch.count();
+            let sealed = p.batch.seal(shared.pid, *seq);
+            *seq = seq.wrapping_add(count) & i32::MAX;
+            protocol::produce_partition(&mut f, partition, &sealed);
+            acks.push((topic.clone(), partition, p.txns));
+        }
+    }
+    let body = c
+        .call(protocol::PRODUCE, protocol::PRODUCE_VERSION, f)
+        .await
+        .map_err(|e| e.to_string())?;
+    let results = protocol::read_produce(&mut super::wire::Reader::new(&body))
+        .map_err(|e| wire(addr)(e).to_string())?;
+    let mut first_error = None;
+    for (topic, partition, txns) in acks {
+        let code = results
+            .iter()
+            .find(|r| r.partition == partition && *r.topic == *topic)
+            .map_or(-1, |r| r.error);
+        if code == 0 {
+            for (txn, n) in txns {
+                shared.tracker.ack_many(txn, n);
+            }
+        } else if first_error.is_none() {
+            let what = if matches!(
+                code,
+                protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
+            ) {
+                " (a newer writer of this task started: this one is fenced)"
+            } else {
+                ""
+            };
+            first_error = Some(format!(
+                "producing to {topic}/{partition}: Kafka error {} ({code}){what}",
+                error_name(code)
+            ));
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
