@@ -178,6 +178,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             properties: cfg.sink.properties.clone(),
             partitions: cfg.sink.partitions,
             task: spec.task.name().to_string(),
+            task_path: spec.zk.layout().task(&spec.task),
             epoch: spec.epoch,
             message_timeout: spec.options.message_timeout,
             tail_idle: spec.options.tail_idle,

@@ -40,6 +40,8 @@ pub struct SinkOptions {
     pub properties: BTreeMap<String, String>,
     pub partitions: u32,
     pub task: String,
+    /// The task's znode path: names the producer id that fences earlier writers.
+    pub task_path: String,
     /// Sequence number of the writing instance (header of every message).
     pub epoch: i64,
     /// How long a produce request may wait for its answer.
@@ -84,7 +86,7 @@ impl KafkaSink {
             .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?;
         let producer = Producer::start(
             &opts.brokers,
-            &kafka::transactional_id(&opts.task),
+            &kafka::transactional_id(&opts.task_path),
             settings,
             opts.message_timeout.max(Duration::from_secs(1)),
             tracker.clone(),

@@ -4,7 +4,7 @@
 //! queued messages sends them when it resumes, before anything in the
 //! process can stop it. This producer takes a producer id epoch from the
 //! broker for the task (`InitProducerId` on transactional id
-//! `mysql-replicator/<task>`), so the broker itself refuses whatever an
+//! `mysql-replicator:<task znode>`), so the broker itself refuses whatever an
 //! earlier writer of the task still sends.
 //!
 //! # Layout

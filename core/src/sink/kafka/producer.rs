@@ -5,7 +5,7 @@
 //! [`Tracker`], per transaction, in partition order.
 //!
 //! Fencing: on start the producer asks the task's transaction coordinator
-//! for the producer id of transactional id `mysql-replicator/<task>`
+//! for the producer id of transactional id `mysql-replicator:<task znode>`
 //! (`InitProducerId`). Every call returns the same id with a higher epoch,
 //! and the broker refuses batches carrying an older epoch
 //! (`PRODUCER_FENCED`). So once a new writer of the task has started, nothing
@@ -77,9 +77,11 @@ impl ProducerError {
     }
 }
 
-/// The transactional id whose epochs fence the writers of `task`.
-pub fn transactional_id(task: &str) -> String {
-    format!("mysql-replicator/{task}")
+/// The transactional id whose epochs fence the writers of a task: its
+/// znode path (`task_path`), unique per deployment and task even when
+/// several deployments share a Kafka cluster.
+pub fn transactional_id(task_path: &str) -> String {
+    format!("mysql-replicator:{task_path}")
 }
 
 type Tp = (Arc<str>, i32);
