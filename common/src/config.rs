@@ -662,6 +662,23 @@ mod tests {
     }
 
     #[test]
+    fn reports_bad_producer_properties_with_the_rest() {
+        let mut v = good();
+        v["sink"]["properties"] = json!({"acks": "1", "linger.ms": "soon"});
+        v["source"]["port"] = json!(0);
+        let mut got = problems(v);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "sink.properties.acks",
+                "sink.properties.linger.ms",
+                "source.port"
+            ]
+        );
+    }
+
+    #[test]
     fn rejects_non_objects_and_bad_json() {
         assert!(TaskConfig::parse(b"{nope")
             .unwrap_err()
