@@ -129,7 +129,7 @@ wait_log() { # file pattern seconds pid: waits for a line, prints it
 
 # --- 1. the stack -------------------------------------------------------------
 step "1/6 install what is missing, start ZooKeeper, MariaDB and Tansu"
-note "first time on a fresh machine: Debian packages, then Tansu built with cargo install (7-10 min)"
+note "first time on a fresh machine: Debian packages, then Tansu built with cargo install (7-12 min)"
 if [[ -f "$STACK/stack.env" ]]; then
     "$DEPLOY/stop-stack.sh" "$STACK" >/dev/null 2>&1 || true # left over by a killed run
 fi

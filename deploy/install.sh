@@ -4,7 +4,7 @@
 #     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka),
 #     chromium and chromium-driver (the web console's browser test);
 #   - Tansu 0.6.0, the Kafka-compatible broker, built from crates.io with
-#     `cargo install` into $CARGO_HOME/bin (7-10 minutes on 2 cores, once).
+#     `cargo install` into $CARGO_HOME/bin (7-12 minutes on 2 cores, once).
 #
 # Idempotent: when everything is present it only checks and returns (about a
 # second). Safe to run from several shells at once (one runs, the others wait).
@@ -56,7 +56,7 @@ install_tansu() {
         exit 1
     }
     log "building tansu $TANSU_VERSION from crates.io into $CARGO_BIN"
-    log "this takes 7-10 minutes on 2 cores the first time; cargo prints each crate it compiles"
+    log "this takes 7-12 minutes on 2 cores the first time; cargo prints each crate it compiles"
     local started=$SECONDS
     cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
     log "tansu built in $((SECONDS - started)) s"
