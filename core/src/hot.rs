@@ -21,7 +21,9 @@ use replicator_common::paths::TaskRef;
 use replicator_common::zk::{is_terminal, Zk, ZkClientError, ZkError};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use zookeeper_client::{EventType, SessionState};
 
@@ -68,6 +70,10 @@ enum LeadEnd {
     Relist,
     Deleted,
 }
+
+/// A run that stays up this long without error ends a streak of failures
+/// even when it had no rows to deliver (an idle task).
+const STABLE_RUN: Duration = Duration::from_secs(60);
 
 type Watch = Pin<Box<dyn Future<Output = zookeeper_client::WatchedEvent> + Send>>;
 
@@ -304,6 +310,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
         };
         if control.desired == Desired::Paused {
             inst.set_error(None).await?;
+            inst.clear_failures().await?;
             tracing::info!(task = %task, "paused");
             match wait_change(env, &mut cfg_w, &mut ctl_w).await {
                 Some(end) => return Ok(end),
@@ -314,6 +321,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             return Ok(LeadEnd::SessionLost);
         }
         let stops = Stops::default();
+        let delivered = Arc::new(AtomicBool::new(false));
         let spec = PipelineSpec {
             task: task.clone(),
             config: cfg,
@@ -321,12 +329,23 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             epoch: inst.seq,
             lease: env.lease.clone(),
             options: env.options.clone(),
+            delivered: delivered.clone(),
         };
+        let started = Instant::now();
         let mut run = tokio::spawn(pipeline::run(spec, stops.clone()));
         inst.set_error(None).await?;
+        let mut health = tokio::time::interval(Duration::from_millis(500));
         let outcome = loop {
             tokio::select! {
                 r = &mut run => break r.unwrap_or_else(|e| Err(TaskError::transient(format!("pipeline task: {e}")))),
+                _ = health.tick(), if inst.retrying().is_some() => {
+                    if delivered.load(Ordering::Relaxed) || started.elapsed() >= STABLE_RUN {
+                        let attempts = inst.retrying().map_or(0, |r| r.attempts);
+                        tracing::info!(task = %task, attempts, "healthy again after failed runs");
+                        inst.clear_failures().await?;
+                        backoff.reset();
+                    }
+                }
                 ev = &mut cfg_w => {
                     if ev.event_type == EventType::NodeDeleted {
                         tracing::info!(task = %task, "task was deleted; stopping");
@@ -393,6 +412,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             }
             Err(TaskError::Definite(e)) => {
                 tracing::error!(task = %task, error = %e, "task stopped; fix the cause (config change restarts it)");
+                inst.clear_failures().await?;
                 inst.set_error(Some(e.to_string())).await?;
                 if let Some(end) = wait_change(env, &mut cfg_w, &mut ctl_w).await {
                     return Ok(end);
@@ -400,7 +420,11 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             }
             Err(TaskError::Transient(e)) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(task = %task, error = %e, retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
+                inst.record_failure(&e).await?;
+                let streak = inst.retrying().expect("a failure was just recorded");
+                let failing_s = (replicator_common::now_ms() - streak.since_ms).max(0) / 1000;
+                tracing::warn!(task = %task, error = %e, attempts = streak.attempts, failing_s,
+                    retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = env.shutdown.cancelled() => return Ok(LeadEnd::Shutdown),

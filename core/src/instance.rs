@@ -2,9 +2,10 @@
 //!
 //! The node is EPHEMERAL_SEQUENTIAL, so it vanishes with the session; its data
 //! is the InstanceInfo an operator reads with `zkCli get` (state, since,
-//! pid, last definite error).
+//! pid, last definite error, and the streak of transient failures while the
+//! task keeps retrying).
 
-use replicator_common::nodes::{InstanceInfo, InstanceState};
+use replicator_common::nodes::{InstanceInfo, InstanceState, Retrying};
 use replicator_common::paths::{InstanceName, TaskRef};
 use replicator_common::zk::{Zk, ZkClientError, ZkError};
 use zookeeper_client::CreateMode;
@@ -38,6 +39,7 @@ impl Instance {
             state: InstanceState::Standby,
             since_ms: replicator_common::now_ms(),
             error: None,
+            retrying: None,
         };
         let prefix = layout.instance_prefix(task, host).map_err(|e| {
             ZkError::op(
@@ -78,7 +80,7 @@ impl Instance {
         self.info.state
     }
 
-    /// Reports `state` (and clears any error when the state changes).
+    /// Reports `state` (and clears any error or retry streak when the state changes).
     pub async fn set_state(&mut self, state: InstanceState) -> Result<(), ZkError> {
         if self.info.state == state {
             return Ok(());
@@ -86,6 +88,34 @@ impl Instance {
         self.info.state = state;
         self.info.since_ms = replicator_common::now_ms();
         self.info.error = None;
+        self.info.retrying = None;
+        self.write().await
+    }
+
+    /// The current streak of transient failures, if any.
+    pub fn retrying(&self) -> Option<&Retrying> {
+        self.info.retrying.as_ref()
+    }
+
+    /// Records one more transient failure: the streak keeps its start and
+    /// counts attempts; the error is the latest.
+    pub async fn record_failure(&mut self, error: &str) -> Result<(), ZkError> {
+        let now = replicator_common::now_ms();
+        let streak = self.info.retrying.get_or_insert_with(|| Retrying {
+            error: String::new(),
+            since_ms: now,
+            attempts: 0,
+        });
+        streak.error = error.to_string();
+        streak.attempts += 1;
+        self.write().await
+    }
+
+    /// Ends a streak of transient failures (the task made progress again).
+    pub async fn clear_failures(&mut self) -> Result<(), ZkError> {
+        if self.info.retrying.take().is_none() {
+            return Ok(());
+        }
         self.write().await
     }
 

@@ -35,6 +35,7 @@ use replicator_common::position::BinlogPos;
 use replicator_common::zk::Zk;
 use route::Router;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,9 @@ pub struct PipelineSpec {
     pub epoch: i64,
     pub lease: Lease,
     pub options: PipelineOptions,
+    /// Set once this run committed a context holding row events beyond its
+    /// start: the task is healthy again (ends a streak of failures).
+    pub delivered: Arc<AtomicBool>,
 }
 
 /// How to stop a run.
@@ -223,6 +227,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 if let Some(cp) = tracker.acked() {
                     if let Err(e) = writer.write(&cp, false, false).await {
                         break Err(e);
+                    }
+                    if cp.events > start.events {
+                        spec.delivered.store(true, Ordering::Relaxed);
                     }
                     crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
                 }

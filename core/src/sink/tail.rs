@@ -5,12 +5,20 @@
 //! batch (Tansu does), so each partition is read from a window before the
 //! reported end until the consumer has been idle for a while. When the window
 //! holds no message of this task, it widens towards the start of the log.
+//!
+//! A partition has reached its end when the consumer's position is at the
+//! reported end or when a fetch answered "end of partition" for it. The
+//! second case is the only one an empty partition (or a window that holds no
+//! message at all) ever gives: its position stays unknown because nothing is
+//! consumed from it. Reaching the end is bounded by [`CATCH_UP_TIMEOUT`];
+//! the error names the partitions that did not get there.
 //! Blocking: call from `block_in_place`.
 
 use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};
 use crate::error::TaskError;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -32,7 +40,7 @@ pub fn read_tails(
     cfg.set("bootstrap.servers", brokers)
         .set("group.id", format!("replicator-tail-{task}"))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "20")
         .set("log_level", "3");
     let consumer: BaseConsumer = cfg
@@ -66,11 +74,17 @@ pub fn read_tails(
         // position is known only after its first fetch answered), then wait
         // for quiet: the true end may lie one batch beyond the reported one.
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let mut at_end = vec![false; partitions as usize];
         let mut caught_up = false;
         let mut last_msg = Instant::now();
         loop {
             match consumer.poll(Duration::from_millis(20)) {
                 None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Some(flag) = at_end.get_mut(p as usize) {
+                        *flag = true;
+                    }
+                }
                 Some(Err(e)) => return Err(TaskError::transient(format!("reading {topic}: {e}"))),
                 Some(Ok(m)) => {
                     last_msg = Instant::now();
@@ -80,12 +94,19 @@ pub fn read_tails(
                 }
             }
             if !caught_up {
-                caught_up = reached_end(&consumer, topic, &todo, &bounds);
+                mark_positions_at_end(&consumer, topic, &todo, &bounds, &mut at_end);
+                caught_up = todo.iter().all(|&p| at_end[p as usize]);
                 if caught_up {
                     last_msg = Instant::now();
                 } else if Instant::now() > deadline {
+                    let behind: Vec<String> = todo
+                        .iter()
+                        .filter(|&&p| !at_end[p as usize])
+                        .map(|p| p.to_string())
+                        .collect();
                     return Err(TaskError::transient(format!(
-                        "reading the tail of {topic}: end not reached within {} s",
+                        "reading the tail of {topic}: partitions {} did not reach their end within {} s",
+                        behind.join(","),
                         CATCH_UP_TIMEOUT.as_secs()
                     )));
                 }
@@ -109,19 +130,25 @@ pub fn read_tails(
     }
 }
 
-/// True when the consumer's next offset in each partition of `parts` is at
-/// least the reported end.
-fn reached_end(consumer: &BaseConsumer, topic: &str, parts: &[i32], bounds: &[(i64, i64)]) -> bool {
+/// Marks the partitions of `parts` whose next offset is at least the reported end.
+fn mark_positions_at_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    parts: &[i32],
+    bounds: &[(i64, i64)],
+    at_end: &mut [bool],
+) {
     let Ok(positions) = consumer.position() else {
-        return false;
+        return;
     };
-    parts.iter().all(|&p| {
+    for &p in parts {
         let high = bounds[p as usize].1;
-        match positions.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o >= high,
-            _ => false,
+        if let Some(Offset::Offset(o)) = positions.find_partition(topic, p).map(|e| e.offset()) {
+            if o >= high {
+                at_end[p as usize] = true;
+            }
         }
-    })
+    }
 }
 
 fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
