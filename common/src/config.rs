@@ -104,8 +104,8 @@ impl StartPosition {
     }
 }
 
-/// The Kafka sink of a task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The Kafka sink of a task. Its `Debug` hides secret properties.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
@@ -123,6 +123,26 @@ pub struct SinkConfig {
     /// Partitions of topics the Core creates.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
+}
+
+impl std::fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = crate::kafka_security::SECRET_KEYS.contains(&k.as_str());
+                (k.as_str(), if secret { "***" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("SinkConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("format", &self.format)
+            .field("properties", &properties)
+            .field("partitions", &self.partitions)
+            .finish()
+    }
 }
 
 fn default_port() -> u16 {
@@ -392,6 +412,11 @@ impl TaskConfig {
         let mut v = serde_json::to_value(self).expect("config serializes");
         if let Some(pw) = v.pointer_mut("/source/password") {
             *pw = Value::String("***".into());
+        }
+        for key in crate::kafka_security::SECRET_KEYS {
+            if let Some(pw) = v.pointer_mut(&format!("/sink/properties/{key}")) {
+                *pw = Value::String("***".into());
+            }
         }
         v
     }
@@ -704,6 +729,13 @@ mod tests {
         let r = cfg.redacted();
         assert_eq!(r["source"]["password"], "***");
         assert!(!format!("{cfg:?}").contains("\"pw\""));
+        let mut v = good();
+        v["sink"]["properties"] = json!({"security.protocol": "sasl_ssl",
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "sasl.password": "kafka-pw"});
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.redacted()["sink"]["properties"]["sasl.password"], "***");
+        assert_eq!(cfg.redacted()["sink"]["properties"]["sasl.username"], "u");
+        assert!(!format!("{cfg:?}").contains("kafka-pw"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
 //!   validation that reports every problem at once.
 //! - [`producer`]: the producer settings a task may give in `sink.properties`.
+//! - [`kafka_security`]: TLS and SASL settings of a Kafka client (part of them).
 //! - [`secret`]: a redacting wrapper for passwords.
 //! - [`nodes`]: JSON codecs of the other znodes (progress, instance, control,
 //!   core, alert).
@@ -26,6 +27,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod election;
+pub mod kafka_security;
 pub mod names;
 pub mod nodes;
 pub mod paths;

@@ -3,6 +3,7 @@
 //! key is an error (reported with the rest of the task config), so a setting
 //! never silently does nothing.
 
+use crate::kafka_security::KafkaSecurity;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct ProducerSettings {
     pub client_id: String,
     /// Codec of every record batch (`compression.type`).
     pub compression: Compression,
+    /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*`).
+    pub security: KafkaSecurity,
 }
 
 /// Record batch compression, with Kafka's codec numbers (the low three bits
@@ -86,11 +89,12 @@ impl Default for ProducerSettings {
             max_bytes: 16 * 1024 * 1024,
             client_id: "mysql-replicator".to_string(),
             compression: Compression::None,
+            security: KafkaSecurity::default(),
         }
     }
 }
 
-/// Keys understood, for error messages.
+/// Keys understood besides the security keys of [`KafkaSecurity`], for error messages.
 pub const KNOWN: &[&str] = &[
     "batch.size",
     "client.id",
@@ -98,7 +102,6 @@ pub const KNOWN: &[&str] = &[
     "linger.ms",
     "queue.buffering.max.kbytes",
     "queue.buffering.max.messages",
-    "security.protocol",
 ];
 
 fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -114,6 +117,9 @@ impl ProducerSettings {
         let mut s = Self::default();
         let mut problems = Vec::new();
         for (k, v) in props {
+            if KafkaSecurity::owns(k) {
+                continue;
+            }
             let r: Result<(), String> = match k.as_str() {
                 "linger.ms" => number(v, 0, 60_000).map(|n| s.linger = Duration::from_millis(n)),
                 "batch.size" => {
@@ -131,19 +137,21 @@ impl ProducerSettings {
                 }
                 "client.id" => Err("must be 1 to 200 characters".to_string()),
                 "compression.type" => v.parse().map(|c| s.compression = c),
-                "security.protocol" if v.eq_ignore_ascii_case("plaintext") => Ok(()),
-                "security.protocol" => Err(format!(
-                    "`{v}` is not supported: the Core talks to Kafka in plaintext"
-                )),
                 _ => Err(format!(
-                    "unknown producer property; known: {}",
-                    KNOWN.join(", ")
+                    "unknown producer property; known: {}, {}",
+                    KNOWN.join(", "),
+                    crate::kafka_security::KEYS.join(", ")
                 )),
             };
             if let Err(e) = r {
                 problems.push((k.clone(), e));
             }
         }
+        match KafkaSecurity::parse(props) {
+            Ok(security) => s.security = security,
+            Err(more) => problems.extend(more),
+        }
+        problems.sort_by(|a, b| a.0.cmp(&b.0));
         if problems.is_empty() {
             Ok(s)
         } else {
@@ -191,7 +199,7 @@ mod tests {
             ("linger.ms", "soon"),
             ("compression.type", "brotli"),
             ("acks", "1"),
-            ("security.protocol", "SSL"),
+            ("security.protocol", "SSH"),
         ]))
         .unwrap_err();
         let keys: Vec<&str> = err.iter().map(|(k, _)| k.as_str()).collect();

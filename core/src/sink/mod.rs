@@ -21,6 +21,8 @@ pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
 use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
+use kafka::conn::Client;
+use kafka::sasl::Login;
 use kafka::{Producer, ProducerError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -60,6 +62,8 @@ pub struct KafkaSink {
     watermarks: Watermarks,
     check_tails: bool,
     opts: SinkOptions,
+    /// TLS/SASL settings for the librdkafka clients (admin, tail reads).
+    client_props: Vec<(&'static str, String)>,
     task_header: Vec<u8>,
     epoch_header: Vec<u8>,
     pos_header: Vec<u8>,
@@ -79,16 +83,39 @@ impl KafkaSink {
             let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
             DefiniteError::Config(format!("sink.properties: {}", list.join("; ")))
         })?;
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", &opts.brokers)
-            .set("log_level", "3")
+        let security = &settings.security;
+        let client_props = security
+            .client_properties()
+            .map_err(|e| DefiniteError::Config(e.to_string()))?;
+        let client = Client {
+            client_id: settings.client_id.clone(),
+            timeout: opts.message_timeout.max(Duration::from_secs(1)),
+            tls: match security.protocol.tls() {
+                true => Some(
+                    kafka::tls::client_config(&security.tls)
+                        .map_err(|e| DefiniteError::Config(e.to_string()))?,
+                ),
+                false => None,
+            },
+            sasl: match &security.sasl {
+                Some(s) => Some(Login {
+                    mechanism: s.mechanism,
+                    username: s.username.clone(),
+                    password: s
+                        .password()
+                        .map_err(|e| DefiniteError::Config(e.to_string()))?,
+                }),
+                None => None,
+            },
+        };
+        let admin = rdkafka_config(&opts.brokers, &client_props)
             .create()
             .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?;
         let producer = Producer::start(
             &opts.brokers,
             &kafka::transactional_id(&opts.task_path),
             settings,
-            opts.message_timeout.max(Duration::from_secs(1)),
+            client,
             tracker.clone(),
         )
         .await
@@ -103,6 +130,7 @@ impl KafkaSink {
             watermarks: Watermarks::default(),
             check_tails,
             opts,
+            client_props,
             task_header,
             epoch_header,
             pos_header: Vec::with_capacity(48),
@@ -142,7 +170,7 @@ impl KafkaSink {
             let started = std::time::Instant::now();
             let tails = tokio::task::block_in_place(|| {
                 tail::read_tails(
-                    &self.opts.brokers,
+                    rdkafka_config(&self.opts.brokers, &self.client_props),
                     topic,
                     &self.opts.task,
                     partitions,
@@ -308,6 +336,16 @@ impl KafkaSink {
     pub fn purge(&self) {
         self.producer.purge();
     }
+}
+
+/// A librdkafka client config for `brokers` with the task's TLS/SASL settings.
+pub fn rdkafka_config(brokers: &str, props: &[(&'static str, String)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers).set("log_level", "3");
+    for (k, v) in props {
+        cfg.set(*k, v);
+    }
+    cfg
 }
 
 fn producer_error(e: ProducerError) -> TaskError {

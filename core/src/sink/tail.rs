@@ -30,19 +30,16 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The last position of `task` in each partition of `topic`.
 pub fn read_tails(
-    brokers: &str,
+    mut cfg: ClientConfig,
     topic: &str,
     task: &str,
     partitions: u32,
     idle: Duration,
 ) -> Result<Vec<Option<MsgPos>>, TaskError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers)
-        .set("group.id", format!("replicator-tail-{task}"))
+    cfg.set("group.id", format!("replicator-tail-{task}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "20")
-        .set("log_level", "3");
+        .set("fetch.wait.max.ms", "20");
     let consumer: BaseConsumer = cfg
         .create()
         .map_err(|e| TaskError::transient(format!("tail consumer: {e}")))?;

@@ -11,13 +11,17 @@
 //! - [`wire`]: integers, strings, varints (pure).
 //! - [`batch`]: record batch v2 builder with CRC-32C (pure).
 //! - [`protocol`]: the FindCoordinator, InitProducerId and Produce messages (pure).
-//! - [`conn`]: one broker connection, request/response with a timeout.
+//! - [`tls`]: rustls client configuration and handshake.
+//! - [`sasl`]: SaslHandshake/SaslAuthenticate, PLAIN and SCRAM (pure).
+//! - [`conn`]: one broker connection (TCP, TLS, SASL), request/response with a timeout.
 //! - [`producer`]: batching, fencing, acknowledgements to the tracker.
 
 pub mod batch;
 pub mod conn;
 pub mod producer;
 pub mod protocol;
+pub mod sasl;
+pub mod tls;
 pub mod wire;
 
 pub use producer::{transactional_id, Producer, ProducerError};

@@ -25,7 +25,7 @@
 //! nothing is ever sent twice by one producer).
 
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
-use super::conn::{wire, Conn, ConnError};
+use super::conn::{wire, Client, Conn, ConnError};
 use super::protocol::{self, error_name};
 use crate::sink::tracker::Tracker;
 use replicator_common::producer::ProducerSettings;
@@ -63,6 +63,7 @@ impl ProducerError {
     pub fn is_definite(&self) -> bool {
         match self {
             ProducerError::Broker { code, .. } => protocol::is_definite(*code),
+            ProducerError::Conn(c) => c.is_definite(),
             ProducerError::TooLarge { .. } => true,
             _ => false,
         }
@@ -109,6 +110,7 @@ struct Shared {
     pid: ProducerId,
     tracker: Arc<Tracker>,
     settings: ProducerSettings,
+    client: Client,
     timeout: Duration,
     unacked_msgs: AtomicUsize,
     unacked_bytes: AtomicUsize,
@@ -144,14 +146,14 @@ impl Producer {
         brokers: &str,
         transactional_id: &str,
         settings: ProducerSettings,
-        timeout: Duration,
+        client: Client,
         tracker: Arc<Tracker>,
     ) -> Result<Self, ProducerError> {
         let started = Instant::now();
         let mut last_err = None;
+        let timeout = client.timeout;
         for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match Self::init_producer_id(addr, transactional_id, &settings.client_id, timeout).await
-            {
+            match Self::init_producer_id(addr, transactional_id, &client).await {
                 Ok(pid) => {
                     tracing::info!(
                         transactional_id,
@@ -164,6 +166,7 @@ impl Producer {
                         pid,
                         tracker,
                         settings,
+                        client,
                         timeout,
                         unacked_msgs: AtomicUsize::new(0),
                         unacked_bytes: AtomicUsize::new(0),
@@ -177,6 +180,7 @@ impl Producer {
                     });
                 }
                 Err(e @ ProducerError::Broker { .. }) => return Err(e),
+                Err(e) if e.is_definite() => return Err(e),
                 Err(e) => last_err = Some(e),
             }
         }
@@ -186,11 +190,10 @@ impl Producer {
     async fn init_producer_id(
         bootstrap: &str,
         transactional_id: &str,
-        client_id: &str,
-        timeout: Duration,
+        client: &Client,
     ) -> Result<ProducerId, ProducerError> {
         let deadline = Instant::now() + COORDINATOR_PATIENCE;
-        let mut conn = Conn::connect(bootstrap, client_id, timeout).await?;
+        let mut conn = Conn::connect(bootstrap, client).await?;
         loop {
             let mut f = conn.request(
                 protocol::FIND_COORDINATOR,
@@ -220,7 +223,7 @@ impl Producer {
             let mut coord = if addr == conn.addr() {
                 None
             } else {
-                Some(Conn::connect(&addr, client_id, timeout).await?)
+                Some(Conn::connect(&addr, client).await?)
             };
             let cc = coord.as_mut().unwrap_or(&mut conn);
             let mut f = cc.request(
@@ -487,7 +490,7 @@ async fn produce_inner(
     }
     if conn.is_none() {
         *conn = Some(
-            Conn::connect(addr, &shared.settings.client_id, shared.timeout)
+            Conn::connect(addr, &shared.client)
                 .await
                 .map_err(|e| e.to_string())?,
         );

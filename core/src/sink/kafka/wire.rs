@@ -197,6 +197,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// INT32 length + bytes (a null, -1, reads as empty).
+    pub fn bytes(&mut self) -> Result<&'a [u8], WireError> {
+        match self.i32()? {
+            n if n < 0 => Ok(&[]),
+            n => self.take(n as usize),
+        }
+    }
+
     /// INT32 element count of an array (-1, a null array, reads as 0).
     pub fn count(&mut self) -> Result<usize, WireError> {
         Ok(self.i32()?.max(0) as usize)

@@ -1,0 +1,471 @@
+//! How a Kafka client reaches a secured cluster: TLS and SASL settings under
+//! Kafka's standard property names, parsed and checked (pure).
+//!
+//! The same settings serve every Kafka client of a process: the Core's own
+//! producer (which speaks TLS through rustls and SASL itself) and the
+//! librdkafka clients (topic creation, tail reads, `replicatorctl tail`, the
+//! Monitor's alert topic), which take them as [`KafkaSecurity::client_properties`].
+//!
+//! Keys: `security.protocol` (`plaintext`, `ssl`, `sasl_plaintext`,
+//! `sasl_ssl`), `ssl.ca.location`, `ssl.certificate.location`,
+//! `ssl.key.location`, `ssl.endpoint.identification.algorithm` (`https`,
+//! the default, verifies the broker's host name; `none` verifies only the
+//! chain), `sasl.mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
+//! `sasl.username`, and one of `sasl.password`, `sasl.password_env`,
+//! `sasl.password_file`. A key that would have no effect under the chosen
+//! protocol is an error, so a setting never silently does nothing.
+
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+
+/// Every key this module owns.
+pub const KEYS: &[&str] = &[
+    "sasl.mechanism",
+    "sasl.password",
+    "sasl.password_env",
+    "sasl.password_file",
+    "sasl.username",
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.key.location",
+];
+
+/// The stored keys whose values are secrets (redacted in API answers).
+pub const SECRET_KEYS: &[&str] = &["sasl.password"];
+
+/// `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Plaintext => "plaintext",
+            Protocol::Ssl => "ssl",
+            Protocol::SaslPlaintext => "sasl_plaintext",
+            Protocol::SaslSsl => "sasl_ssl",
+        }
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, Protocol::Ssl | Protocol::SaslSsl)
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(self, Protocol::SaslPlaintext | Protocol::SaslSsl)
+    }
+}
+
+/// TLS settings (used when the protocol is `ssl` or `sasl_ssl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM file of the CA certificates to trust; the system's when `None`.
+    pub ca_file: Option<String>,
+    /// PEM client certificate chain and its private key, for mutual TLS.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Check that the broker's certificate names the host connected to.
+    pub verify_hostname: bool,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            verify_hostname: true,
+        }
+    }
+}
+
+/// `sasl.mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl Mechanism {
+    /// The name Kafka uses in SaslHandshake and librdkafka in `sasl.mechanisms`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// Where the SASL password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Stored(Secret),
+    Env(String),
+    File(String),
+}
+
+/// SASL settings (used when the protocol is `sasl_plaintext` or `sasl_ssl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    pub mechanism: Mechanism,
+    pub username: String,
+    pub password: PasswordSource,
+}
+
+/// The SASL password could not be read on this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaslPasswordError {
+    #[error("environment variable `{0}` named by sink.properties.sasl.password_env is not set on this host")]
+    MissingEnv(String),
+    #[error("cannot read sink.properties.sasl.password_file `{0}`: {1}")]
+    File(String, String),
+}
+
+impl Sasl {
+    /// The password, read from wherever the settings say it is.
+    pub fn password(&self) -> Result<Secret, SaslPasswordError> {
+        match &self.password {
+            PasswordSource::Stored(s) => Ok(s.clone()),
+            PasswordSource::Env(var) => std::env::var(var)
+                .map(Secret::new)
+                .map_err(|_| SaslPasswordError::MissingEnv(var.clone())),
+            PasswordSource::File(file) => std::fs::read_to_string(file)
+                .map(|v| Secret::new(v.trim_end_matches(['\n', '\r'])))
+                .map_err(|e| SaslPasswordError::File(file.clone(), e.kind().to_string())),
+        }
+    }
+}
+
+/// TLS and SASL settings of one Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KafkaSecurity {
+    pub protocol: Protocol,
+    pub tls: Tls,
+    pub sasl: Option<Sasl>,
+}
+
+impl KafkaSecurity {
+    /// True for the keys [`KafkaSecurity::parse`] reads.
+    pub fn owns(key: &str) -> bool {
+        KEYS.contains(&key)
+    }
+
+    /// Reads the security keys of `props` (other keys are ignored); on
+    /// failure every problem as (key, message).
+    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+        let mut problems: Vec<(String, String)> = Vec::new();
+        let mut bad = |k: &str, m: String| problems.push((k.to_string(), m));
+        let get = |k: &str| props.get(k).map(|v| v.trim().to_string());
+
+        let protocol = match get("security.protocol").as_deref() {
+            None => Protocol::Plaintext,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "plaintext" => Protocol::Plaintext,
+                "ssl" => Protocol::Ssl,
+                "sasl_plaintext" => Protocol::SaslPlaintext,
+                "sasl_ssl" => Protocol::SaslSsl,
+                _ => {
+                    bad(
+                        "security.protocol",
+                        format!("`{v}` is not one of plaintext, ssl, sasl_plaintext, sasl_ssl"),
+                    );
+                    Protocol::Plaintext
+                }
+            },
+        };
+
+        let mut tls = Tls {
+            ca_file: get("ssl.ca.location"),
+            cert_file: get("ssl.certificate.location"),
+            key_file: get("ssl.key.location"),
+            verify_hostname: true,
+        };
+        if let Some(v) = get("ssl.endpoint.identification.algorithm") {
+            match v.to_ascii_lowercase().as_str() {
+                "https" => tls.verify_hostname = true,
+                "none" => tls.verify_hostname = false,
+                _ => bad(
+                    "ssl.endpoint.identification.algorithm",
+                    format!("`{v}` is not `https` (check the host name) or `none`"),
+                ),
+            }
+        }
+        for (k, v) in [
+            ("ssl.ca.location", &tls.ca_file),
+            ("ssl.certificate.location", &tls.cert_file),
+            ("ssl.key.location", &tls.key_file),
+        ] {
+            if v.as_deref() == Some("") {
+                bad(k, "must name a PEM file".into());
+            }
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            bad(
+                "ssl.certificate.location",
+                "a client certificate needs ssl.key.location too (and the other way round)".into(),
+            );
+        }
+        if !protocol.tls() {
+            for k in [
+                "ssl.ca.location",
+                "ssl.certificate.location",
+                "ssl.key.location",
+                "ssl.endpoint.identification.algorithm",
+            ] {
+                if props.contains_key(k) {
+                    bad(
+                        k,
+                        format!(
+                            "has no effect with security.protocol {}: use ssl or sasl_ssl",
+                            protocol.name()
+                        ),
+                    );
+                }
+            }
+        }
+
+        let mechanism = get("sasl.mechanism").map(|v| match v.to_ascii_uppercase().as_str() {
+            "PLAIN" => Ok(Mechanism::Plain),
+            "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
+            "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
+            _ => Err(format!(
+                "`{v}` is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+            )),
+        });
+        let passwords: Vec<(&str, PasswordSource)> = [
+            (
+                "sasl.password",
+                props
+                    .get("sasl.password")
+                    .map(|v| PasswordSource::Stored(Secret::new(v.clone()))),
+            ),
+            (
+                "sasl.password_env",
+                get("sasl.password_env").map(PasswordSource::Env),
+            ),
+            (
+                "sasl.password_file",
+                get("sasl.password_file").map(PasswordSource::File),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        let sasl = if protocol.sasl() {
+            let username = get("sasl.username").unwrap_or_default();
+            if username.is_empty() {
+                bad(
+                    "sasl.username",
+                    format!("is required with security.protocol {}", protocol.name()),
+                );
+            }
+            if passwords.len() != 1 {
+                bad(
+                    "sasl.password",
+                    "give exactly one of sasl.password, sasl.password_env and sasl.password_file"
+                        .into(),
+                );
+            }
+            let mechanism = match mechanism {
+                None => {
+                    bad(
+                        "sasl.mechanism",
+                        format!("is required with security.protocol {}", protocol.name()),
+                    );
+                    None
+                }
+                Some(Err(e)) => {
+                    bad("sasl.mechanism", e);
+                    None
+                }
+                Some(Ok(m)) => Some(m),
+            };
+            match (mechanism, passwords.into_iter().next()) {
+                (Some(mechanism), Some((_, password))) if !username.is_empty() => Some(Sasl {
+                    mechanism,
+                    username,
+                    password,
+                }),
+                _ => None,
+            }
+        } else {
+            for k in KEYS.iter().filter(|k| k.starts_with("sasl.")) {
+                if props.contains_key(*k) {
+                    bad(
+                        k,
+                        format!(
+                            "has no effect with security.protocol {}: use sasl_plaintext or sasl_ssl",
+                            protocol.name()
+                        ),
+                    );
+                }
+            }
+            None
+        };
+        if problems.is_empty() {
+            Ok(Self {
+                protocol,
+                tls,
+                sasl,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The settings as librdkafka properties (the SASL password read now).
+    pub fn client_properties(&self) -> Result<Vec<(&'static str, String)>, SaslPasswordError> {
+        let mut out = vec![("security.protocol", self.protocol.name().to_string())];
+        if self.protocol.tls() {
+            if let Some(f) = &self.tls.ca_file {
+                out.push(("ssl.ca.location", f.clone()));
+            }
+            if let Some(f) = &self.tls.cert_file {
+                out.push(("ssl.certificate.location", f.clone()));
+            }
+            if let Some(f) = &self.tls.key_file {
+                out.push(("ssl.key.location", f.clone()));
+            }
+            out.push((
+                "ssl.endpoint.identification.algorithm",
+                if self.tls.verify_hostname {
+                    "https"
+                } else {
+                    "none"
+                }
+                .to_string(),
+            ));
+        }
+        if let Some(s) = &self.sasl {
+            out.push(("sasl.mechanisms", s.mechanism.name().to_string()));
+            out.push(("sasl.username", s.username.clone()));
+            out.push(("sasl.password", s.password()?.expose().to_string()));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn keys(err: &[(String, String)]) -> Vec<&str> {
+        err.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn plaintext_by_default() {
+        let s = KafkaSecurity::parse(&props(&[("linger.ms", "5")])).unwrap();
+        assert_eq!(s, KafkaSecurity::default());
+        assert_eq!(
+            s.client_properties().unwrap(),
+            [("security.protocol", "plaintext".to_string())]
+        );
+    }
+
+    #[test]
+    fn sasl_ssl_with_scram() {
+        let s = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", "/etc/ca.pem"),
+            ("sasl.mechanism", "scram-sha-512"),
+            ("sasl.username", "repl"),
+            ("sasl.password", "pw"),
+        ]))
+        .unwrap();
+        assert_eq!(s.protocol, Protocol::SaslSsl);
+        assert!(s.tls.verify_hostname);
+        let sasl = s.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, Mechanism::ScramSha512);
+        assert_eq!(sasl.password().unwrap().expose(), "pw");
+        assert!(!format!("{s:?}").contains("pw\""), "{s:?}");
+        let p = s.client_properties().unwrap();
+        assert!(p.contains(&("sasl.mechanisms", "SCRAM-SHA-512".into())));
+        assert!(p.contains(&("ssl.endpoint.identification.algorithm", "https".into())));
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let err = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "GSSAPI"),
+            ("ssl.ca.location", "/ca.pem"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            [
+                "ssl.ca.location",
+                "sasl.username",
+                "sasl.password",
+                "sasl.mechanism"
+            ],
+            "{err:?}"
+        );
+        let err = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "tls"),
+            ("sasl.username", "u"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            ["security.protocol", "sasl.username"],
+            "{err:?}"
+        );
+        let err = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "ssl"),
+            ("ssl.certificate.location", "/c.pem"),
+            ("ssl.endpoint.identification.algorithm", "dns"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            keys(&err),
+            [
+                "ssl.endpoint.identification.algorithm",
+                "ssl.certificate.location"
+            ],
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn password_from_env_or_file() {
+        let s = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password_env", "REPLICATOR_TEST_KAFKA_PW_UNSET"),
+        ]))
+        .unwrap();
+        let e = s.sasl.as_ref().unwrap().password().unwrap_err();
+        assert!(
+            e.to_string().contains("REPLICATOR_TEST_KAFKA_PW_UNSET"),
+            "{e}"
+        );
+        let err = KafkaSecurity::parse(&props(&[
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password", "a"),
+            ("sasl.password_file", "/pw"),
+        ]))
+        .unwrap_err();
+        assert_eq!(keys(&err), ["sasl.password"]);
+    }
+}
