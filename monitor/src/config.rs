@@ -34,6 +34,10 @@ pub struct Thresholds {
     pub source_poll_interval_ms: u64,
     /// `task_error`: how long an instance error must last before it alerts. Default 0.
     pub task_error_grace_ms: u64,
+    /// `task_retrying`: how long the RUNNING instance may keep failing with
+    /// transient errors (its `retrying` streak, timed from the streak's own
+    /// start) before it alerts. Default 30000.
+    pub retrying_ms: u64,
     /// `core_lost`: how long a core may be gone before it alerts (a restart takes a few seconds). Default 10000.
     pub core_lost_grace_ms: u64,
     /// `core_lost`: a core gone for this long is forgotten and its alert resolved. Default 86400000 (a day).
@@ -57,6 +61,7 @@ impl Default for Thresholds {
             stalled_ms: 60_000,
             source_poll_interval_ms: 5000,
             task_error_grace_ms: 0,
+            retrying_ms: 30_000,
             core_lost_grace_ms: 10_000,
             core_lost_expire_ms: 86_400_000,
             failover_hold_ms: 60_000,

@@ -52,6 +52,9 @@ struct Args {
     /// task_error: how long an instance error lasts before it alerts [default: 0].
     #[arg(long)]
     task_error_grace_ms: Option<u64>,
+    /// task_retrying: how long the RUNNING instance may keep failing with transient errors [default: 30000].
+    #[arg(long, visible_alias = "retrying-threshold-ms")]
+    retrying_ms: Option<u64>,
     /// core_lost: grace before a vanished core alerts [default: 10000].
     #[arg(long)]
     core_lost_grace_ms: Option<u64>,
@@ -119,6 +122,7 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
             &mut th.source_poll_interval_ms,
         ),
         (args.task_error_grace_ms, &mut th.task_error_grace_ms),
+        (args.retrying_ms, &mut th.retrying_ms),
         (args.core_lost_grace_ms, &mut th.core_lost_grace_ms),
         (args.core_lost_expire_ms, &mut th.core_lost_expire_ms),
         (args.failover_hold_ms, &mut th.failover_hold_ms),

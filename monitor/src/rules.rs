@@ -5,20 +5,22 @@
 //! The state only remembers what a single snapshot cannot tell: since when a
 //! condition holds (grace periods), the RUNNING instance seen last (failover),
 //! the cores seen before (core_lost), the context position seen last
-//! (stalled). Every monitor evaluates, leader or not, so a new leader starts
+//! (stalled). `task_retrying` needs none: the instance node says since when
+//! its streak of failures lasts. Every monitor evaluates, leader or not, so a new leader starts
 //! with warm state; [`RuleState::adopt`] also seeds it from the alerts a
 //! previous leader left in `/alerts`, so that they stay active instead of
 //! resolving and firing again.
 //!
 //! Rules (thresholds in [`Thresholds`]): `config_invalid`, `task_not_running`,
-//! `no_standby`, `replication_lag`, `stalled`, `task_error`, `failover`,
-//! `core_lost`; see the README's Monitor section for each definition.
+//! `no_standby`, `replication_lag`, `stalled`, `task_error`, `task_retrying`,
+//! `failover`, `core_lost`; see the README's Monitor section for each
+//! definition.
 
 use crate::alert::{Condition, Rule, Status, Subject};
 use crate::config::Thresholds;
 use crate::snapshot::{ConfigState, Snapshot, SourceStatus, TaskSnapshot};
 use replicator_common::config::DEFAULT_REDUNDANCY;
-use replicator_common::nodes::{Alert, AlertState, Progress};
+use replicator_common::nodes::{Alert, AlertState, Progress, Retrying};
 use replicator_common::paths::TaskRef;
 use replicator_common::position::{BinlogPos, MariaGtidState};
 use std::cmp::Ordering;
@@ -179,6 +181,24 @@ fn evaluate_task(
         }
         stalled(t, p, before, &mut track, now, th, out);
     }
+    if let (true, Some(streak)) = (active, retrying(t)) {
+        out.push(Condition::after(
+            Rule::TaskRetrying,
+            subject(),
+            format!(
+                "task {name} keeps failing: {} in {} s, last error: {}",
+                match streak.attempts {
+                    1 => "1 failed run".to_string(),
+                    n => format!("{n} failed runs"),
+                },
+                (now - streak.since_ms).max(0) / 1000,
+                streak.error
+            ),
+            streak.since_ms,
+            now,
+            ms(th.retrying_ms),
+        ));
+    }
 
     let errors: Vec<_> = t
         .instances
@@ -237,7 +257,18 @@ fn evaluate_task(
     track
 }
 
+/// The streak of transient failures of the RUNNING instance, unless a
+/// definite error (`task_error`) says more.
+fn retrying(t: &TaskSnapshot) -> Option<&Retrying> {
+    let info = t.running()?.info.as_ref()?;
+    match info.error {
+        Some(_) => None,
+        None => info.retrying.as_ref(),
+    }
+}
+
 /// `stalled`: the context stands still while the source's binlog is ahead.
+/// The message carries the last error when the task keeps failing.
 fn stalled(
     t: &TaskSnapshot,
     p: &Progress,
@@ -267,11 +298,12 @@ fn stalled(
         || "unknown".to_string(),
         |s| format!("{}:{}", s.file, s.pos),
     );
+    let cause = retrying(t).map_or_else(String::new, |r| format!("; last error: {}", r.error));
     let mut c = Condition::after(
         Rule::Stalled,
         Subject::Task(t.task.clone()),
         format!(
-            "task {}: context stands at {}:{} while the source binlog is at {at}",
+            "task {}: context stands at {}:{} while the source binlog is at {at}{cause}",
             t.task, p.file, p.pos
         ),
         since,
@@ -359,7 +391,12 @@ impl RuleState {
                         message: a.message.clone(),
                     });
                 }
-                Rule::ReplicationLag | Rule::ConfigInvalid | Rule::CoreLost => {}
+                // these need no memory: each evaluation sees their cause
+                // (task_retrying: the streak's start is in the instance node)
+                Rule::ReplicationLag
+                | Rule::TaskRetrying
+                | Rule::ConfigInvalid
+                | Rule::CoreLost => {}
             }
         }
     }

@@ -4,7 +4,9 @@ use super::*;
 use crate::alert::AlertKey;
 use crate::snapshot::{ContextState, InstanceSnapshot};
 use replicator_common::config::TaskConfig;
-use replicator_common::nodes::{AlertState, Desired, InstanceInfo, InstanceState, Severity};
+use replicator_common::nodes::{
+    AlertState, Desired, InstanceInfo, InstanceState, Retrying, Severity,
+};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -17,6 +19,7 @@ fn th() -> Thresholds {
         core_lost_grace_ms: 500,
         core_lost_expire_ms: 60_000,
         failover_hold_ms: 2000,
+        retrying_ms: 2000,
         ..Thresholds::default()
     }
 }
@@ -31,8 +34,21 @@ fn inst(host: &str, seq: i64, state: InstanceState, error: Option<&str>) -> Inst
             state,
             since_ms: T0,
             error: error.map(str::to_string),
+            retrying: None,
         }),
     }
+}
+
+/// `i` with a streak of `attempts` transient failures since `since_ms`.
+fn failing(mut i: InstanceSnapshot, error: &str, since_ms: i64, attempts: u32) -> InstanceSnapshot {
+    if let Some(info) = i.info.as_mut() {
+        info.retrying = Some(Retrying {
+            error: error.into(),
+            since_ms,
+            attempts,
+        });
+    }
+    i
 }
 
 fn config(name: &str, redundancy: u32) -> ConfigState {
@@ -310,6 +326,116 @@ fn task_error_reports_the_first_instance_error() {
     assert_eq!(c.status, Status::Firing);
     assert!(c.message.contains("h1-0000000001"), "{}", c.message);
     assert!(c.message.contains("1 more"), "{}", c.message);
+}
+
+/// A task whose RUNNING instance has failed `attempts` runs since `since_ms`.
+fn retrying_task(since_ms: i64, attempts: u32) -> TaskSnapshot {
+    task(
+        "t",
+        vec![
+            failing(
+                inst("h1", 1, InstanceState::Running, None),
+                "no reachable broker in `127.0.0.1:9`",
+                since_ms,
+                attempts,
+            ),
+            inst("h2", 2, InstanceState::Standby, None),
+        ],
+    )
+}
+
+fn retrying_conditions(t: &TaskSnapshot, st: &mut RuleState, now: i64) -> Vec<Condition> {
+    let e = evaluate(&snap(vec![t.clone()], &[]), st, now, &th());
+    *st = e.state;
+    e.conditions
+        .into_iter()
+        .filter(|c| c.key.rule == Rule::TaskRetrying)
+        .collect()
+}
+
+#[test]
+fn task_retrying_fires_after_its_threshold_and_resolves_when_the_streak_ends() {
+    let mut st = RuleState::default();
+    // a streak that started now is pending until it is 2 s old
+    let c = retrying_conditions(&retrying_task(T0, 1), &mut st, T0);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].status, Status::Pending);
+    let c = retrying_conditions(&retrying_task(T0, 3), &mut st, T0 + 1999);
+    assert_eq!(c[0].status, Status::Pending);
+    let c = retrying_conditions(&retrying_task(T0, 7), &mut st, T0 + 45_000);
+    assert_eq!(c[0].status, Status::Firing);
+    assert_eq!(c[0].key.rule.severity(), Severity::Warning);
+    assert_eq!(
+        c[0].message,
+        "task t keeps failing: 7 failed runs in 45 s, last error: no reachable broker in `127.0.0.1:9`"
+    );
+    // the streak ends (a run delivered rows): nothing holds, the alert resolves
+    assert!(retrying_conditions(&healthy("t"), &mut st, T0 + 46_000).is_empty());
+    // a new streak counts from its own start
+    let c = retrying_conditions(&retrying_task(T0 + 50_000, 1), &mut st, T0 + 50_500);
+    assert_eq!(c[0].status, Status::Pending);
+    assert!(
+        c[0].message.contains("1 failed run in 0 s"),
+        "{}",
+        c[0].message
+    );
+}
+
+#[test]
+fn task_retrying_times_the_streak_from_the_instance_node() {
+    // a monitor that just started (or a new leader) sees the streak's true age
+    let c = retrying_conditions(&retrying_task(T0, 4), &mut RuleState::default(), T0 + 2000);
+    assert_eq!(c[0].status, Status::Firing);
+    // a streak on a standby, a definite error, a paused task: no task_retrying
+    let mut t = healthy("t");
+    t.instances[1] = failing(t.instances[1].clone(), "timeout", T0, 9);
+    assert!(retrying_conditions(&t, &mut RuleState::default(), T0 + 9000).is_empty());
+    let mut t = retrying_task(T0, 4);
+    if let Some(info) = t.instances[0].info.as_mut() {
+        info.error = Some("binlog gone".into());
+    }
+    let e = evaluate(&snap(vec![t], &[]), &RuleState::default(), T0 + 9000, &th());
+    let rules: Vec<Rule> = e.conditions.iter().map(|c| c.key.rule).collect();
+    assert_eq!(rules, vec![Rule::TaskError]);
+    let mut t = retrying_task(T0, 4);
+    t.desired = Desired::Paused;
+    assert!(retrying_conditions(&t, &mut RuleState::default(), T0 + 9000).is_empty());
+}
+
+#[test]
+fn stalled_carries_the_last_error_of_a_task_that_keeps_failing() {
+    let mut t = retrying_task(T0, 3);
+    t.context = progress("b.000001", 100, None, T0);
+    t.source = source("b.000001", 500, None);
+    let mut st = RuleState::default();
+    run(&snap(vec![t.clone()], &[]), &mut st, T0);
+    let e = evaluate(&snap(vec![t.clone()], &[]), &st, T0 + 3000, &th());
+    let stalled = e
+        .conditions
+        .iter()
+        .find(|c| c.key.rule == Rule::Stalled)
+        .expect("stalled");
+    assert_eq!(stalled.status, Status::Firing);
+    assert!(
+        stalled
+            .message
+            .ends_with("; last error: no reachable broker in `127.0.0.1:9`"),
+        "{}",
+        stalled.message
+    );
+    // without a streak, no error to tell
+    t.instances = healthy("t").instances;
+    let e = evaluate(&snap(vec![t], &[]), &st, T0 + 3000, &th());
+    let stalled = e
+        .conditions
+        .iter()
+        .find(|c| c.key.rule == Rule::Stalled)
+        .expect("stalled");
+    assert!(
+        !stalled.message.contains("last error"),
+        "{}",
+        stalled.message
+    );
 }
 
 #[test]

@@ -241,7 +241,7 @@ fn task(client: &Client, cmd: TaskCommand, json: bool, out: &mut dyn Write) -> R
                         reason: format!("unexpected JSON: {e}"),
                     })
                 })?;
-            let text = render::task_list(&tasks);
+            let text = render::task_list(&tasks, now_ms());
             (reply, text)
         }
         TaskCommand::Show(t) => {

@@ -64,10 +64,11 @@ fn task_labels(t: &TaskStatus) -> String {
 pub fn render(tasks: &[TaskStatus], alerts: &[Alert], requests: &BTreeMap<u16, u64>) -> String {
     let mut out = String::new();
     header(&mut out, TASKS, "gauge", "Tasks by kind and state.");
-    const STATES: [Summary; 6] = [
+    const STATES: [Summary; 7] = [
         Summary::Running,
         Summary::Paused,
         Summary::Failing,
+        Summary::Retrying,
         Summary::Starting,
         Summary::Down,
         Summary::Unconfigured,

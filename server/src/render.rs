@@ -6,7 +6,7 @@
 //! module and prints the API's JSON as it came.
 
 use crate::alerts::AlertEvent;
-use crate::status::TaskStatus;
+use crate::status::{InstanceStatus, TaskStatus};
 use replicator_common::nodes::{Alert, AlertState};
 use std::fmt::Write;
 
@@ -107,10 +107,43 @@ fn or_dash(s: Option<String>) -> String {
     s.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into())
 }
 
-/// The table of `task list`.
-pub fn task_list(tasks: &[TaskStatus]) -> String {
+/// Widest PROBLEM cell of `task list`; `task show` and `--json` carry it all.
+const PROBLEM_WIDTH: usize = 100;
+
+/// What is wrong with an instance, for people: its definite error, or how
+/// long it has been retrying after transient failures and the last one.
+pub fn problem(i: &InstanceStatus, now_ms: i64) -> Option<String> {
+    if let Some(e) = &i.error {
+        return Some(e.clone());
+    }
+    let r = i.retrying.as_ref()?;
+    let attempts = match r.attempts {
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    };
+    Some(format!(
+        "retrying for {} ({attempts}): {}",
+        duration(now_ms - r.since_ms),
+        r.error
+    ))
+}
+
+/// `s` on one line, cut to `max` characters with a trailing `…`.
+fn clip(s: &str, max: usize) -> String {
+    let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let mut cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The table of `task list`; PROBLEM is the RUNNING instance's [`problem`].
+pub fn task_list(tasks: &[TaskStatus], now_ms: i64) -> String {
     let mut t = Table::new(&[
         "NAME", "GROUP", "STATE", "RUNNING", "STANDBY", "POSITION", "LAG", "EVENTS", "VERSION",
+        "PROBLEM",
     ]);
     for s in tasks {
         let standby = s.instances.iter().filter(|i| i.state == "STANDBY").count();
@@ -124,6 +157,11 @@ pub fn task_list(tasks: &[TaskStatus]) -> String {
             or_dash(s.progress.as_ref().and_then(|p| p.lag_ms).map(duration)),
             or_dash(s.progress.as_ref().map(|p| p.events.to_string())),
             s.version.to_string(),
+            or_dash(
+                s.running()
+                    .and_then(|i| problem(i, now_ms))
+                    .map(|p| clip(&p, PROBLEM_WIDTH)),
+            ),
         ]);
     }
     if tasks.is_empty() {
@@ -189,7 +227,7 @@ pub fn task_detail(s: &TaskStatus, now_ms: i64) -> String {
                         .map(|ms| format!("{} ({} ago)", utc(ms), duration(now_ms - ms))),
                 ),
                 or_dash(i.pid.map(|p| p.to_string())),
-                or_dash(i.error.clone()),
+                or_dash(problem(i, now_ms)),
             ]);
         }
         out.push_str(&t.render());
@@ -297,6 +335,11 @@ mod tests {
     }
 
     fn status() -> TaskStatus {
+        status_with(br#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":0}"#)
+    }
+
+    /// The task of [`status`] with `running` as its RUNNING instance's node data.
+    fn status_with(running: &[u8]) -> TaskStatus {
         let cfg = serde_json::json!({"name": "orders",
             "source": {"host": "db", "user": "u", "password": "hunter2", "server_id": 1},
             "sink": {"brokers": "k:1"}});
@@ -305,10 +348,7 @@ mod tests {
                 task: TaskRef::hot("orders").unwrap(),
                 config: cfg.to_string().into_bytes(),
                 version: 2,
-                instances: vec![(
-                    "h1-0000000001".into(),
-                    Some(br#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":0}"#.to_vec()),
-                )],
+                instances: vec![("h1-0000000001".into(), Some(running.to_vec()))],
                 context: Some(
                     br#"{"file":"mysql-bin.000001","pos":400,"gtid":"0-1-9","event_ts_ms":1000,"events":3,"updated_ms":1000,"epoch":1}"#
                         .to_vec(),
@@ -321,7 +361,7 @@ mod tests {
 
     #[test]
     fn task_views() {
-        let list = task_list(&[status()]);
+        let list = task_list(&[status()], 2000);
         let lines: Vec<&str> = list.lines().collect();
         assert!(lines[0].starts_with("NAME"), "{list}");
         assert!(
@@ -330,7 +370,7 @@ mod tests {
         );
         assert!(lines[1].contains("mysql-bin.000001:400"), "{list}");
         assert!(lines[1].contains("1.0s"), "{list}");
-        assert_eq!(task_list(&[]), "no tasks\n");
+        assert_eq!(task_list(&[], 0), "no tasks\n");
         let detail = task_detail(&status(), 61_000);
         for want in [
             "Task:",
@@ -343,6 +383,50 @@ mod tests {
             assert!(detail.contains(want), "missing {want} in\n{detail}");
         }
         assert!(!detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_retrying_task_says_why_and_since_when() {
+        // as a newer Core writes it, with a field this version does not know
+        let s = status_with(
+            br#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":0,"zone":"b",
+                 "retrying":{"error":"no reachable broker in `127.0.0.1:1`","since_ms":20000,"attempts":7}}"#,
+        );
+        let now = 150_000;
+        let want = "retrying for 2m10s (7 attempts): no reachable broker in `127.0.0.1:1`";
+        let list = task_list(std::slice::from_ref(&s), now);
+        let lines: Vec<&str> = list.lines().collect();
+        assert!(lines[0].ends_with("VERSION  PROBLEM"), "{list}");
+        assert!(lines[1].contains("  retrying  "), "{list}");
+        assert!(lines[1].ends_with(want), "{list}");
+        let detail = task_detail(&s, now);
+        assert!(detail.contains("retrying"), "{detail}");
+        let row = detail.lines().find(|l| l.starts_with("h1-")).unwrap();
+        assert!(row.ends_with(want), "{detail}");
+        // a definite error is the problem as it is; a long one is clipped in the list
+        let long = "x".repeat(300);
+        let s = status_with(
+            format!(
+                r#"{{"host":"h1","pid":7,"state":"RUNNING","since_ms":0,"error":"binlog gone:\n{long}"}}"#
+            )
+            .as_bytes(),
+        );
+        let list = task_list(std::slice::from_ref(&s), now);
+        let row = list.lines().nth(1).unwrap();
+        assert!(row.contains("failing"), "{list}");
+        let cell = &row[row.find("binlog gone").unwrap()..];
+        assert_eq!(cell.chars().count(), PROBLEM_WIDTH, "{cell}");
+        assert!(
+            cell.starts_with("binlog gone: xxx") && cell.ends_with('…'),
+            "{cell}"
+        );
+        assert!(task_detail(&s, now).contains(&long));
+        // a healthy task has no problem
+        assert!(task_list(&[status()], now)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(" -"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! [`TaskConfig::redacted`], so a stored password never leaves the server.
 
 use replicator_common::config::TaskConfig;
-use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress};
+use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress, Retrying};
 use replicator_common::paths::{InstanceName, TaskRef};
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +37,10 @@ pub enum Summary {
     Running,
     /// Desired state is paused.
     Paused,
-    /// The RUNNING instance reports an error.
+    /// The RUNNING instance reports a definite error.
     Failing,
+    /// The RUNNING instance keeps failing with transient errors (and retrying).
+    Retrying,
     /// Instances exist but none is RUNNING yet.
     Starting,
     /// No instance serves the task.
@@ -65,7 +67,11 @@ pub struct InstanceStatus {
     pub state: String,
     pub since_ms: Option<i64>,
     pub pid: Option<u32>,
+    /// The definite error that stopped the task (or why a standby is not ready).
     pub error: Option<String>,
+    /// The streak of transient failures of a RUNNING instance that keeps retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<Retrying>,
 }
 
 /// The progress context of a task, with its lag.
@@ -172,6 +178,7 @@ fn summarize(s: &TaskStatus) -> Summary {
     }
     match s.running() {
         Some(r) if r.error.is_some() => Summary::Failing,
+        Some(r) if r.retrying.is_some() => Summary::Retrying,
         Some(_) => Summary::Running,
         None if s.instances.is_empty() => Summary::Down,
         None => Summary::Starting,
@@ -212,6 +219,7 @@ fn instance(id: &str, data: &[u8]) -> InstanceStatus {
             since_ms: Some(info.since_ms),
             pid: Some(info.pid),
             error: info.error,
+            retrying: info.retrying,
         },
         Err(_) => InstanceStatus {
             id: id.to_string(),
@@ -221,6 +229,7 @@ fn instance(id: &str, data: &[u8]) -> InstanceStatus {
             since_ms: None,
             pid: None,
             error: None,
+            retrying: None,
         },
     }
 }
@@ -297,6 +306,46 @@ mod tests {
         assert_eq!(assemble(&r, 0).state, Summary::Starting);
         r.instances.clear();
         assert_eq!(assemble(&r, 0).state, Summary::Down);
+    }
+
+    #[test]
+    fn a_running_instance_that_keeps_failing_is_retrying() {
+        // written by a newer Core: a field this version does not know is ignored
+        let mut r = raw();
+        r.instances[1].1 = Some(
+            br#"{"host":"h1","pid":11,"state":"RUNNING","since_ms":40,
+                 "retrying":{"error":"no reachable broker in `k:9092`","since_ms":100,"attempts":7},
+                 "cpu":{"load":0.5}}"#
+                .to_vec(),
+        );
+        let s = assemble(&r, 0);
+        assert_eq!(s.state, Summary::Retrying);
+        let streak = s.running().unwrap().retrying.as_ref().unwrap();
+        assert_eq!(streak.attempts, 7);
+        assert_eq!(streak.since_ms, 100);
+        assert!(streak.error.contains("no reachable broker"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["state"], "retrying");
+        assert_eq!(json["instances"][0]["retrying"]["attempts"], 7);
+        assert!(
+            json["instances"][1].get("retrying").is_none(),
+            "absent when there is no streak: {json}"
+        );
+        // a definite error wins
+        r.instances[1].1 = Some(
+            br#"{"host":"h1","pid":11,"state":"RUNNING","since_ms":40,"error":"binlog gone",
+                 "retrying":{"error":"timeout","since_ms":100,"attempts":2}}"#
+                .to_vec(),
+        );
+        assert_eq!(assemble(&r, 0).state, Summary::Failing);
+        // a streak on a standby does not make the task retrying
+        let mut r = raw();
+        r.instances[0].1 = Some(
+            br#"{"host":"h2","pid":12,"state":"STANDBY","since_ms":50,
+                 "retrying":{"error":"timeout","since_ms":100,"attempts":2}}"#
+                .to_vec(),
+        );
+        assert_eq!(assemble(&r, 0).state, Summary::Running);
     }
 
     #[test]

@@ -86,6 +86,9 @@ impl Stack {
             .set("socket.timeout.ms", "10000")
             .set("message.timeout.ms", "10000")
             .set("topic.metadata.refresh.interval.ms", "1000");
+        for (k, v) in &self.kafka_props {
+            config.set(k, v);
+        }
         config
     }
 

@@ -75,6 +75,8 @@
 //!   test process, even though a `static` is never dropped.
 //! - [`mysql`], [`kafka`], [`zk`]: helpers on [`Stack`] per server.
 //! - [`process`]: the project's binaries as child processes.
+//! - [`secure_kafka`]: a private Tansu behind a TLS terminator (and SASL),
+//!   with test certificates.
 //! - [`wait`]: polling with deadlines.
 //! - [`names`]: unique names.
 
@@ -83,6 +85,7 @@ pub mod mysql;
 pub mod names;
 pub mod process;
 pub mod reaper;
+pub mod secure_kafka;
 pub mod servers;
 pub mod stack;
 pub mod wait;

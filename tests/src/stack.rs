@@ -32,6 +32,8 @@ pub struct Stack {
     zk: String,
     mysql: MysqlAddr,
     kafka: String,
+    /// Extra librdkafka properties of every Kafka client (TLS, SASL).
+    pub(crate) kafka_props: Vec<(String, String)>,
     mysql_socket: Option<PathBuf>,
     startup: Duration,
     /// Declared before `servers`: dropped while the broker still runs.
@@ -118,6 +120,7 @@ impl Stack {
                 password: "repl".into(),
             },
             kafka: format!("127.0.0.1:{}", servers.kafka.port),
+            kafka_props: Vec::new(),
             mysql_socket: Some(servers.mysql_socket.clone()),
             servers: Some(servers),
             startup: t0.elapsed(),
@@ -155,11 +158,28 @@ impl Stack {
                 password: opts.pass().unwrap_or("").to_string(),
             },
             kafka,
+            kafka_props: Vec::new(),
             mysql_socket: std::env::var_os("REPLICATOR_STACK_MYSQL_SOCKET").map(PathBuf::from),
             servers: None,
             startup: Duration::ZERO,
             producer: OnceLock::new(),
         })
+    }
+
+    /// This stack's ZooKeeper and MariaDB with another Kafka (`bootstrap`),
+    /// whose clients get the librdkafka properties `props` (TLS, SASL).
+    /// It owns no server.
+    pub fn with_kafka(&self, bootstrap: &str, props: Vec<(String, String)>) -> Stack {
+        Stack {
+            zk: self.zk.clone(),
+            mysql: self.mysql.clone(),
+            kafka: bootstrap.to_string(),
+            kafka_props: props,
+            mysql_socket: self.mysql_socket.clone(),
+            startup: Duration::ZERO,
+            producer: OnceLock::new(),
+            servers: None,
+        }
     }
 
     /// ZooKeeper connect string, `127.0.0.1:PORT`.

@@ -2,8 +2,9 @@
 //! replicator-server (with a bearer token), a real Monitor, two Cores on a
 //! hot task and one on a cold group, rows flowing. The page asks for the
 //! token, shows who is RUNNING and who is STANDBY, rows/s, the group and
-//! its Cores; its Switchover button moves the RUNNING instance; killing a
-//! Core makes a `core_lost` alert appear. A screenshot is saved as
+//! its Cores; a task whose broker is unreachable shows amber as `retrying`
+//! with its last error; its Switchover button moves the RUNNING instance;
+//! killing a Core makes a `core_lost` alert appear. A screenshot is saved as
 //! `target/test-artifacts/console.png`.
 //!
 //! Needs the Debian packages chromium and chromium-driver (deploy/install.sh
@@ -139,7 +140,20 @@ async fn console_shows_instances_switches_over_and_shows_core_lost() {
     h1.wait_for_log("replication starts", WAIT).await;
     let mut h2 = core(stack, &root, "h2", &["--task", &hot]);
     h2.wait_for_log("STANDBY", WAIT).await;
-    let mut c1 = core(stack, &root, "c1", &["--group", &group]);
+    // and a hot task whose broker is unreachable, so that every run fails
+    let stuck = unique_name("stuck");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead_broker = format!("127.0.0.1:{dead}");
+    let mut stuck_cfg = task_config(stack, &stuck, &[table_regex(&db, "orders")]);
+    stuck_cfg["redundancy"] = json!(1);
+    stuck_cfg["sink"]["brokers"] = json!(dead_broker);
+    let created = server.call_json("POST", "/api/v1/tasks", &stuck_cfg);
+    assert_eq!(created.status, 201, "{}", created.text);
+    let mut c1 = core(stack, &root, "c1", &["--group", &group, "--task", &stuck]);
     c1.wait_for_log("replication starts", WAIT).await;
     let writer_db = db.clone();
     let writer = tokio::spawn(async move {
@@ -201,6 +215,29 @@ async fn console_shows_instances_switches_over_and_shows_core_lost() {
         browser.find("#banner[hidden]").is_some(),
         "no error banner once the token is set"
     );
+    // the task that keeps failing: amber, with its last error and how long
+    page_until(&browser, "the stuck task amber as retrying", |b| {
+        let v = b.eval(
+            r#"const row = document.querySelector(`tr[data-task="${arguments[0]}"]`);
+               const retry = row && row.querySelector(".inst.retrying .retry");
+               if (!retry) return null;
+               return {
+                 state: row.dataset.state,
+                 badge: getComputedStyle(row.querySelector(".badge")).backgroundColor,
+                 colour: getComputedStyle(retry).color,
+                 text: retry.textContent,
+               };"#,
+            json!([stuck]),
+        );
+        let text = v["text"].as_str().unwrap_or("");
+        v["state"] == "retrying"
+            && v["badge"] == "rgb(255, 243, 214)" // --warn-bg
+            && v["colour"] == "rgb(154, 98, 0)" // --warn
+            && text.starts_with("retrying for ")
+            && text.contains("attempts): ")
+            && text.contains(&dead_broker)
+    })
+    .await;
 
     // When Switchover is pressed
     let t = Instant::now();

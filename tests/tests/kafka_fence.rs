@@ -4,6 +4,7 @@
 //! held (as a frozen process would) never land.
 
 use replicator_common::producer::ProducerSettings;
+use replicator_core::sink::kafka::conn::Client;
 use replicator_core::sink::kafka::{transactional_id, Producer};
 use replicator_core::sink::tracker::Tracker;
 use replicator_tests::{shared_stack, unique_name, Stack};
@@ -22,7 +23,7 @@ async fn producer(stack: &Stack, task: &str, linger_ms: u64) -> (Producer, Arc<T
         stack.kafka_bootstrap(),
         &transactional_id(task),
         settings,
-        TIMEOUT,
+        Client::plaintext("fence-test", TIMEOUT),
         tracker.clone(),
     )
     .await
@@ -176,7 +177,7 @@ async fn an_unreachable_broker_is_a_clear_error() {
         "127.0.0.1:1",
         &transactional_id("t"),
         ProducerSettings::default(),
-        Duration::from_secs(2),
+        Client::plaintext("fence-test", Duration::from_secs(2)),
         tracker,
     )
     .await

@@ -1,17 +1,21 @@
 //! Monitor rules about broken tasks, caused for real: `config_invalid`
 //! (garbage written into a task node with a plain ZooKeeper client),
-//! `task_error` (the replication user loses its privileges) and `stalled`
-//! (a frozen Core while the source keeps writing).
+//! `task_error` (the replication user loses its privileges), `stalled`
+//! (a frozen Core while the source keeps writing) and `task_retrying` (a
+//! task whose broker is unreachable, also as the Server and `replicatorctl`
+//! show it).
 
 mod monitor_support;
+mod server_support;
 mod support;
 
 use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
 use mysql_async::prelude::Queryable;
-use replicator_common::nodes::{AlertState, Control, Desired};
+use replicator_common::nodes::{AlertState, Control, Desired, InstanceState, Retrying};
 use replicator_common::now_ms;
 use replicator_tests::{shared_stack, unique_name};
-use serde_json::json;
+use serde_json::{json, Value};
+use server_support::{ctl, ServerProc};
 use std::time::Duration;
 use support::{Scenario, Writer};
 
@@ -217,4 +221,137 @@ async fn stalled_fires_while_the_core_is_frozen_and_the_source_writes() {
     hook.assert_no_duplicates();
     monitor.process.stop().await;
     h1.stop().await;
+}
+
+/// The retrying streak of the task's RUNNING instance, if it has one.
+async fn streak(s: &Scenario) -> Option<Retrying> {
+    s.instances()
+        .await
+        .into_iter()
+        .find(|(_, i)| i.state == InstanceState::Running)
+        .and_then(|(_, i)| i.retrying)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_retrying_fires_while_the_broker_is_unreachable_and_resolves_when_fixed() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "mon_retry").await;
+    // Given a task whose sink names a port where nothing listens
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead_broker = format!("127.0.0.1:{dead}");
+    let mut good = s.config();
+    good["redundancy"] = json!(1);
+    let mut bad = good.clone();
+    bad["sink"]["brokers"] = json!(dead_broker);
+    s.put_config(bad).await;
+    let hook = WebhookReceiver::start().await;
+    // stalled would fire too when the shared source moves: keep it out of the way
+    let mut monitor = start_monitor(
+        stack,
+        &s.root,
+        "m1",
+        &[("--stalled-ms", "600000")],
+        &["--webhook", &hook.url(), "--retrying-threshold-ms", "2000"],
+    )
+    .await;
+    let mut server = ServerProc::start(stack, &s.root, None, &[], &[]).await;
+
+    // When a Core runs it
+    let t0 = now_ms();
+    let mut h1 = s.core("h1", SESSION_MS);
+
+    // Then every run fails transiently and the RUNNING instance node counts them
+    let first = replicator_tests::wait_for(WAIT, "a retrying streak of 2 attempts", || async {
+        streak(&s).await.filter(|r| r.attempts >= 2)
+    })
+    .await;
+    // "starting the Kafka producer: connecting to Kafka at <broker>: Connection refused"
+    assert!(
+        first.error.contains(&dead_broker) && first.error.contains("connecting to Kafka"),
+        "{first:?}"
+    );
+    assert!(first.since_ms >= t0, "{first:?}");
+    // and task_retrying fires once the streak is 2 s old, with the error
+    let fired = hook
+        .wait_rule("task_retrying", AlertState::Firing, t0, WAIT)
+        .await;
+    record_latency(
+        "task_retrying",
+        "Core start to notification, threshold 2000 ms",
+        fired.at_ms - t0,
+    );
+    let msg = &fired.alert.message;
+    assert!(
+        msg.starts_with(&format!("task {} keeps failing: ", s.task)) && msg.contains(&dead_broker),
+        "{msg}"
+    );
+    assert!(fired.alert.since_ms - first.since_ms >= 2000, "{fired:?}");
+
+    // and the Server and replicatorctl show it as retrying, with the error
+    let (code, json_out, err) = ctl(&server, &["--json", "task", "show", &s.task], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["state"], "retrying", "{v:#}");
+    assert!(
+        v["instances"][0]["retrying"]["attempts"].as_u64().unwrap() >= 2,
+        "{v:#}"
+    );
+    assert!(v["instances"][0]["error"].is_null(), "{v:#}");
+    let (code, list, err) = ctl(&server, &["task", "list"], &[]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("task list:\n{list}");
+    assert!(list.lines().next().unwrap().ends_with("PROBLEM"), "{list}");
+    let row = list.lines().find(|l| l.starts_with(&s.task)).expect(&list);
+    assert!(row.contains(" retrying "), "{row}");
+    assert!(
+        row.contains("retrying for ") && row.contains(&dead_broker),
+        "{row}"
+    );
+    let (code, show, err) = ctl(&server, &["task", "show", &s.task], &[]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("task show:\n{show}");
+    let state = show.lines().find(|l| l.starts_with("State:")).expect(&show);
+    assert!(state.ends_with(" retrying"), "{show}");
+    let inst = show.lines().find(|l| l.starts_with("h1-")).expect(&show);
+    assert!(
+        inst.contains("retrying for ") && inst.contains(&dead_broker),
+        "{inst}"
+    );
+
+    // When the config names the real broker and a row is written
+    let t1 = now_ms();
+    s.put_config(good).await;
+    stack
+        .sql(&format!(
+            "INSERT INTO `{}`.`{}` (id, v, txn) VALUES (1, 1, 1)",
+            s.db, s.table
+        ))
+        .await;
+    // Then the row arrives, the streak is cleared and the alert resolves
+    s.wait_messages(1, Duration::from_secs(30)).await;
+    replicator_tests::wait_until(WAIT, "the streak to be cleared", || async {
+        streak(&s).await.is_none()
+    })
+    .await;
+    let resolved = hook
+        .wait_rule("task_retrying", AlertState::Resolved, t1, WAIT)
+        .await;
+    record_latency(
+        "task_retrying",
+        "fixed config to resolved notification",
+        resolved.at_ms - t1,
+    );
+    assert_eq!(resolved.alert.id, fired.alert.id);
+    let (_, list, _) = ctl(&server, &["task", "list"], &[]);
+    let row = list.lines().find(|l| l.starts_with(&s.task)).expect(&list);
+    assert!(row.contains(" running ") && row.ends_with(" -"), "{list}");
+    assert_eq!(hook.of("task_retrying", AlertState::Firing).len(), 1);
+    hook.assert_no_duplicates();
+    monitor.process.stop().await;
+    h1.stop().await;
+    server.process.stop().await;
 }

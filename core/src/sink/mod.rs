@@ -349,6 +349,11 @@ pub fn rdkafka_config(brokers: &str, props: &[(&'static str, String)]) -> Client
 }
 
 fn producer_error(e: ProducerError) -> TaskError {
+    if let ProducerError::Conn(c) = &e {
+        if c.is_definite() {
+            return DefiniteError::KafkaSecurity(c.to_string()).into();
+        }
+    }
     if e.is_definite() {
         DefiniteError::Kafka(e.to_string()).into()
     } else {

@@ -16,8 +16,9 @@
 
 use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};
 use crate::error::TaskError;
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -40,8 +41,8 @@ pub fn read_tails(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "20");
-    let consumer: BaseConsumer = cfg
-        .create()
+    let consumer: BaseConsumer<TailContext> = cfg
+        .create_with_context(TailContext)
         .map_err(|e| TaskError::transient(format!("tail consumer: {e}")))?;
 
     let mut bounds = Vec::with_capacity(partitions as usize);
@@ -127,9 +128,23 @@ pub fn read_tails(
     }
 }
 
+/// Keeps librdkafka's end-of-partition events out of the error log: here
+/// they are the expected answer (see [`read_tails`]).
+struct TailContext;
+
+impl ClientContext for TailContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for TailContext {}
+
 /// Marks the partitions of `parts` whose next offset is at least the reported end.
 fn mark_positions_at_end(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<TailContext>,
     topic: &str,
     parts: &[i32],
     bounds: &[(i64, i64)],

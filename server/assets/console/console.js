@@ -171,18 +171,26 @@ function renderAlerts(alerts) {
     <th>Message</th><th>Since</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
+// "retrying for 2 m 10 s (7 attempts): <last error>" of a streak of transient failures
+function retryText(r) {
+  const attempts = r.attempts === 1 ? "1 attempt" : `${r.attempts} attempts`;
+  return `retrying for ${duration(Date.now() - r.since_ms)} (${attempts}): ${r.error}`;
+}
+
 function renderInstance(i) {
   const role = (i.state || "UNKNOWN").toUpperCase();
+  const r = i.retrying;
   const details = [
     i.seq != null ? `#${i.seq}` : "",
     i.pid != null ? `pid ${i.pid}` : "",
     i.since_ms ? `since ${clock(i.since_ms)} (${duration(Date.now() - i.since_ms)})` : "",
   ].filter(Boolean).join(" · ");
-  return `<div class="inst ${esc(role.toLowerCase())}" data-host="${esc(i.host)}" data-state="${esc(role)}"
-      data-id="${esc(i.id)}" data-since="${esc(i.since_ms ?? "")}">
+  return `<div class="inst ${esc(role.toLowerCase())}${r ? " retrying" : ""}" data-host="${esc(i.host)}" data-state="${esc(role)}"
+      data-id="${esc(i.id)}" data-since="${esc(i.since_ms ?? "")}"${r ? ` data-retrying-since="${esc(r.since_ms)}" data-attempts="${esc(r.attempts)}"` : ""}>
     <span class="dot"></span><span class="role">${esc(role)}</span>
     <b>${esc(i.host)}</b> <span class="sub">${esc(details)}</span>
     ${i.error ? `<span class="err">${esc(i.error)}</span>` : ""}
+    ${r && !i.error ? `<span class="retry" title="since ${esc(clock(r.since_ms))}">${esc(retryText(r))}</span>` : ""}
   </div>`;
 }
 

@@ -21,6 +21,18 @@ pub struct Client {
     pub sasl: Option<Login>,
 }
 
+impl Client {
+    /// Plaintext, no login.
+    pub fn plaintext(client_id: &str, timeout: Duration) -> Self {
+        Self {
+            client_id: client_id.to_string(),
+            timeout,
+            tls: None,
+            sasl: None,
+        }
+    }
+}
+
 /// A byte stream to a broker, plain or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}

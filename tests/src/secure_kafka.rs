@@ -1,0 +1,201 @@
+//! A secured Kafka for tests: a private Tansu behind a real TLS server.
+//!
+//! Tansu 0.6.0 cannot serve TLS itself (its CLI refuses `--cert` and `--key`
+//! together), so socat's `OPENSSL-LISTEN` terminates TLS in front of it and
+//! Tansu advertises socat's port: every client connection, bootstrap or
+//! not, goes through TLS. The certificates are made here with the `openssl`
+//! command: a CA, a server certificate for `localhost` signed by it, and a
+//! second CA that signed nothing (for the "wrong CA" case).
+//!
+//! With `authentication`, Tansu also requires SASL SCRAM.
+
+use crate::process::Process;
+use crate::reaper;
+use crate::servers::tansu_path;
+use crate::stack::Stack;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Tansu behind a TLS terminator, on free loopback ports.
+pub struct SecureKafka {
+    /// `localhost:PORT`: TLS, the name the server certificate carries.
+    pub bootstrap: String,
+    /// The TLS port.
+    pub port: u16,
+    /// PEM of the CA that signed the server certificate.
+    pub ca_file: PathBuf,
+    /// PEM of a CA that signed nothing here.
+    pub wrong_ca_file: PathBuf,
+    pub dir: PathBuf,
+    tansu: Process,
+    socat: Process,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn run(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl {args:?}: {e} (is the openssl package installed?)"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Makes `ca.pem`, `server.pem` + `server.key` (for localhost) and `other-ca.pem` in `dir`.
+fn make_certificates(dir: &Path) {
+    for (name, cn) in [("ca", "replicator test CA"), ("other-ca", "some other CA")] {
+        run(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+    }
+    run(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write server.ext");
+    run(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+fn wait_port(port: u16, what: &str, proc: &mut Process) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err() {
+        assert!(
+            Instant::now() < deadline && proc.is_running(),
+            "{what} did not listen on {port}:\n{}",
+            proc.tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl SecureKafka {
+    /// Starts Tansu (memory storage; with `--authentication` when asked)
+    /// and socat in front of it; panics with their logs when they do not start.
+    pub fn start(authentication: bool) -> SecureKafka {
+        let dir = reaper::fresh_dir("secure-kafka");
+        make_certificates(&dir);
+        let inner = free_port();
+        let port = free_port();
+        let tansu = tansu_path().expect("tansu binary: run deploy/install.sh");
+        let mut cmd = Command::new(tansu);
+        cmd.arg("broker")
+            .args(["--listener-url", &format!("tcp://127.0.0.1:{inner}")])
+            .args([
+                "--advertised-listener-url",
+                &format!("tcp://localhost:{port}"),
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&dir)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if authentication {
+            cmd.arg("--authentication");
+        }
+        let mut tansu = Process::spawn_command("tansu-secure", cmd);
+        wait_port(inner, "tansu", &mut tansu);
+        let mut cmd = Command::new("socat");
+        cmd.arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+            dir.join("server.pem").display(),
+            dir.join("server.key").display()
+        ))
+        .arg(format!("TCP:127.0.0.1:{inner}"));
+        let mut socat = Process::spawn_command("socat-tls", cmd);
+        wait_port(port, "socat", &mut socat);
+        SecureKafka {
+            bootstrap: format!("localhost:{port}"),
+            port,
+            ca_file: dir.join("ca.pem"),
+            wrong_ca_file: dir.join("other-ca.pem"),
+            dir,
+            tansu,
+            socat,
+        }
+    }
+
+    /// The `sink.properties` (and librdkafka properties) for TLS with `ca`.
+    pub fn tls_properties(ca: &Path) -> Vec<(String, String)> {
+        vec![
+            ("security.protocol".into(), "ssl".into()),
+            ("ssl.ca.location".into(), ca.display().to_string()),
+        ]
+    }
+
+    /// A stack with `base`'s ZooKeeper and MariaDB and this Kafka, whose
+    /// clients (topic reads, produce) use `props`.
+    pub fn stack(&self, base: &Stack, props: Vec<(String, String)>) -> Stack {
+        base.with_kafka(&self.bootstrap, props)
+    }
+
+    /// Stops both processes.
+    pub async fn stop(mut self) {
+        self.socat.kill();
+        self.tansu.kill();
+    }
+}

@@ -1,0 +1,169 @@
+//! The Core against a secured Kafka: Tansu behind a real TLS server (socat,
+//! certificates made by the test with openssl; see
+//! `replicator_tests::secure_kafka`). A task runs over TLS end to end with
+//! host name verification, every row exactly once, read back by an
+//! independent TLS client (librdkafka); a CA that did not sign the broker's
+//! certificate, and a host name the certificate does not carry, are clear
+//! definite errors in the instance node, not a retry loop; turning host
+//! name verification off accepts the second.
+
+mod support;
+
+use replicator_common::nodes::InstanceInfo;
+use replicator_tests::secure_kafka::SecureKafka;
+use replicator_tests::{shared_stack, Stack};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::{exactly_once, Scenario};
+
+const SESSION_MS: u64 = 1500;
+
+fn leak(stack: Stack) -> &'static Stack {
+    Box::leak(Box::new(stack))
+}
+
+fn with_properties(mut cfg: Value, props: &[(String, String)]) -> Value {
+    let map: serde_json::Map<String, Value> =
+        props.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    cfg["sink"]["properties"] = Value::Object(map);
+    cfg
+}
+
+async fn insert_rows(stack: &Stack, s: &Scenario, ids: std::ops::RangeInclusive<i64>) {
+    for id in ids {
+        stack
+            .sql(&format!(
+                "INSERT INTO `{}`.`{}` (id, v, txn, note) VALUES ({id}, 0, {id}, 'row {id}')",
+                s.db, s.table
+            ))
+            .await;
+    }
+}
+
+/// Waits until the task's only instance reports a definite error.
+async fn wait_error(s: &Scenario) -> InstanceInfo {
+    let t0 = Instant::now();
+    loop {
+        if let Some((_, info)) = s.instances().await.into_iter().next() {
+            if info.error.is_some() {
+                return info;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no error reported: {:?}",
+            s.instances().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn task_runs_over_tls_with_host_name_verification() {
+    let base = shared_stack!();
+    let kafka = SecureKafka::start(false);
+    let props = SecureKafka::tls_properties(&kafka.ca_file);
+    let stack = leak(kafka.stack(base, props.clone()));
+    let s = Scenario::new(stack, "tls").await;
+    s.put_config(with_properties(s.config(), &props)).await;
+    let mut core = s.core("h1", SESSION_MS);
+    core.wait_for_log("replication starts", Duration::from_secs(30))
+        .await;
+    insert_rows(stack, &s, 1..=50).await;
+    let msgs = s.wait_messages(50, Duration::from_secs(30)).await;
+    let problems = exactly_once(&msgs, 50);
+    assert!(problems.is_empty(), "{problems:#?}\n{}", core.tail(30));
+    assert!(
+        s.instances().await.iter().all(|(_, i)| i.error.is_none()),
+        "{:?}",
+        s.instances().await
+    );
+    // a SIGKILL takeover reads the topic tail over TLS too
+    core.kill();
+    let mut core = s.core("h2", SESSION_MS);
+    insert_rows(stack, &s, 51..=60).await;
+    let msgs = s.wait_messages(60, Duration::from_secs(30)).await;
+    let problems = exactly_once(&msgs, 60);
+    assert!(problems.is_empty(), "{problems:#?}\n{}", core.tail(30));
+    assert!(!core.log_lines_matching("read topic tail").is_empty());
+    core.stop().await;
+    kafka.stop().await;
+}
+
+async fn definite_error_case(
+    stack: &'static Stack,
+    prefix: &str,
+    brokers: &str,
+    props: &[(String, String)],
+) -> String {
+    let s = Scenario::new(stack, prefix).await;
+    let mut cfg = with_properties(s.config(), props);
+    cfg["sink"]["brokers"] = json!(brokers);
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", SESSION_MS);
+    let info = wait_error(&s).await;
+    let error = info.error.unwrap();
+    assert!(
+        info.retrying.is_none(),
+        "a definite error, not a retry loop: {:?}",
+        info.retrying
+    );
+    // it stays stopped: no retry in the log
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        core.log_lines_matching("transient error; retrying")
+            .is_empty(),
+        "{}",
+        core.tail(20)
+    );
+    core.stop().await;
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn untrusted_certificates_are_definite_errors() {
+    let base = shared_stack!();
+    let kafka = SecureKafka::start(false);
+    let good = SecureKafka::tls_properties(&kafka.ca_file);
+    let stack = leak(kafka.stack(base, good.clone()));
+
+    // a CA that did not sign the broker's certificate
+    let wrong = SecureKafka::tls_properties(&kafka.wrong_ca_file);
+    let error = definite_error_case(stack, "wrongca", &kafka.bootstrap, &wrong).await;
+    println!("wrong CA: {error}");
+    assert!(
+        error.contains("cannot connect to Kafka securely") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+
+    // the right CA, but an address the certificate does not name
+    let by_ip = format!("127.0.0.1:{}", kafka.port);
+    let error = definite_error_case(stack, "wrongname", &by_ip, &good).await;
+    println!("wrong host name: {error}");
+    assert!(error.contains("not valid for name"), "{error}");
+
+    // the same address with host name verification off: it runs
+    let s = Scenario::new(stack, "noverify").await;
+    let mut props = good.clone();
+    props.push((
+        "ssl.endpoint.identification.algorithm".into(),
+        "none".into(),
+    ));
+    let mut cfg = with_properties(s.config(), &props);
+    cfg["sink"]["brokers"] = json!(by_ip);
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", SESSION_MS);
+    core.wait_for_log("replication starts", Duration::from_secs(30))
+        .await;
+    insert_rows(stack, &s, 1..=3).await;
+    let msgs = s.wait_messages(3, Duration::from_secs(30)).await;
+    assert!(exactly_once(&msgs, 3).is_empty(), "{}", core.tail(30));
+    core.stop().await;
+
+    // a CA file that does not exist: a config error naming the key
+    let missing = SecureKafka::tls_properties(Path::new("/nonexistent/ca.pem"));
+    let error = definite_error_case(stack, "noca", &kafka.bootstrap, &missing).await;
+    assert!(error.contains("ssl.ca.location"), "{error}");
+    kafka.stop().await;
+}
