@@ -323,6 +323,41 @@ impl KafkaSecurity {
         }
     }
 
+    /// Like [`KafkaSecurity::parse`] for a client that has no other
+    /// settings (the Monitor's alert topic, `replicatorctl tail`): any other
+    /// key is a problem too.
+    pub fn parse_only(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+        let unknown: Vec<(String, String)> = props
+            .keys()
+            .filter(|k| !Self::owns(k))
+            .map(|k| {
+                (
+                    k.clone(),
+                    format!("unknown Kafka client property; known: {}", KEYS.join(", ")),
+                )
+            })
+            .collect();
+        match (Self::parse(props), unknown.is_empty()) {
+            (Ok(s), true) => Ok(s),
+            (Ok(_), false) => Err(unknown),
+            (Err(mut e), _) => {
+                e.extend(unknown);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads `KEY=VALUE` command-line flags into properties.
+    pub fn flags(flags: &[String]) -> Result<BTreeMap<String, String>, String> {
+        flags
+            .iter()
+            .map(|f| match f.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+                _ => Err(format!("`{f}` is not KEY=VALUE")),
+            })
+            .collect()
+    }
+
     /// The settings as librdkafka properties (the SASL password read now).
     pub fn client_properties(&self) -> Result<Vec<(&'static str, String)>, SaslPasswordError> {
         let mut out = vec![("security.protocol", self.protocol.name().to_string())];
@@ -442,6 +477,17 @@ mod tests {
             ],
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn clients_without_other_settings_refuse_other_keys() {
+        let p =
+            KafkaSecurity::flags(&["security.protocol=ssl".into(), "linger.ms=5".into()]).unwrap();
+        let err = KafkaSecurity::parse_only(&p).unwrap_err();
+        assert_eq!(keys(&err), ["linger.ms"]);
+        assert!(KafkaSecurity::flags(&["nokey".into()]).is_err());
+        let p = KafkaSecurity::flags(&["sasl.password=a=b".into()]).unwrap();
+        assert_eq!(p["sasl.password"], "a=b");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct FileConfig {
     pub webhooks: Vec<String>,
     pub alert_topic: Option<String>,
     pub brokers: Option<String>,
+    /// TLS/SASL settings of the alert topic's Kafka client (`security.protocol`, ...).
+    pub kafka_properties: std::collections::BTreeMap<String, String>,
     pub webhook: WebhookOptions,
 }
 
@@ -144,6 +146,8 @@ impl Thresholds {
 pub struct KafkaChannel {
     pub topic: String,
     pub brokers: String,
+    /// TLS/SASL settings as librdkafka properties.
+    pub properties: Vec<(&'static str, String)>,
 }
 
 /// Everything the monitor runs with.

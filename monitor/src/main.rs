@@ -28,6 +28,10 @@ struct Args {
     /// Kafka bootstrap servers for --alert-topic.
     #[arg(long)]
     brokers: Option<String>,
+    /// A TLS/SASL setting of the alert topic's Kafka client, KEY=VALUE
+    /// (repeatable): security.protocol, ssl.ca.location, sasl.mechanism, ...
+    #[arg(long = "kafka-property")]
+    kafka_properties: Vec<String>,
     /// JSON config file (thresholds, webhooks, alert topic); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -148,7 +152,24 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
         (Some(topic), Some(brokers)) => {
             replicator_common::config::check_topic_template(&topic)
                 .map_err(|e| anyhow::anyhow!("--alert-topic {e}"))?;
-            Some(KafkaChannel { topic, brokers })
+            let mut props = file.kafka_properties;
+            props.extend(
+                replicator_common::kafka_security::KafkaSecurity::flags(&args.kafka_properties)
+                    .map_err(|e| anyhow::anyhow!("--kafka-property {e}"))?,
+            );
+            let security = replicator_common::kafka_security::KafkaSecurity::parse_only(&props)
+                .map_err(|bad| {
+                    let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+                    anyhow::anyhow!("Kafka properties: {}", list.join("; "))
+                })?;
+            let properties = security
+                .client_properties()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Some(KafkaChannel {
+                topic,
+                brokers,
+                properties,
+            })
         }
         (Some(_), None) => anyhow::bail!("--alert-topic needs --brokers"),
         (None, _) => None,

@@ -20,6 +20,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use replicator_common::kafka_security::KafkaSecurity;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,11 @@ pub struct TailArgs {
     /// Prefix each value with `topic/partition@offset key`.
     #[arg(long)]
     pub meta: bool,
+    /// A TLS/SASL setting for a secured Kafka, KEY=VALUE (repeatable):
+    /// security.protocol, ssl.ca.location, sasl.mechanism, sasl.username,
+    /// sasl.password_env, ...
+    #[arg(long = "kafka-property")]
+    pub kafka_properties: Vec<String>,
 }
 
 /// One output line (without the newline); pure.
@@ -84,7 +90,24 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
     let deadline = args
         .max_wait_ms
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let consumer: BaseConsumer = match consumer_config(&args.brokers).create() {
+    let security = KafkaSecurity::flags(&args.kafka_properties).and_then(|p| {
+        KafkaSecurity::parse_only(&p).map_err(|bad| {
+            let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+            list.join("; ")
+        })
+    });
+    let props = match security.and_then(|s| s.client_properties().map_err(|e| e.to_string())) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: --kafka-property {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut config = consumer_config(&args.brokers);
+    for (k, v) in &props {
+        config.set(*k, v);
+    }
+    let consumer: BaseConsumer = match config.create() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: Kafka client for {}: {e}", args.brokers);
@@ -280,6 +303,7 @@ mod tests {
             max: Some(1),
             max_wait_ms: Some(30_000),
             meta: false,
+            kafka_properties: Vec::new(),
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let t = Instant::now();

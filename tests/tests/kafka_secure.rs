@@ -88,6 +88,28 @@ async fn task_runs_over_tls_with_host_name_verification() {
     assert!(problems.is_empty(), "{problems:#?}\n{}", core.tail(30));
     assert!(!core.log_lines_matching("read topic tail").is_empty());
     core.stop().await;
+
+    // replicatorctl tail reads the same topic over TLS
+    let out = std::process::Command::new(replicator_tests::bin_path("replicatorctl"))
+        .args([
+            "tail",
+            &s.topic,
+            "--brokers",
+            &kafka.bootstrap,
+            "--from-beginning",
+        ])
+        .args(["--max", "60", "--max-wait-ms", "20000"])
+        .args(["--kafka-property", "security.protocol=ssl"])
+        .arg("--kafka-property")
+        .arg(format!("ssl.ca.location={}", kafka.ca_file.display()))
+        .output()
+        .expect("run replicatorctl tail");
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(
+        out.status.success() && lines == 60,
+        "{lines} lines, {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     kafka.stop().await;
 }
 

@@ -40,6 +40,9 @@ impl AlertTopic {
             .set("message.timeout.ms", "10000")
             .set("socket.timeout.ms", "10000")
             .set("log_level", "3");
+        for (k, v) in &ch.properties {
+            cfg.set(*k, v);
+        }
         let producer: FutureProducer = cfg
             .create()
             .map_err(|e| MonitorError::Kafka(e.to_string()))?;
