@@ -123,6 +123,14 @@ pub struct SinkConfig {
     /// Partitions of topics the Core creates.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
+    /// Replication factor of topics the Core creates; the broker's default
+    /// (`default.replication.factor`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u16>,
+    /// `min.insync.replicas` of topics the Core creates; the broker's
+    /// default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_insync_replicas: Option<u16>,
 }
 
 impl std::fmt::Debug for SinkConfig {
@@ -141,6 +149,8 @@ impl std::fmt::Debug for SinkConfig {
             .field("format", &self.format)
             .field("properties", &properties)
             .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("min_insync_replicas", &self.min_insync_replicas)
             .finish()
     }
 }
@@ -262,6 +272,20 @@ const SINK_FIELDS: &[(&str, Kind)] = &[
         Kind::UInt {
             min: 1,
             max: 10_000,
+        },
+    ),
+    (
+        "replication_factor",
+        Kind::UInt {
+            min: 1,
+            max: 32_767,
+        },
+    ),
+    (
+        "min_insync_replicas",
+        Kind::UInt {
+            min: 1,
+            max: 32_767,
         },
     ),
 ];
@@ -531,6 +555,16 @@ impl SinkConfig {
         if self.partitions == 0 {
             p.add("sink.partitions", "must be at least 1");
         }
+        if let (Some(rf), Some(isr)) = (self.replication_factor, self.min_insync_replicas) {
+            if isr > rf {
+                p.add(
+                    "sink.min_insync_replicas",
+                    format!(
+                        "{isr} is more than sink.replication_factor {rf}: no write could succeed"
+                    ),
+                );
+            }
+        }
         if let Err(bad) = crate::producer::ProducerSettings::parse(&self.properties) {
             for (key, problem) in bad {
                 p.add(&format!("sink.properties.{key}"), problem);
@@ -721,6 +755,30 @@ mod tests {
         let mut v = good();
         v["extra"] = json!(1);
         assert!(serde_json::from_value::<TaskConfig>(v).is_err());
+    }
+
+    #[test]
+    fn replication_settings_are_checked() {
+        let mut v = good();
+        v["sink"]["replication_factor"] = json!(2);
+        v["sink"]["min_insync_replicas"] = json!(3);
+        let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("sink.min_insync_replicas"),
+            "{err}"
+        );
+        v["sink"]["replication_factor"] = json!(0);
+        let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("sink.replication_factor"), "{err}");
+        v["sink"]["replication_factor"] = json!(3);
+        v["sink"]["min_insync_replicas"] = json!(2);
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.sink.replication_factor, Some(3));
+        let absent = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+        assert_eq!(absent.sink.replication_factor, None);
+        assert!(serde_json::to_value(&absent).unwrap()["sink"]
+            .get("replication_factor")
+            .is_none());
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             brokers: cfg.sink.brokers.clone(),
             properties: cfg.sink.properties.clone(),
             partitions: cfg.sink.partitions,
+            replication_factor: cfg.sink.replication_factor,
+            min_insync_replicas: cfg.sink.min_insync_replicas,
             task: spec.task.name().to_string(),
             task_path: spec.zk.layout().task(&spec.task),
             epoch: spec.epoch,

@@ -41,6 +41,9 @@ pub struct SinkOptions {
     /// `sink.properties` (see [`ProducerSettings`]).
     pub properties: BTreeMap<String, String>,
     pub partitions: u32,
+    /// Of topics this sink creates; `None`: the broker's default.
+    pub replication_factor: Option<u16>,
+    pub min_insync_replicas: Option<u16>,
     pub task: String,
     /// The task's znode path: names the producer id that fences earlier writers.
     pub task_path: String,
@@ -187,11 +190,17 @@ impl KafkaSink {
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), TaskError> {
-        let new = NewTopic::new(
+        // -1: the broker's default.replication.factor (CreateTopics v4+)
+        let rf = self.opts.replication_factor.map_or(-1, i32::from);
+        let mut new = NewTopic::new(
             topic,
             self.opts.partitions as i32,
-            TopicReplication::Fixed(1),
+            TopicReplication::Fixed(rf),
         );
+        let isr = self.opts.min_insync_replicas.map(|v| v.to_string());
+        if let Some(isr) = &isr {
+            new = new.set("min.insync.replicas", isr);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self
             .admin
@@ -200,16 +209,25 @@ impl KafkaSink {
             .map_err(|e| TaskError::transient(format!("creating topic {topic}: {e}")))?;
         for r in results {
             match r {
-                Ok(_) => tracing::info!(topic, partitions = self.opts.partitions, "created topic"),
+                Ok(_) => tracing::info!(topic, partitions = self.opts.partitions,
+                    replication_factor = rf, min_insync_replicas = ?self.opts.min_insync_replicas, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((
                     _,
                     code @ (RDKafkaErrorCode::TopicAuthorizationFailed
-                    | RDKafkaErrorCode::InvalidTopic),
+                    | RDKafkaErrorCode::InvalidTopic
+                    | RDKafkaErrorCode::InvalidReplicationFactor
+                    | RDKafkaErrorCode::InvalidPartitions
+                    | RDKafkaErrorCode::InvalidConfig
+                    | RDKafkaErrorCode::PolicyViolation),
                 )) => {
-                    return Err(
-                        DefiniteError::Kafka(format!("creating topic {topic}: {code}")).into(),
-                    )
+                    return Err(DefiniteError::Kafka(format!(
+                        "creating topic {topic} (partitions {}, replication factor {}, min.insync.replicas {}): {code}",
+                        self.opts.partitions,
+                        self.opts.replication_factor.map_or("broker default".into(), |v| v.to_string()),
+                        isr.as_deref().unwrap_or("broker default"),
+                    ))
+                    .into())
                 }
                 Err((_, code)) => {
                     return Err(TaskError::transient(format!(
