@@ -4,7 +4,7 @@
 //! held (as a frozen process would) never land.
 
 use replicator_common::producer::ProducerSettings;
-use replicator_core::sink::kafka::{transactional_id, Producer};
+use replicator_core::sink::kafka::{no_guard, transactional_id, Producer};
 use replicator_core::sink::tracker::Tracker;
 use replicator_tests::{shared_stack, unique_name, Stack};
 use std::sync::Arc;
@@ -24,6 +24,7 @@ async fn producer(stack: &Stack, task: &str, linger_ms: u64) -> (Producer, Arc<T
         settings,
         TIMEOUT,
         tracker.clone(),
+        no_guard(),
     )
     .await
     .unwrap_or_else(|e| panic!("start producer for {task}: {e}"));
@@ -178,6 +179,7 @@ async fn an_unreachable_broker_is_a_clear_error() {
         ProducerSettings::default(),
         Duration::from_secs(2),
         tracker,
+        no_guard(),
     )
     .await
     .err()

@@ -189,6 +189,10 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         },
         tracker.clone(),
         !clean,
+        {
+            let lease = spec.lease.clone();
+            Arc::new(move || lease.is_valid())
+        },
     )
     .await?;
 
@@ -218,11 +222,11 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 break finish(&sink, &tracker, &mut writer, &state, spec.options.flush_timeout).await;
             }
             _ = tick.tick() => {
+                if !state.lease.is_valid() || sink.lease_expired() {
+                    break Err(TaskError::LeaseLost);
+                }
                 if let Some(f) = tracker.failure() {
                     break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
-                }
-                if !state.lease.is_valid() {
-                    break Err(TaskError::LeaseLost);
                 }
                 if let Some(cp) = tracker.acked() {
                     if let Err(e) = writer.write(&cp, false, false).await {

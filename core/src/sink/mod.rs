@@ -17,11 +17,14 @@ pub mod dedupe;
 pub mod kafka;
 pub mod partition;
 pub mod tail;
+pub mod takeover;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
 use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
-use kafka::{Producer, ProducerError};
+use kafka::{Producer, ProducerError, WireGuard};
+use takeover::{Step, FENCE_HEADER};
+use tracker::UNTRACKED;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -70,10 +73,13 @@ impl KafkaSink {
     /// Fences earlier writers of the task and connects. With `check_tails`,
     /// each topic's tail is read before its first message so that replayed
     /// messages are not sent twice.
+    /// `guard` is asked right before each request goes on the wire (the
+    /// writer's lease): once it says no, the producer sends nothing more.
     pub async fn new(
         opts: SinkOptions,
         tracker: Arc<Tracker>,
         check_tails: bool,
+        guard: WireGuard,
     ) -> Result<Self, TaskError> {
         let settings = ProducerSettings::parse(&opts.properties).map_err(|bad| {
             let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
@@ -90,6 +96,7 @@ impl KafkaSink {
             settings,
             opts.message_timeout.max(Duration::from_secs(1)),
             tracker.clone(),
+            guard,
         )
         .await
         .map_err(producer_error)?;
@@ -138,24 +145,58 @@ impl KafkaSink {
             }
         };
         let partitions = leaders.len() as u32;
-        if self.check_tails {
-            let started = std::time::Instant::now();
-            let tails = tokio::task::block_in_place(|| {
-                tail::read_tails(
-                    &self.opts.brokers,
-                    topic,
-                    &self.opts.task,
-                    partitions,
-                    self.opts.tail_idle,
-                )
-            })?;
-            tracing::info!(topic = %topic, partitions, took_ms = started.elapsed().as_millis() as u64,
-                tails = ?tails.iter().map(|t| t.as_ref().map(MsgPos::header)).collect::<Vec<_>>(),
-                "read topic tail for duplicate check");
-            self.watermarks.set_topic(topic.clone(), tails);
+        let started = std::time::Instant::now();
+        for step in takeover::plan(partitions, self.check_tails) {
+            match step {
+                Step::Fence(p) => self.fence(topic, &leaders[p as usize], p).await?,
+                Step::AwaitFences => {
+                    self.flush(self.opts.message_timeout.max(Duration::from_secs(1)))
+                        .await?;
+                    tracing::info!(topic = %topic, partitions, epoch = self.opts.epoch,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "fenced every partition at the new epoch");
+                }
+                Step::ReadTails => {
+                    let started = std::time::Instant::now();
+                    let tails = tokio::task::block_in_place(|| {
+                        tail::read_tails(
+                            &self.opts.brokers,
+                            topic,
+                            &self.opts.task,
+                            partitions,
+                            self.opts.tail_idle,
+                        )
+                    })?;
+                    tracing::info!(topic = %topic, partitions, took_ms = started.elapsed().as_millis() as u64,
+                        tails = ?tails.iter().map(|t| t.as_ref().map(MsgPos::header)).collect::<Vec<_>>(),
+                        "read topic tail for duplicate check");
+                    self.watermarks.set_topic(topic.clone(), tails);
+                }
+            }
         }
         self.topics.insert(topic.clone(), leaders);
         Ok(partitions)
+    }
+
+    /// Queues one fence record (see [`takeover`]) for `partition`; it is
+    /// acknowledged outside any transaction.
+    async fn fence(
+        &mut self,
+        topic: &Arc<str>,
+        leader: &Arc<str>,
+        partition: i32,
+    ) -> Result<(), TaskError> {
+        let key = takeover::fence_key(&self.opts.task);
+        let value = takeover::fence_value(&self.opts.task, self.opts.epoch);
+        let headers: [(&str, &[u8]); 3] = [
+            (FENCE_HEADER, &self.epoch_header),
+            (TASK_HEADER, &self.task_header),
+            (EPOCH_HEADER, &self.epoch_header),
+        ];
+        self.producer
+            .send(leader, topic, partition, &key, &value, &headers, UNTRACKED)
+            .await
+            .map_err(|e| self.send_error(topic, e))
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), TaskError> {
@@ -275,23 +316,36 @@ impl KafkaSink {
             .await;
         sent.map_err(|e| {
             self.tracker.ack(txn);
-            match e {
-                ProducerError::Stopped(_) => match self.tracker.failure() {
-                    Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
-                    None => TaskError::transient(e),
-                },
-                e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
-                e => TaskError::transient(format!("producing to {topic}: {e}")),
-            }
+            self.send_error(topic, e)
         })
+    }
+
+    fn send_error(&self, topic: &str, e: ProducerError) -> TaskError {
+        if self.producer.lease_expired() {
+            return TaskError::LeaseLost;
+        }
+        match e {
+            ProducerError::Stopped(_) => match self.tracker.failure() {
+                Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
+                None => TaskError::transient(e),
+            },
+            e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
+            e => TaskError::transient(format!("producing to {topic}: {e}")),
+        }
+    }
+
+    /// True once the producer refused to send because the lease expired.
+    pub fn lease_expired(&self) -> bool {
+        self.producer.lease_expired()
     }
 
     /// Waits until every queued message is acknowledged (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> Result<(), TaskError> {
-        self.producer
-            .flush(timeout)
-            .await
-            .map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
+        let r = self.producer.flush(timeout).await;
+        if self.producer.lease_expired() {
+            return Err(TaskError::LeaseLost);
+        }
+        r.map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
     }
 
     /// Stops: the producer's link tasks end at once; the admin client's

@@ -20,4 +20,4 @@ pub mod producer;
 pub mod protocol;
 pub mod wire;
 
-pub use producer::{transactional_id, Producer, ProducerError};
+pub use producer::{no_guard, transactional_id, Producer, ProducerError, WireGuard};

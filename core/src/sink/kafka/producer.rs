@@ -19,10 +19,24 @@
 //! per broker so that partitions stay in order. Memory is bounded by
 //! `queue.buffering.max.*`: `send` waits while that much is unacknowledged.
 //!
-//! Failure: any error (connection, timeout, an error code) fails the
-//! tracker and stops the producer; queued batches are dropped. The pipeline
-//! resumes from its context and removes the duplicates (no retries here, so
-//! nothing is ever sent twice by one producer).
+//! Failure: a transient broker error (connection lost, request timed out,
+//! `LEADER_NOT_AVAILABLE`, `NOT_ENOUGH_REPLICAS(_AFTER_APPEND)`,
+//! `REQUEST_TIMED_OUT`) resends the batches not yet acknowledged, the same
+//! bytes with the same producer id, epoch and sequence numbers, on a new
+//! connection, before anything later of their partitions (one request in
+//! flight per broker keeps partition order). The broker drops what it
+//! already appended (`DUPLICATE_SEQUENCE_NUMBER` counts as delivered). At
+//! most `retries` resends within `delivery.timeout.ms`, backing off from
+//! `retry.backoff.ms` doubling up to 1 s. Any other error, or an exhausted
+//! budget, fails the tracker and stops the producer; queued batches are
+//! dropped, and the pipeline resumes from its context and removes the
+//! duplicates. `NOT_LEADER_OR_FOLLOWER` is one of those: the leader moved,
+//! and the restarted pipeline reads fresh metadata.
+//!
+//! Self-fence: right before a request goes on the wire the producer asks its
+//! [`WireGuard`] (the writer's ZooKeeper lease). Once the lease expired it
+//! sends nothing more, so a process that resumes from a freeze does not put
+//! what it had queued on the wire.
 
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
 use super::conn::{wire, Conn, ConnError};
@@ -35,6 +49,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// Asked right before each request goes on the wire: false stops the
+/// producer before it sends (the writer's lease expired).
+pub type WireGuard = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A guard that always allows sending (tests, tools without a lease).
+pub fn no_guard() -> WireGuard {
+    Arc::new(|| true)
+}
+
+const LEASE_EXPIRED: &str = "lease expired: nothing more goes on the wire (self-fenced)";
 
 /// How long to keep asking a coordinator that is not ready.
 const COORDINATOR_PATIENCE: Duration = Duration::from_secs(10);
@@ -115,6 +140,9 @@ struct Shared {
     /// A flush waits: send without lingering.
     urgent: AtomicBool,
     stopped: AtomicBool,
+    guard: WireGuard,
+    /// The guard refused a request.
+    lease_expired: AtomicBool,
 }
 
 impl Shared {
@@ -146,6 +174,7 @@ impl Producer {
         settings: ProducerSettings,
         timeout: Duration,
         tracker: Arc<Tracker>,
+        guard: WireGuard,
     ) -> Result<Self, ProducerError> {
         let started = Instant::now();
         let mut last_err = None;
@@ -169,6 +198,8 @@ impl Producer {
                         unacked_bytes: AtomicUsize::new(0),
                         urgent: AtomicBool::new(false),
                         stopped: AtomicBool::new(false),
+                        guard,
+                        lease_expired: AtomicBool::new(false),
                     });
                     return Ok(Self {
                         shared,
@@ -255,6 +286,11 @@ impl Producer {
 
     pub fn producer_id(&self) -> ProducerId {
         self.shared.pid
+    }
+
+    /// True once the [`WireGuard`] refused a request.
+    pub fn lease_expired(&self) -> bool {
+        self.shared.lease_expired.load(Ordering::Acquire)
     }
 
     /// Queues one record for `partition` of `topic`, led by the broker at
@@ -460,7 +496,27 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
     }
 }
 
-/// One `Produce` request with the given batches; acknowledges them.
+/// One partition's batch, sealed with its producer id, epoch and sequence
+/// once: every resend carries the same bytes, so the broker can tell a
+/// resend of what it already appended (`DUPLICATE_SEQUENCE_NUMBER`, or the
+/// original offset) from a new batch.
+struct Sealed {
+    topic: Arc<str>,
+    partition: i32,
+    bytes: Vec<u8>,
+    txns: Vec<(u64, u64)>,
+}
+
+/// How one attempt at a request failed.
+enum Failure {
+    /// Resend the batches not yet acknowledged (after a backoff).
+    Retry(String),
+    /// Stop the producer.
+    Stop(String),
+}
+
+/// One `Produce` request with the given batches, resent on transient
+/// errors within the retry budget; acknowledges them.
 async fn produce(
     addr: &Arc<str>,
     conn: &mut Option<Conn>,
@@ -470,82 +526,140 @@ async fn produce(
 ) -> Result<(), String> {
     let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
     let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
-    let result = produce_inner(addr, conn, sequences, taken, shared).await;
+    let mut batches: Vec<Sealed> = taken
+        .into_iter()
+        .map(|((topic, partition), p)| {
+            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
+            let count = p.batch.count();
+            let bytes = p.batch.seal(shared.pid, *seq);
+            *seq = seq.wrapping_add(count) & i32::MAX;
+            Sealed {
+                topic,
+                partition,
+                bytes,
+                txns: p.txns,
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    let result = loop {
+        if shared.stopped.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        let reason = match attempt(addr, conn, &mut batches, shared).await {
+            Ok(()) => break Ok(()),
+            Err(Failure::Stop(e)) => break Err(e),
+            Err(Failure::Retry(e)) => e,
+        };
+        *conn = None;
+        attempts += 1;
+        let s = &shared.settings;
+        let backoff = s
+            .retry_backoff
+            .saturating_mul(1 << (attempts - 1).min(10))
+            .min(Duration::from_secs(1));
+        if attempts > s.retries || started.elapsed() + backoff > s.delivery_timeout {
+            break Err(format!(
+                "{reason} (gave up after {attempts} attempts in {} ms)",
+                started.elapsed().as_millis()
+            ));
+        }
+        tracing::warn!(broker = %addr, error = %reason, attempt = attempts,
+            backoff_ms = backoff.as_millis() as u64, "kafka request failed; resending");
+        tokio::time::sleep(backoff).await;
+    };
     shared.settle(msgs, bytes);
     result
 }
 
-async fn produce_inner(
+/// Sends `batches` once; removes (and acknowledges) those the broker took.
+async fn attempt(
     addr: &Arc<str>,
     conn: &mut Option<Conn>,
-    sequences: &mut HashMap<Tp, i32>,
-    taken: Vec<(Tp, Pending)>,
+    batches: &mut Vec<Sealed>,
     shared: &Shared,
-) -> Result<(), String> {
-    if shared.stopped.load(Ordering::Acquire) {
-        return Ok(());
-    }
+) -> Result<(), Failure> {
     if conn.is_none() {
         *conn = Some(
             Conn::connect(addr, &shared.settings.client_id, shared.timeout)
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| Failure::Retry(e.to_string()))?,
         );
     }
     let c = conn.as_mut().expect("connected");
     let mut f = c.request(protocol::PRODUCE, protocol::PRODUCE_VERSION);
-    // `taken` is sorted by topic: one entry per topic with its partition count.
-    let mut groups: Vec<(Arc<str>, usize)> = Vec::new();
-    for ((topic, _), _) in &taken {
+    // `batches` is sorted by topic: one entry per topic with its partition count.
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for b in batches.iter() {
         match groups.last_mut() {
-            Some((t, n)) if t == topic => *n += 1,
-            _ => groups.push((topic.clone(), 1)),
+            Some((t, n)) if *t == &*b.topic => *n += 1,
+            _ => groups.push((&b.topic, 1)),
         }
     }
     protocol::produce(&mut f, shared.timeout.as_millis() as i32, groups.len());
-    let mut acks = Vec::with_capacity(taken.len());
-    let mut batches = taken.into_iter();
+    let mut it = batches.iter();
     for (topic, n) in groups {
-        protocol::produce_topic(&mut f, &topic, n);
-        for ((_, partition), p) in batches.by_ref().take(n) {
-            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
-            let count = p.batch.count();
-            let sealed = p.batch.seal(shared.pid, *seq);
-            *seq = seq.wrapping_add(count) & i32::MAX;
-            protocol::produce_partition(&mut f, partition, &sealed);
-            acks.push((topic.clone(), partition, p.txns));
+        protocol::produce_topic(&mut f, topic, n);
+        for b in it.by_ref().take(n) {
+            protocol::produce_partition(&mut f, b.partition, &b.bytes);
         }
+    }
+    // Self-fence: the last check before the request goes on the wire. A
+    // process frozen with this request queued finds its lease expired here.
+    if !(shared.guard)() {
+        shared.lease_expired.store(true, Ordering::Release);
+        return Err(Failure::Stop(LEASE_EXPIRED.to_string()));
     }
     let body = c
         .call(protocol::PRODUCE, protocol::PRODUCE_VERSION, f)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Retry(e.to_string()))?;
     let results = protocol::read_produce(&mut super::wire::Reader::new(&body))
-        .map_err(|e| wire(addr)(e).to_string())?;
-    let mut first_error = None;
-    for (topic, partition, txns) in acks {
+        .map_err(|e| Failure::Retry(wire(addr)(e).to_string()))?;
+    let mut retry = None;
+    let mut stop = None;
+    batches.retain(|b| {
         let code = results
             .iter()
-            .find(|r| r.partition == partition && *r.topic == *topic)
+            .find(|r| r.partition == b.partition && *r.topic == *b.topic)
             .map_or(-1, |r| r.error);
-        if code == 0 {
-            for (txn, n) in txns {
-                shared.tracker.ack_many(txn, n);
+        let what = || {
+            format!(
+                "producing to {}/{}: Kafka error {} ({code}){}",
+                b.topic,
+                b.partition,
+                error_name(code),
+                if matches!(
+                    code,
+                    protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
+                ) {
+                    " (a newer writer of this task started: this one is fenced)"
+                } else {
+                    ""
+                }
+            )
+        };
+        match protocol::classify(code) {
+            protocol::Outcome::Appended => {
+                for &(txn, n) in &b.txns {
+                    shared.tracker.ack_many(txn, n);
+                }
+                false
             }
-        } else if first_error.is_none() {
-            let what = if matches!(
-                code,
-                protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
-            ) {
-                " (a newer writer of this task started: this one is fenced)"
-            } else {
-                ""
-            };
-            first_error = Some(format!(
-                "producing to {topic}/{partition}: Kafka error {} ({code}){what}",
-                error_name(code)
-            ));
+            protocol::Outcome::Retry => {
+                retry.get_or_insert_with(what);
+                true
+            }
+            protocol::Outcome::Stop => {
+                stop.get_or_insert_with(what);
+                true
+            }
         }
+    });
+    match (stop, retry) {
+        (Some(e), _) => Err(Failure::Stop(e)),
+        (None, Some(e)) => Err(Failure::Retry(e)),
+        (None, None) => Ok(()),
     }
-    first_error.map_or(Ok(()), Err)
 }

@@ -176,12 +176,14 @@ pub fn error_name(code: i16) -> &'static str {
         20 => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
         29 => "TOPIC_AUTHORIZATION_FAILED",
         35 => "UNSUPPORTED_VERSION",
+        13 => "NETWORK_EXCEPTION",
         45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
         46 => "DUPLICATE_SEQUENCE_NUMBER",
         47 => "INVALID_PRODUCER_EPOCH",
         48 => "INVALID_TXN_STATE",
         51 => "CONCURRENT_TRANSACTIONS",
         53 => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        56 => "KAFKA_STORAGE_ERROR",
         59 => "UNKNOWN_PRODUCER_ID",
         87 => "INVALID_RECORD",
         90 => "PRODUCER_FENCED",
@@ -192,6 +194,29 @@ pub fn error_name(code: i16) -> &'static str {
 /// A newer writer of the same task holds the producer id.
 pub const PRODUCER_FENCED: i16 = 90;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+/// What a produce error code means for the batch that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the log (a resend of an appended batch is a duplicate sequence).
+    Appended,
+    /// Transient: resend the same batch.
+    Retry,
+    /// Stop the producer (fenced, out of order sequence, unknown producer,
+    /// leader moved, or a definite error).
+    Stop,
+}
+
+/// Classifies a produce error code.
+pub fn classify(code: i16) -> Outcome {
+    match code {
+        0 | 46 => Outcome::Appended,
+        // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT,
+        // NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), KAFKA_STORAGE_ERROR
+        3 | 5 | 7 | 13 | 19 | 20 | 56 => Outcome::Retry,
+        _ => Outcome::Stop,
+    }
+}
 
 /// Errors no retry fixes: the task must stop with a definite error.
 pub fn is_definite(code: i16) -> bool {
@@ -254,6 +279,18 @@ mod tests {
             read_produce(&mut Reader::new(&b[..20])).is_err(),
             "truncated"
         );
+    }
+
+    #[test]
+    fn produce_errors_are_classified() {
+        assert_eq!(classify(0), Outcome::Appended);
+        assert_eq!(classify(46), Outcome::Appended, "duplicate sequence");
+        for code in [5, 7, 19, 20] {
+            assert_eq!(classify(code), Outcome::Retry, "{}", error_name(code));
+        }
+        for code in [6, 45, 47, 59, 90, 10, -1] {
+            assert_eq!(classify(code), Outcome::Stop, "{}", error_name(code));
+        }
     }
 
     #[test]
