@@ -149,8 +149,9 @@ impl ProducerSettings {
                 "retry.backoff.ms" => {
                     number(v, 1, 10_000).map(|n| s.retry_backoff = Duration::from_millis(n))
                 }
-                "delivery.timeout.ms" => number(v, 1_000, 600_000)
-                    .map(|n| s.delivery_timeout = Duration::from_millis(n)),
+                "delivery.timeout.ms" => {
+                    number(v, 1_000, 600_000).map(|n| s.delivery_timeout = Duration::from_millis(n))
+                }
                 "security.protocol" if v.eq_ignore_ascii_case("plaintext") => Ok(()),
                 "security.protocol" => Err(format!(
                     "`{v}` is not supported: the Core talks to Kafka in plaintext"

@@ -6,9 +6,9 @@ mod support;
 
 use replicator_common::nodes::InstanceState;
 use replicator_tests::{shared_stack, Process};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use serde_json::json;
 use support::{counter_in_order, exactly_once, old_epoch_after_new, Scenario, Writer};
 
 const SESSION_MS: u64 = 1500;
@@ -211,8 +211,10 @@ async fn leader_frozen_with_queued_requests_sends_nothing_after_the_takeover() {
     );
     let fences = msgs.iter().filter(|m| m.is_fence()).count();
     eprintln!(
-        "{n} rows, {fences} fence records, self-fenced: {}",
-        after.contains("self-fenced")
+        "{n} rows, {fences} fence records, self-fenced: {}\n{}\n{}",
+        after.contains("self-fenced"),
+        h2.log_lines_matching("fenced every partition").join("\n"),
+        h2.log_lines_matching("read topic tail").join("\n")
     );
     h1.stop().await;
     h2.stop().await;

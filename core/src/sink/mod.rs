@@ -5,8 +5,10 @@
 //! record batches through our own [`kafka::Producer`] (idempotent,
 //! `acks=all`, fenced by a producer epoch per task), and through the
 //! [`Tracker`] the newest checkpoint whose transactions Kafka acknowledged.
-//! Starting a sink fences every earlier writer of the task at the broker
-//! before anything else (the tail read included) happens. Topics are created
+//! Starting a sink takes a new producer epoch for the task; before a topic's
+//! tail is read, a fence record at that epoch is acknowledged on every
+//! partition of the topic ([`takeover`]), so that no earlier writer's message
+//! can land after the tail read, even on brokers that learn epochs lazily. Topics are created
 //! through the admin API before the first message (never relying on broker
 //! auto-creation). A full producer queue is back-pressure: `send` waits, so
 //! memory stays bounded whatever the transaction size. A delivery failure
@@ -23,8 +25,6 @@ pub mod tracker;
 use crate::error::{DefiniteError, TaskError};
 use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
 use kafka::{Producer, ProducerError, WireGuard};
-use takeover::{Step, FENCE_HEADER};
-use tracker::UNTRACKED;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -33,7 +33,9 @@ use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use takeover::{Step, FENCE_HEADER};
 use tracker::Tracker;
+use tracker::UNTRACKED;
 
 /// How to reach and use Kafka for one task.
 #[derive(Debug, Clone)]

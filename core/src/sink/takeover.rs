@@ -62,7 +62,9 @@ pub fn plan(partitions: u32, check_tails: bool) -> Vec<Step> {
 
 /// The fence record's key.
 pub fn fence_key(task: &str) -> Vec<u8> {
-    serde_json::json!({ "fence": task }).to_string().into_bytes()
+    serde_json::json!({ "fence": task })
+        .to_string()
+        .into_bytes()
 }
 
 /// The fence record's value.

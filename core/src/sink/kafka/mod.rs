@@ -5,7 +5,9 @@
 //! process can stop it. This producer takes a producer id epoch from the
 //! broker for the task (`InitProducerId` on transactional id
 //! `mysql-replicator:<task znode>`), so the broker itself refuses whatever an
-//! earlier writer of the task still sends.
+//! earlier writer of the task still sends (on Apache Kafka per partition,
+//! once the new epoch landed there: see [`crate::sink::takeover`]), and it
+//! asks the writer's lease before each request goes on the wire.
 //!
 //! # Layout
 //! - [`wire`]: integers, strings, varints (pure).

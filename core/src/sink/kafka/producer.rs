@@ -6,12 +6,13 @@
 //!
 //! Fencing: on start the producer asks the task's transaction coordinator
 //! for the producer id of transactional id `mysql-replicator:<task znode>`
-//! (`InitProducerId`). Every call returns the same id with a higher epoch,
-//! and the broker refuses batches carrying an older epoch
-//! (`PRODUCER_FENCED`). So once a new writer of the task has started, nothing
-//! an earlier writer still holds can land, however long that writer was
-//! frozen or its requests delayed. Batches are idempotent, not
-//! transactional: they are visible at once and need no commit.
+//! (`InitProducerId`). Every call returns the same id with a higher epoch.
+//! Tansu then refuses older epochs everywhere (`PRODUCER_FENCED`); Apache
+//! Kafka refuses them on a partition only once a batch of the new epoch
+//! landed there (`INVALID_PRODUCER_EPOCH`), which is why the sink writes a
+//! fence record to every partition before it reads a tail
+//! ([`crate::sink::takeover`]). Batches are idempotent, not transactional:
+//! they are visible at once and need no commit.
 //!
 //! Batching: one link task per broker takes the first pending batch of every
 //! partition it leads into one `Produce` request after `linger.ms` (or at
