@@ -41,7 +41,7 @@
 
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
 use super::conn::{wire, Conn, ConnError};
-use super::protocol::{self, error_name};
+use super::protocol::{self, error_name, Versions};
 use crate::sink::tracker::Tracker;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{HashMap, VecDeque};
@@ -82,6 +82,8 @@ pub enum ProducerError {
     TooLarge { size: usize, max: usize },
     #[error("producer stopped: {0}")]
     Stopped(String),
+    #[error("Kafka at {addr}: {why}")]
+    Unsupported { addr: String, why: String },
 }
 
 impl ProducerError {
@@ -89,7 +91,7 @@ impl ProducerError {
     pub fn is_definite(&self) -> bool {
         match self {
             ProducerError::Broker { code, .. } => protocol::is_definite(*code),
-            ProducerError::TooLarge { .. } => true,
+            ProducerError::TooLarge { .. } | ProducerError::Unsupported { .. } => true,
             _ => false,
         }
     }
@@ -222,19 +224,12 @@ impl Producer {
         timeout: Duration,
     ) -> Result<ProducerId, ProducerError> {
         let deadline = Instant::now() + COORDINATOR_PATIENCE;
-        let mut conn = Conn::connect(bootstrap, client_id, timeout).await?;
+        let (mut conn, v) = connect(bootstrap, client_id, timeout).await?;
         loop {
-            let mut f = conn.request(
-                protocol::FIND_COORDINATOR,
-                protocol::FIND_COORDINATOR_VERSION,
-            );
+            let mut f = conn.request(protocol::FIND_COORDINATOR, v.find_coordinator);
             protocol::find_coordinator(&mut f, transactional_id);
             let body = conn
-                .call(
-                    protocol::FIND_COORDINATOR,
-                    protocol::FIND_COORDINATOR_VERSION,
-                    f,
-                )
+                .call(protocol::FIND_COORDINATOR, v.find_coordinator, f)
                 .await?;
             let c = protocol::read_coordinator(&mut super::wire::Reader::new(&body))
                 .map_err(wire(conn.addr()))?;
@@ -252,24 +247,22 @@ impl Producer {
             let mut coord = if addr == conn.addr() {
                 None
             } else {
-                Some(Conn::connect(&addr, client_id, timeout).await?)
+                Some(connect(&addr, client_id, timeout).await?)
             };
-            let cc = coord.as_mut().unwrap_or(&mut conn);
-            let mut f = cc.request(
-                protocol::INIT_PRODUCER_ID,
-                protocol::INIT_PRODUCER_ID_VERSION,
-            );
-            protocol::init_producer_id(&mut f, transactional_id, 60_000);
+            let (cc, cv) = match coord.as_mut() {
+                Some((c, cv)) => (c, *cv),
+                None => (&mut conn, v),
+            };
+            let mut f = cc.request(protocol::INIT_PRODUCER_ID, cv.init_producer_id);
+            protocol::init_producer_id(&mut f, cv.init_producer_id, transactional_id, 60_000);
             let body = cc
-                .call(
-                    protocol::INIT_PRODUCER_ID,
-                    protocol::INIT_PRODUCER_ID_VERSION,
-                    f,
-                )
+                .call(protocol::INIT_PRODUCER_ID, cv.init_producer_id, f)
                 .await?;
-            let (error, id, epoch) =
-                protocol::read_producer_id(&mut super::wire::Reader::new(&body))
-                    .map_err(wire(cc.addr()))?;
+            let (error, id, epoch) = protocol::read_producer_id(
+                &mut super::wire::Reader::new(&body),
+                cv.init_producer_id,
+            )
+            .map_err(wire(cc.addr()))?;
             match error {
                 0 => return Ok(ProducerId { id, epoch }),
                 e if retriable_coordinator_error(e) && Instant::now() < deadline => {
@@ -434,6 +427,36 @@ impl Drop for Producer {
     }
 }
 
+/// Connects and learns which versions to use with this broker
+/// (`ApiVersions`; a broker that refuses v0 gets our defaults).
+async fn connect(
+    addr: &str,
+    client_id: &str,
+    timeout: Duration,
+) -> Result<(Conn, Versions), ProducerError> {
+    let mut conn = Conn::connect(addr, client_id, timeout).await?;
+    let f = conn.request(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION);
+    let body = conn
+        .call(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION, f)
+        .await?;
+    let (error, ranges) = protocol::read_api_versions(&mut super::wire::Reader::new(&body))
+        .map_err(wire(conn.addr()))?;
+    if error != 0 {
+        tracing::debug!(
+            broker = addr,
+            code = error,
+            "ApiVersions refused; using defaults"
+        );
+        return Ok((conn, Versions::default()));
+    }
+    let versions = protocol::pick_versions(&ranges).map_err(|why| ProducerError::Unsupported {
+        addr: addr.to_string(),
+        why,
+    })?;
+    tracing::debug!(broker = addr, ?versions, "negotiated request versions");
+    Ok((conn, versions))
+}
+
 fn retriable_coordinator_error(code: i16) -> bool {
     matches!(code, 14..=16 | 51)
 }
@@ -447,7 +470,7 @@ fn drop_queued(link: &Link, shared: &Shared) {
 
 /// Sends one broker's batches, one request at a time.
 async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<(Conn, Versions)> = None;
     let mut sequences: HashMap<Tp, i32> = HashMap::new();
     loop {
         if shared.stopped.load(Ordering::Acquire) {
@@ -520,7 +543,7 @@ enum Failure {
 /// errors within the retry budget; acknowledges them.
 async fn produce(
     addr: &Arc<str>,
-    conn: &mut Option<Conn>,
+    conn: &mut Option<(Conn, Versions)>,
     sequences: &mut HashMap<Tp, i32>,
     taken: Vec<(Tp, Pending)>,
     shared: &Shared,
@@ -577,19 +600,23 @@ async fn produce(
 /// Sends `batches` once; removes (and acknowledges) those the broker took.
 async fn attempt(
     addr: &Arc<str>,
-    conn: &mut Option<Conn>,
+    conn: &mut Option<(Conn, Versions)>,
     batches: &mut Vec<Sealed>,
     shared: &Shared,
 ) -> Result<(), Failure> {
     if conn.is_none() {
         *conn = Some(
-            Conn::connect(addr, &shared.settings.client_id, shared.timeout)
+            connect(addr, &shared.settings.client_id, shared.timeout)
                 .await
-                .map_err(|e| Failure::Retry(e.to_string()))?,
+                .map_err(|e| match e {
+                    e @ ProducerError::Unsupported { .. } => Failure::Stop(e.to_string()),
+                    e => Failure::Retry(e.to_string()),
+                })?,
         );
     }
-    let c = conn.as_mut().expect("connected");
-    let mut f = c.request(protocol::PRODUCE, protocol::PRODUCE_VERSION);
+    let (c, v) = conn.as_mut().expect("connected");
+    let version = v.produce;
+    let mut f = c.request(protocol::PRODUCE, version);
     // `batches` is sorted by topic: one entry per topic with its partition count.
     let mut groups: Vec<(&str, usize)> = Vec::new();
     for b in batches.iter() {
@@ -613,10 +640,10 @@ async fn attempt(
         return Err(Failure::Stop(LEASE_EXPIRED.to_string()));
     }
     let body = c
-        .call(protocol::PRODUCE, protocol::PRODUCE_VERSION, f)
+        .call(protocol::PRODUCE, version, f)
         .await
         .map_err(|e| Failure::Retry(e.to_string()))?;
-    let results = protocol::read_produce(&mut super::wire::Reader::new(&body))
+    let results = protocol::read_produce(&mut super::wire::Reader::new(&body), version)
         .map_err(|e| Failure::Retry(wire(addr)(e).to_string()))?;
     let mut retry = None;
     let mut stop = None;
