@@ -12,7 +12,8 @@
 //! # Layout
 //! - [`wire`]: integers, strings, varints (pure).
 //! - [`batch`]: record batch v2 builder with CRC-32C (pure).
-//! - [`protocol`]: the FindCoordinator, InitProducerId and Produce messages (pure).
+//! - [`protocol`]: the ApiVersions, FindCoordinator, InitProducerId and
+//!   Produce messages, version choice, error classes (pure).
 //! - [`conn`]: one broker connection, request/response with a timeout.
 //! - [`producer`]: batching, fencing, acknowledgements to the tracker.
 
