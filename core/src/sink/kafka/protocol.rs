@@ -49,7 +49,7 @@ impl Default for Versions {
 
 /// The newest version of each request both sides support, from the
 /// broker's (api key, min, max) list; the error names what does not fit.
-pub fn pick_versions(broker: &[(i16, i16, i16)]) -> Result<Versions, String> {
+pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, String> {
     let mut picked = [0i16; 3];
     let mut missing = Vec::new();
     for (i, (key, name, lo, hi)) in OURS.iter().enumerate() {
@@ -74,9 +74,11 @@ pub fn pick_versions(broker: &[(i16, i16, i16)]) -> Result<Versions, String> {
     })
 }
 
-/// (error code, [(api key, min version, max version)]) of an ApiVersions v0
-/// response.
-pub fn read_api_versions(r: &mut Reader<'_>) -> Result<(i16, Vec<(i16, i16, i16)>), WireError> {
+/// (api key, min version, max version) of one request a broker speaks.
+pub type VersionRange = (i16, i16, i16);
+
+/// (error code, ranges) of an ApiVersions v0 response.
+pub fn read_api_versions(r: &mut Reader<'_>) -> Result<(i16, Vec<VersionRange>), WireError> {
     let error = r.i16()?;
     let mut out = Vec::new();
     for _ in 0..r.count()? {
