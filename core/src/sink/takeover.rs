@@ -19,12 +19,20 @@
 //! message, so topics first written later in a run get the same treatment.
 //!
 //! A clean start reads no tails and writes no fence: a clean context is
-//! written only by a writer that flushed everything and stopped, and the
-//! writer before that one was fenced by whoever read tails after it. What
-//! remains is an old writer that resumes from a freeze: the self-fence of
-//! the producer ([`super::kafka::producer`]) puts nothing on the wire once
-//! its lease expired, so the window is a request already written to a socket
-//! when the process froze, bounded by the request timeout.
+//! written only by a writer that flushed everything and stopped, and, when
+//! that writer itself started after an unclean stop, only once it replayed
+//! past where the binlog ended when it began (so it prepared, fenced and
+//! read every topic the earlier writer can have written; see
+//! [`crate::pipeline`]). What remains is an old writer that resumes from a
+//! freeze: the self-fence of the producer ([`super::kafka::producer`]) puts
+//! nothing on the wire once its lease expired, so the window is a request
+//! already written to a socket when the process froze, bounded by the
+//! request timeout.
+//!
+//! Kafka forgets a producer's state on a partition after
+//! `producer.id.expiration.ms` (1 day) without writes. That bound is not
+//! refreshed here: the fence only has to hold while an old writer may still
+//! send, which the self-fence limits to that request timeout.
 //!
 //! Fence record: key `{"fence":"<task>"}` (never null: a compacted topic
 //! refuses null keys), value `{"type":"fence","task":"<task>","epoch":<n>}`
