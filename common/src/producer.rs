@@ -26,6 +26,14 @@ pub struct ProducerSettings {
     pub compression: Compression,
     /// TLS and SASL (`security.protocol`, `ssl.*`, `sasl.*`).
     pub security: KafkaSecurity,
+    /// Resends of one request after a transient broker error (`retries`).
+    pub retries: u32,
+    /// First pause before a resend, doubled each time up to 1 s
+    /// (`retry.backoff.ms`).
+    pub retry_backoff: Duration,
+    /// Longest time from a request's first send to its last resend
+    /// (`delivery.timeout.ms`); past it the task stops with a transient error.
+    pub delivery_timeout: Duration,
 }
 
 /// Record batch compression, with Kafka's codec numbers (the low three bits
@@ -90,6 +98,9 @@ impl Default for ProducerSettings {
             client_id: "mysql-replicator".to_string(),
             compression: Compression::None,
             security: KafkaSecurity::default(),
+            retries: 10,
+            retry_backoff: Duration::from_millis(100),
+            delivery_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -99,9 +110,12 @@ pub const KNOWN: &[&str] = &[
     "batch.size",
     "client.id",
     "compression.type",
+    "delivery.timeout.ms",
     "linger.ms",
     "queue.buffering.max.kbytes",
     "queue.buffering.max.messages",
+    "retries",
+    "retry.backoff.ms",
 ];
 
 fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
@@ -137,6 +151,13 @@ impl ProducerSettings {
                 }
                 "client.id" => Err("must be 1 to 200 characters".to_string()),
                 "compression.type" => v.parse().map(|c| s.compression = c),
+                "retries" => number(v, 0, 1_000).map(|n| s.retries = n as u32),
+                "retry.backoff.ms" => {
+                    number(v, 1, 10_000).map(|n| s.retry_backoff = Duration::from_millis(n))
+                }
+                "delivery.timeout.ms" => {
+                    number(v, 1_000, 600_000).map(|n| s.delivery_timeout = Duration::from_millis(n))
+                }
                 _ => Err(format!(
                     "unknown producer property; known: {}, {}",
                     KNOWN.join(", "),
@@ -191,6 +212,28 @@ mod tests {
         assert_eq!(s.client_id, "me");
         assert_eq!(s.compression, Compression::Lz4);
         assert_eq!(s.compression.attribute(), 3);
+        let s = ProducerSettings::parse(&props(&[
+            ("retries", "0"),
+            ("retry.backoff.ms", "250"),
+            ("delivery.timeout.ms", "5000"),
+        ]))
+        .unwrap();
+        assert_eq!(s.retries, 0);
+        assert_eq!(s.retry_backoff, Duration::from_millis(250));
+        assert_eq!(s.delivery_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retry_settings_are_bounded() {
+        let err = ProducerSettings::parse(&props(&[
+            ("retries", "-1"),
+            ("retry.backoff.ms", "0"),
+            ("delivery.timeout.ms", "10"),
+        ]))
+        .unwrap_err();
+        let keys: Vec<&str> = err.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["delivery.timeout.ms", "retries", "retry.backoff.ms"]);
+        assert!(err[0].1.contains("1000 to 600000"), "{err:?}");
     }
 
     #[test]

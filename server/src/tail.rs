@@ -13,16 +13,24 @@
 //! them). It stops after `--max` messages, after `--max-wait-ms`, or on
 //! Ctrl-C; Kafka that cannot be reached for [`CONNECT_TIMEOUT`] ends it
 //! with exit code 6.
+//!
+//! Fence records (written by a Core taking over a task, header
+//! `replicator.fence`, value `{"type":"fence",...}`) are not data: they are
+//! skipped and not counted unless `--fences` asks for them.
 
 use crate::client::exit;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use replicator_common::kafka_security::KafkaSecurity;
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// Header of the fence records a Core writes when it takes a task over
+/// (`core/src/sink/takeover.rs`).
+pub const FENCE_HEADER: &str = "replicator.fence";
 
 /// How long the brokers may stay unreachable before `tail` gives up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -56,6 +64,14 @@ pub struct TailArgs {
     /// sasl.password_env, ...
     #[arg(long = "kafka-property")]
     pub kafka_properties: Vec<String>,
+    /// Also print fence records (skipped by default).
+    #[arg(long)]
+    pub fences: bool,
+}
+
+/// True for a fence record: it carries the fence header.
+pub fn is_fence<'a>(mut header_names: impl Iterator<Item = &'a str>) -> bool {
+    header_names.any(|k| k == FENCE_HEADER)
 }
 
 /// One output line (without the newline); pure.
@@ -174,6 +190,12 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
+                let fence = m
+                    .headers()
+                    .is_some_and(|h| is_fence(h.iter().map(|h| h.key)));
+                if fence && !args.fences {
+                    continue;
+                }
                 let line = format_line(
                     m.topic(),
                     m.partition(),
@@ -290,6 +312,15 @@ mod tests {
     }
 
     #[test]
+    fn fence_records_are_told_by_their_header() {
+        assert!(is_fence(["replicator.task", FENCE_HEADER].into_iter()));
+        assert!(!is_fence(
+            ["replicator.task", "replicator.position"].into_iter()
+        ));
+        assert!(!is_fence(std::iter::empty()));
+    }
+
+    #[test]
     fn unreachable_brokers_exit_6() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -304,6 +335,7 @@ mod tests {
             max_wait_ms: Some(30_000),
             meta: false,
             kafka_properties: Vec::new(),
+            fences: false,
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let t = Instant::now();

@@ -26,6 +26,9 @@ pub const IDLE: Duration = Duration::from_millis(500);
 /// How long [`Stack::read_topic`] may take before it panics.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Header of the Core's fence records.
+pub const FENCE_HEADER: &str = "replicator.fence";
+
 /// One Kafka message, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -52,6 +55,11 @@ impl Message {
     /// The value as UTF-8 text (lossy); empty when absent.
     pub fn value_str(&self) -> String {
         String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+    /// True for a fence record a Core writes when it takes a task over
+    /// (header `replicator.fence`, value `{"type":"fence",...}`): not data.
+    pub fn is_fence(&self) -> bool {
+        self.headers.iter().any(|(n, _)| n == FENCE_HEADER)
     }
     /// The value of the first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
@@ -189,7 +197,14 @@ impl Stack {
     /// end (see the module docs for "end"), sorted by partition then offset.
     /// A topic that does not exist reads as empty. Panics if the end is not
     /// reached within [`READ_TIMEOUT`].
+    /// Fence records are left out (see [`Message::is_fence`]); use
+    /// [`Stack::read_topic_with_fences`] to see them.
     pub async fn read_topic(&self, topic: &str) -> Vec<Message> {
+        without_fences(self.read_topic_with_fences(topic).await)
+    }
+
+    /// [`Stack::read_topic`] including fence records.
+    pub async fn read_topic_with_fences(&self, topic: &str) -> Vec<Message> {
         let read = self.read_topic_inner(topic, 0, READ_TIMEOUT).await;
         if !read.caught_up {
             panic!(
@@ -203,8 +218,20 @@ impl Stack {
     /// Like [`Stack::read_topic`], but keeps reading until at least `min`
     /// messages arrived (and then the topic went quiet), or `timeout` passed;
     /// returns what it has either way, for the caller to check. Use it to
-    /// wait for a process to publish.
+    /// wait for a process to publish. Fence records are left out and do
+    /// not count towards `min`.
     pub async fn read_topic_until(
+        &self,
+        topic: &str,
+        min: usize,
+        timeout: Duration,
+    ) -> Vec<Message> {
+        without_fences(self.read_topic_until_with_fences(topic, min, timeout).await)
+    }
+
+    /// [`Stack::read_topic_until`] including fence records (still only
+    /// data counts towards `min`).
+    pub async fn read_topic_until_with_fences(
         &self,
         topic: &str,
         min: usize,
@@ -220,6 +247,11 @@ impl Stack {
             .await
             .expect("Kafka read task panicked")
     }
+}
+
+/// `messages` without fence records: the one filter every test uses.
+pub fn without_fences(messages: Vec<Message>) -> Vec<Message> {
+    messages.into_iter().filter(|m| !m.is_fence()).collect()
 }
 
 struct Read {
@@ -281,17 +313,20 @@ fn read_blocking(config: ClientConfig, topic: &str, min: usize, timeout: Duratio
         .unwrap_or_else(|e| panic!("assign {topic}: {e}"));
     let mut last_message = Instant::now();
     let mut last_error = None;
+    let mut data = 0;
     loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 next.insert(m.partition(), m.offset() + 1);
-                messages.push(owned(&m));
+                let m = owned(&m);
+                data += usize::from(!m.is_fence());
+                messages.push(m);
                 last_message = Instant::now();
             }
             Some(Err(e)) => last_error = Some(e),
             None => {}
         }
-        let caught_up = end.iter().all(|(p, high)| next[p] >= *high) && messages.len() >= min;
+        let caught_up = end.iter().all(|(p, high)| next[p] >= *high) && data >= min;
         if caught_up && last_message.elapsed() >= IDLE {
             break;
         }

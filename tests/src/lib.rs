@@ -91,7 +91,7 @@ pub mod stack;
 pub mod wait;
 pub mod zk;
 
-pub use kafka::Message;
+pub use kafka::{without_fences, Message};
 pub use names::{unique_name, unique_root};
 pub use process::{bin_path, Process, Signal};
 pub use servers::Server;

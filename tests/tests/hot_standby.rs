@@ -6,9 +6,10 @@ mod support;
 
 use replicator_common::nodes::InstanceState;
 use replicator_tests::{shared_stack, Process};
+use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::{counter_in_order, exactly_once, Scenario, Writer};
+use support::{counter_in_order, exactly_once, old_epoch_after_new, Scenario, Writer};
 
 const SESSION_MS: u64 = 1500;
 
@@ -134,28 +135,14 @@ async fn paused_leader_writes_nothing_after_it_resumes() {
         .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let n = writer.finish().await;
-    let msgs = s.wait_messages(n as usize, Duration::from_secs(60)).await;
+    let msgs = s
+        .wait_messages_with_fences(n as usize, Duration::from_secs(60))
+        .await;
     let problems = exactly_once(&msgs, n);
     assert!(problems.is_empty(), "{problems:#?}");
     // and nothing of the old epoch follows the new epoch in any partition
-    let mut new_seen: HashMap<i32, bool> = HashMap::new();
-    for m in &msgs {
-        let epoch: i64 = std::str::from_utf8(m.header("replicator.epoch").unwrap())
-            .unwrap()
-            .parse()
-            .unwrap();
-        if epoch != old_epoch {
-            new_seen.insert(m.partition, true);
-        } else {
-            assert!(
-                !new_seen.get(&m.partition).copied().unwrap_or(false),
-                "partition {} offset {}: the paused leader wrote after the new one",
-                m.partition,
-                m.offset
-            );
-        }
-    }
-    assert!(new_seen.values().any(|b| *b), "the new leader wrote");
+    let late = old_epoch_after_new(&msgs, old_epoch);
+    assert!(late.is_empty(), "{late:#?}");
     let lost =
         h1.log_lines_matching("lease lost").len() + h1.log_lines_matching("session is over").len();
     assert!(lost > 0, "the resumed leader must notice:\n{}", h1.tail(30));
@@ -166,6 +153,71 @@ async fn paused_leader_writes_nothing_after_it_resumes() {
         .find(|(_, i)| i.host == "h1")
         .map(|(_, i)| i.state);
     assert_eq!(h1_state, Some(InstanceState::Standby));
+    h1.stop().await;
+    h2.stop().await;
+}
+
+/// The leader is frozen while its producer holds queued requests (a long
+/// linger and a writer pushing rows fast): when it resumes after the
+/// takeover, its producer finds the lease expired right before the wire
+/// and sends nothing (self-fence), and the broker would refuse the old
+/// epoch anyway. Every row arrives exactly once; no message of the old
+/// epoch follows one of the new epoch (fence records included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_frozen_with_queued_requests_sends_nothing_after_the_takeover() {
+    let stack = shared_stack!();
+    let s = Scenario::new(stack, "frozen").await;
+    let mut cfg = s.config();
+    cfg["sink"]["properties"] = json!({"linger.ms": "400"});
+    s.put_config(cfg).await;
+    let mut h1 = s.core("h1", SESSION_MS);
+    h1.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let mut h2 = s.core("h2", SESSION_MS);
+    h2.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+    // Given a writer pushing rows fast, so that records sit in h1's
+    // producer queue (linger 400 ms) at every moment
+    let writer = Writer::start(stack, &s.db, &s.table, 20, Duration::from_millis(1));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let old_epoch = s.context().await.expect("context")["epoch"]
+        .as_i64()
+        .unwrap();
+
+    // When h1 is frozen with requests queued and h2 takes over
+    h1.pause();
+    let next = wait_new_leader(&s, "h1", Duration::from_secs(20)).await;
+    assert_eq!(next, "h2");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mark = h1.log_mark();
+    h1.resume();
+
+    // Then h1 sends nothing, stops producing and rejoins as STANDBY
+    h1.wait_for_log_after(mark, "STANDBY", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let n = writer.finish().await;
+    let msgs = s
+        .wait_messages_with_fences(n as usize, Duration::from_secs(60))
+        .await;
+    let problems = exactly_once(&msgs, n);
+    assert!(problems.is_empty(), "{n} rows: {problems:#?}");
+    let late = old_epoch_after_new(&msgs, old_epoch);
+    assert!(late.is_empty(), "{late:#?}");
+    let after = &h1.log()[mark..];
+    assert!(
+        ["lease lost", "self-fenced", "session is over"]
+            .iter()
+            .any(|p| after.contains(p)),
+        "the resumed leader must notice:\n{}",
+        h1.tail(30)
+    );
+    let fences = msgs.iter().filter(|m| m.is_fence()).count();
+    eprintln!(
+        "{n} rows, {fences} fence records, self-fenced: {}\n{}\n{}",
+        after.contains("self-fenced"),
+        h2.log_lines_matching("fenced every partition").join("\n"),
+        h2.log_lines_matching("read topic tail").join("\n")
+    );
     h1.stop().await;
     h2.stop().await;
 }

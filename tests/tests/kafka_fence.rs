@@ -5,15 +5,25 @@
 
 use replicator_common::producer::ProducerSettings;
 use replicator_core::sink::kafka::conn::Client;
-use replicator_core::sink::kafka::{transactional_id, Producer};
+use replicator_core::sink::kafka::{no_guard, transactional_id, Producer, WireGuard};
 use replicator_core::sink::tracker::Tracker;
 use replicator_tests::{shared_stack, unique_name, Stack};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn producer(stack: &Stack, task: &str, linger_ms: u64) -> (Producer, Arc<Tracker>) {
+    guarded_producer(stack, task, linger_ms, no_guard()).await
+}
+
+async fn guarded_producer(
+    stack: &Stack,
+    task: &str,
+    linger_ms: u64,
+    guard: WireGuard,
+) -> (Producer, Arc<Tracker>) {
     let tracker = Arc::new(Tracker::default());
     let settings = ProducerSettings {
         linger: Duration::from_millis(linger_ms),
@@ -25,6 +35,7 @@ async fn producer(stack: &Stack, task: &str, linger_ms: u64) -> (Producer, Arc<T
         settings,
         Client::plaintext("fence-test", TIMEOUT),
         tracker.clone(),
+        guard,
     )
     .await
     .unwrap_or_else(|e| panic!("start producer for {task}: {e}"));
@@ -162,6 +173,41 @@ async fn a_later_writer_fences_what_an_earlier_one_still_holds() {
     assert_eq!(got, want);
 }
 
+/// The self-fence: records queued while the lease was valid are not put
+/// on the wire once it expired (a process resuming from a freeze).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_stops_requests_right_before_the_wire() {
+    let stack = shared_stack!();
+    let topic: Arc<str> = unique_name("selffence").into();
+    stack.create_topic(&topic, 2).await;
+    let to = Target {
+        leader: stack.kafka_bootstrap().into(),
+        topic: topic.clone(),
+        partitions: 2,
+    };
+    let lease = Arc::new(AtomicBool::new(true));
+    let valid = lease.clone();
+    let guard: WireGuard = Arc::new(move || valid.load(Ordering::Acquire));
+    // Given a writer that delivered 10 records and queued 5 more (a long
+    // linger holds them, as a freeze would)
+    let (mut a, tracker) = guarded_producer(stack, &unique_name("task"), 60_000, guard).await;
+    send(&mut a, &tracker, &to, "a", 0, 10).await;
+    a.flush(TIMEOUT).await.expect("first records");
+    send(&mut a, &tracker, &to, "a", 10, 5).await;
+    assert_eq!(a.in_flight(), 5);
+
+    // When its lease expires before the queued request is sent
+    lease.store(false, Ordering::Release);
+    let err = a.flush(TIMEOUT).await.expect_err("self-fenced");
+
+    // Then nothing more went on the wire, and the producer says why
+    assert!(err.contains("self-fenced"), "{err}");
+    assert!(a.lease_expired());
+    assert!(send_one(&mut a, &to).await.is_err(), "accepts nothing more");
+    let n = stack.read_topic(&topic).await.len();
+    assert_eq!(n, 10, "only what was sent while the lease was valid");
+}
+
 async fn send_one(
     p: &mut Producer,
     to: &Target,
@@ -179,6 +225,7 @@ async fn an_unreachable_broker_is_a_clear_error() {
         ProducerSettings::default(),
         Client::plaintext("fence-test", Duration::from_secs(2)),
         tracker,
+        no_guard(),
     )
     .await
     .err()

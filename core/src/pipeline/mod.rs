@@ -9,7 +9,10 @@
 //!
 //! Resume: a new run starts at the context. When the context says the last
 //! writer stopped cleanly, nothing after it reached Kafka; otherwise the sink
-//! reads each topic's tail first and drops replayed messages already there.
+//! fences and reads each topic's tail first and drops replayed messages
+//! already there, and a graceful stop of this run is clean only once it
+//! passed where the binlog ended when it began (an earlier writer may have
+//! written topics this run has not reached yet).
 //!
 //! Stops: *graceful* (switchover, SIGTERM, config change, pause) finishes the
 //! open transaction, flushes Kafka and writes a clean final context; *hard*
@@ -29,7 +32,7 @@ use crate::sink::{KafkaSink, SinkOptions};
 use crate::source::{self, schema::SchemaCache, StartAt};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
-use replicator_common::config::TaskConfig;
+use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
 use replicator_common::paths::TaskRef;
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::Zk;
@@ -151,6 +154,21 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             (cp, version, true)
         }
     };
+    // Where the binlog ends now: an earlier writer that did not stop cleanly
+    // cannot have sent anything beyond it (its lease expired before this
+    // run began, and its producer sends nothing after that). Until this run
+    // passes it, a graceful stop is not clean: it has not yet replayed every
+    // topic an earlier writer may have written to.
+    let replay_end = if clean {
+        None
+    } else {
+        match source::resolve_start(&mut meta_conn, &StartPosition::Named(NamedStart::Current))
+            .await?
+        {
+            StartAt::File(end) => Some(end),
+            StartAt::Gtid(_) => None,
+        }
+    };
     let start_at = if start.pos.file.is_empty() {
         StartAt::Gtid(start.gtid.clone().unwrap_or_default())
     } else {
@@ -191,6 +209,10 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         },
         tracker.clone(),
         !clean,
+        {
+            let lease = spec.lease.clone();
+            Arc::new(move || lease.is_valid())
+        },
     )
     .await?;
 
@@ -217,14 +239,14 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             biased;
             _ = stops.hard.cancelled() => break Ok(Stopped::Hard),
             _ = stops.graceful.cancelled(), if !in_txn => {
-                break finish(&sink, &tracker, &mut writer, &state, spec.options.flush_timeout).await;
+                break finish(&sink, &tracker, &mut writer, &state, replay_end.as_ref(), spec.options.flush_timeout).await;
             }
             _ = tick.tick() => {
+                if !state.lease.is_valid() || sink.lease_expired() {
+                    break Err(TaskError::LeaseLost);
+                }
                 if let Some(f) = tracker.failure() {
                     break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
-                }
-                if !state.lease.is_valid() {
-                    break Err(TaskError::LeaseLost);
                 }
                 if let Some(cp) = tracker.acked() {
                     if let Err(e) = writer.write(&cp, false, false).await {
@@ -287,6 +309,7 @@ async fn finish(
     tracker: &Tracker,
     writer: &mut ContextWriter,
     state: &RunState,
+    replay_end: Option<&BinlogPos>,
     timeout: Duration,
 ) -> Result<Stopped, TaskError> {
     let flushed = sink.flush(timeout).await.is_ok() && tracker.failure().is_none();
@@ -297,6 +320,7 @@ async fn finish(
     let clean = flushed
         && tracker.open() == 0
         && !sink.behind_earlier_writer()
+        && replayed_past(&last.pos, replay_end)
         && acked.as_ref().is_none_or(|a| a.pos == last.pos);
     let cp = if clean { last } else { acked.unwrap_or(last) };
     writer.write(&cp, clean, true).await?;
@@ -507,6 +531,13 @@ impl RunState {
     }
 }
 
+/// True when `at` is at or past `end`, where the binlog ended when a run
+/// after an unclean stop began (nothing to pass: `None`). Positions of
+/// different logs (a failed-over source) are not comparable: not past.
+fn replayed_past(at: &BinlogPos, end: Option<&BinlogPos>) -> bool {
+    end.is_none_or(|end| at.compare(end).is_ok_and(|o| o.is_ge()))
+}
+
 fn uuid_text(sid: &[u8; 16]) -> String {
     let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
     format!(
@@ -517,4 +548,31 @@ fn uuid_text(sid: &[u8; 16]) -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_only_past_where_the_binlog_ended_at_the_unclean_takeover() {
+        let end = BinlogPos::new("mysql-bin.000003", 500);
+        assert!(replayed_past(&BinlogPos::new("mysql-bin.000001", 4), None));
+        assert!(!replayed_past(
+            &BinlogPos::new("mysql-bin.000003", 499),
+            Some(&end)
+        ));
+        assert!(replayed_past(
+            &BinlogPos::new("mysql-bin.000003", 500),
+            Some(&end)
+        ));
+        assert!(replayed_past(
+            &BinlogPos::new("mysql-bin.000004", 4),
+            Some(&end)
+        ));
+        assert!(!replayed_past(
+            &BinlogPos::new("other-bin.000009", 4),
+            Some(&end)
+        ));
+    }
 }

@@ -5,8 +5,10 @@
 //! record batches through our own [`kafka::Producer`] (idempotent,
 //! `acks=all`, fenced by a producer epoch per task), and through the
 //! [`Tracker`] the newest checkpoint whose transactions Kafka acknowledged.
-//! Starting a sink fences every earlier writer of the task at the broker
-//! before anything else (the tail read included) happens. Topics are created
+//! Starting a sink takes a new producer epoch for the task; before a topic's
+//! tail is read, a fence record at that epoch is acknowledged on every
+//! partition of the topic ([`takeover`]), so that no earlier writer's message
+//! can land after the tail read, even on brokers that learn epochs lazily. Topics are created
 //! through the admin API before the first message (never relying on broker
 //! auto-creation). A full producer queue is back-pressure: `send` waits, so
 //! memory stays bounded whatever the transaction size. A delivery failure
@@ -17,13 +19,14 @@ pub mod dedupe;
 pub mod kafka;
 pub mod partition;
 pub mod tail;
+pub mod takeover;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
 use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
 use kafka::conn::Client;
 use kafka::sasl::Login;
-use kafka::{Producer, ProducerError};
+use kafka::{Producer, ProducerError, WireGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -32,7 +35,9 @@ use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use takeover::{Step, FENCE_HEADER};
 use tracker::Tracker;
+use tracker::UNTRACKED;
 
 /// How to reach and use Kafka for one task.
 #[derive(Debug, Clone)]
@@ -77,10 +82,13 @@ impl KafkaSink {
     /// Fences earlier writers of the task and connects. With `check_tails`,
     /// each topic's tail is read before its first message so that replayed
     /// messages are not sent twice.
+    /// `guard` is asked right before each request goes on the wire (the
+    /// writer's lease): once it says no, the producer sends nothing more.
     pub async fn new(
         opts: SinkOptions,
         tracker: Arc<Tracker>,
         check_tails: bool,
+        guard: WireGuard,
     ) -> Result<Self, TaskError> {
         let settings = ProducerSettings::parse(&opts.properties).map_err(|bad| {
             let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
@@ -120,6 +128,7 @@ impl KafkaSink {
             settings,
             client,
             tracker.clone(),
+            guard,
         )
         .await
         .map_err(producer_error)?;
@@ -169,24 +178,58 @@ impl KafkaSink {
             }
         };
         let partitions = leaders.len() as u32;
-        if self.check_tails {
-            let started = std::time::Instant::now();
-            let tails = tokio::task::block_in_place(|| {
-                tail::read_tails(
-                    rdkafka_config(&self.opts.brokers, &self.client_props),
-                    topic,
-                    &self.opts.task,
-                    partitions,
-                    self.opts.tail_idle,
-                )
-            })?;
-            tracing::info!(topic = %topic, partitions, took_ms = started.elapsed().as_millis() as u64,
-                tails = ?tails.iter().map(|t| t.as_ref().map(MsgPos::header)).collect::<Vec<_>>(),
-                "read topic tail for duplicate check");
-            self.watermarks.set_topic(topic.clone(), tails);
+        let started = std::time::Instant::now();
+        for step in takeover::plan(partitions, self.check_tails) {
+            match step {
+                Step::Fence(p) => self.fence(topic, &leaders[p as usize], p).await?,
+                Step::AwaitFences => {
+                    self.flush(self.opts.message_timeout.max(Duration::from_secs(1)))
+                        .await?;
+                    tracing::info!(topic = %topic, partitions, epoch = self.opts.epoch,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "fenced every partition at the new epoch");
+                }
+                Step::ReadTails => {
+                    let started = std::time::Instant::now();
+                    let tails = tokio::task::block_in_place(|| {
+                        tail::read_tails(
+                            rdkafka_config(&self.opts.brokers, &self.client_props),
+                            topic,
+                            &self.opts.task,
+                            partitions,
+                            self.opts.tail_idle,
+                        )
+                    })?;
+                    tracing::info!(topic = %topic, partitions, took_ms = started.elapsed().as_millis() as u64,
+                        tails = ?tails.iter().map(|t| t.as_ref().map(MsgPos::header)).collect::<Vec<_>>(),
+                        "read topic tail for duplicate check");
+                    self.watermarks.set_topic(topic.clone(), tails);
+                }
+            }
         }
         self.topics.insert(topic.clone(), leaders);
         Ok(partitions)
+    }
+
+    /// Queues one fence record (see [`takeover`]) for `partition`; it is
+    /// acknowledged outside any transaction.
+    async fn fence(
+        &mut self,
+        topic: &Arc<str>,
+        leader: &Arc<str>,
+        partition: i32,
+    ) -> Result<(), TaskError> {
+        let key = takeover::fence_key(&self.opts.task);
+        let value = takeover::fence_value(&self.opts.task, self.opts.epoch);
+        let headers: [(&str, &[u8]); 3] = [
+            (FENCE_HEADER, &self.epoch_header),
+            (TASK_HEADER, &self.task_header),
+            (EPOCH_HEADER, &self.epoch_header),
+        ];
+        self.producer
+            .send(leader, topic, partition, &key, &value, &headers, UNTRACKED)
+            .await
+            .map_err(|e| self.send_error(topic, e))
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), TaskError> {
@@ -321,23 +364,36 @@ impl KafkaSink {
             .await;
         sent.map_err(|e| {
             self.tracker.ack(txn);
-            match e {
-                ProducerError::Stopped(_) => match self.tracker.failure() {
-                    Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
-                    None => TaskError::transient(e),
-                },
-                e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
-                e => TaskError::transient(format!("producing to {topic}: {e}")),
-            }
+            self.send_error(topic, e)
         })
+    }
+
+    fn send_error(&self, topic: &str, e: ProducerError) -> TaskError {
+        if self.producer.lease_expired() {
+            return TaskError::LeaseLost;
+        }
+        match e {
+            ProducerError::Stopped(_) => match self.tracker.failure() {
+                Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
+                None => TaskError::transient(e),
+            },
+            e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
+            e => TaskError::transient(format!("producing to {topic}: {e}")),
+        }
+    }
+
+    /// True once the producer refused to send because the lease expired.
+    pub fn lease_expired(&self) -> bool {
+        self.producer.lease_expired()
     }
 
     /// Waits until every queued message is acknowledged (or `timeout`).
     pub async fn flush(&self, timeout: Duration) -> Result<(), TaskError> {
-        self.producer
-            .flush(timeout)
-            .await
-            .map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
+        let r = self.producer.flush(timeout).await;
+        if self.producer.lease_expired() {
+            return Err(TaskError::LeaseLost);
+        }
+        r.map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
     }
 
     /// Stops: the producer's link tasks end at once; the admin client's

@@ -11,6 +11,10 @@ use crate::progress::Checkpoint;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+/// Transaction id of records that belong to no transaction (fence
+/// records): their acknowledgements move no checkpoint.
+pub const UNTRACKED: u64 = u64::MAX;
+
 #[derive(Debug, Default)]
 struct Slot {
     pending: u64,

@@ -162,6 +162,48 @@ impl Scenario {
         );
         msgs
     }
+
+    /// Like [`Scenario::wait_messages`], fence records included (they do
+    /// not count towards `n`).
+    pub async fn wait_messages_with_fences(&self, n: usize, timeout: Duration) -> Vec<Message> {
+        let msgs = self
+            .stack
+            .read_topic_until_with_fences(&self.topic, n, timeout)
+            .await;
+        let data = msgs.iter().filter(|m| !m.is_fence()).count();
+        assert!(
+            data >= n,
+            "expected at least {n} messages in {}, got {data}",
+            self.topic
+        );
+        msgs
+    }
+}
+
+/// Messages (fence records included) of `old_epoch` that follow a message
+/// of another epoch in their partition: what a fenced writer must never
+/// leave behind.
+pub fn old_epoch_after_new(messages: &[Message], old_epoch: i64) -> Vec<String> {
+    let mut new_seen: HashMap<i32, i64> = HashMap::new();
+    let mut problems = Vec::new();
+    for m in messages {
+        let epoch: i64 = std::str::from_utf8(m.header("replicator.epoch").expect("epoch header"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        if epoch != old_epoch {
+            new_seen.entry(m.partition).or_insert(m.offset);
+        } else if let Some(first_new) = new_seen.get(&m.partition) {
+            problems.push(format!(
+                "partition {} offset {}: epoch {old_epoch} after epoch {epoch} began at offset {first_new}",
+                m.partition, m.offset
+            ));
+        }
+    }
+    if new_seen.is_empty() {
+        problems.push("the new writer wrote nothing".to_string());
+    }
+    problems
 }
 
 /// A writer committing transactions of `rows` inserts each, ids counting up.

@@ -5,12 +5,15 @@
 //! process can stop it. This producer takes a producer id epoch from the
 //! broker for the task (`InitProducerId` on transactional id
 //! `mysql-replicator:<task znode>`), so the broker itself refuses whatever an
-//! earlier writer of the task still sends.
+//! earlier writer of the task still sends (on Apache Kafka per partition,
+//! once the new epoch landed there: see [`crate::sink::takeover`]), and it
+//! asks the writer's lease before each request goes on the wire.
 //!
 //! # Layout
 //! - [`wire`]: integers, strings, varints (pure).
 //! - [`batch`]: record batch v2 builder with CRC-32C (pure).
-//! - [`protocol`]: the FindCoordinator, InitProducerId and Produce messages (pure).
+//! - [`protocol`]: the ApiVersions, FindCoordinator, InitProducerId and
+//!   Produce messages, version choice, error classes (pure).
 //! - [`tls`]: rustls client configuration and handshake.
 //! - [`sasl`]: SaslHandshake/SaslAuthenticate, PLAIN and SCRAM (pure).
 //! - [`conn`]: one broker connection (TCP, TLS, SASL), request/response with a timeout.
@@ -24,4 +27,4 @@ pub mod sasl;
 pub mod tls;
 pub mod wire;
 
-pub use producer::{transactional_id, Producer, ProducerError};
+pub use producer::{no_guard, transactional_id, Producer, ProducerError, WireGuard};

@@ -6,12 +6,13 @@
 //!
 //! Fencing: on start the producer asks the task's transaction coordinator
 //! for the producer id of transactional id `mysql-replicator:<task znode>`
-//! (`InitProducerId`). Every call returns the same id with a higher epoch,
-//! and the broker refuses batches carrying an older epoch
-//! (`PRODUCER_FENCED`). So once a new writer of the task has started, nothing
-//! an earlier writer still holds can land, however long that writer was
-//! frozen or its requests delayed. Batches are idempotent, not
-//! transactional: they are visible at once and need no commit.
+//! (`InitProducerId`). Every call returns the same id with a higher epoch.
+//! Tansu then refuses older epochs everywhere (`PRODUCER_FENCED`); Apache
+//! Kafka refuses them on a partition only once a batch of the new epoch
+//! landed there (`INVALID_PRODUCER_EPOCH`), which is why the sink writes a
+//! fence record to every partition before it reads a tail
+//! ([`crate::sink::takeover`]). Batches are idempotent, not transactional:
+//! they are visible at once and need no commit.
 //!
 //! Batching: one link task per broker takes the first pending batch of every
 //! partition it leads into one `Produce` request after `linger.ms` (or at
@@ -19,14 +20,28 @@
 //! per broker so that partitions stay in order. Memory is bounded by
 //! `queue.buffering.max.*`: `send` waits while that much is unacknowledged.
 //!
-//! Failure: any error (connection, timeout, an error code) fails the
-//! tracker and stops the producer; queued batches are dropped. The pipeline
-//! resumes from its context and removes the duplicates (no retries here, so
-//! nothing is ever sent twice by one producer).
+//! Failure: a transient broker error (connection lost, request timed out,
+//! `LEADER_NOT_AVAILABLE`, `NOT_ENOUGH_REPLICAS(_AFTER_APPEND)`,
+//! `REQUEST_TIMED_OUT`) resends the batches not yet acknowledged, the same
+//! bytes with the same producer id, epoch and sequence numbers, on a new
+//! connection, before anything later of their partitions (one request in
+//! flight per broker keeps partition order). The broker drops what it
+//! already appended (`DUPLICATE_SEQUENCE_NUMBER` counts as delivered). At
+//! most `retries` resends within `delivery.timeout.ms`, backing off from
+//! `retry.backoff.ms` doubling up to 1 s. Any other error, or an exhausted
+//! budget, fails the tracker and stops the producer; queued batches are
+//! dropped, and the pipeline resumes from its context and removes the
+//! duplicates. `NOT_LEADER_OR_FOLLOWER` is one of those: the leader moved,
+//! and the restarted pipeline reads fresh metadata.
+//!
+//! Self-fence: right before a request goes on the wire the producer asks its
+//! [`WireGuard`] (the writer's ZooKeeper lease). Once the lease expired it
+//! sends nothing more, so a process that resumes from a freeze does not put
+//! what it had queued on the wire.
 
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
 use super::conn::{wire, Client, Conn, ConnError};
-use super::protocol::{self, error_name};
+use super::protocol::{self, error_name, Versions};
 use crate::sink::tracker::Tracker;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{HashMap, VecDeque};
@@ -35,6 +50,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// Asked right before each request goes on the wire: false stops the
+/// producer before it sends (the writer's lease expired).
+pub type WireGuard = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A guard that always allows sending (tests, tools without a lease).
+pub fn no_guard() -> WireGuard {
+    Arc::new(|| true)
+}
+
+const LEASE_EXPIRED: &str = "lease expired: nothing more goes on the wire (self-fenced)";
 
 /// How long to keep asking a coordinator that is not ready.
 const COORDINATOR_PATIENCE: Duration = Duration::from_secs(10);
@@ -56,6 +82,8 @@ pub enum ProducerError {
     TooLarge { size: usize, max: usize },
     #[error("producer stopped: {0}")]
     Stopped(String),
+    #[error("Kafka at {addr}: {why}")]
+    Unsupported { addr: String, why: String },
 }
 
 impl ProducerError {
@@ -64,7 +92,7 @@ impl ProducerError {
         match self {
             ProducerError::Broker { code, .. } => protocol::is_definite(*code),
             ProducerError::Conn(c) => c.is_definite(),
-            ProducerError::TooLarge { .. } => true,
+            ProducerError::TooLarge { .. } | ProducerError::Unsupported { .. } => true,
             _ => false,
         }
     }
@@ -117,6 +145,9 @@ struct Shared {
     /// A flush waits: send without lingering.
     urgent: AtomicBool,
     stopped: AtomicBool,
+    guard: WireGuard,
+    /// The guard refused a request.
+    lease_expired: AtomicBool,
 }
 
 impl Shared {
@@ -148,6 +179,7 @@ impl Producer {
         settings: ProducerSettings,
         client: Client,
         tracker: Arc<Tracker>,
+        guard: WireGuard,
     ) -> Result<Self, ProducerError> {
         let started = Instant::now();
         let mut last_err = None;
@@ -172,6 +204,8 @@ impl Producer {
                         unacked_bytes: AtomicUsize::new(0),
                         urgent: AtomicBool::new(false),
                         stopped: AtomicBool::new(false),
+                        guard,
+                        lease_expired: AtomicBool::new(false),
                     });
                     return Ok(Self {
                         shared,
@@ -193,19 +227,12 @@ impl Producer {
         client: &Client,
     ) -> Result<ProducerId, ProducerError> {
         let deadline = Instant::now() + COORDINATOR_PATIENCE;
-        let mut conn = Conn::connect(bootstrap, client).await?;
+        let (mut conn, v) = connect(bootstrap, client).await?;
         loop {
-            let mut f = conn.request(
-                protocol::FIND_COORDINATOR,
-                protocol::FIND_COORDINATOR_VERSION,
-            );
+            let mut f = conn.request(protocol::FIND_COORDINATOR, v.find_coordinator);
             protocol::find_coordinator(&mut f, transactional_id);
             let body = conn
-                .call(
-                    protocol::FIND_COORDINATOR,
-                    protocol::FIND_COORDINATOR_VERSION,
-                    f,
-                )
+                .call(protocol::FIND_COORDINATOR, v.find_coordinator, f)
                 .await?;
             let c = protocol::read_coordinator(&mut super::wire::Reader::new(&body))
                 .map_err(wire(conn.addr()))?;
@@ -223,24 +250,22 @@ impl Producer {
             let mut coord = if addr == conn.addr() {
                 None
             } else {
-                Some(Conn::connect(&addr, client).await?)
+                Some(connect(&addr, client).await?)
             };
-            let cc = coord.as_mut().unwrap_or(&mut conn);
-            let mut f = cc.request(
-                protocol::INIT_PRODUCER_ID,
-                protocol::INIT_PRODUCER_ID_VERSION,
-            );
-            protocol::init_producer_id(&mut f, transactional_id, 60_000);
+            let (cc, cv) = match coord.as_mut() {
+                Some((c, cv)) => (c, *cv),
+                None => (&mut conn, v),
+            };
+            let mut f = cc.request(protocol::INIT_PRODUCER_ID, cv.init_producer_id);
+            protocol::init_producer_id(&mut f, cv.init_producer_id, transactional_id, 60_000);
             let body = cc
-                .call(
-                    protocol::INIT_PRODUCER_ID,
-                    protocol::INIT_PRODUCER_ID_VERSION,
-                    f,
-                )
+                .call(protocol::INIT_PRODUCER_ID, cv.init_producer_id, f)
                 .await?;
-            let (error, id, epoch) =
-                protocol::read_producer_id(&mut super::wire::Reader::new(&body))
-                    .map_err(wire(cc.addr()))?;
+            let (error, id, epoch) = protocol::read_producer_id(
+                &mut super::wire::Reader::new(&body),
+                cv.init_producer_id,
+            )
+            .map_err(wire(cc.addr()))?;
             match error {
                 0 => return Ok(ProducerId { id, epoch }),
                 e if retriable_coordinator_error(e) && Instant::now() < deadline => {
@@ -258,6 +283,11 @@ impl Producer {
 
     pub fn producer_id(&self) -> ProducerId {
         self.shared.pid
+    }
+
+    /// True once the [`WireGuard`] refused a request.
+    pub fn lease_expired(&self) -> bool {
+        self.shared.lease_expired.load(Ordering::Acquire)
     }
 
     /// Queues one record for `partition` of `topic`, led by the broker at
@@ -400,6 +430,32 @@ impl Drop for Producer {
     }
 }
 
+/// Connects and learns which versions to use with this broker
+/// (`ApiVersions`; a broker that refuses v0 gets our defaults).
+async fn connect(addr: &str, client: &Client) -> Result<(Conn, Versions), ProducerError> {
+    let mut conn = Conn::connect(addr, client).await?;
+    let f = conn.request(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION);
+    let body = conn
+        .call(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION, f)
+        .await?;
+    let (error, ranges) = protocol::read_api_versions(&mut super::wire::Reader::new(&body))
+        .map_err(wire(conn.addr()))?;
+    if error != 0 {
+        tracing::debug!(
+            broker = addr,
+            code = error,
+            "ApiVersions refused; using defaults"
+        );
+        return Ok((conn, Versions::default()));
+    }
+    let versions = protocol::pick_versions(&ranges).map_err(|why| ProducerError::Unsupported {
+        addr: addr.to_string(),
+        why,
+    })?;
+    tracing::debug!(broker = addr, ?versions, "negotiated request versions");
+    Ok((conn, versions))
+}
+
 fn retriable_coordinator_error(code: i16) -> bool {
     matches!(code, 14..=16 | 51)
 }
@@ -413,7 +469,7 @@ fn drop_queued(link: &Link, shared: &Shared) {
 
 /// Sends one broker's batches, one request at a time.
 async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<(Conn, Versions)> = None;
     let mut sequences: HashMap<Tp, i32> = HashMap::new();
     loop {
         if shared.stopped.load(Ordering::Acquire) {
@@ -463,92 +519,174 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
     }
 }
 
-/// One `Produce` request with the given batches; acknowledges them.
+/// One partition's batch, sealed with its producer id, epoch and sequence
+/// once: every resend carries the same bytes, so the broker can tell a
+/// resend of what it already appended (`DUPLICATE_SEQUENCE_NUMBER`, or the
+/// original offset) from a new batch.
+struct Sealed {
+    topic: Arc<str>,
+    partition: i32,
+    bytes: Vec<u8>,
+    txns: Vec<(u64, u64)>,
+}
+
+/// How one attempt at a request failed.
+enum Failure {
+    /// Resend the batches not yet acknowledged (after a backoff).
+    Retry(String),
+    /// Stop the producer.
+    Stop(String),
+}
+
+/// One `Produce` request with the given batches, resent on transient
+/// errors within the retry budget; acknowledges them.
 async fn produce(
     addr: &Arc<str>,
-    conn: &mut Option<Conn>,
+    conn: &mut Option<(Conn, Versions)>,
     sequences: &mut HashMap<Tp, i32>,
     taken: Vec<(Tp, Pending)>,
     shared: &Shared,
 ) -> Result<(), String> {
     let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
     let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
-    let result = produce_inner(addr, conn, sequences, taken, shared).await;
+    let mut batches: Vec<Sealed> = taken
+        .into_iter()
+        .map(|((topic, partition), p)| {
+            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
+            let count = p.batch.count();
+            let bytes = p.batch.seal(shared.pid, *seq);
+            *seq = seq.wrapping_add(count) & i32::MAX;
+            Sealed {
+                topic,
+                partition,
+                bytes,
+                txns: p.txns,
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let mut attempts = 0u32;
+    let result = loop {
+        if shared.stopped.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        let reason = match attempt(addr, conn, &mut batches, shared).await {
+            Ok(()) => break Ok(()),
+            Err(Failure::Stop(e)) => break Err(e),
+            Err(Failure::Retry(e)) => e,
+        };
+        *conn = None;
+        attempts += 1;
+        let s = &shared.settings;
+        let backoff = s
+            .retry_backoff
+            .saturating_mul(1 << (attempts - 1).min(10))
+            .min(Duration::from_secs(1));
+        if attempts > s.retries || started.elapsed() + backoff > s.delivery_timeout {
+            break Err(format!(
+                "{reason} (gave up after {attempts} attempts in {} ms)",
+                started.elapsed().as_millis()
+            ));
+        }
+        tracing::warn!(broker = %addr, error = %reason, attempt = attempts,
+            backoff_ms = backoff.as_millis() as u64, "kafka request failed; resending");
+        tokio::time::sleep(backoff).await;
+    };
     shared.settle(msgs, bytes);
     result
 }
 
-async fn produce_inner(
+/// Sends `batches` once; removes (and acknowledges) those the broker took.
+async fn attempt(
     addr: &Arc<str>,
-    conn: &mut Option<Conn>,
-    sequences: &mut HashMap<Tp, i32>,
-    taken: Vec<(Tp, Pending)>,
+    conn: &mut Option<(Conn, Versions)>,
+    batches: &mut Vec<Sealed>,
     shared: &Shared,
-) -> Result<(), String> {
-    if shared.stopped.load(Ordering::Acquire) {
-        return Ok(());
-    }
+) -> Result<(), Failure> {
     if conn.is_none() {
         *conn = Some(
-            Conn::connect(addr, &shared.client)
+            connect(addr, &shared.client)
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| match e {
+                    e @ ProducerError::Unsupported { .. } => Failure::Stop(e.to_string()),
+                    e => Failure::Retry(e.to_string()),
+                })?,
         );
     }
-    let c = conn.as_mut().expect("connected");
-    let mut f = c.request(protocol::PRODUCE, protocol::PRODUCE_VERSION);
-    // `taken` is sorted by topic: one entry per topic with its partition count.
-    let mut groups: Vec<(Arc<str>, usize)> = Vec::new();
-    for ((topic, _), _) in &taken {
+    let (c, v) = conn.as_mut().expect("connected");
+    let version = v.produce;
+    let mut f = c.request(protocol::PRODUCE, version);
+    // `batches` is sorted by topic: one entry per topic with its partition count.
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for b in batches.iter() {
         match groups.last_mut() {
-            Some((t, n)) if t == topic => *n += 1,
-            _ => groups.push((topic.clone(), 1)),
+            Some((t, n)) if *t == &*b.topic => *n += 1,
+            _ => groups.push((&b.topic, 1)),
         }
     }
     protocol::produce(&mut f, shared.timeout.as_millis() as i32, groups.len());
-    let mut acks = Vec::with_capacity(taken.len());
-    let mut batches = taken.into_iter();
+    let mut it = batches.iter();
     for (topic, n) in groups {
-        protocol::produce_topic(&mut f, &topic, n);
-        for ((_, partition), p) in batches.by_ref().take(n) {
-            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
-            let count = p.batch.count();
-            let sealed = p.batch.seal(shared.pid, *seq);
-            *seq = seq.wrapping_add(count) & i32::MAX;
-            protocol::produce_partition(&mut f, partition, &sealed);
-            acks.push((topic.clone(), partition, p.txns));
+        protocol::produce_topic(&mut f, topic, n);
+        for b in it.by_ref().take(n) {
+            protocol::produce_partition(&mut f, b.partition, &b.bytes);
         }
+    }
+    // Self-fence: the last check before the request goes on the wire. A
+    // process frozen with this request queued finds its lease expired here.
+    if !(shared.guard)() {
+        shared.lease_expired.store(true, Ordering::Release);
+        return Err(Failure::Stop(LEASE_EXPIRED.to_string()));
     }
     let body = c
-        .call(protocol::PRODUCE, protocol::PRODUCE_VERSION, f)
+        .call(protocol::PRODUCE, version, f)
         .await
-        .map_err(|e| e.to_string())?;
-    let results = protocol::read_produce(&mut super::wire::Reader::new(&body))
-        .map_err(|e| wire(addr)(e).to_string())?;
-    let mut first_error = None;
-    for (topic, partition, txns) in acks {
+        .map_err(|e| Failure::Retry(e.to_string()))?;
+    let results = protocol::read_produce(&mut super::wire::Reader::new(&body), version)
+        .map_err(|e| Failure::Retry(wire(addr)(e).to_string()))?;
+    let mut retry = None;
+    let mut stop = None;
+    batches.retain(|b| {
         let code = results
             .iter()
-            .find(|r| r.partition == partition && *r.topic == *topic)
+            .find(|r| r.partition == b.partition && *r.topic == *b.topic)
             .map_or(-1, |r| r.error);
-        if code == 0 {
-            for (txn, n) in txns {
-                shared.tracker.ack_many(txn, n);
+        let what = || {
+            format!(
+                "producing to {}/{}: Kafka error {} ({code}){}",
+                b.topic,
+                b.partition,
+                error_name(code),
+                if matches!(
+                    code,
+                    protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
+                ) {
+                    " (a newer writer of this task started: this one is fenced)"
+                } else {
+                    ""
+                }
+            )
+        };
+        match protocol::classify(code) {
+            protocol::Outcome::Appended => {
+                for &(txn, n) in &b.txns {
+                    shared.tracker.ack_many(txn, n);
+                }
+                false
             }
-        } else if first_error.is_none() {
-            let what = if matches!(
-                code,
-                protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
-            ) {
-                " (a newer writer of this task started: this one is fenced)"
-            } else {
-                ""
-            };
-            first_error = Some(format!(
-                "producing to {topic}/{partition}: Kafka error {} ({code}){what}",
-                error_name(code)
-            ));
+            protocol::Outcome::Retry => {
+                retry.get_or_insert_with(what);
+                true
+            }
+            protocol::Outcome::Stop => {
+                stop.get_or_insert_with(what);
+                true
+            }
         }
+    });
+    match (stop, retry) {
+        (Some(e), _) => Err(Failure::Stop(e)),
+        (None, Some(e)) => Err(Failure::Retry(e)),
+        (None, None) => Ok(()),
     }
-    first_error.map_or(Ok(()), Err)
 }

@@ -1,18 +1,91 @@
-//! The three Kafka requests the producer sends, encoded and decoded: find the
-//! transaction coordinator (`FindCoordinator` v1), obtain a producer id and
-//! bump its epoch (`InitProducerId` v3, which fences every earlier holder of
-//! the same transactional id) and write record batches (`Produce` v7). Pure.
+//! The Kafka requests the producer sends, encoded and decoded: learn what a
+//! broker speaks (`ApiVersions` v0, on every connection; [`pick_versions`]
+//! takes the newest version both sides speak), find the transaction
+//! coordinator (`FindCoordinator` v1-v2), obtain a producer id and bump its
+//! epoch (`InitProducerId` v0-v4, which fences earlier holders of the same
+//! transactional id) and write record batches (`Produce` v3-v8). Pure.
 
 use super::wire::{Put, Reader, WireError};
 
 pub const PRODUCE: i16 = 0;
 pub const FIND_COORDINATOR: i16 = 10;
+pub const API_VERSIONS: i16 = 18;
 pub const INIT_PRODUCER_ID: i16 = 22;
 
 pub const PRODUCE_VERSION: i16 = 7;
 pub const FIND_COORDINATOR_VERSION: i16 = 1;
 /// First version that carries the producer id and epoch (flexible).
 pub const INIT_PRODUCER_ID_VERSION: i16 = 3;
+/// Every broker answers v0 (Kafka 0.10 to 4.x, Tansu).
+pub const API_VERSIONS_VERSION: i16 = 0;
+
+/// Versions this producer can speak: Produce v3 (record batches v2) to v8
+/// share one request layout; FindCoordinator v1 and v2 carry the key type;
+/// InitProducerId v0 to v4. From Kafka 2.0 to 4.x.
+const OURS: [(i16, &str, i16, i16); 3] = [
+    (PRODUCE, "Produce", 3, 8),
+    (FIND_COORDINATOR, "FindCoordinator", 1, 2),
+    (INIT_PRODUCER_ID, "InitProducerId", 0, 4),
+];
+
+/// The versions a connection uses, picked from what the broker supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub produce: i16,
+    pub find_coordinator: i16,
+    pub init_producer_id: i16,
+}
+
+impl Default for Versions {
+    /// Before negotiation (or when a broker does not answer ApiVersions).
+    fn default() -> Self {
+        Self {
+            produce: PRODUCE_VERSION,
+            find_coordinator: FIND_COORDINATOR_VERSION,
+            init_producer_id: INIT_PRODUCER_ID_VERSION,
+        }
+    }
+}
+
+/// The newest version of each request both sides support, from the
+/// broker's (api key, min, max) list; the error names what does not fit.
+pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, String> {
+    let mut picked = [0i16; 3];
+    let mut missing = Vec::new();
+    for (i, (key, name, lo, hi)) in OURS.iter().enumerate() {
+        match broker.iter().find(|(k, _, _)| k == key) {
+            Some(&(_, min, max)) if min.max(*lo) <= max.min(*hi) => picked[i] = max.min(*hi),
+            Some(&(_, min, max)) => {
+                missing.push(format!("{name} v{min}-v{max} (we speak v{lo}-v{hi})"))
+            }
+            None => missing.push(format!("{name} (not offered)")),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "the broker does not speak versions we do: {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(Versions {
+        produce: picked[0],
+        find_coordinator: picked[1],
+        init_producer_id: picked[2],
+    })
+}
+
+/// (api key, min version, max version) of one request a broker speaks.
+pub type VersionRange = (i16, i16, i16);
+
+/// (error code, ranges) of an ApiVersions v0 response.
+pub fn read_api_versions(r: &mut Reader<'_>) -> Result<(i16, Vec<VersionRange>), WireError> {
+    let error = r.i16()?;
+    let mut out = Vec::new();
+    for _ in 0..r.count()? {
+        out.push((r.i16()?, r.i16()?, r.i16()?));
+    }
+    Ok((error, out))
+}
 
 /// Starts a request frame: size placeholder and header (v1, or v2 for a
 /// flexible version). Append the body, then call [`finish`].
@@ -37,6 +110,7 @@ pub fn finish(frame: &mut [u8]) {
 
 pub fn is_flexible(api_key: i16, version: i16) -> bool {
     match api_key {
+        API_VERSIONS => false, // a v3+ response header is never flexible
         PRODUCE => version >= 9,
         FIND_COORDINATOR => version >= 3,
         INIT_PRODUCER_ID => version >= 2,
@@ -89,21 +163,36 @@ pub fn read_coordinator(r: &mut Reader<'_>) -> Result<Coordinator, WireError> {
 }
 
 /// `InitProducerId` for a transactional id: a new epoch of its producer id.
-pub fn init_producer_id(b: &mut Vec<u8>, transactional_id: &str, txn_timeout_ms: i32) {
-    b.compact_nullable_string(Some(transactional_id));
+pub fn init_producer_id(
+    b: &mut Vec<u8>,
+    version: i16,
+    transactional_id: &str,
+    txn_timeout_ms: i32,
+) {
+    if version >= 2 {
+        b.compact_nullable_string(Some(transactional_id));
+    } else {
+        b.nullable_string(Some(transactional_id));
+    }
     b.i32(txn_timeout_ms);
-    b.i64(-1); // producer id: none known
-    b.i16(-1); // producer epoch
-    b.no_tags();
+    if version >= 3 {
+        b.i64(-1); // producer id: none known
+        b.i16(-1); // producer epoch
+    }
+    if version >= 2 {
+        b.no_tags();
+    }
 }
 
 /// (error code, producer id, epoch).
-pub fn read_producer_id(r: &mut Reader<'_>) -> Result<(i16, i64, i16), WireError> {
+pub fn read_producer_id(r: &mut Reader<'_>, version: i16) -> Result<(i16, i64, i16), WireError> {
     let _throttle = r.i32()?;
     let error = r.i16()?;
     let id = r.i64()?;
     let epoch = r.i16()?;
-    r.skip_tags()?;
+    if version >= 2 {
+        r.skip_tags()?;
+    }
     Ok((error, id, epoch))
 }
 
@@ -135,7 +224,8 @@ pub struct PartitionResult {
     pub base_offset: i64,
 }
 
-pub fn read_produce(r: &mut Reader<'_>) -> Result<Vec<PartitionResult>, WireError> {
+/// A `Produce` response of `version` (3 to 8).
+pub fn read_produce(r: &mut Reader<'_>, version: i16) -> Result<Vec<PartitionResult>, WireError> {
     let mut out = Vec::new();
     for _ in 0..r.count()? {
         let topic = r.string()?.to_string();
@@ -144,7 +234,16 @@ pub fn read_produce(r: &mut Reader<'_>) -> Result<Vec<PartitionResult>, WireErro
             let error = r.i16()?;
             let base_offset = r.i64()?;
             let _log_append_time = r.i64()?;
-            let _log_start_offset = r.i64()?;
+            if version >= 5 {
+                let _log_start_offset = r.i64()?;
+            }
+            if version >= 8 {
+                for _ in 0..r.count()? {
+                    let _batch_index = r.i32()?;
+                    let _message = r.nullable_string()?;
+                }
+                let _error_message = r.nullable_string()?;
+            }
             out.push(PartitionResult {
                 topic: topic.clone(),
                 partition,
@@ -179,12 +278,14 @@ pub fn error_name(code: i16) -> &'static str {
         33 => "UNSUPPORTED_SASL_MECHANISM",
         34 => "ILLEGAL_SASL_STATE",
         35 => "UNSUPPORTED_VERSION",
+        13 => "NETWORK_EXCEPTION",
         45 => "OUT_OF_ORDER_SEQUENCE_NUMBER",
         46 => "DUPLICATE_SEQUENCE_NUMBER",
         47 => "INVALID_PRODUCER_EPOCH",
         48 => "INVALID_TXN_STATE",
         51 => "CONCURRENT_TRANSACTIONS",
         53 => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        56 => "KAFKA_STORAGE_ERROR",
         58 => "SASL_AUTHENTICATION_FAILED",
         59 => "UNKNOWN_PRODUCER_ID",
         87 => "INVALID_RECORD",
@@ -196,6 +297,29 @@ pub fn error_name(code: i16) -> &'static str {
 /// A newer writer of the same task holds the producer id.
 pub const PRODUCER_FENCED: i16 = 90;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+/// What a produce error code means for the batch that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the log (a resend of an appended batch is a duplicate sequence).
+    Appended,
+    /// Transient: resend the same batch.
+    Retry,
+    /// Stop the producer (fenced, out of order sequence, unknown producer,
+    /// leader moved, or a definite error).
+    Stop,
+}
+
+/// Classifies a produce error code.
+pub fn classify(code: i16) -> Outcome {
+    match code {
+        0 | 46 => Outcome::Appended,
+        // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT,
+        // NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), KAFKA_STORAGE_ERROR
+        3 | 5 | 7 | 13 | 19 | 20 | 56 => Outcome::Retry,
+        _ => Outcome::Stop,
+    }
+}
 
 /// Errors no retry fixes: the task must stop with a definite error.
 pub fn is_definite(code: i16) -> bool {
@@ -216,7 +340,7 @@ mod tests {
             [0, 0, 0, 16, 0, 10, 0, 1, 0, 0, 0, 7, 0, 2, b'r', b'c', 0, 1, b't', 1]
         );
         let mut f = start(INIT_PRODUCER_ID, 3, 1, "");
-        init_producer_id(&mut f, "t", 60_000);
+        init_producer_id(&mut f, 3, "t", 60_000);
         finish(&mut f);
         assert_eq!(f[12..15], [0, 0, 0], "empty client id, no header tags");
         assert_eq!(
@@ -247,7 +371,7 @@ mod tests {
         b.i32(0);
         let (corr, mut r) = response(PRODUCE, PRODUCE_VERSION, &b).unwrap();
         assert_eq!(corr, 9);
-        let res = read_produce(&mut r).unwrap();
+        let res = read_produce(&mut r, PRODUCE_VERSION).unwrap();
         assert_eq!(res.len(), 2);
         assert_eq!(
             (res[0].partition, res[0].error, res[0].base_offset),
@@ -255,9 +379,21 @@ mod tests {
         );
         assert_eq!(error_name(res[1].error), "PRODUCER_FENCED");
         assert!(
-            read_produce(&mut Reader::new(&b[..20])).is_err(),
+            read_produce(&mut Reader::new(&b[..20]), PRODUCE_VERSION).is_err(),
             "truncated"
         );
+    }
+
+    #[test]
+    fn produce_errors_are_classified() {
+        assert_eq!(classify(0), Outcome::Appended);
+        assert_eq!(classify(46), Outcome::Appended, "duplicate sequence");
+        for code in [5, 7, 19, 20] {
+            assert_eq!(classify(code), Outcome::Retry, "{}", error_name(code));
+        }
+        for code in [6, 45, 47, 59, 90, 10, -1] {
+            assert_eq!(classify(code), Outcome::Stop, "{}", error_name(code));
+        }
     }
 
     #[test]
@@ -272,6 +408,63 @@ mod tests {
         b.no_tags();
         let (corr, mut r) = response(INIT_PRODUCER_ID, INIT_PRODUCER_ID_VERSION, &b).unwrap();
         assert_eq!(corr, 4);
-        assert_eq!(read_producer_id(&mut r), Ok((0, 12, 5)));
+        assert_eq!(read_producer_id(&mut r, 3), Ok((0, 12, 5)));
+    }
+
+    #[test]
+    fn versions_are_the_newest_both_sides_speak() {
+        // Kafka 4.0: Produce v3-v12, FindCoordinator v0-v6, InitProducerId v0-v5
+        let kafka4 = [(0, 3, 12), (10, 0, 6), (18, 0, 4), (22, 0, 5)];
+        assert_eq!(
+            pick_versions(&kafka4),
+            Ok(Versions {
+                produce: 8,
+                find_coordinator: 2,
+                init_producer_id: 4
+            })
+        );
+        // Kafka 2.0: Produce v0-v6, FindCoordinator v0-v2, InitProducerId v0-v1
+        let kafka2 = [(0, 0, 6), (10, 0, 2), (22, 0, 1)];
+        assert_eq!(
+            pick_versions(&kafka2),
+            Ok(Versions {
+                produce: 6,
+                find_coordinator: 2,
+                init_producer_id: 1
+            })
+        );
+        let old = [(0, 0, 2), (10, 0, 0)];
+        let err = pick_versions(&old).unwrap_err();
+        assert!(err.contains("Produce v0-v2 (we speak v3-v8)"), "{err}");
+        assert!(err.contains("InitProducerId (not offered)"), "{err}");
+    }
+
+    #[test]
+    fn old_init_producer_id_is_not_flexible() {
+        let mut f = Vec::new();
+        init_producer_id(&mut f, 1, "t", 1);
+        assert_eq!(f, [0, 1, b't', 0, 0, 0, 1]);
+        let mut b = Vec::new();
+        b.i32(0);
+        b.i16(0);
+        b.i64(12);
+        b.i16(5);
+        assert_eq!(read_producer_id(&mut Reader::new(&b), 1), Ok((0, 12, 5)));
+    }
+
+    #[test]
+    fn api_versions_response_lists_ranges() {
+        let mut b = Vec::new();
+        b.i16(0);
+        b.i32(2);
+        for (k, lo, hi) in [(0i16, 3i16, 9i16), (22, 0, 4)] {
+            b.i16(k);
+            b.i16(lo);
+            b.i16(hi);
+        }
+        assert_eq!(
+            read_api_versions(&mut Reader::new(&b)),
+            Ok((0, vec![(0, 3, 9), (22, 0, 4)]))
+        );
     }
 }
