@@ -6,6 +6,16 @@
 //! certificate, and a host name the certificate does not carry, are clear
 //! definite errors in the instance node, not a retry loop; turning host
 //! name verification off accepts the second.
+//!
+//! SASL: Tansu 0.6.0 with `--authentication` speaks SCRAM, but its
+//! memory and S3 storages never store a user (`tansu user create` succeeds
+//! and keeps nothing), so no login can succeed against the brokers that run
+//! here. What the broker does answer is tested: a SCRAM-SHA-512 exchange
+//! whose final message is `e=unknown-user` (Tansu sends it with error code
+//! 0, so only the client's check of the server's final message catches it)
+//! must be a definite error naming the user, not a retry loop and not a
+//! connection that goes on unauthenticated. The successful exchange is
+//! checked against RFC 7677's test vector in the Core's unit tests.
 
 mod support;
 
@@ -119,11 +129,23 @@ async fn definite_error_case(
     brokers: &str,
     props: &[(String, String)],
 ) -> String {
+    definite_error_with_env(stack, prefix, brokers, props, &[]).await
+}
+
+async fn definite_error_with_env(
+    stack: &'static Stack,
+    prefix: &str,
+    brokers: &str,
+    props: &[(String, String)],
+    env: &[(&str, &str)],
+) -> String {
     let s = Scenario::new(stack, prefix).await;
     let mut cfg = with_properties(s.config(), props);
     cfg["sink"]["brokers"] = json!(brokers);
     s.put_config(cfg).await;
-    let mut core = s.core("h1", SESSION_MS);
+    let session = SESSION_MS.to_string();
+    let args = ["--task", &s.task, "--zk-session-timeout-ms", &session];
+    let mut core = stack.core(&s.root, "h1", &args, env);
     let info = wait_error(&s).await;
     let error = info.error.unwrap();
     assert!(
@@ -187,5 +209,43 @@ async fn untrusted_certificates_are_definite_errors() {
     let missing = SecureKafka::tls_properties(Path::new("/nonexistent/ca.pem"));
     let error = definite_error_case(stack, "noca", &kafka.bootstrap, &missing).await;
     assert!(error.contains("ssl.ca.location"), "{error}");
+    kafka.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_scram_login_is_a_definite_error() {
+    let base = shared_stack!();
+    let kafka = SecureKafka::start(true);
+    let stack = leak(kafka.stack(base, SecureKafka::tls_properties(&kafka.ca_file)));
+    let mut props = SecureKafka::tls_properties(&kafka.ca_file);
+    props[0].1 = "sasl_ssl".into();
+    props.extend([
+        ("sasl.mechanism".to_string(), "SCRAM-SHA-512".to_string()),
+        ("sasl.username".to_string(), "alice".to_string()),
+        (
+            "sasl.password_env".to_string(),
+            "REPLICATOR_TEST_KAFKA_PW".to_string(),
+        ),
+    ]);
+    let error = definite_error_with_env(
+        stack,
+        "scram",
+        &kafka.bootstrap,
+        &props,
+        &[("REPLICATOR_TEST_KAFKA_PW", "not-a-real-password")],
+    )
+    .await;
+    println!("refused SCRAM login: {error}");
+    assert!(
+        error.contains("SCRAM-SHA-512")
+            && error.contains("alice")
+            && error.contains("unknown-user"),
+        "{error}"
+    );
+    assert!(!error.contains("not-a-real-password"), "{error}");
+
+    // the password's variable missing on the Core's host: a config error naming it
+    let error = definite_error_case(stack, "scramenv", &kafka.bootstrap, &props).await;
+    assert!(error.contains("REPLICATOR_TEST_KAFKA_PW"), "{error}");
     kafka.stop().await;
 }

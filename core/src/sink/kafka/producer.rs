@@ -604,14 +604,10 @@ async fn attempt(
     shared: &Shared,
 ) -> Result<(), Failure> {
     if conn.is_none() {
-        *conn = Some(
-            connect(addr, &shared.client)
-                .await
-                .map_err(|e| match e {
-                    e @ ProducerError::Unsupported { .. } => Failure::Stop(e.to_string()),
-                    e => Failure::Retry(e.to_string()),
-                })?,
-        );
+        *conn = Some(connect(addr, &shared.client).await.map_err(|e| match e {
+            e @ ProducerError::Unsupported { .. } => Failure::Stop(e.to_string()),
+            e => Failure::Retry(e.to_string()),
+        })?);
     }
     let (c, v) = conn.as_mut().expect("connected");
     let version = v.produce;
