@@ -10,11 +10,14 @@
 //! # Layout
 //! - [`wire`]: integers, strings, varints (pure).
 //! - [`batch`]: record batch v2 builder with CRC-32C (pure).
+//! - [`compress`]: the `compression.type` codecs, framed as Kafka's Java
+//!   client writes them (pure).
 //! - [`protocol`]: the FindCoordinator, InitProducerId and Produce messages (pure).
 //! - [`conn`]: one broker connection, request/response with a timeout.
 //! - [`producer`]: batching, fencing, acknowledgements to the tracker.
 
 pub mod batch;
+pub mod compress;
 pub mod conn;
 pub mod producer;
 pub mod protocol;

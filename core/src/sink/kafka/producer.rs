@@ -510,7 +510,11 @@ async fn produce_inner(
         for ((_, partition), p) in batches.by_ref().take(n) {
             let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
             let count = p.batch.count();
-            let sealed = p.batch.seal(shared.pid, *seq);
+            let codec = shared.settings.compression;
+            let sealed = p
+                .batch
+                .seal(shared.pid, *seq, codec)
+                .map_err(|e| format!("compressing a batch with {}: {e}", codec.name()))?;
             *seq = seq.wrapping_add(count) & i32::MAX;
             protocol::produce_partition(&mut f, partition, &sealed);
             acks.push((topic.clone(), partition, p.txns));

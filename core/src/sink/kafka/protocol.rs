@@ -183,6 +183,7 @@ pub fn error_name(code: i16) -> &'static str {
         51 => "CONCURRENT_TRANSACTIONS",
         53 => "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
         59 => "UNKNOWN_PRODUCER_ID",
+        76 => "UNSUPPORTED_COMPRESSION_TYPE",
         87 => "INVALID_RECORD",
         90 => "PRODUCER_FENCED",
         _ => "UNKNOWN",
@@ -195,7 +196,7 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 
 /// Errors no retry fixes: the task must stop with a definite error.
 pub fn is_definite(code: i16) -> bool {
-    matches!(code, 10 | 18 | 29 | 53 | 87)
+    matches!(code, 10 | 18 | 29 | 53 | 76 | 87)
 }
 
 #[cfg(test)]
