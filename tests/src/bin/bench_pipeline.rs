@@ -151,8 +151,8 @@ async fn main() {
         return;
     };
     let mut first: Option<(String, f64)> = None;
-    for codec in &codecs {
-        let (e2e_s, rss, in_kafka) = run.core(Some(codec)).await;
+    for (i, codec) in codecs.iter().enumerate() {
+        let (e2e_s, rss, in_kafka) = run.core(Some((i, codec))).await;
         let rate = rows as f64 / e2e_s;
         let (base_name, base) = first.get_or_insert_with(|| (codec.clone(), rate)).clone();
         println!(
@@ -177,22 +177,23 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// One task (with `compression.type` = `codec` when given, into a topic
-    /// of its own) from the start of the range until its context reaches the
-    /// end: seconds taken, the Core's peak RSS, messages in Kafka.
-    async fn core(&self, codec: Option<&str>) -> (f64, Option<u64>, usize) {
+    /// of its own per run number) from the start of the range until its
+    /// context reaches the end: seconds taken, the Core's peak RSS, messages
+    /// in Kafka.
+    async fn core(&self, codec: Option<(usize, &str)>) -> (f64, Option<u64>, usize) {
         let (stack, db, file, start_pos, end_pos) =
             (self.stack, self.db, self.file, self.start_pos, self.end_pos);
         let root = unique_root();
         let zk = stack.zk(&root).await;
         let task = unique_name("bench");
         let task_ref = TaskRef::hot(&task).unwrap();
-        let suffix = codec.map(|c| format!(".{c}")).unwrap_or_default();
+        let suffix = codec.map(|(i, c)| format!(".{i}-{c}")).unwrap_or_default();
         let mut cfg = json!({"name": task,
             "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
                        "password": stack.mysql_password(), "server_id": 888_001,
                        "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
             "sink": {"brokers": stack.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4}});
-        if let Some(c) = codec {
+        if let Some((_, c)) = codec {
             cfg["sink"]["properties"] = json!({ "compression.type": c });
         }
         let path = zk.layout().task(&task_ref);
