@@ -118,7 +118,11 @@ async fn nodes_of_a_newer_version_keep_every_process_working() {
         .map(|i| i["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["RUNNING", "STANDBY"], "{}", a.text);
-    assert!(a.body["progress"]["events"].as_u64().unwrap() >= 6, "{}", a.text);
+    assert!(
+        a.body["progress"]["events"].as_u64().unwrap() >= 6,
+        "{}",
+        a.text
+    );
     let cores = server.call("GET", "/api/v1/cores", None);
     assert!(cores.text.contains("newer"), "{}", cores.text);
 

@@ -8,8 +8,13 @@
 //!
 //! and prints both rates, their ratio, and the Core's peak RSS.
 //!
+//! `--codecs none,lz4,zstd,snappy,gzip` runs step 2 once per
+//! `compression.type` on the same seeded range (a task and topic per codec)
+//! and prints rows/s per codec beside the first one.
+//!
 //! `cargo build --release -p replicator-core -p replicator-tests --bins &&
-//!  REPLICATOR_BIN_DIR=target/release target/release/bench-pipeline [ROWS]`
+//!  REPLICATOR_BIN_DIR=target/release target/release/bench-pipeline [ROWS]
+//!  [--one-transaction] [--codecs LIST]`
 //! Uses the servers of `REPLICATOR_TEST_*` when set, else starts its own.
 
 use mysql_async::prelude::Queryable;
@@ -32,6 +37,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let one_txn = args.iter().any(|a| a == "--one-transaction");
+    let codecs: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--codecs")
+        .map(|i| {
+            args.get(i + 1)
+                .expect("--codecs needs a list, e.g. none,lz4")
+        })
+        .map(|list| list.split(',').map(|c| c.trim().to_string()).collect());
     let batch = 1_000;
     let stack = Stack::from_env().unwrap_or_else(Stack::start);
     let db = stack.create_database("bench_pipeline").await;
@@ -115,57 +128,109 @@ async fn main() {
     let raw_rate = rows as f64 / raw_s;
 
     // 2. End to end through replicator-core
-    let root = unique_root();
-    let zk = stack.zk(&root).await;
-    let task = unique_name("bench");
-    let task_ref = TaskRef::hot(&task).unwrap();
-    let cfg = json!({"name": task,
-        "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
-                   "password": stack.mysql_password(), "server_id": 888_001,
-                   "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
-        "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4}});
-    let path = zk.layout().task(&task_ref);
-    zk.ensure_path(&path).await.unwrap();
-    zk.client()
-        .set_data(&path, cfg.to_string().as_bytes(), None)
-        .await
-        .unwrap();
-    // topic created up front so that its creation is not timed
-    stack.create_topic(&format!("{db}.orders"), 4).await;
-    let args = ["--task", &task, "--commit-interval-ms", "20"];
-    let mut core = stack.core(&root, "bench", &args, &[]);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
-        .await;
-    let t = Instant::now();
-    let ctx_path = zk.layout().context(&task_ref);
-    loop {
-        if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d) {
-                if v["pos"].as_u64().unwrap_or(0) >= end_pos && v["file"] == file.as_str() {
-                    break;
+    let run = Run {
+        stack: &stack,
+        db: &db,
+        file: &file,
+        start_pos,
+        end_pos,
+        rows,
+    };
+    println!("raw binlog read (mariadb-binlog to /dev/null): {raw_s:.2} s, {raw_rate:.0} rows/s");
+    let Some(codecs) = codecs else {
+        let (e2e_s, rss, in_kafka) = run.core(None).await;
+        let e2e_rate = rows as f64 / e2e_s;
+        println!("end to end (binlog -> Kafka acks, context committed every 20 ms): {e2e_s:.2} s, {e2e_rate:.0} rows/s");
+        println!("ratio end-to-end / raw read: {:.2}", e2e_rate / raw_rate);
+        println!("messages in Kafka: {in_kafka} (one per row)");
+        println!(
+            "replicator-core peak RSS: {}",
+            rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                .unwrap_or_else(|| "unknown".into())
+        );
+        return;
+    };
+    let mut first: Option<(String, f64)> = None;
+    for (i, codec) in codecs.iter().enumerate() {
+        let (e2e_s, rss, in_kafka) = run.core(Some((i, codec))).await;
+        let rate = rows as f64 / e2e_s;
+        let (base_name, base) = first.get_or_insert_with(|| (codec.clone(), rate)).clone();
+        println!(
+            "compression.type {codec:>6}: {e2e_s:.2} s, {rate:.0} rows/s ({:.2} x {base_name}), \
+             {in_kafka} messages, peak RSS {}",
+            rate / base,
+            rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                .unwrap_or_else(|| "unknown".into())
+        );
+    }
+}
+
+/// The seeded range, for runs of the Core over it.
+struct Run<'a> {
+    stack: &'a Stack,
+    db: &'a str,
+    file: &'a str,
+    start_pos: u64,
+    end_pos: u64,
+    rows: usize,
+}
+
+impl Run<'_> {
+    /// One task (with `compression.type` = `codec` when given, into a topic
+    /// of its own per run number) from the start of the range until its
+    /// context reaches the end: seconds taken, the Core's peak RSS, messages
+    /// in Kafka.
+    async fn core(&self, codec: Option<(usize, &str)>) -> (f64, Option<u64>, usize) {
+        let (stack, db, file, start_pos, end_pos) =
+            (self.stack, self.db, self.file, self.start_pos, self.end_pos);
+        let root = unique_root();
+        let zk = stack.zk(&root).await;
+        let task = unique_name("bench");
+        let task_ref = TaskRef::hot(&task).unwrap();
+        let suffix = codec.map(|(i, c)| format!(".{i}-{c}")).unwrap_or_default();
+        let mut cfg = json!({"name": task,
+            "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
+                       "password": stack.mysql_password(), "server_id": 888_001,
+                       "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
+            "sink": {"brokers": stack.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4}});
+        if let Some((_, c)) = codec {
+            cfg["sink"]["properties"] = json!({ "compression.type": c });
+        }
+        let path = zk.layout().task(&task_ref);
+        zk.ensure_path(&path).await.unwrap();
+        zk.client()
+            .set_data(&path, cfg.to_string().as_bytes(), None)
+            .await
+            .unwrap();
+        // topic created up front so that its creation is not timed
+        let topic = format!("{db}.orders{suffix}");
+        stack.create_topic(&topic, 4).await;
+        let args = ["--task", &task, "--commit-interval-ms", "20"];
+        let mut core = stack.core(&root, "bench", &args, &[]);
+        core.wait_for_log("replication starts", Duration::from_secs(30))
+            .await;
+        let t = Instant::now();
+        let ctx_path = zk.layout().context(&task_ref);
+        loop {
+            if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d) {
+                    if v["pos"].as_u64().unwrap_or(0) >= end_pos && v["file"] == file {
+                        break;
+                    }
                 }
             }
+            assert!(
+                t.elapsed() < Duration::from_secs(600),
+                "pipeline did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(600),
-            "pipeline did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let e2e_s = t.elapsed().as_secs_f64();
+        let rss = peak_rss_kib(core.pid());
+        core.stop().await;
+        // the context advances only past acknowledged rows; check Kafka holds them once
+        let in_kafka = stack.read_topic(&topic).await.len();
+        assert_eq!(in_kafka as u64, self.rows as u64, "messages in {topic}");
+        (e2e_s, rss, in_kafka)
     }
-    let e2e_s = t.elapsed().as_secs_f64();
-    let rss = peak_rss_kib(core.pid());
-    core.stop().await;
-    // the context advances only past acknowledged rows; check Kafka holds them once
-    let in_kafka = stack.read_topic(&format!("{db}.orders")).await.len();
-    assert_eq!(in_kafka as u64, rows as u64, "messages in Kafka");
-    let e2e_rate = rows as f64 / e2e_s;
-    println!("raw binlog read (mariadb-binlog to /dev/null): {raw_s:.2} s, {raw_rate:.0} rows/s");
-    println!("end to end (binlog -> Kafka acks, context committed every 20 ms): {e2e_s:.2} s, {e2e_rate:.0} rows/s");
-    println!("ratio end-to-end / raw read: {:.2}", e2e_rate / raw_rate);
-    println!("messages in Kafka: {in_kafka} (one per row)");
-    println!(
-        "replicator-core peak RSS: {}",
-        rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "unknown".into())
-    );
 }

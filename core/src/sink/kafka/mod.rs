@@ -12,6 +12,8 @@
 //! # Layout
 //! - [`wire`]: integers, strings, varints (pure).
 //! - [`batch`]: record batch v2 builder with CRC-32C (pure).
+//! - [`compress`]: the `compression.type` codecs, framed as Kafka's Java
+//!   client writes them (pure).
 //! - [`protocol`]: the ApiVersions, FindCoordinator, InitProducerId and
 //!   Produce messages, version choice, error classes (pure).
 //! - [`tls`]: rustls client configuration and handshake.
@@ -20,6 +22,7 @@
 //! - [`producer`]: batching, fencing, acknowledgements to the tracker.
 
 pub mod batch;
+pub mod compress;
 pub mod conn;
 pub mod producer;
 pub mod protocol;

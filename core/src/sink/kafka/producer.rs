@@ -549,21 +549,24 @@ async fn produce(
 ) -> Result<(), String> {
     let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
     let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
-    let mut batches: Vec<Sealed> = taken
-        .into_iter()
-        .map(|((topic, partition), p)| {
-            let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
-            let count = p.batch.count();
-            let bytes = p.batch.seal(shared.pid, *seq);
-            *seq = seq.wrapping_add(count) & i32::MAX;
-            Sealed {
-                topic,
-                partition,
-                bytes,
-                txns: p.txns,
-            }
-        })
-        .collect();
+    let codec = shared.settings.compression;
+    // sealed once: a resend carries the same bytes (same sequence numbers)
+    let mut batches: Vec<Sealed> = Vec::with_capacity(taken.len());
+    for ((topic, partition), p) in taken {
+        let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
+        let count = p.batch.count();
+        let bytes = p
+            .batch
+            .seal(shared.pid, *seq, codec)
+            .map_err(|e| format!("compressing a batch with {}: {e}", codec.name()))?;
+        *seq = seq.wrapping_add(count) & i32::MAX;
+        batches.push(Sealed {
+            topic,
+            partition,
+            bytes,
+            txns: p.txns,
+        });
+    }
     let started = Instant::now();
     let mut attempts = 0u32;
     let result = loop {

@@ -288,6 +288,7 @@ pub fn error_name(code: i16) -> &'static str {
         56 => "KAFKA_STORAGE_ERROR",
         58 => "SASL_AUTHENTICATION_FAILED",
         59 => "UNKNOWN_PRODUCER_ID",
+        76 => "UNSUPPORTED_COMPRESSION_TYPE",
         87 => "INVALID_RECORD",
         90 => "PRODUCER_FENCED",
         _ => "UNKNOWN",
@@ -323,7 +324,7 @@ pub fn classify(code: i16) -> Outcome {
 
 /// Errors no retry fixes: the task must stop with a definite error.
 pub fn is_definite(code: i16) -> bool {
-    matches!(code, 10 | 18 | 29 | 53 | 87)
+    matches!(code, 10 | 18 | 29 | 53 | 76 | 87)
 }
 
 #[cfg(test)]
