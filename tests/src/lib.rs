@@ -77,6 +77,8 @@
 //! - [`process`]: the project's binaries as child processes.
 //! - [`secure_kafka`]: a private Tansu behind a TLS terminator (and SASL),
 //!   with test certificates.
+//! - [`s3_kafka`]: a private Tansu on S3 storage (moto), restartable without
+//!   losing its data.
 //! - [`wait`]: polling with deadlines.
 //! - [`names`]: unique names.
 
@@ -85,6 +87,7 @@ pub mod mysql;
 pub mod names;
 pub mod process;
 pub mod reaper;
+pub mod s3_kafka;
 pub mod secure_kafka;
 pub mod servers;
 pub mod stack;

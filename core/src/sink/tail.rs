@@ -11,7 +11,9 @@
 //! second case is the only one an empty partition (or a window that holds no
 //! message at all) ever gives: its position stays unknown because nothing is
 //! consumed from it. Reaching the end is bounded by [`CATCH_UP_TIMEOUT`];
-//! the error names the partitions that did not get there.
+//! the error names the partitions that did not get there (and the task's
+//! status shows it): a partition is never taken as read short of its
+//! reported end, since a tail read cut short would send duplicates.
 //! Blocking: call from `block_in_place`.
 
 use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};

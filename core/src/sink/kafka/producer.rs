@@ -26,7 +26,11 @@
 //! bytes with the same producer id, epoch and sequence numbers, on a new
 //! connection, before anything later of their partitions (one request in
 //! flight per broker keeps partition order). The broker drops what it
-//! already appended (`DUPLICATE_SEQUENCE_NUMBER` counts as delivered). At
+//! already appended and answers with the original offset. A
+//! `DUPLICATE_SEQUENCE_NUMBER` answer is not taken on trust (Tansu 0.6 on
+//! S3 gives it after a restart for a batch it never stored): it stops the
+//! producer like the errors below, and the restarted pipeline's tail read
+//! finds what the topic really holds. At
 //! most `retries` resends within `delivery.timeout.ms`, backing off from
 //! `retry.backoff.ms` doubling up to 1 s. Any other error, or an exhausted
 //! budget, fails the tracker and stops the producer; queued batches are
@@ -521,8 +525,7 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
 
 /// One partition's batch, sealed with its producer id, epoch and sequence
 /// once: every resend carries the same bytes, so the broker can tell a
-/// resend of what it already appended (`DUPLICATE_SEQUENCE_NUMBER`, or the
-/// original offset) from a new batch.
+/// resend of what it already appended (the original offset) from a new batch.
 struct Sealed {
     topic: Arc<str>,
     partition: i32,
