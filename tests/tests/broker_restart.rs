@@ -11,12 +11,13 @@
 //! S3 (moto, `pip install 'moto[server]'`) a batch in flight at SIGTERM can
 //! be lost while the restarted broker answers its resend with
 //! `DUPLICATE_SEQUENCE_NUMBER` (this test caught it as lost rows: the
-//! producer no longer takes that answer on trust), and a tail read after
-//! the restart can get no records below the reported end, so the task stops
-//! with a reported "did not reach their end" error instead of guessing.
-//! Runs here: before that change 3 of 5 passed and 2 lost rows; with it 3
-//! of 5 passed (one of them restarted the pipeline and was still exactly
-//! once) and 2 stalled, visibly, in the tail read. Run it with `--ignored`.
+//! producer no longer takes that answer on trust from a broker that
+//! refused a connection in between), and a tail read after the restart can
+//! get no records below the reported end, so the task stops with a
+//! reported "did not reach their end" error instead of guessing. Runs here:
+//! before that change 3 of 5 passed and 2 lost rows; with it 3 of 8 passed
+//! (one of them through a pipeline restart, still exactly once) and 5
+//! stalled, visibly, in the tail read. Run it with `--ignored`.
 
 mod support;
 

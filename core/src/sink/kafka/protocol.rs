@@ -304,12 +304,15 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub enum Outcome {
     /// In the log.
     Appended,
+    /// The broker says it appended this batch before
+    /// (`DUPLICATE_SEQUENCE_NUMBER`): the producer decides whether to trust it.
+    Duplicate,
     /// Transient: resend the same batch.
     Retry,
     /// Stop the producer (fenced, out of order sequence, unknown producer,
-    /// leader moved, a duplicate sequence, or a definite error). A stopped
-    /// producer restarts the pipeline from its context, whose tail read
-    /// learns what the topic really holds.
+    /// leader moved, or a definite error). A stopped producer restarts the
+    /// pipeline from its context, whose tail read learns what the topic
+    /// really holds.
     Stop,
 }
 
@@ -317,10 +320,7 @@ pub enum Outcome {
 pub fn classify(code: i16) -> Outcome {
     match code {
         0 => Outcome::Appended,
-        // DUPLICATE_SEQUENCE_NUMBER: the broker says it has the batch. Not
-        // taken on trust: Tansu 0.6 on S3 answers it, after a restart, for a
-        // batch it never stored (seen in `broker_restart`); the tail read of
-        // the restarted pipeline checks the topic itself.
+        46 => Outcome::Duplicate,
         // UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, REQUEST_TIMED_OUT,
         // NETWORK_EXCEPTION, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), KAFKA_STORAGE_ERROR
         3 | 5 | 7 | 13 | 19 | 20 | 56 => Outcome::Retry,
@@ -394,11 +394,7 @@ mod tests {
     #[test]
     fn produce_errors_are_classified() {
         assert_eq!(classify(0), Outcome::Appended);
-        assert_eq!(
-            classify(46),
-            Outcome::Stop,
-            "duplicate sequence: re-checked"
-        );
+        assert_eq!(classify(46), Outcome::Duplicate, "duplicate sequence");
         for code in [5, 7, 19, 20] {
             assert_eq!(classify(code), Outcome::Retry, "{}", error_name(code));
         }
