@@ -1,0 +1,218 @@
+//! Unit tests of the task config: parsing, validation, redaction.
+
+use super::*;
+use serde_json::json;
+
+fn good() -> Value {
+    json!({"name": "orders", "group": null,
+           "source": {"host": "127.0.0.1", "port": 3306, "user": "repl", "password": "pw",
+                      "server_id": 4242, "include": ["shop\\..*"], "exclude": [],
+                      "start": "earliest"},
+           "sink": {"brokers": "127.0.0.1:9092", "topic": "{database}.{table}",
+                    "format": "json", "properties": {}}})
+}
+
+fn problems(v: Value) -> Vec<String> {
+    let e = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    e.0.iter().map(|p| p.field.clone()).collect()
+}
+
+#[test]
+fn parses_the_design_example() {
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.name, "orders");
+    assert_eq!(cfg.source.port, 3306);
+    assert_eq!(cfg.source.start, StartPosition::Named(NamedStart::Earliest));
+    assert_eq!(cfg.sink.partitions, DEFAULT_PARTITIONS);
+    assert_eq!(cfg.redundancy, DEFAULT_REDUNDANCY);
+    // typed round trip
+    let again: TaskConfig = serde_json::from_value(serde_json::to_value(&cfg).unwrap()).unwrap();
+    assert_eq!(again, cfg);
+}
+
+#[test]
+fn start_forms() {
+    for (start, want) in [
+        (json!("current"), StartPosition::Named(NamedStart::Current)),
+        (
+            json!({"file": "mysql-bin.000001", "pos": 4}),
+            StartPosition::File {
+                file: "mysql-bin.000001".into(),
+                pos: 4,
+            },
+        ),
+        (
+            json!({"gtid": "0-1-42"}),
+            StartPosition::Gtid {
+                gtid: "0-1-42".into(),
+            },
+        ),
+    ] {
+        let mut v = good();
+        v["source"]["start"] = start;
+        assert_eq!(
+            TaskConfig::parse(v.to_string().as_bytes())
+                .unwrap()
+                .source
+                .start,
+            want
+        );
+    }
+    let mut v = good();
+    v["source"].as_object_mut().unwrap().remove("start");
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        cfg.source.start.normalized(),
+        StartPosition::Named(NamedStart::Current)
+    );
+    for bad in [
+        json!("latest"),
+        json!({"file": "x"}),
+        json!({"gtid": "zz"}),
+        json!(3),
+    ] {
+        let mut v = good();
+        v["source"]["start"] = bad.clone();
+        assert_eq!(problems(v), vec!["source.start"], "{bad}");
+    }
+}
+
+#[test]
+fn reports_all_four_problems_at_once() {
+    let mut v = good();
+    v["colour"] = json!("blue");
+    v["name"] = json!("../x");
+    v["source"].as_object_mut().unwrap().remove("host");
+    v["source"]["port"] = json!(70000);
+    let e = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    let fields: Vec<&str> = e.0.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields.len(), 4, "{e}");
+    for f in ["colour", "name", "source.host", "source.port"] {
+        assert!(fields.contains(&f), "missing {f} in {e}");
+    }
+    let msg = e.to_string();
+    assert!(msg.contains("4 problems"), "{msg}");
+    assert!(msg.contains("unknown field"), "{msg}");
+    assert!(msg.contains("70000 is out of range"), "{msg}");
+    assert!(!msg.contains("pw"), "password leaked: {msg}");
+}
+
+#[test]
+fn reports_nested_unknown_and_semantic_problems() {
+    let mut v = good();
+    v["sink"]["colour"] = json!(1);
+    v["sink"]["format"] = json!("avro");
+    v["sink"]["brokers"] = json!("");
+    v["source"]["include"] = json!(["shop\\.(x"]);
+    v["source"]["port"] = json!(0);
+    v["source"]["password_env"] = json!("PW");
+    v["sink"]["topic"] = json!("a/{table}");
+    let mut got = problems(v);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "sink.brokers",
+            "sink.colour",
+            "sink.format",
+            "sink.topic",
+            "source.include[0]",
+            "source.password",
+            "source.port"
+        ]
+    );
+}
+
+#[test]
+fn reports_bad_producer_properties_with_the_rest() {
+    let mut v = good();
+    v["sink"]["properties"] = json!({"acks": "1", "linger.ms": "soon"});
+    v["source"]["port"] = json!(0);
+    let mut got = problems(v);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "sink.properties.acks",
+            "sink.properties.linger.ms",
+            "source.port"
+        ]
+    );
+}
+
+#[test]
+fn rejects_non_objects_and_bad_json() {
+    assert!(TaskConfig::parse(b"{nope")
+        .unwrap_err()
+        .to_string()
+        .contains("not valid JSON"));
+    assert!(TaskConfig::parse(b"[]").is_err());
+    assert!(TaskConfig::parse(b"{}").unwrap_err().0.len() >= 4);
+    assert!(problems(json!({"name": "t", "source": 1, "sink": {}})).contains(&"source".to_string()));
+}
+
+#[test]
+fn strict_serde_rejects_unknown_fields() {
+    let mut v = good();
+    v["extra"] = json!(1);
+    assert!(serde_json::from_value::<TaskConfig>(v).is_err());
+}
+
+#[test]
+fn replication_settings_are_checked() {
+    let mut v = good();
+    v["sink"]["replication_factor"] = json!(2);
+    v["sink"]["min_insync_replicas"] = json!(3);
+    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    assert!(
+        err.to_string().contains("sink.min_insync_replicas"),
+        "{err}"
+    );
+    v["sink"]["replication_factor"] = json!(0);
+    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("sink.replication_factor"), "{err}");
+    v["sink"]["replication_factor"] = json!(3);
+    v["sink"]["min_insync_replicas"] = json!(2);
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.sink.replication_factor, Some(3));
+    let absent = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(absent.sink.replication_factor, None);
+    assert!(serde_json::to_value(&absent).unwrap()["sink"]
+        .get("replication_factor")
+        .is_none());
+}
+
+#[test]
+fn redacts_the_password() {
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    let r = cfg.redacted();
+    assert_eq!(r["source"]["password"], "***");
+    assert!(!format!("{cfg:?}").contains("\"pw\""));
+    let mut v = good();
+    v["sink"]["properties"] = json!({"security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "sasl.password": "kafka-pw"});
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.redacted()["sink"]["properties"]["sasl.password"], "***");
+    assert_eq!(cfg.redacted()["sink"]["properties"]["sasl.username"], "u");
+    assert!(!format!("{cfg:?}").contains("kafka-pw"));
+}
+
+#[test]
+fn resolves_password_from_env_and_file() {
+    let mut cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    cfg.source.password = None;
+    cfg.source.password_env = Some("REPLICATOR_TEST_PW_UNSET_XYZ".into());
+    assert!(matches!(
+        cfg.source.resolve_password(),
+        Err(PasswordError::MissingEnv(_))
+    ));
+    let dir = std::env::temp_dir().join(format!("pwtest-{}", std::process::id()));
+    std::fs::write(&dir, "s3cret\n").unwrap();
+    cfg.source.password_env = None;
+    cfg.source.password_file = Some(dir.display().to_string());
+    assert_eq!(
+        cfg.source.resolve_password().unwrap().unwrap().expose(),
+        "s3cret"
+    );
+    std::fs::remove_file(&dir).ok();
+}
