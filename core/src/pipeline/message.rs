@@ -12,6 +12,8 @@ pub enum ChangeType {
     Insert,
     Update,
     Delete,
+    /// A row copied by a snapshot (after image only).
+    Read,
     Ddl,
 }
 
@@ -21,6 +23,7 @@ impl ChangeType {
             ChangeType::Insert => "insert",
             ChangeType::Update => "update",
             ChangeType::Delete => "delete",
+            ChangeType::Read => "read",
             ChangeType::Ddl => "ddl",
         }
     }
