@@ -216,3 +216,25 @@ fn resolves_password_from_env_and_file() {
     );
     std::fs::remove_file(&dir).ok();
 }
+
+/// The example configs the docs point to (`deploy/examples/*.json`) stay valid.
+#[test]
+fn deploy_examples_are_valid_task_configs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("deploy/examples exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes = std::fs::read(&path).unwrap();
+            if let Err(e) = TaskConfig::parse(&bytes) {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 3,
+        "expected the example configs in {}",
+        dir.display()
+    );
+}
