@@ -35,6 +35,7 @@ pub mod position;
 pub mod producer;
 pub mod secret;
 pub mod shutdown;
+pub mod task_node;
 pub mod telemetry;
 pub mod zk;
 

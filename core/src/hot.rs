@@ -15,9 +15,9 @@ use crate::error::{Backoff, TaskError};
 use crate::instance::Instance;
 use crate::lease::Lease;
 use crate::pipeline::{self, PipelineOptions, PipelineSpec, Stops};
-use replicator_common::config::TaskConfig;
 use replicator_common::nodes::{Control, Desired, InstanceState};
 use replicator_common::paths::TaskRef;
+use replicator_common::task_node::parse_task_node;
 use replicator_common::zk::{is_terminal, Zk, ZkClientError, ZkError};
 use std::future::Future;
 use std::pin::Pin;
@@ -213,8 +213,8 @@ async fn warm_up(
     if warm.as_ref().is_some_and(|(d, _)| *d == data) {
         return;
     }
-    let problem = match parse_config(&data, task) {
-        Err(reason) => Some(reason),
+    let problem = match parse_task_node(&data, task) {
+        Err(reason) => Some(reason.to_string()),
         Ok(cfg) => match cfg.source.resolve_password() {
             Err(e) => Some(e.to_string()),
             Ok(pw) => crate::source::preflight(&cfg.source, pw.as_ref())
@@ -228,29 +228,6 @@ async fn warm_up(
     }
     inst.set_error(problem.clone()).await.ok();
     *warm = Some((data, problem));
-}
-
-/// Parses a task node, checking it describes this task.
-pub fn parse_config(data: &[u8], task: &TaskRef) -> Result<TaskConfig, String> {
-    if data.iter().all(u8::is_ascii_whitespace) {
-        return Err("task config is empty: waiting for the Server to write it".into());
-    }
-    let cfg = TaskConfig::parse(data).map_err(|e| e.to_string())?;
-    if cfg.name != task.name() {
-        return Err(format!(
-            "task config names `{}` but the node is `{}`",
-            cfg.name,
-            task.name()
-        ));
-    }
-    if cfg.group.as_deref() != task.group() {
-        return Err(format!(
-            "task config group {:?} does not match its location {:?}",
-            cfg.group,
-            task.group()
-        ));
-    }
-    Ok(cfg)
 }
 
 async fn watch_data(zk: &Zk, path: &str) -> Result<Option<(Vec<u8>, Watch)>, ZkError> {
@@ -297,11 +274,11 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
         if control.switchover > base {
             return Ok(LeadEnd::Switchover);
         }
-        let cfg = match parse_config(&cfg_data, task) {
+        let cfg = match parse_task_node(&cfg_data, task) {
             Ok(c) => c,
             Err(reason) => {
                 tracing::warn!(task = %task, reason = %reason, "waiting for a valid task config");
-                inst.set_error(Some(reason)).await?;
+                inst.set_error(Some(reason.to_string())).await?;
                 match wait_change(env, &mut cfg_w, &mut ctl_w).await {
                     Some(end) => return Ok(end),
                     None => continue,

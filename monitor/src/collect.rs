@@ -11,10 +11,10 @@
 
 use crate::snapshot::{ConfigState, ContextState, InstanceSnapshot, Snapshot, TaskSnapshot};
 use crate::source::Sources;
-use replicator_common::config::TaskConfig;
 use replicator_common::names::validate_name;
 use replicator_common::nodes::{Alert, Control, CoreInfo, InstanceInfo, Progress};
 use replicator_common::paths::{InstanceName, TaskRef};
+use replicator_common::task_node::{parse_task_node, TaskNodeError};
 use replicator_common::zk::{Zk, ZkClientError, ZkError};
 use zookeeper_client::MultiReadResult;
 
@@ -205,30 +205,13 @@ fn valid(names: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// The task node as the Cores read it (same checks as the Core's own).
+/// The task node as the Cores read it (the same parser as theirs).
 pub fn parse_config(data: &[u8], task: &TaskRef) -> ConfigState {
-    if data.iter().all(u8::is_ascii_whitespace) {
-        return ConfigState::Empty;
+    match parse_task_node(data, task) {
+        Ok(cfg) => ConfigState::Valid(Box::new(cfg)),
+        Err(TaskNodeError::Empty) => ConfigState::Empty,
+        Err(e) => ConfigState::Invalid(e.to_string()),
     }
-    let cfg = match TaskConfig::parse(data) {
-        Ok(c) => c,
-        Err(e) => return ConfigState::Invalid(e.to_string()),
-    };
-    if cfg.name != task.name() {
-        return ConfigState::Invalid(format!(
-            "task config names `{}` but the node is `{}`",
-            cfg.name,
-            task.name()
-        ));
-    }
-    if cfg.group.as_deref() != task.group() {
-        return ConfigState::Invalid(format!(
-            "task config group {:?} does not match its location {:?}",
-            cfg.group,
-            task.group()
-        ));
-    }
-    ConfigState::Valid(Box::new(cfg))
 }
 
 /// The control node as the Cores read it: empty or unreadable means running.

@@ -12,6 +12,7 @@
 use replicator_common::config::TaskConfig;
 use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress, Retrying};
 use replicator_common::paths::{InstanceName, TaskRef};
+use replicator_common::task_node::{parse_task_node, TaskNodeError};
 use serde::{Deserialize, Serialize};
 
 /// The znodes of one task as read from ZooKeeper.
@@ -190,21 +191,15 @@ fn is_blank(d: &[u8]) -> bool {
 }
 
 fn config_of(raw: &RawTask) -> Result<TaskConfig, String> {
-    if is_blank(&raw.config) {
-        return Err(
+    match parse_task_node(&raw.config, &raw.task) {
+        Ok(cfg) => Ok(cfg),
+        Err(TaskNodeError::Empty) => Err(
             "not configured: a Core registered this task before it was created; \
-                    create it with POST /api/v1/tasks"
+             create it with POST /api/v1/tasks"
                 .into(),
-        );
+        ),
+        Err(e) => Err(e.to_string()),
     }
-    let cfg = TaskConfig::parse(&raw.config).map_err(|e| e.to_string())?;
-    if cfg.name != raw.task.name() || cfg.group.as_deref() != raw.task.group() {
-        return Err(format!(
-            "the stored config names task `{}` (group {:?}), not this node",
-            cfg.name, cfg.group
-        ));
-    }
-    Ok(cfg)
 }
 
 fn instance(id: &str, data: &[u8]) -> InstanceStatus {
