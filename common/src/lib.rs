@@ -24,6 +24,7 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod backoff;
+pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod election;

@@ -7,6 +7,7 @@
 
 use crate::alerts::AlertEvent;
 use crate::status::{InstanceStatus, TaskStatus};
+use replicator_common::civil::civil_from_days;
 use replicator_common::nodes::{Alert, AlertState};
 use std::fmt::Write;
 
@@ -70,20 +71,6 @@ pub fn utc(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// `850ms`, `4.2s`, `3m05s`, `2h03m`, `3d04h`.
