@@ -13,3 +13,8 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// The one name of the replication lag metric, in every process that
+/// exports it (Core, Server, Monitor): now minus the source time of the
+/// task's last replicated event, in seconds as Prometheus recommends.
+pub const TASK_LAG_SECONDS: &str = "replicator_task_lag_seconds";

@@ -15,7 +15,7 @@ pub const TASK_RUNNING: &str = "replicator_core_task_running";
 pub const TASK_EVENTS: &str = "replicator_core_task_events_total";
 /// Now minus the source time of the last replicated event (heartbeats keep
 /// it near zero on an idle source).
-pub const TASK_LAG: &str = "replicator_core_task_lag_seconds";
+pub use replicator_common::telemetry::TASK_LAG_SECONDS as TASK_LAG;
 /// Replayed messages dropped because the topic already had them.
 pub const TASK_DUPLICATES: &str = "replicator_core_task_duplicates_dropped_total";
 
@@ -138,7 +138,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("replicator_core_task_events_total{task=\"m_t1\"} 42"));
-        assert!(text.contains("replicator_core_task_lag_seconds{task=\"m_t1\"} 2.500"));
+        assert!(text.contains("replicator_task_lag_seconds{task=\"m_t1\"} 2.500"));
         assert!(text.contains("replicator_core_task_duplicates_dropped_total{task=\"m_t1\"} 3"));
         assert!(text.contains("# TYPE replicator_core_task_events_total counter"));
     }

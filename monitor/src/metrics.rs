@@ -15,7 +15,7 @@ pub const TASK_STATE: &str = "replicator_task_state";
 /// Gauge: instance nodes of the task.
 pub const TASK_INSTANCES: &str = "replicator_task_instances";
 /// Gauge: `now - event_ts_ms` of the task's context, in seconds.
-pub const TASK_LAG_SECONDS: &str = "replicator_task_lag_seconds";
+pub use replicator_common::telemetry::TASK_LAG_SECONDS;
 /// Counter: row events the task replicated (from its context).
 pub const TASK_EVENTS_TOTAL: &str = "replicator_task_events_total";
 /// Gauge: live cores under `/cores`.

@@ -17,7 +17,7 @@ pub const TASKS: &str = "replicator_tasks";
 /// Instances of all tasks by state (`RUNNING`, `STANDBY`, `UNKNOWN`).
 pub const TASK_INSTANCES: &str = "replicator_task_instances";
 /// Per task: now minus the source time of the last replicated event.
-pub const TASK_LAG_MS: &str = "replicator_task_lag_milliseconds";
+pub use replicator_common::telemetry::TASK_LAG_SECONDS;
 /// Per task: row events replicated, from the progress context.
 pub const TASK_EVENTS_TOTAL: &str = "replicator_task_events_total";
 /// Per task: 1 when the desired state is paused.
@@ -97,13 +97,14 @@ pub fn render(tasks: &[TaskStatus], alerts: &[Alert], requests: &BTreeMap<u16, u
     }
     header(
         &mut out,
-        TASK_LAG_MS,
+        TASK_LAG_SECONDS,
         "gauge",
-        "Now minus the source time of the last replicated event.",
+        "Now minus the source time of the last replicated event, in seconds.",
     );
     for t in tasks {
         if let Some(lag) = t.progress.as_ref().and_then(|p| p.lag_ms) {
-            let _ = writeln!(out, "{TASK_LAG_MS}{{{}}} {lag}", task_labels(t));
+            let lag = lag as f64 / 1000.0;
+            let _ = writeln!(out, "{TASK_LAG_SECONDS}{{{}}} {lag:.3}", task_labels(t));
         }
     }
     header(
@@ -207,7 +208,7 @@ mod tests {
             "replicator_tasks{kind=\"hot\",state=\"down\"} 0",
             "replicator_task_instances{state=\"RUNNING\"} 1",
             "replicator_task_instances{state=\"STANDBY\"} 0",
-            "replicator_task_lag_milliseconds{task=\"a\",group=\"\"} 100",
+            "replicator_task_lag_seconds{task=\"a\",group=\"\"} 0.100",
             "replicator_task_events_total{task=\"b\",group=\"g\"} 5",
             "replicator_alerts{state=\"firing\"} 1",
             "replicator_server_requests_total{code=\"404\"} 1",
