@@ -550,7 +550,7 @@ impl SinkConfig {
             );
         }
         if let Err(e) = check_topic_template(&self.topic) {
-            p.add("sink.topic", e);
+            p.add("sink.topic", e.to_string());
         }
         if self.partitions == 0 {
             p.add("sink.partitions", "must be at least 1");
@@ -575,23 +575,32 @@ impl SinkConfig {
 
 /// Checks a topic template: literal parts must be legal in Kafka topic names,
 /// and only `{database}` and `{table}` may be expanded.
-pub fn check_topic_template(t: &str) -> Result<(), String> {
+pub fn check_topic_template(t: &str) -> Result<(), TopicTemplateError> {
     if t.is_empty() {
-        return Err("is required".into());
+        return Err(TopicTemplateError::Empty);
     }
     let literal = t.replace("{database}", "").replace("{table}", "");
     if let Some(c) = literal
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(format!(
-            "`{c}` is not allowed in a topic; use letters, digits, `.`, `_`, `-`, {{database}} and {{table}}"
-        ));
+        return Err(TopicTemplateError::BadChar(c));
     }
     if t.len() > 249 {
-        return Err("is longer than 249 characters".into());
+        return Err(TopicTemplateError::TooLong);
     }
     Ok(())
+}
+
+/// Why a topic template is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicTemplateError {
+    #[error("is required")]
+    Empty,
+    #[error("`{0}` is not allowed in a topic; use letters, digits, `.`, `_`, `-`, {{database}} and {{table}}")]
+    BadChar(char),
+    #[error("is longer than 249 characters")]
+    TooLong,
 }
 
 #[cfg(test)]

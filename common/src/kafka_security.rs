@@ -348,12 +348,12 @@ impl KafkaSecurity {
     }
 
     /// Reads `KEY=VALUE` command-line flags into properties.
-    pub fn flags(flags: &[String]) -> Result<BTreeMap<String, String>, String> {
+    pub fn flags(flags: &[String]) -> Result<BTreeMap<String, String>, NotKeyValue> {
         flags
             .iter()
             .map(|f| match f.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-                _ => Err(format!("`{f}` is not KEY=VALUE")),
+                _ => Err(NotKeyValue(f.clone())),
             })
             .collect()
     }
@@ -389,6 +389,11 @@ impl KafkaSecurity {
         Ok(out)
     }
 }
+
+/// A property flag that is not `KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not KEY=VALUE")]
+pub struct NotKeyValue(pub String);
 
 #[cfg(test)]
 mod tests {

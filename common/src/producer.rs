@@ -76,16 +76,31 @@ impl Compression {
 }
 
 impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(v: &str) -> Result<Self, String> {
+    type Err = PropertyError;
+    fn from_str(v: &str) -> Result<Self, PropertyError> {
         Compression::ALL
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(v.trim()))
-            .ok_or_else(|| {
-                let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
-                format!("`{v}` is not a codec; use one of {}", names.join(", "))
-            })
+            .ok_or_else(|| PropertyError::UnknownCodec(v.to_string()))
     }
+}
+
+/// Why one producer property is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PropertyError {
+    #[error("must be a whole number from {min} to {max}")]
+    OutOfRange { min: u64, max: u64 },
+    #[error("must be 1 to 200 characters")]
+    ClientIdLength,
+    #[error("`{0}` is not a codec; use one of {names}", names = codec_names())]
+    UnknownCodec(String),
+    #[error("unknown producer property; known: {}, {}", KNOWN.join(", "), crate::kafka_security::KEYS.join(", "))]
+    UnknownKey,
+}
+
+fn codec_names() -> String {
+    let names: Vec<&str> = Compression::ALL.iter().map(|c| c.name()).collect();
+    names.join(", ")
 }
 
 impl Default for ProducerSettings {
@@ -118,10 +133,10 @@ pub const KNOWN: &[&str] = &[
     "retry.backoff.ms",
 ];
 
-fn number(v: &str, min: u64, max: u64) -> Result<u64, String> {
+fn number(v: &str, min: u64, max: u64) -> Result<u64, PropertyError> {
     match v.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!("must be a whole number from {min} to {max}")),
+        _ => Err(PropertyError::OutOfRange { min, max }),
     }
 }
 
@@ -134,7 +149,7 @@ impl ProducerSettings {
             if KafkaSecurity::owns(k) {
                 continue;
             }
-            let r: Result<(), String> = match k.as_str() {
+            let r: Result<(), PropertyError> = match k.as_str() {
                 "linger.ms" => number(v, 0, 60_000).map(|n| s.linger = Duration::from_millis(n)),
                 "batch.size" => {
                     number(v, 1_024, 16 * 1024 * 1024).map(|n| s.batch_bytes = n as usize)
@@ -149,7 +164,7 @@ impl ProducerSettings {
                     s.client_id = v.clone();
                     Ok(())
                 }
-                "client.id" => Err("must be 1 to 200 characters".to_string()),
+                "client.id" => Err(PropertyError::ClientIdLength),
                 "compression.type" => v.parse().map(|c| s.compression = c),
                 "retries" => number(v, 0, 1_000).map(|n| s.retries = n as u32),
                 "retry.backoff.ms" => {
@@ -158,14 +173,10 @@ impl ProducerSettings {
                 "delivery.timeout.ms" => {
                     number(v, 1_000, 600_000).map(|n| s.delivery_timeout = Duration::from_millis(n))
                 }
-                _ => Err(format!(
-                    "unknown producer property; known: {}, {}",
-                    KNOWN.join(", "),
-                    crate::kafka_security::KEYS.join(", ")
-                )),
+                _ => Err(PropertyError::UnknownKey),
             };
             if let Err(e) = r {
-                problems.push((k.clone(), e));
+                problems.push((k.clone(), e.to_string()));
             }
         }
         match KafkaSecurity::parse(props) {

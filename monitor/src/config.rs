@@ -112,30 +112,44 @@ impl FileConfig {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::parse(&text).map_err(|reason| MonitorError::ConfigFile {
+        Self::parse(&text).map_err(|e| MonitorError::ConfigFile {
             path: path.display().to_string(),
-            reason,
+            reason: e.to_string(),
         })
     }
 
-    pub fn parse(text: &str) -> Result<FileConfig, String> {
-        let cfg: FileConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<FileConfig, FileConfigError> {
+        let cfg: FileConfig = serde_json::from_str(text)?;
         cfg.thresholds.check()?;
         Ok(cfg)
     }
 }
 
+/// Why a config file is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileConfigError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Threshold(#[from] ThresholdError),
+}
+
+/// A threshold that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("thresholds.{0} must be at least 1")]
+pub struct ThresholdError(pub &'static str);
+
 impl Thresholds {
     /// Rejects settings that cannot work.
-    pub fn check(&self) -> Result<(), String> {
-        if self.poll_interval_ms == 0 {
-            return Err("thresholds.poll_interval_ms must be at least 1".into());
-        }
-        if self.source_poll_interval_ms == 0 {
-            return Err("thresholds.source_poll_interval_ms must be at least 1".into());
-        }
-        if self.repeat_interval_ms == 0 {
-            return Err("thresholds.repeat_interval_ms must be at least 1".into());
+    pub fn check(&self) -> Result<(), ThresholdError> {
+        for (name, value) in [
+            ("poll_interval_ms", self.poll_interval_ms),
+            ("source_poll_interval_ms", self.source_poll_interval_ms),
+            ("repeat_interval_ms", self.repeat_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(ThresholdError(name));
+            }
         }
         Ok(())
     }

@@ -9,7 +9,6 @@
 //! `config_error`. The config is always shown through
 //! [`TaskConfig::redacted`], so a stored password never leaves the server.
 
-use replicator_common::config::TaskConfig;
 use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress, Retrying};
 use replicator_common::paths::{InstanceName, TaskRef};
 use replicator_common::task_node::{parse_task_node, TaskNodeError};
@@ -119,13 +118,13 @@ impl TaskStatus {
 
 /// Builds the status of a task from its znodes at time `now_ms`.
 pub fn assemble(raw: &RawTask, now_ms: i64) -> TaskStatus {
-    let (config, config_error) = match config_of(raw) {
+    let (config, config_error) = match parse_task_node(&raw.config, &raw.task) {
         Ok(mut cfg) => {
             // the serde-only default start cannot be serialized: name it
             cfg.source.start = cfg.source.start.normalized();
             (Some(cfg.redacted()), None)
         }
-        Err(e) => (None, Some(e)),
+        Err(e) => (None, Some(config_problem(&e))),
     };
     let control = raw
         .control
@@ -190,15 +189,13 @@ fn is_blank(d: &[u8]) -> bool {
     d.iter().all(u8::is_ascii_whitespace)
 }
 
-fn config_of(raw: &RawTask) -> Result<TaskConfig, String> {
-    match parse_task_node(&raw.config, &raw.task) {
-        Ok(cfg) => Ok(cfg),
-        Err(TaskNodeError::Empty) => Err(
-            "not configured: a Core registered this task before it was created; \
-             create it with POST /api/v1/tasks"
-                .into(),
-        ),
-        Err(e) => Err(e.to_string()),
+/// What the status says about a task node without a usable config.
+fn config_problem(e: &TaskNodeError) -> String {
+    match e {
+        TaskNodeError::Empty => "not configured: a Core registered this task before it was \
+                                 created; create it with POST /api/v1/tasks"
+            .into(),
+        e => e.to_string(),
     }
 }
 

@@ -106,12 +106,14 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
     let deadline = args
         .max_wait_ms
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let security = KafkaSecurity::flags(&args.kafka_properties).and_then(|p| {
-        KafkaSecurity::parse_only(&p).map_err(|bad| {
-            let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-            list.join("; ")
-        })
-    });
+    let security = KafkaSecurity::flags(&args.kafka_properties)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            KafkaSecurity::parse_only(&p).map_err(|bad| {
+                let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
+                list.join("; ")
+            })
+        });
     let props = match security.and_then(|s| s.client_properties().map_err(|e| e.to_string())) {
         Ok(p) => p,
         Err(e) => {
