@@ -31,7 +31,7 @@
 use crate::election::{decide, Role};
 use crate::hot::{self, Mode, TaskEnd, TaskEnv};
 use crate::instance::Instance;
-use crate::runtime::Running;
+use crate::running::Running;
 use crate::scan::{plan, ReleaseBackoff, ScanInput};
 use replicator_common::nodes::{CoreInfo, InstanceState};
 use replicator_common::paths::TaskRef;

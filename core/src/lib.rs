@@ -29,6 +29,7 @@ pub mod lease;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
+pub mod running;
 pub mod runtime;
 pub mod scan;
 pub mod sink;

@@ -3,9 +3,10 @@
 //! Pipelines report at their commit ticks (never per row); the HTTP side
 //! renders a snapshot. Names follow `replicator_<noun>_<unit>[_total]`.
 
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -93,35 +94,26 @@ pub fn render(now_ms: i64) -> String {
     out
 }
 
-/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown`.
+/// Serves `/metrics` (and `/healthz`) on `addr` until `shutdown`, with
+/// axum like the Server and the Monitor (it tracks its connections and ends
+/// them on shutdown).
 pub async fn serve(addr: String, shutdown: CancellationToken) -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "metrics listening");
-    loop {
-        let (mut sock, _) = tokio::select! {
-            r = listener.accept() => r?,
-            _ = shutdown.cancelled() => return Ok(()),
-        };
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = match sock.read(&mut buf).await {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match path {
-                "/metrics" => ("200 OK", render(replicator_common::now_ms())),
-                "/healthz" => ("200 OK", "ok\n".to_string()),
-                _ => ("404 Not Found", "not found\n".to_string()),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-        });
-    }
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    render(replicator_common::now_ms()),
+                )
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ use crate::error::Backoff;
 use crate::hot::{self, TaskEnv};
 use crate::lease::Lease;
 use crate::pipeline::PipelineOptions;
+use crate::running::Running;
 use replicator_common::nodes::CoreInfo;
 use replicator_common::paths::TaskRef;
 use replicator_common::zk::{self, is_terminal, Zk, ZkOptions};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -37,37 +38,30 @@ pub struct CoreConfig {
     pub pipeline: PipelineOptions,
 }
 
-/// Tasks this process runs right now, for `/cores/<host>`.
-#[derive(Debug, Default)]
-pub struct Running(Mutex<Vec<String>>);
-
-impl Running {
-    pub fn set(&self, task: &TaskRef, running: bool) {
-        let mut g = self.0.lock().expect("running lock");
-        let name = task.to_string();
-        g.retain(|t| *t != name);
-        if running {
-            g.push(name);
-            g.sort();
-        }
-    }
-    pub fn list(&self) -> Vec<String> {
-        self.0.lock().expect("running lock").clone()
-    }
-}
-
 /// Runs the Core until `shutdown`.
 pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let config = Arc::new(config);
+    // The metrics server stops with `shutdown`; it gets a second to finish
+    // (a scraper's kept-alive connection would hold a graceful end open),
+    // then it is aborted.
+    let mut background = JoinSet::new();
     if let Some(addr) = config.metrics_addr.clone() {
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        background.spawn(async move {
             if let Err(e) = crate::metrics::serve(addr.clone(), stop).await {
                 tracing::error!(addr = %addr, error = %e, "cannot serve metrics");
             }
         });
     }
+    sessions(&config, &mut backoff, &shutdown).await;
+    let drained = async { while background.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    background.shutdown().await;
+}
+
+/// One ZooKeeper session after another, until `shutdown`.
+async fn sessions(config: &Arc<CoreConfig>, backoff: &mut Backoff, shutdown: &CancellationToken) {
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -88,7 +82,7 @@ pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
             session_timeout_ms = zk.session_timeout().as_millis() as u64,
             "ZooKeeper session open"
         );
-        session(&config, zk, &shutdown).await;
+        session(config, zk, shutdown).await;
     }
 }
 
