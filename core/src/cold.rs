@@ -76,6 +76,26 @@ struct Held {
     releasing: bool,
 }
 
+/// What a scan learned of the other cores of the group.
+#[derive(Debug, Default)]
+struct Fleet {
+    /// Other live cores serving the group, with how many of its tasks each runs.
+    others: BTreeMap<String, usize>,
+    /// Tasks of the group some other core reports running.
+    busy: BTreeSet<String>,
+}
+
+/// The outcome of a scan's claims.
+#[derive(Debug, Default)]
+struct Claims {
+    /// Tasks of the group this core holds after the claims.
+    held: usize,
+    claimed: u32,
+    lost: u32,
+    /// The first ZooKeeper error, which ends the claiming.
+    failure: Option<ZkError>,
+}
+
 /// ZooKeeper requests of one scan.
 #[derive(Debug, Default, Clone, Copy)]
 struct Requests {
@@ -138,28 +158,80 @@ fn is_no_node(e: &ZkError) -> bool {
 }
 
 impl Scanner {
+    /// One scan: read the group and the fleet, let [`plan`] decide, stop
+    /// and release what it says, claim what it deals to this core.
     async fn scan(&mut self) -> Result<(), ZkError> {
         let started = Instant::now();
         self.scans += 1;
         self.held.retain(|_, h| !h.handle.is_finished());
         let mut req = Requests::default();
         self.bare.clear();
-        let zk = self.env.zk.clone();
-        let layout = zk.layout();
-        let group = self.group.clone();
 
+        let tasks = self.read_group(&mut req).await?;
+        let fleet = self.read_fleet(&mut req).await?;
+        let free = self.free_tasks(&tasks, &fleet.busy, &mut req).await?;
+        let mine: BTreeSet<String> = self
+            .held
+            .iter()
+            .filter(|(_, h)| !h.releasing)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let decision = plan(&ScanInput {
+            host: &self.env.host,
+            tasks: tasks.clone(),
+            free: free.clone(),
+            mine: mine.clone(),
+            others: fleet.others.clone(),
+            max_tasks: self.opts.max_tasks.saturating_sub(self.held_elsewhere()),
+            hold_releases: self.backoff.hold(self.scans, &free),
+        });
+        for t in &decision.stop {
+            tracing::info!(group = %self.group, task = %t, "task left the group; stopping it");
+            self.stop(t);
+        }
+        for t in &decision.release {
+            tracing::info!(group = %self.group, task = %t, "handing over to rebalance");
+            self.stop(t);
+        }
+        let held = mine.iter().filter(|t| tasks.contains(*t)).count() - decision.release.len();
+        let claims = self.claim_dealt(&decision.claim, held, &mut req).await;
+        tracing::debug!(
+            group = %self.group,
+            scan = self.scans,
+            tasks = tasks.len(),
+            cores = fleet.others.len() + 1,
+            free = free.len(),
+            held = claims.held,
+            claimed = claims.claimed,
+            lost = claims.lost,
+            released = decision.release.len(),
+            stopped = decision.stop.len(),
+            reads = req.reads,
+            writes = req.writes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scan"
+        );
+        claims.failure.map_or(Ok(()), Err)
+    }
+
+    /// The group's task names (invalid names ignored).
+    async fn read_group(&self, req: &mut Requests) -> Result<BTreeSet<String>, ZkError> {
+        let zk = &self.env.zk;
         req.reads += 1;
-        let tasks: BTreeSet<String> = zk
-            .children(&layout.group(&group)?)
+        Ok(zk
+            .children(&zk.layout().group(&self.group)?)
             .await?
             .into_iter()
             .filter(|t| replicator_common::names::validate_name(t).is_ok())
-            .collect();
+            .collect())
+    }
 
-        // who serves the group and what each runs (this core: `held`)
-        let prefix = format!("{group}/");
-        let mut others: BTreeMap<String, usize> = BTreeMap::new();
-        let mut busy: BTreeSet<String> = BTreeSet::new();
+    /// Who else serves the group and which of its tasks every other core runs.
+    async fn read_fleet(&self, req: &mut Requests) -> Result<Fleet, ZkError> {
+        let zk = &self.env.zk;
+        let layout = zk.layout();
+        let prefix = format!("{}/", self.group);
+        let mut fleet = Fleet::default();
         req.reads += 1;
         for c in zk.children(&layout.cores()).await? {
             if c == self.env.host {
@@ -175,22 +247,31 @@ impl Scanner {
             };
             let mut load = 0;
             for t in info.tasks.iter().filter_map(|t| t.strip_prefix(&prefix)) {
-                busy.insert(t.to_string());
+                fleet.busy.insert(t.to_string());
                 load += 1;
             }
-            if info.groups.contains(&group) {
-                others.insert(c, load);
+            if info.groups.contains(&self.group) {
+                fleet.others.insert(c, load);
             }
         }
+        Ok(fleet)
+    }
 
-        // tasks no core reports: check their instances
+    /// The tasks that no core runs (no instance), with the number of scans
+    /// in a row each has been free.
+    async fn free_tasks(
+        &mut self,
+        tasks: &BTreeSet<String>,
+        busy: &BTreeSet<String>,
+        req: &mut Requests,
+    ) -> Result<BTreeMap<String, u32>, ZkError> {
         let unreported: Vec<String> = tasks
             .iter()
             .filter(|t| !self.held.contains_key(*t) && !busy.contains(*t))
             .cloned()
             .collect();
         let free: BTreeMap<String, u32> = self
-            .still_free(&unreported, &mut req)
+            .still_free(&unreported, req)
             .await?
             .into_iter()
             .map(|t| {
@@ -199,48 +280,34 @@ impl Scanner {
             })
             .collect();
         self.ages = free.clone();
+        Ok(free)
+    }
 
-        let elsewhere = self
-            .running
+    /// Cold tasks of other groups this core runs (they count against `--max-tasks`).
+    fn held_elsewhere(&self) -> usize {
+        let prefix = format!("{}/", self.group);
+        self.running
             .list()
             .iter()
             .filter(|t| t.contains('/') && !t.starts_with(&prefix))
-            .count();
-        let mine: BTreeSet<String> = self
-            .held
-            .iter()
-            .filter(|(_, h)| !h.releasing)
-            .map(|(t, _)| t.clone())
-            .collect();
-        let hold_releases = self.backoff.hold(self.scans, &free);
-        let decision = plan(&ScanInput {
-            host: &self.env.host,
-            tasks: tasks.clone(),
-            free: free.clone(),
-            mine: mine.clone(),
-            others: others.clone(),
-            max_tasks: self.opts.max_tasks.saturating_sub(elsewhere),
-            hold_releases,
-        });
+            .count()
+    }
 
-        for t in &decision.stop {
-            tracing::info!(group = %group, task = %t, "task left the group; stopping it");
-            self.stop(t);
-        }
-        for t in &decision.release {
-            tracing::info!(group = %group, task = %t, "handing over to rebalance");
-            self.stop(t);
-        }
-
-        let mut count = mine.iter().filter(|t| tasks.contains(*t)).count() - decision.release.len();
-        let (mut claimed, mut lost) = (0u32, 0u32);
-        let mut remaining: Vec<&crate::scan::Claim> = decision.claim.iter().collect();
-        let mut failure = None;
-        while failure.is_none() {
-            // claim in batches, counting the claims in flight as held
+    /// Claims the tasks dealt to this core, in parallel batches, counting
+    /// the claims in flight as held; after a lost race the next candidates
+    /// are listed again first (a listing is cheaper than a lost claim).
+    async fn claim_dealt(
+        &mut self,
+        dealt: &[crate::scan::Claim],
+        mut held: usize,
+        req: &mut Requests,
+    ) -> Claims {
+        let mut out = Claims::default();
+        let mut remaining: Vec<&crate::scan::Claim> = dealt.iter().collect();
+        while out.failure.is_none() {
             let mut batch = Vec::new();
             remaining.retain(|c| {
-                let take = batch.len() < CLAIM_BATCH && count + batch.len() < c.below;
+                let take = batch.len() < CLAIM_BATCH && held + batch.len() < c.below;
                 if take {
                     batch.push(c.task.clone());
                 }
@@ -249,17 +316,16 @@ impl Scanner {
             if batch.is_empty() {
                 break;
             }
-            if lost > 0 {
-                // races were lost: the next candidates may be gone as well,
-                // and a listing is cheaper than a lost claim
-                match self.still_free(&batch, &mut req).await {
+            if out.lost > 0 {
+                match self.still_free(&batch, req).await {
                     Ok(b) => batch = b,
                     Err(e) => {
-                        failure = Some(e);
+                        out.failure = Some(e);
                         break;
                     }
                 }
             }
+            let group = self.group.clone();
             let results = futures::future::join_all(
                 batch
                     .iter()
@@ -273,31 +339,16 @@ impl Scanner {
                     Ok(Some(inst)) => {
                         tracing::info!(group = %group, task = %t, instance = %inst.name, "claimed task");
                         self.start(t, inst);
-                        count += 1;
-                        claimed += 1;
+                        held += 1;
+                        out.claimed += 1;
                     }
-                    Ok(None) => lost += 1,
-                    Err(e) => failure = Some(e),
+                    Ok(None) => out.lost += 1,
+                    Err(e) => out.failure = Some(e),
                 }
             }
         }
-        tracing::debug!(
-            group = %group,
-            scan = self.scans,
-            tasks = tasks.len(),
-            cores = others.len() + 1,
-            free = free.len(),
-            held = count,
-            claimed,
-            lost,
-            released = decision.release.len(),
-            stopped = decision.stop.len(),
-            reads = req.reads,
-            writes = req.writes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "scan"
-        );
-        failure.map_or(Ok(()), Err)
+        out.held = held;
+        out
     }
 
     /// The tasks of `names` that have no instance, listed a batch at a time.
