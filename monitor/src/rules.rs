@@ -117,99 +117,154 @@ fn evaluate_task(
     th: &Thresholds,
     out: &mut Vec<Condition>,
 ) -> TaskTrack {
-    let subject = || Subject::Task(t.task.clone());
     let mut track = TaskTrack::default();
-    let name = &t.task;
+    let e = TaskEval { t, before, now, th };
+    e.config_invalid(out);
+    e.not_running(&mut track, out);
+    e.no_standby(&mut track, out);
+    if t.running().is_some() && !t.paused() {
+        if let Some(p) = t.context.progress() {
+            e.lag(p, out);
+            stalled(t, p, before, &mut track, now, th, out);
+        }
+        e.retrying(out);
+    }
+    e.task_error(&mut track, out);
+    e.failover(&mut track, out);
+    track
+}
 
-    if let ConfigState::Invalid(reason) = &t.config {
-        out.push(Condition::firing(
-            Rule::ConfigInvalid,
-            subject(),
-            format!("task config of {name} does not validate: {reason}"),
-        ));
+/// One task's evaluation: the rules about it, each a method.
+struct TaskEval<'a> {
+    t: &'a TaskSnapshot,
+    before: &'a TaskTrack,
+    now: i64,
+    th: &'a Thresholds,
+}
+
+impl TaskEval<'_> {
+    fn subject(&self) -> Subject {
+        Subject::Task(self.t.task.clone())
     }
 
-    let running = t.running();
-    let n = t.instances.len();
-    if running.is_none() && !t.paused() {
-        let since = before.not_running_since.unwrap_or(now);
-        track.not_running_since = Some(since);
-        out.push(Condition::after(
-            Rule::TaskNotRunning,
-            subject(),
-            format!("task {name} has no RUNNING instance ({n} instance(s) registered)"),
-            since,
-            now,
-            ms(th.not_running_grace_ms),
-        ));
+    /// `config_invalid`: the task node does not validate.
+    fn config_invalid(&self, out: &mut Vec<Condition>) {
+        if let ConfigState::Invalid(reason) = &self.t.config {
+            out.push(Condition::firing(
+                Rule::ConfigInvalid,
+                self.subject(),
+                format!("task config of {} does not validate: {reason}", self.t.task),
+            ));
+        }
     }
 
-    if t.task.group().is_none() {
+    /// `task_not_running`: no RUNNING instance of a task that is not paused.
+    fn not_running(&self, track: &mut TaskTrack, out: &mut Vec<Condition>) {
+        let (t, now) = (self.t, self.now);
+        if t.running().is_none() && !t.paused() {
+            let since = self.before.not_running_since.unwrap_or(now);
+            track.not_running_since = Some(since);
+            out.push(Condition::after(
+                Rule::TaskNotRunning,
+                self.subject(),
+                format!(
+                    "task {} has no RUNNING instance ({} instance(s) registered)",
+                    t.task,
+                    t.instances.len()
+                ),
+                since,
+                now,
+                ms(self.th.not_running_grace_ms),
+            ));
+        }
+    }
+
+    /// `no_standby`: a hot task with fewer instances than its redundancy.
+    fn no_standby(&self, track: &mut TaskTrack, out: &mut Vec<Condition>) {
+        let (t, now) = (self.t, self.now);
+        if t.task.group().is_some() {
+            return;
+        }
+        let n = t.instances.len();
         let wanted = t
             .config
             .config()
             .map_or(DEFAULT_REDUNDANCY, |c| c.redundancy) as usize;
         if n > 0 && n < wanted {
-            let since = before.short_since.unwrap_or(now);
+            let since = self.before.short_since.unwrap_or(now);
             track.short_since = Some(since);
             out.push(Condition::after(
                 Rule::NoStandby,
-                subject(),
-                format!("task {name} has {n} instance(s), its redundancy is {wanted}"),
+                self.subject(),
+                format!(
+                    "task {} has {n} instance(s), its redundancy is {wanted}",
+                    t.task
+                ),
                 since,
                 now,
-                ms(th.no_standby_grace_ms),
+                ms(self.th.no_standby_grace_ms),
             ));
         }
     }
 
-    let active = running.is_some() && !t.paused();
-    if let (true, Some(p)) = (active, t.context.progress()) {
-        let lag = now - p.event_ts_ms;
-        if p.event_ts_ms > 0 && lag > ms(th.lag_ms) {
+    /// `replication_lag`: the context's event time is too far behind.
+    fn lag(&self, p: &Progress, out: &mut Vec<Condition>) {
+        let lag = self.now - p.event_ts_ms;
+        if p.event_ts_ms > 0 && lag > ms(self.th.lag_ms) {
             out.push(Condition::firing(
                 Rule::ReplicationLag,
-                subject(),
+                self.subject(),
                 format!(
-                    "task {name} lags {} s behind its source (limit {} s); context at {}:{}",
+                    "task {} lags {} s behind its source (limit {} s); context at {}:{}",
+                    self.t.task,
                     lag / 1000,
-                    th.lag_ms / 1000,
+                    self.th.lag_ms / 1000,
                     p.file,
                     p.pos
                 ),
             ));
         }
-        stalled(t, p, before, &mut track, now, th, out);
     }
-    if let (true, Some(streak)) = (active, retrying(t)) {
+
+    /// `task_retrying`: the RUNNING instance keeps failing with transient errors.
+    fn retrying(&self, out: &mut Vec<Condition>) {
+        let Some(streak) = retrying(self.t) else {
+            return;
+        };
         out.push(Condition::after(
             Rule::TaskRetrying,
-            subject(),
+            self.subject(),
             format!(
-                "task {name} keeps failing: {} in {} s, last error: {}",
+                "task {} keeps failing: {} in {} s, last error: {}",
+                self.t.task,
                 match streak.attempts {
                     1 => "1 failed run".to_string(),
                     n => format!("{n} failed runs"),
                 },
-                (now - streak.since_ms).max(0) / 1000,
+                (self.now - streak.since_ms).max(0) / 1000,
                 streak.error
             ),
             streak.since_ms,
-            now,
-            ms(th.retrying_ms),
+            self.now,
+            ms(self.th.retrying_ms),
         ));
     }
 
-    let errors: Vec<_> = t
-        .instances
-        .iter()
-        .filter_map(|i| {
-            let info = i.info.as_ref()?;
-            Some((i, info, info.error.as_deref()?))
-        })
-        .collect();
-    if let Some((inst, info, error)) = errors.first() {
-        let since = before.error_since.unwrap_or(now);
+    /// `task_error`: an instance reports a definite error.
+    fn task_error(&self, track: &mut TaskTrack, out: &mut Vec<Condition>) {
+        let errors: Vec<_> = self
+            .t
+            .instances
+            .iter()
+            .filter_map(|i| {
+                let info = i.info.as_ref()?;
+                Some((i, info, info.error.as_deref()?))
+            })
+            .collect();
+        let Some((inst, info, error)) = errors.first() else {
+            return;
+        };
+        let since = self.before.error_since.unwrap_or(self.now);
         track.error_since = Some(since);
         let more = match errors.len() {
             1 => String::new(),
@@ -217,44 +272,48 @@ fn evaluate_task(
         };
         out.push(Condition::after(
             Rule::TaskError,
-            subject(),
+            self.subject(),
             format!(
-                "task {name}: instance {} on {} ({}) reports: {error}{more}",
-                inst.name, info.host, info.state
+                "task {}: instance {} on {} ({}) reports: {error}{more}",
+                self.t.task, inst.name, info.host, info.state
             ),
             since,
-            now,
-            ms(th.task_error_grace_ms),
+            self.now,
+            ms(self.th.task_error_grace_ms),
         ));
     }
 
-    track.last_running = running
-        .map(|r| r.name.clone())
-        .or_else(|| before.last_running.clone());
-    track.failover = before.failover.clone();
-    if let (Some(old), Some(new)) = (&before.last_running, running) {
-        if *old != new.name {
-            let host = new.info.as_ref().map_or("?", |i| i.host.as_str());
-            track.failover = Some(FailoverEvent {
-                occurrence: Some(new.name.clone()),
-                at_ms: now,
-                message: format!(
-                    "task {name}: RUNNING instance changed from {old} to {} on {host}",
-                    new.name
-                ),
-            });
+    /// `failover`: the RUNNING instance changed; fires for the hold time.
+    fn failover(&self, track: &mut TaskTrack, out: &mut Vec<Condition>) {
+        let (before, now) = (self.before, self.now);
+        let running = self.t.running();
+        track.last_running = running
+            .map(|r| r.name.clone())
+            .or_else(|| before.last_running.clone());
+        track.failover = before.failover.clone();
+        if let (Some(old), Some(new)) = (&before.last_running, running) {
+            if *old != new.name {
+                let host = new.info.as_ref().map_or("?", |i| i.host.as_str());
+                track.failover = Some(FailoverEvent {
+                    occurrence: Some(new.name.clone()),
+                    at_ms: now,
+                    message: format!(
+                        "task {}: RUNNING instance changed from {old} to {} on {host}",
+                        self.t.task, new.name
+                    ),
+                });
+            }
+        }
+        if let Some(ev) = &track.failover {
+            if now - ev.at_ms < ms(self.th.failover_hold_ms) {
+                let mut c = Condition::firing(Rule::Failover, self.subject(), ev.message.clone());
+                c.occurrence = ev.occurrence.clone();
+                out.push(c);
+            } else {
+                track.failover = None;
+            }
         }
     }
-    if let Some(ev) = &track.failover {
-        if now - ev.at_ms < ms(th.failover_hold_ms) {
-            let mut c = Condition::firing(Rule::Failover, subject(), ev.message.clone());
-            c.occurrence = ev.occurrence.clone();
-            out.push(c);
-        } else {
-            track.failover = None;
-        }
-    }
-    track
 }
 
 /// The streak of transient failures of the RUNNING instance, unless a
