@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const ZOO_CFG: &str = include_str!("../../deploy/conf/zoo.cfg.in");
-const LOG4J: &str = include_str!("../../deploy/conf/log4j.properties");
-const ZK_CLASSPATH: &str = include_str!("../../deploy/conf/zookeeper.classpath");
-const ZK_JVM_OPTIONS: &str = include_str!("../../deploy/conf/zookeeper.jvm-options");
+pub(crate) const ZOO_CFG: &str = include_str!("../../deploy/conf/zoo.cfg.in");
+pub(crate) const LOG4J: &str = include_str!("../../deploy/conf/log4j.properties");
+pub(crate) const ZK_CLASSPATH: &str = include_str!("../../deploy/conf/zookeeper.classpath");
+pub(crate) const ZK_JVM_OPTIONS: &str = include_str!("../../deploy/conf/zookeeper.jvm-options");
 const MY_CNF: &str = include_str!("../../deploy/conf/my.cnf.in");
 const USERS_SQL: &str = include_str!("../../deploy/conf/users.sql");
 
@@ -421,11 +421,11 @@ fn wait_ready(
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn local(port: u16) -> SocketAddr {
+pub(crate) fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -442,7 +442,7 @@ pub(crate) fn zk_ruok(port: u16) -> bool {
     check().unwrap_or(false)
 }
 
-fn fill(template: &str, dir: &Path, port: u16) -> String {
+pub(crate) fn fill(template: &str, dir: &Path, port: u16) -> String {
     template
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())

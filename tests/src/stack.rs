@@ -182,6 +182,21 @@ impl Stack {
         }
     }
 
+    /// This stack's MariaDB and Kafka with another ZooKeeper (`connect`, for
+    /// example a [`crate::ZkEnsemble`]'s connect string). It owns no server.
+    pub fn with_zk(&self, connect: &str) -> Stack {
+        Stack {
+            zk: connect.to_string(),
+            mysql: self.mysql.clone(),
+            kafka: self.kafka.clone(),
+            kafka_props: self.kafka_props.clone(),
+            mysql_socket: self.mysql_socket.clone(),
+            startup: Duration::ZERO,
+            producer: OnceLock::new(),
+            servers: None,
+        }
+    }
+
     /// ZooKeeper connect string, `127.0.0.1:PORT`.
     pub fn zk_connect(&self) -> &str {
         &self.zk
