@@ -130,15 +130,41 @@ impl Drop for Servers {
     }
 }
 
+/// Where the servers of a private stack listen. The default is loopback
+/// only; tests whose Cores run in other network namespaces
+/// ([`crate::netns`]) make them listen on every address and name the
+/// address those Cores reach them at.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Listen on 0.0.0.0 instead of 127.0.0.1 (ZooKeeper, MariaDB, Tansu).
+    pub listen_all: bool,
+    /// The address Tansu advertises (default 127.0.0.1): every client,
+    /// in whatever namespace, must reach the broker at it.
+    pub kafka_host: Option<String>,
+    /// The address the stack hands out for MariaDB (default 127.0.0.1),
+    /// which task configs name as their source.
+    pub mysql_host: Option<String>,
+}
+
+impl ServerOptions {
+    fn listen(&self) -> &'static str {
+        if self.listen_all {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        }
+    }
+}
+
 /// Starts the three servers in a fresh directory of the run directory.
-pub(crate) fn start() -> Result<Servers, StartError> {
+pub(crate) fn start_with(opts: &ServerOptions) -> Result<Servers, StartError> {
     let dir = reaper::fresh_dir("stack");
     reaper::register_dir(&dir);
     let mysql_dir = dir.join("mariadb");
     let (zk, mysql, kafka) = std::thread::scope(|s| {
-        let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper")));
-        let mysql = s.spawn(|| start_mariadb(&mysql_dir));
-        let kafka = s.spawn(|| start_tansu(&dir.join("tansu")));
+        let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper"), opts));
+        let mysql = s.spawn(|| start_mariadb(&mysql_dir, opts));
+        let kafka = s.spawn(|| start_tansu(&dir.join("tansu"), opts));
         (
             joined(Server::ZooKeeper, zk.join()),
             joined(Server::MariaDb, mysql.join()),
@@ -188,7 +214,7 @@ fn joined(
     })
 }
 
-fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
+fn start_zookeeper(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::ZooKeeper;
     let io = |what: &str, e: std::io::Error| StartError {
         server,
@@ -203,7 +229,11 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
         dir.join("zookeeper.log"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(dir.join("zoo.cfg"), fill(ZOO_CFG, dir, port))?;
+            let cfg = fill(ZOO_CFG, dir, port).replace(
+                "clientPortAddress=127.0.0.1",
+                &format!("clientPortAddress={}", opts.listen()),
+            );
+            std::fs::write(dir.join("zoo.cfg"), cfg)?;
             let mut cmd = Command::new("java");
             cmd.args(ZK_JVM_OPTIONS.split_whitespace())
                 .arg("-cp")
@@ -217,7 +247,7 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
     )
 }
 
-fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
+fn start_mariadb(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::MariaDb;
     let cnf = dir.join("my.cnf");
     let defaults = format!("--defaults-file={}", cnf.display());
@@ -228,7 +258,13 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     };
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create dirs", e))?;
     // the port is set again before each start; install-db does not listen
-    std::fs::write(&cnf, fill(MY_CNF, dir, 0)).map_err(|e| io("write my.cnf", e))?;
+    let my_cnf = |port| {
+        fill(MY_CNF, dir, port).replace(
+            "bind-address=127.0.0.1",
+            &format!("bind-address={}", opts.listen()),
+        )
+    };
+    std::fs::write(&cnf, my_cnf(0)).map_err(|e| io("write my.cnf", e))?;
     let install_log = dir.join("install.log");
     let out = File::create(&install_log).map_err(|e| io("create install.log", e))?;
     let status = Command::new("mariadb-install-db")
@@ -268,7 +304,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
         dir.join("mariadbd.err"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(&cnf, fill(MY_CNF, dir, port))?;
+            std::fs::write(&cnf, my_cnf(port))?;
             let mut cmd = Command::new("mariadbd");
             cmd.arg(&defaults).current_dir(dir);
             Ok(cmd)
@@ -293,7 +329,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     }
 }
 
-fn start_tansu(dir: &Path) -> Result<Running, StartError> {
+fn start_tansu(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::Tansu;
     let tansu = tansu_path().ok_or_else(|| StartError {
         server,
@@ -312,10 +348,12 @@ fn start_tansu(dir: &Path) -> Result<Running, StartError> {
         dir.join("tansu.log"),
         Duration::from_secs(30),
         |port| {
-            let url = format!("tcp://127.0.0.1:{port}");
+            let url = format!("tcp://{}:{port}", opts.listen());
+            let host = opts.kafka_host.as_deref().unwrap_or("127.0.0.1");
+            let advertised = format!("tcp://{host}:{port}");
             let mut cmd = Command::new(&tansu);
             cmd.arg("broker")
-                .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--listener-url", &url, "--advertised-listener-url", &advertised])
                 .args(["--storage-engine", "memory://tansu/"])
                 // tansu reads a .env file from its working directory
                 .current_dir(dir)

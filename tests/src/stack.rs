@@ -12,7 +12,7 @@
 //! and [`crate::zk`].
 
 use crate::process::Process;
-use crate::servers::{self, Server, Servers};
+use crate::servers::{self, Server, ServerOptions, Servers};
 use rdkafka::producer::FutureProducer;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -109,17 +109,30 @@ impl Stack {
 
     /// Starts a private stack, or says which server failed and why.
     pub fn try_start() -> Result<Stack, servers::StartError> {
+        Stack::try_start_with(&ServerOptions::default())
+    }
+
+    /// [`Stack::start`] with servers listening where `opts` says (for
+    /// Cores in other network namespaces). Panics with the failing
+    /// server's log tail.
+    pub fn start_with(opts: &ServerOptions) -> Stack {
+        Stack::try_start_with(opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Stack::try_start`] with options.
+    pub fn try_start_with(opts: &ServerOptions) -> Result<Stack, servers::StartError> {
         let t0 = Instant::now();
-        let servers = servers::start()?;
+        let servers = servers::start_with(opts)?;
+        let kafka_host = opts.kafka_host.as_deref().unwrap_or("127.0.0.1");
         let stack = Stack {
             zk: format!("127.0.0.1:{}", servers.zk.port),
             mysql: MysqlAddr {
-                host: "127.0.0.1".into(),
+                host: opts.mysql_host.as_deref().unwrap_or("127.0.0.1").into(),
                 port: servers.mysql.port,
                 user: "repl".into(),
                 password: "repl".into(),
             },
-            kafka: format!("127.0.0.1:{}", servers.kafka.port),
+            kafka: format!("{kafka_host}:{}", servers.kafka.port),
             kafka_props: Vec::new(),
             mysql_socket: Some(servers.mysql_socket.clone()),
             servers: Some(servers),
@@ -200,6 +213,11 @@ impl Stack {
     /// ZooKeeper connect string, `127.0.0.1:PORT`.
     pub fn zk_connect(&self) -> &str {
         &self.zk
+    }
+
+    /// ZooKeeper's client port (owned stacks only).
+    pub fn zk_port(&self) -> Option<u16> {
+        self.servers.as_ref().map(|s| s.zk.port)
     }
 
     /// Starts a Core on this stack's ZooKeeper under `root` as `host`, with
