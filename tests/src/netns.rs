@@ -10,9 +10,12 @@
 //! the namespace at [`Netns::host_addr`] of a link, and only through it: the
 //! namespace has no default route. Out: [`Netns::command`] (a command run
 //! inside the namespace, `ip netns exec`), [`Netns::cut`] and
-//! [`Netns::restore`] (the namespace side of a link down or up: packets
-//! from the namespace to that address find no route; the host side keeps
-//! its address, so processes of the host still reach the servers there).
+//! [`Netns::restore`]: the *host* side of a link goes down or up. Packets
+//! the namespace sends on a cut link are dropped silently (its side stays
+//! up, without carrier), as in a partition between two hosts: connections
+//! time out rather than fail at once. While a link is cut, its host-side
+//! address is gone for the host's processes too, so they should use
+//! 127.0.0.1 or another link's address.
 //!
 //! Uses the `ip` program of iproute2 (installed by deploy/install.sh);
 //! needs root (CAP_NET_ADMIN). [`Netns::create`] fails with a clear message
@@ -126,18 +129,17 @@ impl Netns {
         &self.link(label).host_addr
     }
 
-    /// Cuts a link (its namespace side goes down). Panics when `ip` fails.
+    /// Cuts a link: its host side goes down, the namespace's packets on it
+    /// are dropped. Panics when `ip` fails.
     pub fn cut(&self, label: &str) {
-        let ns_if = self.link(label).ns_if.clone();
-        self.exec_ip(["link", "set", &ns_if, "down"])
-            .unwrap_or_else(|e| panic!("cut {label}: {e}"));
+        let host_if = &self.link(label).host_if;
+        ip(["link", "set", host_if, "down"]).unwrap_or_else(|e| panic!("cut {label}: {e}"));
     }
 
     /// Restores a cut link.
     pub fn restore(&self, label: &str) {
-        let ns_if = self.link(label).ns_if.clone();
-        self.exec_ip(["link", "set", &ns_if, "up"])
-            .unwrap_or_else(|e| panic!("restore {label}: {e}"));
+        let host_if = &self.link(label).host_if;
+        ip(["link", "set", host_if, "up"]).unwrap_or_else(|e| panic!("restore {label}: {e}"));
     }
 
     /// `program` to run inside the namespace (through `ip netns exec`,
