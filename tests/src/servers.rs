@@ -14,11 +14,13 @@
 //! with the test process even when no destructor runs.
 
 use crate::reaper;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(crate) const ZOO_CFG: &str = include_str!("../../deploy/conf/zoo.cfg.in");
@@ -81,22 +83,91 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// One running server.
+/// One running server, which can be SIGKILLed and started again with the
+/// same command (same port, same data).
 pub(crate) struct Running {
     pub port: u16,
     pub log: PathBuf,
-    child: Child,
+    child: Mutex<Child>,
+    relaunch: Relaunch,
+}
+
+/// What started a server: enough to start it again.
+struct Relaunch {
+    program: OsString,
+    args: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl Relaunch {
+    fn of(cmd: &Command) -> Relaunch {
+        Relaunch {
+            program: cmd.get_program().to_os_string(),
+            args: cmd.get_args().map(OsStr::to_os_string).collect(),
+            cwd: cmd.get_current_dir().map(Path::to_path_buf),
+            env: cmd
+                .get_envs()
+                .map(|(k, v)| (k.to_os_string(), v.map(OsStr::to_os_string)))
+                .collect(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
 }
 
 impl Running {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        reaper::unregister_pid(self.child.id());
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        reaper::unregister_pid(child.id());
+    }
+
+    /// SIGKILLs the server and reaps it.
+    pub fn crash(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        reaper::unregister_pid(child.id());
+    }
+
+    /// Starts the server again with the command that first started it
+    /// (it must have been stopped), logging to the same file.
+    pub fn respawn(&self) -> std::io::Result<()> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if child.try_wait()?.is_none() {
+            return Err(std::io::Error::other("the server still runs"));
+        }
+        let out = File::options().create(true).append(true).open(&self.log)?;
+        let err = out.try_clone()?;
+        let new = self
+            .relaunch
+            .command()
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()?;
+        reaper::register_pid(new.id());
+        *child = new;
+        Ok(())
     }
 }
 
@@ -417,9 +488,11 @@ fn start_with_retries(
         let mut running = Running {
             port,
             log: log.clone(),
-            child,
+            child: Mutex::new(child),
+            relaunch: Relaunch::of(&cmd),
         };
-        match wait_ready(&mut running.child, timeout, || ready(port)) {
+        let child = running.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        match wait_ready(child, timeout, || ready(port)) {
             Ok(()) => return Ok(running),
             Err(Some(status)) if attempt < ATTEMPTS => {
                 reaper::unregister_pid(running.pid());

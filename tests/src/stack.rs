@@ -298,6 +298,41 @@ impl Stack {
         crate::process::signal(self.owned_pid(server), crate::process::Signal::Cont);
     }
 
+    /// SIGKILLs a server (owned stacks only; use a private stack) and
+    /// reaps it. Its data stays; [`Stack::restart_server`] starts it again.
+    pub fn kill_server(&self, server: Server) {
+        self.owned(server).crash();
+    }
+
+    /// Starts a killed server again on the same port and data, and waits
+    /// up to `timeout` until its port accepts connections (MariaDB accepts
+    /// only after its crash recovery). Panics with its log tail otherwise.
+    pub fn restart_server(&self, server: Server, timeout: Duration) {
+        let running = self.owned(server);
+        running
+            .respawn()
+            .unwrap_or_else(|e| panic!("cannot start {server} again: {e}"));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], running.port));
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "{server} did not listen again on port {} within {timeout:?}\n{}",
+                    running.port,
+                    servers::log_tail(&running.log, 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn owned(&self, server: Server) -> &servers::Running {
+        self.servers
+            .as_ref()
+            .map(|s| s.get(server))
+            .unwrap_or_else(|| panic!("{server} was not started by this test process"))
+    }
+
     fn owned_pid(&self, server: Server) -> u32 {
         self.server_pid(server)
             .unwrap_or_else(|| panic!("{server} was not started by this test process"))

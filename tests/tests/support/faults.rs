@@ -148,3 +148,100 @@ pub fn print_figures(fault: &str, recoveries: &[Duration], t: Tally) {
         t.duplicated
     );
 }
+
+/// A writer that survives its server going away: each transaction inserts
+/// `rows` new ids; a failed statement or commit drops the connection and
+/// the writer reconnects (capped backoff). Ids are never reused, so a
+/// transaction whose commit failed may or may not exist: the table says.
+pub struct CrashWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<CrashWriterReport>,
+}
+
+/// What a [`CrashWriter`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CrashWriterReport {
+    /// Transactions whose commit returned OK.
+    pub committed: i64,
+    /// Transactions that failed (their rows may or may not exist).
+    pub failed: i64,
+    /// Highest id ever tried.
+    pub last_id: i64,
+}
+
+impl CrashWriter {
+    pub fn start(
+        stack: &'static replicator_tests::Stack,
+        db: &str,
+        table: &str,
+        rows: i64,
+        pause: Duration,
+    ) -> CrashWriter {
+        use mysql_async::prelude::Queryable;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let sql_table = format!("`{db}`.`{table}`");
+        let url = stack.mysql_url();
+        let handle = tokio::spawn(async move {
+            let mut report = CrashWriterReport::default();
+            let mut conn: Option<mysql_async::Conn> = None;
+            let mut backoff = Duration::from_millis(50);
+            while !s.load(Ordering::SeqCst) {
+                let c = match conn.as_mut() {
+                    Some(c) => c,
+                    None => {
+                        let opts = mysql_async::Opts::from_url(&url).expect("mysql url");
+                        match tokio::time::timeout(
+                            Duration::from_secs(5),
+                            mysql_async::Conn::new(opts),
+                        )
+                        .await
+                        {
+                            Ok(Ok(c)) => {
+                                backoff = Duration::from_millis(50);
+                                conn.insert(c)
+                            }
+                            _ => {
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(1));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let first = report.last_id + 1;
+                report.last_id += rows;
+                let values: Vec<String> = (first..first + rows)
+                    .map(|id| format!("({id}, {}, {first}, 'crash')", id - first))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO {sql_table} (id, v, txn, note) VALUES {}",
+                    values.join(",")
+                );
+                let result = tokio::time::timeout(Duration::from_secs(10), async {
+                    let mut tx = c.start_transaction(Default::default()).await?;
+                    tx.query_drop(sql).await?;
+                    tx.commit().await
+                })
+                .await;
+                match result {
+                    Ok(Ok(())) => report.committed += 1,
+                    _ => {
+                        report.failed += 1;
+                        conn = None;
+                    }
+                }
+                tokio::time::sleep(pause).await;
+            }
+            report
+        });
+        CrashWriter { stop, handle }
+    }
+
+    /// Stops and says what happened.
+    pub async fn finish(self) -> CrashWriterReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.await.expect("writer task")
+    }
+}
