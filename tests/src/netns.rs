@@ -93,7 +93,9 @@ impl Netns {
             if host_if.len() > 15 {
                 return Err(format!("interface name {host_if} too long"));
             }
-            ip(["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if])?;
+            ip([
+                "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+            ])?;
             ip(["link", "set", &ns_if, "netns", &ns.name])?;
             ip(["addr", "add", &format!("{host_addr}/30"), "dev", &host_if])?;
             ip(["link", "set", &host_if, "up"])?;
@@ -160,7 +162,10 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         if let Err(e) = ip(["netns", "del", &self.name]) {
-            eprintln!("replicator-tests: could not delete namespace {}: {e}", self.name);
+            eprintln!(
+                "replicator-tests: could not delete namespace {}: {e}",
+                self.name
+            );
         }
         // deleting the namespace deletes the pairs; make sure of the host side
         for l in &self.links {

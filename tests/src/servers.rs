@@ -424,7 +424,12 @@ fn start_tansu(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> 
             let advertised = format!("tcp://{host}:{port}");
             let mut cmd = Command::new(&tansu);
             cmd.arg("broker")
-                .args(["--listener-url", &url, "--advertised-listener-url", &advertised])
+                .args([
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &advertised,
+                ])
                 .args(["--storage-engine", "memory://tansu/"])
                 // tansu reads a .env file from its working directory
                 .current_dir(dir)

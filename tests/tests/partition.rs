@@ -48,7 +48,10 @@ fn core_in_ns(ns: &Netns, s: &Scenario, host: &str, session_ms: u64) -> Process 
     cmd.args(["--zk", &zk, "--root", &s.root, "--host-id", host])
         .args(["--task", &s.task])
         .args(["--zk-session-timeout-ms", &session_ms.to_string()])
-        .env("RUST_LOG", std::env::var("PARTITION_CORE_LOG").unwrap_or("info".into()));
+        .env(
+            "RUST_LOG",
+            std::env::var("PARTITION_CORE_LOG").unwrap_or("info".into()),
+        );
     Process::spawn_command("replicator-core", cmd)
 }
 
@@ -76,16 +79,26 @@ async fn core_cut_off_from_zookeeper_stops_then_rejoins_as_standby() {
     let (fault_at, fault_ms) = (Instant::now(), now_ms());
     ns.cut("zk");
     // Then it stops producing (its lease lapses) and `b` takes over
-    let (took, host) =
-        wait_recovered(&s, &s.zk, fault_at, fault_ms, before, Duration::from_secs(60)).await;
+    let (took, host) = wait_recovered(
+        &s,
+        &s.zk,
+        fault_at,
+        fault_ms,
+        before,
+        Duration::from_secs(60),
+    )
+    .await;
     assert_eq!(host, "b", "the standby takes over");
     eprintln!(
         "zk partition: b produces {} ms after the cut (session {SESSION_MS} ms)",
         took.as_millis()
     );
     // and says why (it has had the time: b took over after its session expired)
-    a.wait_for_log("lease lost|writing context|session is over", Duration::from_secs(2))
-        .await;
+    a.wait_for_log(
+        "lease lost|writing context|session is over",
+        Duration::from_secs(2),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(2 * SESSION_MS)).await;
 
     // When the link comes back, `a` rejoins as STANDBY
@@ -193,8 +206,13 @@ async fn core_cut_off_from_kafka_stalls_alerts_and_resumes() {
         "kafka partition: produces again {} ms after the link is restored ({rows_in_cut} rows written when stalled fired)",
         took.as_millis()
     );
-    hook.wait_rule("stalled", AlertState::Resolved, restored_ms, Duration::from_secs(60))
-        .await;
+    hook.wait_rule(
+        "stalled",
+        AlertState::Resolved,
+        restored_ms,
+        Duration::from_secs(60),
+    )
+    .await;
 
     // Then every row arrived exactly once
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -43,8 +43,15 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
         .expect("restart MariaDB");
         let up = fault_at.elapsed();
         // Then the task resumes by itself
-        let (took, _) =
-            wait_recovered(&s, &s.zk, fault_at, fault_ms, before, Duration::from_secs(120)).await;
+        let (took, _) = wait_recovered(
+            &s,
+            &s.zk,
+            fault_at,
+            fault_ms,
+            before,
+            Duration::from_secs(120),
+        )
+        .await;
         eprintln!(
             "source crash {round}: MariaDB back after {} ms, task produces again {} ms after the kill",
             up.as_millis(),
@@ -57,7 +64,10 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
     // Then every row the table holds arrives exactly once, and nothing else
     let report = writer.finish().await;
     let ids: Vec<i64> = stack
-        .query(&format!("SELECT id FROM `{}`.`{}` ORDER BY id", s.db, s.table))
+        .query(&format!(
+            "SELECT id FROM `{}`.`{}` ORDER BY id",
+            s.db, s.table
+        ))
         .await;
     assert!(
         ids.len() as i64 >= report.committed * 3,
