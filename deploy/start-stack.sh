@@ -4,11 +4,16 @@
 #
 # Usage: deploy/start-stack.sh [STATE_DIR]     (default: <repo>/.state/stack)
 #
+# REPLICATOR_ZK_SERVERS=3 starts a 3-server ZooKeeper ensemble instead of one
+# server (any odd number from 1 to 7; member N in STATE_DIR/zookeeper-N, all
+# on loopback ports); REPLICATOR_TEST_ZK then lists all of them.
+#
 # Writes STATE_DIR/stack.env, which a shell can source:
 #   REPLICATOR_TEST_ZK=127.0.0.1:P              ZooKeeper connect string
 #   REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:P
 #   REPLICATOR_TEST_KAFKA=127.0.0.1:P           Kafka bootstrap servers
 #   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _KAFKA_PID, REPLICATOR_STACK_DIR
+#   REPLICATOR_STACK_ZK_PIDS                    every ZooKeeper member's pid
 # With those three REPLICATOR_TEST_* variables exported, `cargo test` reuses
 # these servers instead of starting its own.
 #
@@ -51,7 +56,8 @@ fail() {
 if [[ -f "$ENV_FILE" ]]; then
     # shellcheck disable=SC1090
     source "$ENV_FILE"
-    for pid in "${REPLICATOR_STACK_ZK_PID:-}" "${REPLICATOR_STACK_MYSQL_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
+    # shellcheck disable=SC2086
+    for pid in "${REPLICATOR_STACK_ZK_PID:-}" ${REPLICATOR_STACK_ZK_PIDS:-} "${REPLICATOR_STACK_MYSQL_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             log "a stack already runs in $STATE (pid $pid); stop it first: deploy/stop-stack.sh $STATE"
             exit 1
@@ -60,15 +66,21 @@ if [[ -f "$ENV_FILE" ]]; then
     rm -f "$ENV_FILE"
 fi
 
+ZK_SERVERS="${REPLICATOR_ZK_SERVERS:-1}"
+case "$ZK_SERVERS" in
+1 | 3 | 5 | 7) ;;
+*) log "REPLICATOR_ZK_SERVERS=$ZK_SERVERS: give 1, 3, 5 or 7 (an ensemble needs an odd number)"; exit 1 ;;
+esac
+
 "$DEPLOY/install.sh"
 
-# Three distinct free loopback ports, held open together while chosen.
+# $1 distinct free loopback ports, held open together while chosen.
 free_ports() {
     if command -v python3 >/dev/null 2>&1; then
-        python3 - <<'EOF'
-import socket
+        python3 - "$1" <<'EOF'
+import socket, sys
 socks = []
-for _ in range(3):
+for _ in range(int(sys.argv[1])):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -76,7 +88,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
     else
         local ports=() p
-        while ((${#ports[@]} < 3)); do
+        while ((${#ports[@]} < $1)); do
             p=$((20000 + RANDOM % 12000))
             if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ " ${ports[*]} " != *" $p "* ]]; then
                 ports+=("$p")
@@ -85,7 +97,12 @@ EOF
         echo "${ports[*]}"
     fi
 }
-read -r ZK_PORT MYSQL_PORT KAFKA_PORT < <(free_ports)
+# MariaDB, Tansu, then per ZooKeeper member: client, quorum and election ports
+read -r -a PORTS < <(free_ports $((2 + 3 * ZK_SERVERS)))
+MYSQL_PORT=${PORTS[0]}
+KAFKA_PORT=${PORTS[1]}
+zk_port() { echo "${PORTS[$((2 + 3 * ($1 - 1) + $2))]}"; } # member kind(0 client, 1 quorum, 2 election)
+ZK_PORT=$(zk_port 1 0)
 
 fill() { # template dir port > output
     sed -e "s|@DIR@|$2|g" -e "s|@PORT@|$3|g" "$1"
@@ -102,21 +119,53 @@ wait_for() {
     done
 }
 
-zk_ok() { [[ "$(echo ruok | socat -t1 - "TCP:127.0.0.1:$ZK_PORT" 2>/dev/null)" == imok ]]; }
+zk_ok() { [[ "$(echo ruok | socat -t1 - "TCP:127.0.0.1:$1" 2>/dev/null)" == imok ]]; }
+# an ensemble member serves once srvr reports its mode
+zk_serving() { echo srvr | socat -t1 - "TCP:127.0.0.1:$1" 2>/dev/null | grep -Eq '^Mode: (leader|follower|standalone)'; }
 mysql_ok() { mariadb --defaults-file="$STATE/mariadb/my.cnf" -e 'SELECT 1'; }
 kafka_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT"); }
 
 T0=$SECONDS
 
 # --- ZooKeeper ---------------------------------------------------------------
-ZK_DIR="$STATE/zookeeper"
-mkdir -p "$ZK_DIR/data"
-fill "$DEPLOY/conf/zoo.cfg.in" "$ZK_DIR" "$ZK_PORT" >"$ZK_DIR/zoo.cfg"
-cp "$DEPLOY/conf/log4j.properties" "$ZK_DIR/log4j.properties"
-setsid java "${ZK_JVM_OPTIONS[@]}" -cp "$ZK_DIR:$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain \
-    "$ZK_DIR/zoo.cfg" </dev/null >"$ZK_DIR/zookeeper.log" 2>&1 &
-ZK_PID=$!
-STARTED_PIDS+=("$ZK_PID")
+ZK_PIDS=()
+ZK_CONNECT=()
+if ((ZK_SERVERS == 1)); then
+    ZK_DIR="$STATE/zookeeper"
+    mkdir -p "$ZK_DIR/data"
+    fill "$DEPLOY/conf/zoo.cfg.in" "$ZK_DIR" "$ZK_PORT" >"$ZK_DIR/zoo.cfg"
+    ZK_DIRS=("$ZK_DIR")
+else
+    ZK_DIRS=()
+    for ((i = 1; i <= ZK_SERVERS; i++)); do
+        d="$STATE/zookeeper-$i"
+        mkdir -p "$d/data"
+        echo "$i" >"$d/data/myid"
+        # longer init/sync limits than the standalone template: a busy
+        # machine must not drop followers
+        fill "$DEPLOY/conf/zoo.cfg.in" "$d" "$(zk_port "$i" 0)" |
+            sed -e 's/^initLimit=.*/initLimit=50/' -e 's/^syncLimit=.*/syncLimit=20/' >"$d/zoo.cfg"
+        for ((j = 1; j <= ZK_SERVERS; j++)); do
+            echo "server.$j=127.0.0.1:$(zk_port "$j" 1):$(zk_port "$j" 2)" >>"$d/zoo.cfg"
+        done
+        ZK_DIRS+=("$d")
+    done
+fi
+for ((i = 1; i <= ZK_SERVERS; i++)); do
+    d="${ZK_DIRS[$((i - 1))]}"
+    cp "$DEPLOY/conf/log4j.properties" "$d/log4j.properties"
+    setsid java "${ZK_JVM_OPTIONS[@]}" -cp "$d:$ZK_CLASSPATH" org.apache.zookeeper.server.quorum.QuorumPeerMain \
+        "$d/zoo.cfg" </dev/null >"$d/zookeeper.log" 2>&1 &
+    ZK_PIDS+=("$!")
+    STARTED_PIDS+=("$!")
+    ZK_CONNECT+=("127.0.0.1:$(zk_port "$i" 0)")
+done
+ZK_PID=${ZK_PIDS[0]}
+ZK_DIR=${ZK_DIRS[0]}
+ZK_CONNECT_STRING=$(
+    IFS=,
+    echo "${ZK_CONNECT[*]}"
+)
 
 # --- MariaDB -----------------------------------------------------------------
 MY_DIR="$STATE/mariadb"
@@ -150,26 +199,31 @@ KAFKA_PID=$!
 STARTED_PIDS+=("$KAFKA_PID")
 
 # --- readiness ---------------------------------------------------------------
-wait_for 60 "$ZK_PID" zk_ok || fail "ZooKeeper did not answer ruok on 127.0.0.1:$ZK_PORT" "$ZK_DIR/zookeeper.log"
+for ((i = 1; i <= ZK_SERVERS; i++)); do
+    p=$(zk_port "$i" 0)
+    wait_for 60 "${ZK_PIDS[$((i - 1))]}" zk_ok "$p" || fail "ZooKeeper did not answer ruok on 127.0.0.1:$p" "${ZK_DIRS[$((i - 1))]}/zookeeper.log"
+    wait_for 60 "${ZK_PIDS[$((i - 1))]}" zk_serving "$p" || fail "ZooKeeper on 127.0.0.1:$p did not join the ensemble" "${ZK_DIRS[$((i - 1))]}/zookeeper.log"
+done
 wait_for 60 "$MYSQL_PID" mysql_ok || fail "MariaDB did not start on 127.0.0.1:$MYSQL_PORT" "$MY_DIR/mariadbd.err"
 mariadb --defaults-file="$MY_DIR/my.cnf" <"$DEPLOY/conf/users.sql" || fail "creating the repl user failed"
 wait_for 30 "$KAFKA_PID" kafka_ok || fail "Tansu did not listen on 127.0.0.1:$KAFKA_PORT" "$KAFKA_DIR/tansu.log"
 
 cat >"$ENV_FILE" <<EOF
 # written by deploy/start-stack.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ); stop with deploy/stop-stack.sh $STATE
-REPLICATOR_TEST_ZK=127.0.0.1:$ZK_PORT
+REPLICATOR_TEST_ZK=$ZK_CONNECT_STRING
 REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:$MYSQL_PORT
 REPLICATOR_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
 REPLICATOR_STACK_DIR=$STATE
 REPLICATOR_STACK_MYSQL_SOCKET=$MY_DIR/mysql.sock
 REPLICATOR_STACK_ZK_PID=$ZK_PID
+REPLICATOR_STACK_ZK_PIDS="${ZK_PIDS[*]}"
 REPLICATOR_STACK_MYSQL_PID=$MYSQL_PID
 REPLICATOR_STACK_KAFKA_PID=$KAFKA_PID
 EOF
 
 cat <<EOF
 stack up in $((SECONDS - T0)) s, files in $STATE
-  ZooKeeper  127.0.0.1:$ZK_PORT    pid $ZK_PID    log $ZK_DIR/zookeeper.log
+  ZooKeeper  $ZK_CONNECT_STRING    pid ${ZK_PIDS[*]}    log ${ZK_DIRS[*]/%//zookeeper.log}
   MariaDB    127.0.0.1:$MYSQL_PORT    pid $MYSQL_PID    user repl/repl over TCP; root: mariadb --defaults-file=$MY_DIR/my.cnf
   Tansu      127.0.0.1:$KAFKA_PORT    pid $KAFKA_PID    log $KAFKA_DIR/tansu.log
 use it:  set -a; source $ENV_FILE; set +a    (then cargo test reuses these servers)

@@ -5,7 +5,9 @@
 //! `setData` of `/…/<task>/context`. The first write of a new RUNNING
 //! instance claims the context (its epoch, `clean: false`); any later
 //! `BadVersion` means another instance took over: the writer is fenced and
-//! must stop producing at once. After a crash the context is simply behind
+//! must stop producing at once. A write unanswered within the lease (2/3 of
+//! the session timeout: ZooKeeper cut off) ends as `LeaseLost` instead of
+//! waiting for a reconnection. After a crash the context is simply behind
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
 use crate::error::TaskError;
@@ -116,12 +118,20 @@ impl ContextWriter {
         }
         let data =
             serde_json::to_vec(&cp.to_progress(self.epoch, clean)).expect("progress serializes");
-        match self
+        // A request to a server this process cannot reach waits for a
+        // reconnection that may never come in time (a partition): bound it
+        // by the lease, whose lapse it means.
+        let bound = self.zk.session_timeout() * 2 / 3;
+        let set = self
             .zk
             .client()
-            .set_data(&self.path, &data, Some(self.version))
-            .await
-        {
+            .set_data(&self.path, &data, Some(self.version));
+        let Ok(result) = tokio::time::timeout(bound, set).await else {
+            tracing::warn!(path = %self.path, waited_ms = bound.as_millis() as u64,
+                "context write unanswered within the lease; stopping");
+            return Err(TaskError::LeaseLost);
+        };
+        match result {
             Ok(stat) => {
                 self.version = stat.version;
                 self.last = Some(cp.clone());

@@ -79,12 +79,17 @@
 //!   with test certificates.
 //! - [`s3_kafka`]: a private Tansu on S3 storage (moto), restartable without
 //!   losing its data.
+//! - [`zk_ensemble`]: a ZooKeeper ensemble of a test's own (3 servers, or 1
+//!   listening on every address), whose members can be killed and restarted.
+//! - [`netns`]: network namespaces joined by veth links a test can cut
+//!   (partitions between a Core and ZooKeeper, Kafka or the source).
 //! - [`wait`]: polling with deadlines.
 //! - [`names`]: unique names.
 
 pub mod kafka;
 pub mod mysql;
 pub mod names;
+pub mod netns;
 pub mod process;
 pub mod reaper;
 pub mod s3_kafka;
@@ -93,13 +98,16 @@ pub mod servers;
 pub mod stack;
 pub mod wait;
 pub mod zk;
+pub mod zk_ensemble;
 
 pub use kafka::{without_fences, Message};
 pub use names::{unique_name, unique_root};
+pub use netns::{skip_netns_tests, Netns};
 pub use process::{bin_path, Process, Signal};
-pub use servers::Server;
+pub use servers::{Server, ServerOptions};
 pub use stack::{skip_stack_tests, Stack};
 pub use wait::{try_wait_for, wait_for, wait_until};
+pub use zk_ensemble::ZkEnsemble;
 
 /// `let stack = shared_stack!();` in a test returning `()`: the shared
 /// [`Stack`], or an early `return` (with a printed reason) when

@@ -14,17 +14,19 @@
 //! with the test process even when no destructor runs.
 
 use crate::reaper;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const ZOO_CFG: &str = include_str!("../../deploy/conf/zoo.cfg.in");
-const LOG4J: &str = include_str!("../../deploy/conf/log4j.properties");
-const ZK_CLASSPATH: &str = include_str!("../../deploy/conf/zookeeper.classpath");
-const ZK_JVM_OPTIONS: &str = include_str!("../../deploy/conf/zookeeper.jvm-options");
+pub(crate) const ZOO_CFG: &str = include_str!("../../deploy/conf/zoo.cfg.in");
+pub(crate) const LOG4J: &str = include_str!("../../deploy/conf/log4j.properties");
+pub(crate) const ZK_CLASSPATH: &str = include_str!("../../deploy/conf/zookeeper.classpath");
+pub(crate) const ZK_JVM_OPTIONS: &str = include_str!("../../deploy/conf/zookeeper.jvm-options");
 const MY_CNF: &str = include_str!("../../deploy/conf/my.cnf.in");
 const USERS_SQL: &str = include_str!("../../deploy/conf/users.sql");
 
@@ -81,22 +83,91 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// One running server.
+/// One running server, which can be SIGKILLed and started again with the
+/// same command (same port, same data).
 pub(crate) struct Running {
     pub port: u16,
     pub log: PathBuf,
-    child: Child,
+    child: Mutex<Child>,
+    relaunch: Relaunch,
+}
+
+/// What started a server: enough to start it again.
+struct Relaunch {
+    program: OsString,
+    args: Vec<OsString>,
+    cwd: Option<PathBuf>,
+    env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl Relaunch {
+    fn of(cmd: &Command) -> Relaunch {
+        Relaunch {
+            program: cmd.get_program().to_os_string(),
+            args: cmd.get_args().map(OsStr::to_os_string).collect(),
+            cwd: cmd.get_current_dir().map(Path::to_path_buf),
+            env: cmd
+                .get_envs()
+                .map(|(k, v)| (k.to_os_string(), v.map(OsStr::to_os_string)))
+                .collect(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
 }
 
 impl Running {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        reaper::unregister_pid(self.child.id());
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        reaper::unregister_pid(child.id());
+    }
+
+    /// SIGKILLs the server and reaps it.
+    pub fn crash(&self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+        reaper::unregister_pid(child.id());
+    }
+
+    /// Starts the server again with the command that first started it
+    /// (it must have been stopped), logging to the same file.
+    pub fn respawn(&self) -> std::io::Result<()> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if child.try_wait()?.is_none() {
+            return Err(std::io::Error::other("the server still runs"));
+        }
+        let out = File::options().create(true).append(true).open(&self.log)?;
+        let err = out.try_clone()?;
+        let new = self
+            .relaunch
+            .command()
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()?;
+        reaper::register_pid(new.id());
+        *child = new;
+        Ok(())
     }
 }
 
@@ -130,15 +201,41 @@ impl Drop for Servers {
     }
 }
 
+/// Where the servers of a private stack listen. The default is loopback
+/// only; tests whose Cores run in other network namespaces
+/// ([`crate::netns`]) make them listen on every address and name the
+/// address those Cores reach them at.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Listen on 0.0.0.0 instead of 127.0.0.1 (ZooKeeper, MariaDB, Tansu).
+    pub listen_all: bool,
+    /// The address Tansu advertises (default 127.0.0.1): every client,
+    /// in whatever namespace, must reach the broker at it.
+    pub kafka_host: Option<String>,
+    /// The address the stack hands out for MariaDB (default 127.0.0.1),
+    /// which task configs name as their source.
+    pub mysql_host: Option<String>,
+}
+
+impl ServerOptions {
+    fn listen(&self) -> &'static str {
+        if self.listen_all {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        }
+    }
+}
+
 /// Starts the three servers in a fresh directory of the run directory.
-pub(crate) fn start() -> Result<Servers, StartError> {
+pub(crate) fn start_with(opts: &ServerOptions) -> Result<Servers, StartError> {
     let dir = reaper::fresh_dir("stack");
     reaper::register_dir(&dir);
     let mysql_dir = dir.join("mariadb");
     let (zk, mysql, kafka) = std::thread::scope(|s| {
-        let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper")));
-        let mysql = s.spawn(|| start_mariadb(&mysql_dir));
-        let kafka = s.spawn(|| start_tansu(&dir.join("tansu")));
+        let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper"), opts));
+        let mysql = s.spawn(|| start_mariadb(&mysql_dir, opts));
+        let kafka = s.spawn(|| start_tansu(&dir.join("tansu"), opts));
         (
             joined(Server::ZooKeeper, zk.join()),
             joined(Server::MariaDb, mysql.join()),
@@ -188,7 +285,7 @@ fn joined(
     })
 }
 
-fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
+fn start_zookeeper(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::ZooKeeper;
     let io = |what: &str, e: std::io::Error| StartError {
         server,
@@ -203,7 +300,11 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
         dir.join("zookeeper.log"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(dir.join("zoo.cfg"), fill(ZOO_CFG, dir, port))?;
+            let cfg = fill(ZOO_CFG, dir, port).replace(
+                "clientPortAddress=127.0.0.1",
+                &format!("clientPortAddress={}", opts.listen()),
+            );
+            std::fs::write(dir.join("zoo.cfg"), cfg)?;
             let mut cmd = Command::new("java");
             cmd.args(ZK_JVM_OPTIONS.split_whitespace())
                 .arg("-cp")
@@ -217,7 +318,7 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
     )
 }
 
-fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
+fn start_mariadb(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::MariaDb;
     let cnf = dir.join("my.cnf");
     let defaults = format!("--defaults-file={}", cnf.display());
@@ -228,7 +329,13 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     };
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create dirs", e))?;
     // the port is set again before each start; install-db does not listen
-    std::fs::write(&cnf, fill(MY_CNF, dir, 0)).map_err(|e| io("write my.cnf", e))?;
+    let my_cnf = |port| {
+        fill(MY_CNF, dir, port).replace(
+            "bind-address=127.0.0.1",
+            &format!("bind-address={}", opts.listen()),
+        )
+    };
+    std::fs::write(&cnf, my_cnf(0)).map_err(|e| io("write my.cnf", e))?;
     let install_log = dir.join("install.log");
     let out = File::create(&install_log).map_err(|e| io("create install.log", e))?;
     let status = Command::new("mariadb-install-db")
@@ -268,7 +375,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
         dir.join("mariadbd.err"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(&cnf, fill(MY_CNF, dir, port))?;
+            std::fs::write(&cnf, my_cnf(port))?;
             let mut cmd = Command::new("mariadbd");
             cmd.arg(&defaults).current_dir(dir);
             Ok(cmd)
@@ -293,7 +400,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     }
 }
 
-fn start_tansu(dir: &Path) -> Result<Running, StartError> {
+fn start_tansu(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
     let server = Server::Tansu;
     let tansu = tansu_path().ok_or_else(|| StartError {
         server,
@@ -312,10 +419,17 @@ fn start_tansu(dir: &Path) -> Result<Running, StartError> {
         dir.join("tansu.log"),
         Duration::from_secs(30),
         |port| {
-            let url = format!("tcp://127.0.0.1:{port}");
+            let url = format!("tcp://{}:{port}", opts.listen());
+            let host = opts.kafka_host.as_deref().unwrap_or("127.0.0.1");
+            let advertised = format!("tcp://{host}:{port}");
             let mut cmd = Command::new(&tansu);
             cmd.arg("broker")
-                .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                .args([
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &advertised,
+                ])
                 .args(["--storage-engine", "memory://tansu/"])
                 // tansu reads a .env file from its working directory
                 .current_dir(dir)
@@ -379,9 +493,11 @@ fn start_with_retries(
         let mut running = Running {
             port,
             log: log.clone(),
-            child,
+            child: Mutex::new(child),
+            relaunch: Relaunch::of(&cmd),
         };
-        match wait_ready(&mut running.child, timeout, || ready(port)) {
+        let child = running.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        match wait_ready(child, timeout, || ready(port)) {
             Ok(()) => return Ok(running),
             Err(Some(status)) if attempt < ATTEMPTS => {
                 reaper::unregister_pid(running.pid());
@@ -421,11 +537,11 @@ fn wait_ready(
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn local(port: u16) -> SocketAddr {
+pub(crate) fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -442,7 +558,7 @@ pub(crate) fn zk_ruok(port: u16) -> bool {
     check().unwrap_or(false)
 }
 
-fn fill(template: &str, dir: &Path, port: u16) -> String {
+pub(crate) fn fill(template: &str, dir: &Path, port: u16) -> String {
     template
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())

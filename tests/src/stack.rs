@@ -12,7 +12,7 @@
 //! and [`crate::zk`].
 
 use crate::process::Process;
-use crate::servers::{self, Server, Servers};
+use crate::servers::{self, Server, ServerOptions, Servers};
 use rdkafka::producer::FutureProducer;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -109,17 +109,30 @@ impl Stack {
 
     /// Starts a private stack, or says which server failed and why.
     pub fn try_start() -> Result<Stack, servers::StartError> {
+        Stack::try_start_with(&ServerOptions::default())
+    }
+
+    /// [`Stack::start`] with servers listening where `opts` says (for
+    /// Cores in other network namespaces). Panics with the failing
+    /// server's log tail.
+    pub fn start_with(opts: &ServerOptions) -> Stack {
+        Stack::try_start_with(opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Stack::try_start`] with options.
+    pub fn try_start_with(opts: &ServerOptions) -> Result<Stack, servers::StartError> {
         let t0 = Instant::now();
-        let servers = servers::start()?;
+        let servers = servers::start_with(opts)?;
+        let kafka_host = opts.kafka_host.as_deref().unwrap_or("127.0.0.1");
         let stack = Stack {
             zk: format!("127.0.0.1:{}", servers.zk.port),
             mysql: MysqlAddr {
-                host: "127.0.0.1".into(),
+                host: opts.mysql_host.as_deref().unwrap_or("127.0.0.1").into(),
                 port: servers.mysql.port,
                 user: "repl".into(),
                 password: "repl".into(),
             },
-            kafka: format!("127.0.0.1:{}", servers.kafka.port),
+            kafka: format!("{kafka_host}:{}", servers.kafka.port),
             kafka_props: Vec::new(),
             mysql_socket: Some(servers.mysql_socket.clone()),
             servers: Some(servers),
@@ -182,9 +195,29 @@ impl Stack {
         }
     }
 
+    /// This stack's MariaDB and Kafka with another ZooKeeper (`connect`, for
+    /// example a [`crate::ZkEnsemble`]'s connect string). It owns no server.
+    pub fn with_zk(&self, connect: &str) -> Stack {
+        Stack {
+            zk: connect.to_string(),
+            mysql: self.mysql.clone(),
+            kafka: self.kafka.clone(),
+            kafka_props: self.kafka_props.clone(),
+            mysql_socket: self.mysql_socket.clone(),
+            startup: Duration::ZERO,
+            producer: OnceLock::new(),
+            servers: None,
+        }
+    }
+
     /// ZooKeeper connect string, `127.0.0.1:PORT`.
     pub fn zk_connect(&self) -> &str {
         &self.zk
+    }
+
+    /// ZooKeeper's client port (owned stacks only).
+    pub fn zk_port(&self) -> Option<u16> {
+        self.servers.as_ref().map(|s| s.zk.port)
     }
 
     /// Starts a Core on this stack's ZooKeeper under `root` as `host`, with
@@ -263,6 +296,41 @@ impl Stack {
     /// Lets a paused server go on (SIGCONT).
     pub fn resume(&self, server: Server) {
         crate::process::signal(self.owned_pid(server), crate::process::Signal::Cont);
+    }
+
+    /// SIGKILLs a server (owned stacks only; use a private stack) and
+    /// reaps it. Its data stays; [`Stack::restart_server`] starts it again.
+    pub fn kill_server(&self, server: Server) {
+        self.owned(server).crash();
+    }
+
+    /// Starts a killed server again on the same port and data, and waits
+    /// up to `timeout` until its port accepts connections (MariaDB accepts
+    /// only after its crash recovery). Panics with its log tail otherwise.
+    pub fn restart_server(&self, server: Server, timeout: Duration) {
+        let running = self.owned(server);
+        running
+            .respawn()
+            .unwrap_or_else(|e| panic!("cannot start {server} again: {e}"));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], running.port));
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "{server} did not listen again on port {} within {timeout:?}\n{}",
+                    running.port,
+                    servers::log_tail(&running.log, 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn owned(&self, server: Server) -> &servers::Running {
+        self.servers
+            .as_ref()
+            .map(|s| s.get(server))
+            .unwrap_or_else(|| panic!("{server} was not started by this test process"))
     }
 
     fn owned_pid(&self, server: Server) -> u32 {

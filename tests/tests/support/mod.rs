@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
+
 use replicator_common::nodes::{Control, InstanceInfo, InstanceState};
 use replicator_common::paths::{Layout, TaskRef};
 use replicator_common::zk::Zk;
