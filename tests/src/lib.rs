@@ -79,10 +79,14 @@
 //!   with test certificates.
 //! - [`s3_kafka`]: a private Tansu on S3 storage (moto), restartable without
 //!   losing its data.
+//! - [`mariadb_pair`]: a MariaDB primary and a GTID replica of it, with
+//!   SIGKILL and promotion, for source failover tests; [`Stack::with_mysql`]
+//!   points a stack at one of them.
 //! - [`wait`]: polling with deadlines.
 //! - [`names`]: unique names.
 
 pub mod kafka;
+pub mod mariadb_pair;
 pub mod mysql;
 pub mod names;
 pub mod process;

@@ -93,7 +93,7 @@ impl Running {
         self.child.id()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         reaper::unregister_pid(self.child.id());
@@ -137,7 +137,7 @@ pub(crate) fn start() -> Result<Servers, StartError> {
     let mysql_dir = dir.join("mariadb");
     let (zk, mysql, kafka) = std::thread::scope(|s| {
         let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper")));
-        let mysql = s.spawn(|| start_mariadb(&mysql_dir));
+        let mysql = s.spawn(|| start_mariadb(&mysql_dir, "", true));
         let kafka = s.spawn(|| start_tansu(&dir.join("tansu")));
         (
             joined(Server::ZooKeeper, zk.join()),
@@ -217,7 +217,15 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
     )
 }
 
-fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
+/// Starts a MariaDB in `dir` with the stack's my.cnf plus `extra` lines
+/// appended to its `[mariadbd]` section (they override the template's), and
+/// creates the `repl` user (outside the binlog unless `users_in_binlog`, so
+/// that a replica's GTID history is only its primary's).
+pub(crate) fn start_mariadb(
+    dir: &Path,
+    extra: &str,
+    users_in_binlog: bool,
+) -> Result<Running, StartError> {
     let server = Server::MariaDb;
     let cnf = dir.join("my.cnf");
     let defaults = format!("--defaults-file={}", cnf.display());
@@ -228,7 +236,8 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     };
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create dirs", e))?;
     // the port is set again before each start; install-db does not listen
-    std::fs::write(&cnf, fill(MY_CNF, dir, 0)).map_err(|e| io("write my.cnf", e))?;
+    let template = format!("{MY_CNF}\n{extra}\n");
+    std::fs::write(&cnf, fill(&template, dir, 0)).map_err(|e| io("write my.cnf", e))?;
     let install_log = dir.join("install.log");
     let out = File::create(&install_log).map_err(|e| io("create install.log", e))?;
     let status = Command::new("mariadb-install-db")
@@ -268,14 +277,19 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
         dir.join("mariadbd.err"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(&cnf, fill(MY_CNF, dir, port))?;
+            std::fs::write(&cnf, fill(&template, dir, port))?;
             let mut cmd = Command::new("mariadbd");
             cmd.arg(&defaults).current_dir(dir);
             Ok(cmd)
         },
         |_port| client(None).is_ok_and(|o| o.status.success()),
     )?;
-    match client(Some(USERS_SQL)) {
+    let users = if users_in_binlog {
+        USERS_SQL.to_string()
+    } else {
+        format!("SET sql_log_bin = 0;\n{USERS_SQL}")
+    };
+    match client(Some(&users)) {
         Ok(o) if o.status.success() => Ok(running),
         other => {
             let problem = match other {
