@@ -231,7 +231,17 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         )
     );
     claimed?;
-    let mut stream = stream?;
+    let mut stream = stream.map_err(|e| {
+        if other_server {
+            source::failover::gone_after_failover(
+                e,
+                &picked.server,
+                start.gtid.as_deref().unwrap_or(""),
+            )
+        } else {
+            e
+        }
+    })?;
     tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch,
         source = %picked.server.addr, server = %picked.server.id, "replication starts");
 
@@ -337,6 +347,16 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 }
             }
         }
+    };
+    let result = match (&result, other_server) {
+        (Err(_), true) => result.map_err(|e| {
+            source::failover::gone_after_failover(
+                e,
+                &picked.server,
+                start.gtid.as_deref().unwrap_or(""),
+            )
+        }),
+        _ => result,
     };
     if !matches!(result, Ok(Stopped::Graceful { .. })) {
         // Drop what was not sent, and let what is in flight resolve before a

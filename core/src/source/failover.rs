@@ -15,10 +15,17 @@
 //! domain (MariaDB) / source UUID (MySQL) the context never saw (the task
 //! cannot know where to start in it). Either way an operator decides; the
 //! control's `accept_gap` counter (`replicatorctl task accept-gap`) accepts
-//! it once: the run resumes from what the new server has for the domains in
-//! question and keeps the context's state for the others.
+//! it once: the run resumes from the new server's GTID state as it is then
+//! (what the new server wrote before the acceptance is not published).
+//!
+//! The check on GTID states sees a lagging replica only while it is behind in
+//! sequence numbers; once the promoted server wrote past the context's
+//! sequence number its state looks ahead. The server itself then refuses the
+//! context's GTID (error 1236, not in its binlog) when the stream opens, and
+//! [`gone_after_failover`] turns that into the same definite gap error.
 
 use crate::decode::Flavor;
+use crate::error::{DefiniteError, TaskError};
 use replicator_common::gtid_set::MysqlGtidSet;
 use replicator_common::nodes::SourceServer;
 use replicator_common::position::{is_mysql_gtid_set, MariaGtidState};
@@ -90,7 +97,14 @@ pub fn decide(
         to: to.clone(),
         reason,
     };
-    let (gap, accepted) = if flavor == Flavor::MariaDb && !is_mysql_gtid_set(ctx_gtid) {
+    if accept {
+        // the operator takes the new server as it is now
+        return Ok(Resume::Gtid {
+            state: here_gtid.split_whitespace().collect(),
+            accepted_gap: true,
+        });
+    }
+    let gap = if flavor == Flavor::MariaDb && !is_mysql_gtid_set(ctx_gtid) {
         let ctx: MariaGtidState = ctx_gtid
             .parse()
             .map_err(|e| bad(format!("context GTID state: {e}")))?;
@@ -112,19 +126,30 @@ pub fn decide(
             state: ctx_gtid.to_string(),
             accepted_gap: false,
         }),
-        Some(_) if accept => Ok(Resume::Gtid {
-            state: accepted,
-            accepted_gap: true,
-        }),
         Some(gap) => Err(FailoverError::Gap { from, to, gap }),
     }
 }
 
-/// The gap between a context's MariaDB state and a server's, and the state
-/// to resume from when it is accepted.
-fn maria_gap(ctx: &MariaGtidState, srv: &MariaGtidState) -> (Option<String>, String) {
+/// A run that resumed by GTID on another server and was refused its start
+/// (server error 1236: the context's GTID is not in that server's binlog)
+/// stopped on a gap, not on a purged binlog: say so, and how to accept it.
+pub fn gone_after_failover(e: TaskError, here: &SourceServer, ctx_gtid: &str) -> TaskError {
+    match e {
+        TaskError::Definite(DefiniteError::BinlogGone(msg)) => DefiniteError::SourceGap(format!(
+            "{} does not hold the context's GTID state {ctx_gtid} in its binlog ({msg}): it lacks \
+             transactions the task published (a lagging replica was promoted and wrote its own) \
+             or purged them; to accept the gap and resume from what it has, run \
+             `replicatorctl task accept-gap TASK` (POST /api/v1/tasks/TASK/accept-gap)",
+            describe(here)
+        ))
+        .into(),
+        other => other,
+    }
+}
+
+/// The gap between a context's MariaDB state and a server's.
+fn maria_gap(ctx: &MariaGtidState, srv: &MariaGtidState) -> Option<String> {
     let mut problems = Vec::new();
-    let mut accepted = MariaGtidState::default();
     for g in ctx.gtids() {
         match srv.gtids().iter().find(|s| s.domain == g.domain) {
             None => {
@@ -141,9 +166,8 @@ fn maria_gap(ctx: &MariaGtidState, srv: &MariaGtidState) -> (Option<String>, Str
                     g.seq,
                     g.domain
                 ));
-                accepted.advance(*s);
             }
-            Some(_) => accepted.advance(*g),
+            Some(_) => {}
         }
     }
     for s in srv.gtids() {
@@ -152,16 +176,13 @@ fn maria_gap(ctx: &MariaGtidState, srv: &MariaGtidState) -> (Option<String>, Str
                 "it has GTIDs of domain {} the context never saw (it is at {s})",
                 s.domain
             ));
-            accepted.advance(*s);
         }
     }
-    let gap = (!problems.is_empty()).then(|| problems.join("; "));
-    (gap, accepted.to_string())
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-/// The gap between a context's MySQL GTID set and a server's executed set,
-/// and the set to resume from when it is accepted.
-fn mysql_gap(ctx: &MysqlGtidSet, srv: &MysqlGtidSet) -> (Option<String>, String) {
+/// The gap between a context's MySQL GTID set and a server's executed set.
+fn mysql_gap(ctx: &MysqlGtidSet, srv: &MysqlGtidSet) -> Option<String> {
     let mut problems = Vec::new();
     let missing = ctx.difference(srv);
     if !missing.is_empty() {
@@ -177,9 +198,7 @@ fn mysql_gap(ctx: &MysqlGtidSet, srv: &MysqlGtidSet) -> (Option<String>, String)
             srv.only(&unknown)
         ));
     }
-    let accepted = ctx.difference(&missing).union(&srv.only(&unknown));
-    let gap = (!problems.is_empty()).then(|| problems.join("; "));
-    (gap, accepted.to_string())
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 #[cfg(test)]
@@ -327,6 +346,35 @@ mod tests {
                 accepted_gap: true
             })
         );
+    }
+
+    #[test]
+    fn an_acceptance_takes_the_new_server_as_it_is() {
+        let (s1, s2) = (server("server_id:1"), server("server_id:2"));
+        // no gap visible in the states (the server wrote past the context),
+        // but the server refused the context's GTID: accepted, start at its state
+        assert_eq!(
+            decide(
+                Some(&s1),
+                Some("0-1-12"),
+                &s2,
+                "0-2-15",
+                Flavor::MariaDb,
+                true
+            ),
+            Ok(Resume::Gtid {
+                state: "0-2-15".into(),
+                accepted_gap: true
+            })
+        );
+        let gone = TaskError::from(DefiniteError::BinlogGone(
+            "GTID 0-1-12 not in binlog".into(),
+        ));
+        let e = gone_after_failover(gone, &s2, "0-1-12").to_string();
+        assert!(e.starts_with("source failover: server_id:2 (server_id:2-host:3306) does not hold the context's GTID state 0-1-12"), "{e}");
+        assert!(e.contains("accept-gap"), "{e}");
+        let other = gone_after_failover(TaskError::transient("x"), &s2, "0-1-12");
+        assert!(matches!(other, TaskError::Transient(_)));
     }
 
     #[test]
