@@ -200,6 +200,18 @@ async fn start_pair() -> MariaPair {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn follows_the_promoted_replica_exactly_once() {
     let shared = shared_stack!();
+    failover(shared, false).await;
+}
+
+/// The same, with the Core SIGKILLed just after it resumed on the new
+/// primary: the next Core must still tell what the killed one delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn core_killed_right_after_the_failover_still_exactly_once() {
+    let shared = shared_stack!();
+    failover(shared, true).await;
+}
+
+async fn failover(shared: &'static Stack, kill_core: bool) {
     // Given a primary/replica pair and a task reading [primary, replica]
     let mut pair = start_pair().await;
     let stack = shared.with_mysql(pair.primary.port).leak();
@@ -246,9 +258,21 @@ async fn follows_the_promoted_replica_exactly_once() {
     core.wait_for_log("no usable source server", Duration::from_secs(30))
         .await;
     // and the replica is promoted, the writer moves to it
+    let mark = core.log_mark();
     pair.promote_replica().await;
     let promoted = Instant::now();
     writer.retarget(pair.replica.opts());
+    if kill_core {
+        core.wait_for_log_after(
+            mark,
+            "source server changed; resuming by GTID",
+            Duration::from_secs(30),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        core.kill();
+        core = s.core("fo1-after-kill", 6000);
+    }
 
     // Then the task follows the new primary within seconds: its context
     // belongs to the new primary and counts rows committed there
@@ -280,7 +304,7 @@ async fn follows_the_promoted_replica_exactly_once() {
     let seen = inserted(&messages);
     let (missing, dup, extra) = compare(&truth, &seen);
     println!(
-        "source failover: time to follow {} ms after promotion ({} ms after the kill);          rows {} (new primary), {} transactions committed before the kill, {} after;          ids tried {tried}, writer failures {failures}; lost {}, duplicated {}, not in the new primary {}",
+        "source failover (Core killed after it: {kill_core}): time to follow {} ms after promotion ({} ms after the kill);          rows {} (new primary), {} transactions committed before the kill, {} after;          ids tried {tried}, writer failures {failures}; lost {}, duplicated {}, not in the new primary {}",
         followed.as_millis(),
         killed.elapsed().as_millis() - promoted.elapsed().as_millis(),
         truth.len(),
