@@ -481,3 +481,53 @@ core log:
     assert_eq!(ctx["accepted_gap"], 1, "{ctx}");
     core.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_list_update_takes_effect_live() {
+    let shared = shared_stack!();
+    // Given a task reading the primary alone
+    let pair = start_pair().await;
+    let stack = shared.with_mysql(pair.primary.port).leak();
+    let s = Scenario::new(stack, "fohosts").await;
+    s.put_config(config_with_hosts(&s, &[pair.primary.addr()]))
+        .await;
+    let mut core = s.core("fo3", 6000);
+    core.wait_for_log("replication starts", Duration::from_secs(30))
+        .await;
+    insert(&pair.primary, &s, 1..=3).await;
+    s.wait_messages(3, Duration::from_secs(30)).await;
+    assert!(pair.replica_caught_up(Duration::from_secs(20)).await);
+
+    // When its host list is updated to the replica (what `replicatorctl task
+    // update` writes), with the Core running
+    let mark = core.log_mark();
+    let updated = Instant::now();
+    s.put_config(config_with_hosts(&s, &[pair.replica.addr()]))
+        .await;
+    core.wait_for_log_after(
+        mark,
+        "source server changed; resuming by GTID",
+        Duration::from_secs(30),
+    )
+    .await;
+    let switched = updated.elapsed();
+    insert(&pair.primary, &s, 4..=6).await;
+
+    // Then the task reads the replica from then on (the rows written on the
+    // primary arrive through the replica's binlog), each row once
+    let want: BTreeSet<i64> = (1..=6).collect();
+    let messages = read_until_complete(stack, &s.topic, &want, Duration::from_secs(30)).await;
+    assert_eq!(
+        compare(&want, &inserted(&messages)),
+        (vec![], vec![], vec![]),
+        "core log:\n{}",
+        core.tail(40)
+    );
+    let ctx = s.context().await.expect("context");
+    assert_eq!(ctx["server"]["id"], "server_id:2", "{ctx}");
+    println!(
+        "host list update: reading the new server {} ms after the config write",
+        switched.as_millis()
+    );
+    core.stop().await;
+}
