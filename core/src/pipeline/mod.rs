@@ -447,8 +447,21 @@ impl RunState {
         };
         let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
         let ts_ms = header.timestamp as i64 * 1000;
-        let event = decode::parse_event(&header, ev.data(), self.flavor)
-            .map_err(|e| DefiniteError::Decode(e.to_string()))?;
+        let at = |e: decode::DecodeError| {
+            DefiniteError::Decode(format!(
+                "{e} (event type {} at {}:{offset})",
+                header.type_code,
+                self.cursor.file()
+            ))
+        };
+        let inflated;
+        let (header, data) = if decode::compressed::is_compressed(header.type_code) {
+            inflated = decode::compressed::inflate(&header, ev.data()).map_err(at)?;
+            (inflated.0, inflated.1.as_slice())
+        } else {
+            (header, ev.data())
+        };
+        let event = decode::parse_event(&header, data, self.flavor).map_err(at)?;
         match event {
             Event::Rotate { next_file, .. } => self.cursor.rotate(&next_file),
             Event::MariaGtid { gtid, .. } => {
