@@ -92,6 +92,41 @@ impl MariaDb {
     }
 }
 
+/// One MariaDB of its own (for a server option the shared stack lacks, such
+/// as `log_bin_compress=ON`); dropping it kills it and removes its directory.
+pub struct MariaSolo {
+    dir: PathBuf,
+    pub db: MariaDb,
+}
+
+impl MariaSolo {
+    /// Starts a MariaDB with the stack's my.cnf plus `extra` lines.
+    pub async fn start(extra: &str) -> Result<MariaSolo, StartError> {
+        let dir = reaper::fresh_dir("mariadb");
+        reaper::register_dir(&dir);
+        let (d, extra) = (dir.join("mariadb"), extra.to_string());
+        let r = tokio::task::spawn_blocking(move || servers::start_mariadb(&d, &extra, true))
+            .await
+            .expect("start thread")?;
+        Ok(MariaSolo {
+            dir,
+            db: MariaDb {
+                port: r.port,
+                log: r.log.clone(),
+                server_id: 1,
+                running: Some(r),
+            },
+        })
+    }
+}
+
+impl Drop for MariaSolo {
+    fn drop(&mut self) {
+        self.db.kill();
+        reaper::remove_dir(&self.dir);
+    }
+}
+
 /// A primary and its GTID replica.
 pub struct MariaPair {
     dir: PathBuf,
