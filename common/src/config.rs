@@ -45,6 +45,11 @@ pub struct SourceConfig {
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
+    /// Ordered `host:port` list of servers to follow (a primary and the
+    /// replicas that may replace it); instead of `host`/`port`. The Core reads
+    /// from the first that answers and resumes on another one by GTID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
     #[serde(default)]
     pub user: String,
     /// Password stored in the task node (prefer `password_env` or `password_file`).
@@ -246,6 +251,7 @@ enum Kind {
 const SOURCE_FIELDS: &[(&str, Kind)] = &[
     ("host", Kind::Str),
     ("port", Kind::UInt { min: 1, max: 65535 }),
+    ("hosts", Kind::StrList),
     ("user", Kind::Str),
     ("password", Kind::OptStr),
     ("password_env", Kind::OptStr),
@@ -448,8 +454,22 @@ impl TaskConfig {
 
 impl SourceConfig {
     fn check(&self, p: &mut Problems) {
-        if self.host.trim().is_empty() {
-            p.add("source.host", "is required");
+        if self.hosts.is_empty() && self.host.trim().is_empty() {
+            p.add("source.host", "is required (or give source.hosts)");
+        }
+        if !self.hosts.is_empty() && !self.host.trim().is_empty() {
+            p.add(
+                "source.hosts",
+                "give either source.host/port or source.hosts, not both",
+            );
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            if parse_host_port(h).is_none() {
+                p.add(
+                    &format!("source.hosts[{i}]"),
+                    format!("`{h}` is not HOST:PORT"),
+                );
+            }
         }
         if self.port == 0 {
             p.add("source.port", "0 is out of range 1..=65535");
@@ -493,6 +513,19 @@ impl SourceConfig {
         }
     }
 
+    /// The servers to try, in order: `hosts` when given, else `host:port`.
+    /// Entries that do not parse are left out (validation reports them).
+    pub fn endpoints(&self) -> Vec<(String, u16)> {
+        if self.hosts.is_empty() {
+            vec![(self.host.clone(), self.port)]
+        } else {
+            self.hosts
+                .iter()
+                .filter_map(|h| parse_host_port(h))
+                .collect()
+        }
+    }
+
     /// The password from wherever the config says it is.
     pub fn resolve_password(&self) -> Result<Option<Secret>, PasswordError> {
         if let Some(pw) = &self.password {
@@ -510,6 +543,14 @@ impl SourceConfig {
         }
         Ok(None)
     }
+}
+
+/// Splits `host:port` (`[v6]:port` too); None when it is not that.
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (h, port) = s.trim().rsplit_once(':')?;
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    (!h.is_empty()).then(|| (h.to_string(), port))
 }
 
 /// The password could not be read on this host.

@@ -238,3 +238,47 @@ fn deploy_examples_are_valid_task_configs() {
         dir.display()
     );
 }
+
+#[test]
+fn source_hosts_list_replaces_host_and_port() {
+    let mut v = good();
+    v["source"].as_object_mut().unwrap().remove("host");
+    v["source"]["hosts"] = json!(["db1:3306", "db2.example:3307", "[::1]:3308"]);
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        cfg.source.endpoints(),
+        vec![
+            ("db1".to_string(), 3306),
+            ("db2.example".to_string(), 3307),
+            ("::1".to_string(), 3308)
+        ]
+    );
+    // one host: the classic form
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(
+        cfg.source.endpoints(),
+        vec![("127.0.0.1".to_string(), 3306)]
+    );
+}
+
+#[test]
+fn source_hosts_problems_are_all_reported() {
+    let mut v = good();
+    v["source"]["hosts"] = json!(["db1:3306", "nope", "db3:0", ":3306"]);
+    assert_eq!(
+        problems(v),
+        vec![
+            "source.hosts",
+            "source.hosts[1]",
+            "source.hosts[2]",
+            "source.hosts[3]"
+        ]
+    );
+    let mut v = good();
+    v["source"].as_object_mut().unwrap().remove("host");
+    v["source"]["hosts"] = json!([]);
+    assert_eq!(problems(v), vec!["source.host"]);
+    let mut v = good();
+    v["source"]["hosts"] = json!("db1:3306");
+    assert_eq!(problems(v), vec!["source.hosts"]);
+}

@@ -10,6 +10,7 @@
 //! - [`paths`]: the ZooKeeper layout of DESIGN §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
 //!   compare positions of different streams.
+//! - [`gtid_set`]: MySQL GTID sets with difference and union (source failover).
 //! - [`cli`]: the ZooKeeper flags every binary takes.
 //! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
 //!   validation that reports every problem at once.
@@ -28,6 +29,7 @@ pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod election;
+pub mod gtid_set;
 pub mod kafka_security;
 pub mod names;
 pub mod nodes;

@@ -28,6 +28,30 @@ pub struct Progress {
     /// reached Kafka, so the next writer needs no duplicate check.
     #[serde(default)]
     pub clean: bool,
+    /// Identity of the source server the file/pos belong to
+    /// (`server_uuid:<uuid>` on MySQL, `server_id:<n>` on MariaDB), with the
+    /// `host:port` it was reached at. A run on another server resumes from
+    /// `gtid`, never from file/pos. Absent in contexts of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<SourceServer>,
+    /// The control's `accept_gap` counter value this context already used
+    /// (an operator acceptance of a GTID gap is used once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accepted_gap: u64,
+}
+
+/// The source server a context position belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceServer {
+    /// `server_uuid:<uuid>` (MySQL) or `server_id:<n>` (MariaDB).
+    pub id: String,
+    /// `host:port` it was reached at (informative).
+    #[serde(default)]
+    pub addr: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// State of an instance (DESIGN §3).
@@ -91,6 +115,10 @@ pub struct Control {
     /// Bumped to ask the RUNNING instance to hand over to the next one.
     #[serde(default)]
     pub switchover: u64,
+    /// Bumped by an operator to accept the GTID gap a task stopped on after a
+    /// source failover (`replicatorctl task accept-gap NAME`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub accept_gap: u64,
 }
 
 /// `/cores/<host>`: a live Core and what it runs.
@@ -159,6 +187,27 @@ mod tests {
         .unwrap();
         assert_eq!(newer.pos, 1);
         assert!(serde_json::from_str::<Progress>(r#"{"file": "x", "pos": 1}"#).is_err());
+        // an old context has no server identity and no accepted gap
+        assert_eq!(newer.server, None);
+        assert_eq!(newer.accepted_gap, 0);
+        let with_server = Progress {
+            server: Some(SourceServer {
+                id: "server_id:2".into(),
+                addr: "db2:3306".into(),
+            }),
+            accepted_gap: 3,
+            ..newer.clone()
+        };
+        let text = serde_json::to_string(&with_server).unwrap();
+        assert!(
+            text.contains(r#""server":{"id":"server_id:2","addr":"db2:3306"}"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Progress>(&text).unwrap(),
+            with_server
+        );
+        assert!(!serde_json::to_string(&newer).unwrap().contains("server"));
     }
 
     #[test]
@@ -178,7 +227,8 @@ mod tests {
             c,
             Control {
                 desired: Desired::Paused,
-                switchover: 0
+                switchover: 0,
+                accept_gap: 0
             }
         );
         assert!(serde_json::from_str::<Control>(r#"{"desired": "sleeping"}"#).is_err());

@@ -33,6 +33,10 @@ pub enum DefiniteError {
     Preflight(String),
     #[error("task config: {0}")]
     Config(String),
+    /// The source failed over to a server whose GTIDs do not continue the
+    /// context (see [`crate::source::failover`]).
+    #[error("source failover: {0}")]
+    SourceGap(String),
     #[error("cannot decode binlog: {0}")]
     Decode(String),
     #[error("Kafka refused a message: {0}")]

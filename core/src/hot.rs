@@ -305,6 +305,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             zk: env.zk.clone(),
             epoch: inst.seq,
             lease: env.lease.clone(),
+            accept_gap: control.accept_gap,
             options: env.options.clone(),
             delivered: delivered.clone(),
         };

@@ -11,7 +11,7 @@
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
 use crate::error::TaskError;
-use replicator_common::nodes::Progress;
+use replicator_common::nodes::{Progress, SourceServer};
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::{Zk, ZkClientError};
 
@@ -44,6 +44,8 @@ impl Checkpoint {
             updated_ms: replicator_common::now_ms(),
             epoch,
             clean,
+            server: None,
+            accepted_gap: 0,
         }
     }
 }
@@ -93,6 +95,9 @@ pub struct ContextWriter {
     version: i32,
     epoch: i64,
     last: Option<Checkpoint>,
+    /// The source server positions belong to, and the accepted gap counter.
+    server: Option<SourceServer>,
+    accepted_gap: u64,
 }
 
 impl ContextWriter {
@@ -103,7 +108,16 @@ impl ContextWriter {
             version,
             epoch,
             last: None,
+            server: None,
+            accepted_gap: 0,
         }
+    }
+
+    /// Every later write records `server` as the source of its positions and
+    /// `accepted_gap` as the last gap acceptance used.
+    pub fn set_source(&mut self, server: SourceServer, accepted_gap: u64) {
+        self.server = Some(server);
+        self.accepted_gap = accepted_gap;
     }
 
     /// Writes `cp` unless it is what was written last (or `force`).
@@ -116,8 +130,10 @@ impl ContextWriter {
         if !force && !clean && self.last.as_ref() == Some(cp) {
             return Ok(());
         }
-        let data =
-            serde_json::to_vec(&cp.to_progress(self.epoch, clean)).expect("progress serializes");
+        let mut progress = cp.to_progress(self.epoch, clean);
+        progress.server = self.server.clone();
+        progress.accepted_gap = self.accepted_gap;
+        let data = serde_json::to_vec(&progress).expect("progress serializes");
         // A request to a server this process cannot reach waits for a
         // reconnection that may never come in time (a partition): bound it
         // by the lease, whose lapse it means.

@@ -168,6 +168,8 @@ mod tests {
                     updated_ms: 1000,
                     epoch: 1,
                     clean: false,
+                    server: None,
+                    accepted_gap: 0,
                 }),
                 source: None,
             }],

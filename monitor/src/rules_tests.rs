@@ -70,6 +70,8 @@ fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> Conte
         updated_ms: event_ts_ms,
         epoch: 1,
         clean: false,
+        server: None,
+        accepted_gap: 0,
     })
 }
 
@@ -271,6 +273,8 @@ fn caught_up_compares_gtids_then_positions() {
         updated_ms: 0,
         epoch: 0,
         clean: false,
+        server: None,
+        accepted_gap: 0,
     };
     let s = |file: &str, pos, gtid: Option<&str>| source(file, pos, gtid).unwrap();
     assert_eq!(

@@ -85,9 +85,11 @@ impl Sources {
             }
         };
         inner.skipped.remove(task);
+        // the first of `source.hosts` (the preferred primary) or `host:port`
+        let (host, port) = cfg.endpoints().into_iter().next()?;
         let key = SourceKey {
-            host: cfg.host.clone(),
-            port: cfg.port,
+            host,
+            port,
             user: cfg.user.clone(),
             password,
         };

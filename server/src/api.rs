@@ -294,9 +294,10 @@ async fn control_task(
         "pause" => ControlChange::Pause,
         "resume" => ControlChange::Resume,
         "switchover" => ControlChange::Switchover,
+        "accept-gap" => ControlChange::AcceptGap,
         other => {
             return Err(ApiError::NotFound(format!(
-                "no action `{}` on a task; use pause, resume or switchover",
+                "no action `{}` on a task; use pause, resume, switchover or accept-gap",
                 other.chars().take(40).collect::<String>()
             )))
         }
@@ -307,6 +308,7 @@ async fn control_task(
     Ok(Json(json!({
         "name": task.name(), "group": task.group(),
         "desired": control.desired, "switchover": control.switchover,
+        "accept_gap": control.accept_gap,
     })))
 }
 

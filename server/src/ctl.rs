@@ -102,6 +102,9 @@ pub enum TaskCommand {
     Resume(TaskName),
     /// Ask the RUNNING instance to hand over to the next one.
     Switchover(TaskName),
+    /// Accept the GTID gap a task stopped on after a source failover: it
+    /// resumes from what the new source server has (see docs/source-failover.md).
+    AcceptGap(TaskName),
     /// Stop every instance and remove the task's znodes.
     Delete(TaskName),
 }
@@ -258,6 +261,7 @@ fn task(client: &Client, cmd: TaskCommand, json: bool, out: &mut dyn Write) -> R
         TaskCommand::Pause(t) => control(client, &t, "pause")?,
         TaskCommand::Resume(t) => control(client, &t, "resume")?,
         TaskCommand::Switchover(t) => control(client, &t, "switchover")?,
+        TaskCommand::AcceptGap(t) => control(client, &t, "accept-gap")?,
         TaskCommand::Delete(t) => {
             let reply = client.send(
                 "DELETE",
@@ -290,6 +294,11 @@ fn control(client: &Client, t: &TaskName, action: &str) -> Result<(Reply, String
             "task {}: switchover #{} requested\n",
             t.name,
             reply.body["switchover"].as_u64().unwrap_or(0)
+        ),
+        "accept-gap" => format!(
+            "task {}: GTID gap acceptance #{} requested\n",
+            t.name,
+            reply.body["accept_gap"].as_u64().unwrap_or(0)
         ),
         _ => format!("task {}: desired state is {desired}\n", t.name),
     };
@@ -370,6 +379,7 @@ mod tests {
             "replicatorctl task pause orders",
             "replicatorctl task resume orders",
             "replicatorctl task switchover orders",
+            "replicatorctl task accept-gap orders --group g1",
             "replicatorctl task delete orders",
             "replicatorctl alerts --watch --interval-ms 500",
             "replicatorctl --server http://h:1 alerts",

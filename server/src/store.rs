@@ -38,6 +38,8 @@ pub enum ControlChange {
     Pause,
     Resume,
     Switchover,
+    /// Accept the GTID gap the task stopped on (one use per bump).
+    AcceptGap,
 }
 
 impl ControlChange {
@@ -56,6 +58,10 @@ impl ControlChange {
             }),
             ControlChange::Switchover => Some(Control {
                 switchover: c.switchover + 1,
+                ..c
+            }),
+            ControlChange::AcceptGap => Some(Control {
+                accept_gap: c.accept_gap + 1,
                 ..c
             }),
         }
@@ -506,5 +512,10 @@ mod tests {
         );
         let s = ControlChange::Switchover.apply(paused).unwrap();
         assert_eq!((s.desired, s.switchover), (Desired::Paused, 1));
+        let a = ControlChange::AcceptGap.apply(s).unwrap();
+        assert_eq!(
+            (a.desired, a.switchover, a.accept_gap),
+            (Desired::Paused, 1, 1)
+        );
     }
 }

@@ -83,10 +83,14 @@
 //!   listening on every address), whose members can be killed and restarted.
 //! - [`netns`]: network namespaces joined by veth links a test can cut
 //!   (partitions between a Core and ZooKeeper, Kafka or the source).
+//! - [`mariadb_pair`]: a MariaDB primary and a GTID replica of it, with
+//!   SIGKILL and promotion, for source failover tests; [`Stack::with_mysql`]
+//!   points a stack at one of them.
 //! - [`wait`]: polling with deadlines.
 //! - [`names`]: unique names.
 
 pub mod kafka;
+pub mod mariadb_pair;
 pub mod mysql;
 pub mod names;
 pub mod netns;

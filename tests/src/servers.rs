@@ -134,7 +134,7 @@ impl Running {
         self.child.lock().unwrap_or_else(|p| p.into_inner()).id()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
         let _ = child.kill();
         let _ = child.wait();
@@ -234,7 +234,7 @@ pub(crate) fn start_with(opts: &ServerOptions) -> Result<Servers, StartError> {
     let mysql_dir = dir.join("mariadb");
     let (zk, mysql, kafka) = std::thread::scope(|s| {
         let zk = s.spawn(|| start_zookeeper(&dir.join("zookeeper"), opts));
-        let mysql = s.spawn(|| start_mariadb(&mysql_dir, opts));
+        let mysql = s.spawn(|| start_mariadb(&mysql_dir, opts, "", true));
         let kafka = s.spawn(|| start_tansu(&dir.join("tansu"), opts));
         (
             joined(Server::ZooKeeper, zk.join()),
@@ -318,7 +318,16 @@ fn start_zookeeper(dir: &Path, opts: &ServerOptions) -> Result<Running, StartErr
     )
 }
 
-fn start_mariadb(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError> {
+/// Starts a MariaDB in `dir` with the stack's my.cnf plus `extra` lines
+/// appended to its `[mariadbd]` section (they override the template's), and
+/// creates the `repl` user (outside the binlog unless `users_in_binlog`, so
+/// that a replica's GTID history is only its primary's).
+pub(crate) fn start_mariadb(
+    dir: &Path,
+    opts: &ServerOptions,
+    extra: &str,
+    users_in_binlog: bool,
+) -> Result<Running, StartError> {
     let server = Server::MariaDb;
     let cnf = dir.join("my.cnf");
     let defaults = format!("--defaults-file={}", cnf.display());
@@ -329,8 +338,9 @@ fn start_mariadb(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError
     };
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create dirs", e))?;
     // the port is set again before each start; install-db does not listen
+    let template = format!("{MY_CNF}\n{extra}\n");
     let my_cnf = |port| {
-        fill(MY_CNF, dir, port).replace(
+        fill(&template, dir, port).replace(
             "bind-address=127.0.0.1",
             &format!("bind-address={}", opts.listen()),
         )
@@ -382,7 +392,12 @@ fn start_mariadb(dir: &Path, opts: &ServerOptions) -> Result<Running, StartError
         },
         |_port| client(None).is_ok_and(|o| o.status.success()),
     )?;
-    match client(Some(USERS_SQL)) {
+    let users = if users_in_binlog {
+        USERS_SQL.to_string()
+    } else {
+        format!("SET sql_log_bin = 0;\n{USERS_SQL}")
+    };
+    match client(Some(&users)) {
         Ok(o) if o.status.success() => Ok(running),
         other => {
             let problem = match other {

@@ -210,6 +210,33 @@ impl Stack {
         }
     }
 
+    /// This stack's ZooKeeper and Kafka with another MariaDB on
+    /// `127.0.0.1:port` (user `repl`/`repl`, as every harness MariaDB), for
+    /// tests that start their own source servers ([`crate::mariadb_pair`]).
+    /// It owns no server; [`Stack::leak`] gives the `'static` one scenarios take.
+    pub fn with_mysql(&self, port: u16) -> Stack {
+        Stack {
+            zk: self.zk.clone(),
+            mysql: MysqlAddr {
+                host: "127.0.0.1".into(),
+                port,
+                user: "repl".into(),
+                password: "repl".into(),
+            },
+            kafka: self.kafka.clone(),
+            kafka_props: self.kafka_props.clone(),
+            mysql_socket: None,
+            startup: Duration::ZERO,
+            producer: OnceLock::new(),
+            servers: None,
+        }
+    }
+
+    /// A `'static` reference for helpers that need one (a few bytes per test).
+    pub fn leak(self) -> &'static Stack {
+        Box::leak(Box::new(self))
+    }
+
     /// ZooKeeper connect string, `127.0.0.1:PORT`.
     pub fn zk_connect(&self) -> &str {
         &self.zk

@@ -14,6 +14,7 @@
 mod support;
 mod type_matrix_support;
 
+use replicator_tests::mariadb_pair::MariaSolo;
 use replicator_tests::{shared_stack, Stack};
 use serde_json::json;
 use std::time::Duration;
@@ -42,6 +43,42 @@ async fn mismatches(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_column_type_matches_select() {
     let stack = shared_stack!();
+    matrix(stack).await;
+}
+
+/// The same matrix on a MariaDB writing compressed binlog events
+/// (`log_bin_compress=ON`, every event of 10 bytes or more compressed):
+/// QUERY_COMPRESSED and WRITE/UPDATE/DELETE_ROWS_COMPRESSED_V1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_column_type_matches_select_with_compressed_binlog() {
+    let shared = shared_stack!();
+    let solo = MariaSolo::start("log_bin_compress=ON\nlog_bin_compress_min_len=10")
+        .await
+        .unwrap_or_else(|e| panic!("cannot start MariaDB with log_bin_compress: {e}"));
+    let on: Vec<String> = solo.db.query("SELECT @@global.log_bin_compress").await;
+    assert_eq!(on, vec!["1".to_string()], "log_bin_compress is not on");
+    matrix(shared.with_mysql(solo.db.port).leak()).await;
+    // the binlog really holds compressed events
+    let events: Vec<mysql_async::Row> = solo.db.query("SHOW BINLOG EVENTS").await;
+    let kinds: Vec<String> = events
+        .iter()
+        .filter_map(|r| r.get::<String, _>("Event_type"))
+        .filter(|t| t.contains("ompressed"))
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.starts_with("Query_compressed"))
+            && kinds.iter().any(|k| k.starts_with("Write_rows_compressed"))
+            && kinds
+                .iter()
+                .any(|k| k.starts_with("Update_rows_compressed"))
+            && kinds
+                .iter()
+                .any(|k| k.starts_with("Delete_rows_compressed")),
+        "compressed event kinds in the binlog: {kinds:?}"
+    );
+}
+
+async fn matrix(stack: &'static Stack) {
     // Given a Core replicating a fresh database from the current position
     let s = Scenario::new(stack, "types").await;
     let mut core = s.core("h1", 3000);

@@ -19,19 +19,28 @@ pub mod types {
     pub const QUERY: u8 = 2;
     pub const STOP: u8 = 3;
     pub const ROTATE: u8 = 4;
+    pub const INTVAR: u8 = 5;
+    pub const RAND: u8 = 13;
+    pub const USER_VAR: u8 = 14;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
     pub const TABLE_MAP: u8 = 19;
     pub const WRITE_ROWS_V1: u8 = 23;
     pub const UPDATE_ROWS_V1: u8 = 24;
     pub const DELETE_ROWS_V1: u8 = 25;
+    pub const INCIDENT: u8 = 26;
     pub const HEARTBEAT: u8 = 27;
+    pub const IGNORABLE: u8 = 28;
+    pub const ROWS_QUERY: u8 = 29;
     pub const WRITE_ROWS_V2: u8 = 30;
     pub const UPDATE_ROWS_V2: u8 = 31;
     pub const DELETE_ROWS_V2: u8 = 32;
     pub const GTID: u8 = 33;
     pub const ANONYMOUS_GTID: u8 = 34;
     pub const PREVIOUS_GTIDS: u8 = 35;
+    pub const TRANSACTION_CONTEXT: u8 = 36;
+    pub const VIEW_CHANGE: u8 = 37;
+    pub const XA_PREPARE: u8 = 38;
     pub const PARTIAL_UPDATE_ROWS: u8 = 39;
     pub const TRANSACTION_PAYLOAD: u8 = 40;
     pub const HEARTBEAT_V2: u8 = 41;
@@ -63,6 +72,8 @@ impl EventHeader {
     /// `LOG_EVENT_ARTIFICIAL_F`: the event was made up by the dump thread
     /// (the first ROTATE of a connection).
     pub const FLAG_ARTIFICIAL: u16 = 0x20;
+    /// `LOG_EVENT_IGNORABLE_F`: a reader that does not know the event may skip it.
+    pub const FLAG_IGNORABLE: u16 = 0x80;
 
     /// Parses the header from the first 19 bytes of an event.
     pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -219,9 +230,27 @@ pub fn parse_event<'a>(
         }),
         MARIA_QUERY_COMPRESSED..=MARIA_DELETE_ROWS_COMPRESSED => Err(DecodeError::Unsupported {
             type_code: t,
-            what: "compressed binlog events (set log_bin_compress=OFF)",
+            what: "compressed binlog event given without inflating it (decode::compressed)",
         }),
-        _ => Ok(Event::Other { type_code: t }),
+        // events that carry no row change (statement context, markers,
+        // group replication and XA bookkeeping, MariaDB annotations)
+        STOP
+        | INTVAR
+        | RAND
+        | USER_VAR
+        | INCIDENT
+        | IGNORABLE
+        | ROWS_QUERY
+        | PREVIOUS_GTIDS
+        | TRANSACTION_CONTEXT
+        | VIEW_CHANGE
+        | XA_PREPARE
+        | MARIA_ANNOTATE_ROWS
+        | MARIA_BINLOG_CHECKPOINT
+        | MARIA_START_ENCRYPTION => Ok(Event::Other { type_code: t }),
+        // the server marks events a reader may skip
+        _ if header.flags & EventHeader::FLAG_IGNORABLE != 0 => Ok(Event::Other { type_code: t }),
+        _ => Err(DecodeError::UnknownEvent { type_code: t }),
     }
 }
 
@@ -426,6 +455,23 @@ mod tests {
             assert!(matches!(
                 parse_event(&header(t, 0), &[], Flavor::MariaDb),
                 Ok(Event::Other { type_code }) if type_code == t
+            ));
+        }
+        // an event type nobody knows is never skipped silently, unless the
+        // server flagged it ignorable
+        for t in [0u8, 1, 6, 42, 99, 172, 255] {
+            let e = parse_event(&header(t, 0), &[], Flavor::MariaDb).unwrap_err();
+            assert_eq!(e, DecodeError::UnknownEvent { type_code: t });
+            assert!(
+                e.to_string()
+                    .contains(&format!("unknown binlog event type {t}")),
+                "{e}"
+            );
+            let mut h = header(t, 0);
+            h.flags |= EventHeader::FLAG_IGNORABLE;
+            assert!(matches!(
+                parse_event(&h, &[], Flavor::MariaDb),
+                Ok(Event::Other { .. })
             ));
         }
         assert!(matches!(

@@ -37,15 +37,18 @@
 //! Every read is bounds checked: a short or malformed body gives a typed
 //! [`DecodeError`], never a panic. Errors are definite for the event (the
 //! same bytes always fail the same way), so the pipeline should stop the
-//! task and report rather than retry. Unsupported events that would lose
-//! data if skipped (compressed MariaDB events, MySQL transaction payloads,
-//! partial JSON updates) are errors; other unknown events are
-//! [`Event::Other`]. The decoder holds no state between events: after a
+//! task and report rather than retry. MariaDB compressed events are inflated
+//! into the plain events they stand for first ([`compressed`]). Unsupported
+//! events that would lose data if skipped (MySQL transaction payloads,
+//! partial JSON updates) are errors; so is an event type the decoder does not
+//! know, unless the server flagged it ignorable. Known events without row
+//! changes are [`Event::Other`]. The decoder holds no state between events: after a
 //! crash the pipeline resumes from a position and re-reads the table maps
 //! of the transactions that follow.
 
 pub mod bench;
 pub mod charset;
+pub mod compressed;
 pub(crate) mod cursor;
 pub mod decimal;
 pub mod event;
@@ -95,6 +98,12 @@ pub enum DecodeError {
     /// would lose changes.
     #[error("unsupported event type {type_code}: {what}")]
     Unsupported { type_code: u8, what: &'static str },
+    /// An event type this decoder does not know: it might carry row changes,
+    /// so it is not skipped.
+    #[error(
+        "unknown binlog event type {type_code}: it may carry row changes, so it is not skipped"
+    )]
+    UnknownEvent { type_code: u8 },
     /// An event body is malformed in a way not covered above.
     #[error("malformed event type {type_code}: {what}")]
     Malformed { type_code: u8, what: &'static str },

@@ -14,6 +14,12 @@
 //! passed where the binlog ended when it began (an earlier writer may have
 //! written topics this run has not reached yet).
 //!
+//! Source failover: the run reads the first usable server of `source.hosts`
+//! ([`source::pick`]); when that is not the server of the context,
+//! [`source::failover::decide`] resumes it by GTID (or stops it with a
+//! definite error naming the gap), and the duplicate check orders the old
+//! run's messages by GTID ([`crate::sink::dedupe`]).
+//!
 //! Stops: *graceful* (switchover, SIGTERM, config change, pause) finishes the
 //! open transaction, flushes Kafka and writes a clean final context; *hard*
 //! (fenced, lease lost) drops queued messages and returns at once.
@@ -79,6 +85,9 @@ pub struct PipelineSpec {
     /// Sequence number of the instance running it (written as the context epoch).
     pub epoch: i64,
     pub lease: Lease,
+    /// The control's `accept_gap` counter: above the context's
+    /// `accepted_gap`, a GTID gap after a source failover is accepted once.
+    pub accept_gap: u64,
     pub options: PipelineOptions,
     /// Set once this run committed a context holding row events beyond its
     /// start: the task is healthy again (ends a streak of failures).
@@ -122,18 +131,51 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
     let ctx_path = spec.zk.layout().context(&spec.task);
-    let (checked, stored) = tokio::join!(
-        source::preflight(&cfg.source, password.as_ref()),
+    let (picked, stored) = tokio::join!(
+        source::pick(&cfg.source, password.as_ref()),
         progress::read(&spec.zk, &ctx_path)
     );
-    let (mut meta_conn, checked) = checked?;
+    let picked = picked?;
+    let (mut meta_conn, checked, source_cfg) = (picked.conn, picked.checked, picked.cfg);
+    let mut accepted_gap = 0;
+    let mut other_server = false;
 
     // Where to start, and claim the context for this epoch.
     let (start, version, clean) = match stored? {
         Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
         Stored::Valid { progress, version } => {
-            let cp = Checkpoint::from_progress(&progress);
-            (cp, version, progress.clean)
+            let mut cp = Checkpoint::from_progress(&progress);
+            accepted_gap = progress.accepted_gap;
+            let accept = spec.accept_gap > progress.accepted_gap;
+            match source::failover::decide(
+                progress.server.as_ref(),
+                progress.gtid.as_deref(),
+                &picked.server,
+                &picked.gtid_pos,
+                checked.flavor,
+                accept,
+            )
+            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
+            {
+                source::failover::Resume::Position => (cp, version, progress.clean),
+                source::failover::Resume::Gtid {
+                    state,
+                    accepted_gap: accepted,
+                } => {
+                    tracing::warn!(task = %spec.task, from = ?progress.server, to = %picked.server.id,
+                        addr = %picked.server.addr, gtid = %state, accepted,
+                        "source server changed; resuming by GTID");
+                    if accepted {
+                        accepted_gap = spec.accept_gap;
+                    }
+                    other_server = true;
+                    cp.pos = BinlogPos::new("", 0);
+                    cp.gtid = Some(state);
+                    // after an accepted gap the old run's messages belong to
+                    // another history: no duplicate check against them
+                    (cp, version, progress.clean || accepted)
+                }
+            }
         }
         Stored::Empty { version } => {
             let at = source::resolve_start(&mut meta_conn, &cfg.source.start).await?;
@@ -177,10 +219,11 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     // Claim the context and open the stream at once; nothing is produced
     // before the claim succeeded.
     let mut writer = ContextWriter::new(spec.zk.clone(), ctx_path.clone(), version, spec.epoch);
+    writer.set_source(picked.server.clone(), accepted_gap);
     let (claimed, stream) = tokio::join!(
         writer.write(&start, false, true),
         source::open_stream(
-            &cfg.source,
+            &source_cfg,
             password.as_ref(),
             checked.flavor,
             &start_at,
@@ -188,8 +231,19 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         )
     );
     claimed?;
-    let mut stream = stream?;
-    tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch, "replication starts");
+    let mut stream = stream.map_err(|e| {
+        if other_server {
+            source::failover::gone_after_failover(
+                e,
+                &picked.server,
+                start.gtid.as_deref().unwrap_or(""),
+            )
+        } else {
+            e
+        }
+    })?;
+    tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch,
+        source = %picked.server.addr, server = %picked.server.id, "replication starts");
 
     crate::metrics::set_running(spec.task.name(), true);
     crate::metrics::record(spec.task.name(), start.events, start.event_ts_ms, 0);
@@ -215,6 +269,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         },
     )
     .await?;
+    if other_server {
+        sink.tails_from_another_server();
+    }
 
     let mut state = RunState {
         task: spec.task.name().to_string(),
@@ -290,6 +347,16 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 }
             }
         }
+    };
+    let result = match (&result, other_server) {
+        (Err(_), true) => result.map_err(|e| {
+            source::failover::gone_after_failover(
+                e,
+                &picked.server,
+                start.gtid.as_deref().unwrap_or(""),
+            )
+        }),
+        _ => result,
     };
     if !matches!(result, Ok(Stopped::Graceful { .. })) {
         // Drop what was not sent, and let what is in flight resolve before a
@@ -380,8 +447,21 @@ impl RunState {
         };
         let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
         let ts_ms = header.timestamp as i64 * 1000;
-        let event = decode::parse_event(&header, ev.data(), self.flavor)
-            .map_err(|e| DefiniteError::Decode(e.to_string()))?;
+        let at = |e: decode::DecodeError| {
+            DefiniteError::Decode(format!(
+                "{e} (event type {} at {}:{offset})",
+                header.type_code,
+                self.cursor.file()
+            ))
+        };
+        let inflated;
+        let (header, data) = if decode::compressed::is_compressed(header.type_code) {
+            inflated = decode::compressed::inflate(&header, ev.data()).map_err(at)?;
+            (inflated.0, inflated.1.as_slice())
+        } else {
+            (header, ev.data())
+        };
+        let event = decode::parse_event(&header, data, self.flavor).map_err(at)?;
         match event {
             Event::Rotate { next_file, .. } => self.cursor.rotate(&next_file),
             Event::MariaGtid { gtid, .. } => {
@@ -496,7 +576,10 @@ impl RunState {
                     after: self.out.has_after.then_some(self.out.after.as_slice()),
                 },
             );
-            let pos = message::msg_pos(self.cursor.file(), start, row);
+            let pos = crate::sink::dedupe::PosRef {
+                gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                ..message::msg_pos(self.cursor.file(), start, row)
+            };
             sink.send(&topic, &self.out.key, &self.msg, pos, slot)
                 .await?;
             self.txn_events += 1;
@@ -523,7 +606,10 @@ impl RunState {
         let prefix = message::table_prefix(&self.task, db, table);
         message::write_ddl(&mut self.msg, &prefix, ts_ms, &self.pos_prefix, row, sql);
         let key = message::ddl_key(db, table);
-        let pos = message::msg_pos(self.cursor.file(), start, row);
+        let pos = crate::sink::dedupe::PosRef {
+            gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+            ..message::msg_pos(self.cursor.file(), start, row)
+        };
         let slot = self.slot.expect("statement opened a slot");
         sink.send(&topic, &key, &self.msg, pos, slot).await?;
         self.txn_events += 1;

@@ -2,11 +2,14 @@
 //!
 //! Follows the stream's file (ROTATE), the start offset of the open
 //! transaction (its GTID event or BEGIN), the row number inside it, and the
-//! GTID state; at each commit (XID, COMMIT, or the end of a standalone
+//! GTID state (MariaDB: the last GTID per domain; MySQL: the executed GTID
+//! set, so that a resume on another server asks for exactly what is missing);
+//! at each commit (XID, COMMIT, or the end of a standalone
 //! statement) it yields the [`Checkpoint`] to resume from: the end offset of
 //! the committing event.
 
 use crate::progress::Checkpoint;
+use replicator_common::gtid_set::MysqlGtidSet;
 use replicator_common::position::{BinlogPos, MariaGtid, MariaGtidState};
 
 /// The open transaction.
@@ -26,7 +29,7 @@ pub struct TxnCursor {
     file: String,
     maria: MariaGtidState,
     pending_maria: Option<MariaGtid>,
-    mysql: Option<String>,
+    mysql: MysqlGtidSet,
     open: Option<OpenTxn>,
     last: Checkpoint,
 }
@@ -42,8 +45,10 @@ impl TxnCursor {
             .unwrap_or_default();
         let mysql = start
             .gtid
-            .clone()
-            .filter(|g| replicator_common::position::is_mysql_gtid_set(g));
+            .as_deref()
+            .filter(|g| replicator_common::position::is_mysql_gtid_set(g))
+            .and_then(|g| g.parse().ok())
+            .unwrap_or_default();
         Self {
             file: start.pos.file.clone(),
             maria,
@@ -145,11 +150,10 @@ impl TxnCursor {
             self.maria.advance(g);
         }
         if let Some(t) = self.open.take() {
-            if let (Some(g), true) = (
-                &t.gtid,
-                replicator_common::position::is_mysql_gtid_set(t.gtid.as_deref().unwrap_or("")),
-            ) {
-                self.mysql = Some(g.clone());
+            if let Some((uuid, gno)) = t.gtid.as_deref().and_then(|g| g.rsplit_once(':')) {
+                if let Ok(gno) = gno.parse::<u64>() {
+                    self.mysql.add(uuid, gno, gno);
+                }
             }
         }
         self.last = Checkpoint {
@@ -174,8 +178,10 @@ impl TxnCursor {
     fn gtid_state(&self) -> Option<String> {
         if !self.maria.is_empty() {
             Some(self.maria.to_string())
+        } else if !self.mysql.is_empty() {
+            Some(self.mysql.to_string())
         } else {
-            self.mysql.clone()
+            None
         }
     }
 }
@@ -237,6 +243,22 @@ mod tests {
         assert_eq!(
             cp.gtid.as_deref(),
             Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:23")
+        );
+        // the state is the executed set, not the last GTID (no MySQL server
+        // can run here: tested on the documented set text)
+        let mut c = TxnCursor::new(Checkpoint {
+            gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-22".into()),
+            ..start()
+        });
+        c.mysql_gtid(4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(), 1);
+        c.commit(90, 1, 0);
+        c.mysql_gtid(90, "4f22ab58-82db-22f2-af44-d91bb0530673:1".into(), 1);
+        let cp = c.commit(190, 1, 0);
+        assert_eq!(
+            cp.gtid.as_deref(),
+            Some(
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23,4f22ab58-82db-22f2-af44-d91bb0530673:1"
+            )
         );
     }
 }

@@ -6,6 +6,15 @@
 //! exactly which replayed messages already arrived there: a replayed message
 //! at or before that watermark is dropped, the first one after it clears the
 //! watermark.
+//!
+//! Messages also carry their transaction's GTID (header [`GTID_HEADER`]).
+//! Two positions whose GTIDs share a MariaDB domain (or a MySQL source UUID)
+//! are ordered by GTID sequence number, then row: that order holds on every
+//! server of a replication topology, so a run that resumed on another server
+//! after a source failover still recognises what the old server's run
+//! delivered. Without a common domain, positions of one server compare by
+//! file/pos; across servers they do not compare at all (two servers may even
+//! share a binlog base name), which is an error rather than a guess.
 
 use replicator_common::position::{BinlogPos, PositionError};
 use std::cmp::Ordering;
@@ -18,12 +27,16 @@ pub const TASK_HEADER: &str = "replicator.task";
 pub const POSITION_HEADER: &str = "replicator.position";
 /// Header with the sequence number of the instance that wrote the message.
 pub const EPOCH_HEADER: &str = "replicator.epoch";
+/// Header with the GTID of the message's transaction (absent without GTIDs).
+pub const GTID_HEADER: &str = "replicator.gtid";
 
 /// Position of one message: its transaction's start and its row in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MsgPos {
     pub pos: BinlogPos,
     pub row: u64,
+    /// GTID of the transaction (`d-s-n` or `uuid:n`), when the source has them.
+    pub gtid: Option<String>,
 }
 
 impl MsgPos {
@@ -41,6 +54,7 @@ impl MsgPos {
             file: &self.pos.file,
             pos: self.pos.pos,
             row: self.row,
+            gtid: self.gtid.as_deref(),
         }
     }
 
@@ -50,12 +64,60 @@ impl MsgPos {
         Some(MsgPos {
             pos,
             row: row.parse().ok()?,
+            gtid: None,
         })
     }
 
+    /// Orders two positions of one server's binlog by file/pos, then row.
     pub fn compare(&self, other: &MsgPos) -> Result<Ordering, PositionError> {
         Ok(self.pos.compare(&other.pos)?.then(self.row.cmp(&other.row)))
     }
+
+    /// Orders two positions: by GTID sequence when both GTIDs share a domain
+    /// (MariaDB) or source UUID (MySQL), else by file/pos when both come from
+    /// the same server; `same_server` false makes that an error.
+    pub fn compare_any(
+        &self,
+        other: &MsgPos,
+        same_server: bool,
+    ) -> Result<Ordering, PositionError> {
+        if let (Some((da, sa)), Some((db, sb))) = (
+            self.gtid.as_deref().and_then(gtid_order_key),
+            other.gtid.as_deref().and_then(gtid_order_key),
+        ) {
+            if da == db {
+                return Ok(sa.cmp(&sb).then(self.row.cmp(&other.row)));
+            }
+        }
+        if !same_server {
+            return Err(PositionError::DifferentStreams(
+                format!(
+                    "{} ({})",
+                    self.header(),
+                    self.gtid.as_deref().unwrap_or("no GTID")
+                ),
+                format!(
+                    "{} of another server ({})",
+                    other.header(),
+                    other.gtid.as_deref().unwrap_or("no GTID")
+                ),
+            ));
+        }
+        self.compare(other)
+    }
+}
+
+/// The ordering key of a GTID: (domain or source UUID, sequence number).
+/// MariaDB `0-1-42` gives ("0", 42); MySQL `uuid:42` gives ("uuid", 42).
+pub fn gtid_order_key(gtid: &str) -> Option<(&str, u64)> {
+    if let Some((uuid, gno)) = gtid.rsplit_once(':') {
+        return Some((uuid, gno.parse().ok()?));
+    }
+    let mut parts = gtid.splitn(3, '-');
+    let domain = parts.next()?;
+    let _server = parts.next()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((domain, seq))
 }
 
 /// A message position borrowing its file name (no allocation per message).
@@ -64,6 +126,7 @@ pub struct PosRef<'a> {
     pub file: &'a str,
     pub pos: u64,
     pub row: u64,
+    pub gtid: Option<&'a str>,
 }
 
 impl PosRef<'_> {
@@ -71,6 +134,7 @@ impl PosRef<'_> {
         MsgPos {
             pos: BinlogPos::new(self.file, self.pos),
             row: self.row,
+            gtid: self.gtid.map(str::to_string),
         }
     }
 
@@ -89,9 +153,17 @@ impl PosRef<'_> {
 #[derive(Debug, Default)]
 pub struct Watermarks {
     per_topic: HashMap<Arc<str>, Vec<Option<MsgPos>>>,
+    /// The marks come from another server's run (a source failover): only
+    /// GTIDs can tell what was delivered.
+    other_server: bool,
 }
 
 impl Watermarks {
+    /// The marks were written while reading another server than this run.
+    pub fn set_other_server(&mut self, other: bool) {
+        self.other_server = other;
+    }
+
     /// Records the tail of a topic: `tails[p]` is the last position of this
     /// task in partition `p` (None when it has none).
     pub fn set_topic(&mut self, topic: Arc<str>, tails: Vec<Option<MsgPos>>) {
@@ -116,7 +188,7 @@ impl Watermarks {
         let Some(mark) = slot else {
             return Ok(false);
         };
-        if pos.compare(mark)? == Ordering::Greater {
+        if pos.compare_any(mark, !self.other_server)? == Ordering::Greater {
             *slot = None;
             if parts.iter().all(Option::is_none) {
                 self.per_topic.remove(topic);
@@ -140,7 +212,78 @@ mod tests {
         MsgPos {
             pos: BinlogPos::new("mysql-bin.000002", pos),
             row,
+            gtid: None,
         }
+    }
+
+    fn gp(file: &str, pos: u64, row: u64, gtid: &str) -> MsgPos {
+        MsgPos {
+            pos: BinlogPos::new(file, pos),
+            row,
+            gtid: Some(gtid.into()),
+        }
+    }
+
+    #[test]
+    fn gtid_keys() {
+        assert_eq!(gtid_order_key("0-1-42"), Some(("0", 42)));
+        assert_eq!(gtid_order_key("12-3-7"), Some(("12", 7)));
+        assert_eq!(
+            gtid_order_key("3e11fa47-71ca-11e1-9e33-c80aa9429562:23"),
+            Some(("3e11fa47-71ca-11e1-9e33-c80aa9429562", 23))
+        );
+        assert_eq!(gtid_order_key("junk"), None);
+        assert_eq!(gtid_order_key("0-1-x"), None);
+    }
+
+    #[test]
+    fn after_a_failover_gtids_tell_what_was_delivered() {
+        // the old primary's run delivered txn 0-1-103 rows 0..=1 (its binlog
+        // positions); the new primary logs the same transactions elsewhere,
+        // under the same binlog base name
+        let mut w = Watermarks::default();
+        w.set_other_server(true);
+        w.set_topic(
+            "t".into(),
+            vec![Some(gp("mysql-bin.000009", 9000, 1, "0-1-103")), None],
+        );
+        let replay =
+            |seq: u64, row: u64| gp("mysql-bin.000001", 400 + seq, row, &format!("0-1-{seq}"));
+        assert!(w.already_delivered("t", 0, &replay(101, 0)).unwrap());
+        assert!(w.already_delivered("t", 0, &replay(103, 1)).unwrap());
+        assert!(
+            !w.already_delivered("t", 1, &replay(103, 0)).unwrap(),
+            "nothing in p1"
+        );
+        // the promoted server's own next transaction (other server id, same domain)
+        assert!(!w
+            .already_delivered("t", 0, &gp("mysql-bin.000001", 2000, 0, "0-2-104"))
+            .unwrap());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn across_servers_without_a_common_domain_is_an_error() {
+        let mut w = Watermarks::default();
+        w.set_other_server(true);
+        w.set_topic(
+            "t".into(),
+            vec![Some(gp("mysql-bin.000002", 100, 0, "0-1-5"))],
+        );
+        // same base name, but another server's log: no guessing
+        let e = w.already_delivered("t", 0, &mp(200, 0)).unwrap_err();
+        assert!(e.to_string().contains("another server"), "{e}");
+        assert!(w
+            .already_delivered("t", 0, &gp("mysql-bin.000002", 50, 0, "1-2-9"))
+            .is_err());
+        // same server: a missing GTID falls back to file/pos
+        let mut w = Watermarks::default();
+        w.set_topic(
+            "t".into(),
+            vec![Some(gp("mysql-bin.000002", 100, 0, "0-1-5"))],
+        );
+        assert!(w.already_delivered("t", 0, &mp(100, 0)).unwrap());
+        assert!(!w.already_delivered("t", 0, &mp(100, 1)).unwrap());
     }
 
     #[test]
@@ -181,6 +324,7 @@ mod tests {
         let other = MsgPos {
             pos: BinlogPos::new("other-bin.000001", 4),
             row: 0,
+            gtid: None,
         };
         assert!(w.already_delivered("t", 0, &other).is_err());
     }

@@ -23,7 +23,7 @@ pub mod takeover;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
-use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, POSITION_HEADER, TASK_HEADER};
+use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, TASK_HEADER};
 use kafka::conn::Client;
 use kafka::sasl::Login;
 use kafka::{Producer, ProducerError, WireGuard};
@@ -158,6 +158,12 @@ impl KafkaSink {
     /// (the replay has not caught up with an earlier writer everywhere).
     pub fn behind_earlier_writer(&self) -> bool {
         !self.watermarks.is_empty()
+    }
+
+    /// The topic tails were written by a run on another source server (a
+    /// source failover): only GTIDs can tell what they hold.
+    pub fn tails_from_another_server(&mut self) {
+        self.watermarks.set_other_server(true);
     }
 
     /// Messages dropped as already delivered.
@@ -351,16 +357,22 @@ impl KafkaSink {
         }
         self.pos_header.clear();
         pos.write_header(&mut self.pos_header);
-        let headers: [(&str, &[u8]); 3] = [
+        let headers: [(&str, &[u8]); 4] = [
             (TASK_HEADER, &self.task_header),
             (POSITION_HEADER, &self.pos_header),
             (EPOCH_HEADER, &self.epoch_header),
+            (GTID_HEADER, pos.gtid.unwrap_or_default().as_bytes()),
         ];
+        let headers = if pos.gtid.is_some() {
+            &headers[..]
+        } else {
+            &headers[..3]
+        };
         self.tracker.add_pending(txn);
         let leader = &leaders[partition as usize];
         let sent = self
             .producer
-            .send(leader, topic, partition, key, payload, &headers, txn)
+            .send(leader, topic, partition, key, payload, headers, txn)
             .await;
         sent.map_err(|e| {
             self.tracker.ack(txn);

@@ -16,7 +16,7 @@
 //! reported end, since a tail read cut short would send duplicates.
 //! Blocking: call from `block_in_place`.
 
-use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};
+use super::dedupe::{MsgPos, GTID_HEADER, POSITION_HEADER, TASK_HEADER};
 use crate::error::TaskError;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -169,6 +169,7 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
     let headers = m.headers()?;
     let mut is_ours = false;
     let mut pos = None;
+    let mut gtid = None;
     for h in headers.iter() {
         match h.key {
             TASK_HEADER => is_ours = h.value == Some(task.as_bytes()),
@@ -178,11 +179,17 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(MsgPos::parse_header)
             }
+            GTID_HEADER => {
+                gtid = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::to_string)
+            }
             _ => {}
         }
     }
     if is_ours {
-        pos
+        pos.map(|p| MsgPos { gtid, ..p })
     } else {
         None
     }

@@ -8,7 +8,15 @@
 //! with a heartbeat period so an idle source still reports progress.
 //! Failures: access denied, purged binlog and a misconfigured server are
 //! definite errors; anything else is transient.
+//!
+//! Several servers (`source.hosts`): [`pick`] tries them in order and takes
+//! the first that answers, passes preflight and is writable (a primary; a
+//! read-only replica is skipped until it is promoted). With one server the
+//! classic single-host form keeps working against a read-only replica. The
+//! server's identity and GTID state go to [`failover`], which decides whether
+//! the run resumes at the context's file/pos or by GTID.
 
+pub mod failover;
 pub mod preflight;
 pub mod schema;
 
@@ -18,6 +26,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder, Sid};
 use preflight::{Checked, ServerFacts};
 use replicator_common::config::{NamedStart, SourceConfig, StartPosition};
+use replicator_common::nodes::SourceServer;
 use replicator_common::position::{is_mysql_gtid_set, BinlogPos};
 use replicator_common::secret::Secret;
 use std::time::Duration;
@@ -79,6 +88,104 @@ pub async fn facts(conn: &mut Conn) -> Result<ServerFacts, TaskError> {
         binlog_row_metadata: var("binlog_row_metadata"),
         server_id,
         grants,
+    })
+}
+
+/// The server a run reads from.
+pub struct Picked {
+    pub conn: Conn,
+    pub checked: Checked,
+    /// The task's source config narrowed to this server (`host`/`port` set,
+    /// `hosts` empty): what the binlog stream connects to.
+    pub cfg: SourceConfig,
+    /// Its identity, recorded in the context.
+    pub server: SourceServer,
+    /// Its GTID state: MariaDB `@@gtid_binlog_pos`, MySQL `@@gtid_executed`.
+    pub gtid_pos: String,
+}
+
+/// Who the server is: identity, read-only flag and GTID state.
+async fn identity(
+    conn: &mut Conn,
+    flavor: Flavor,
+    server_id: u32,
+) -> Result<(String, bool, String), TaskError> {
+    let read_only: Option<u8> = conn.query_first("SELECT @@global.read_only").await?;
+    if flavor == Flavor::MariaDb {
+        let pos: Option<String> = conn.query_first("SELECT @@global.gtid_binlog_pos").await?;
+        Ok((
+            format!("server_id:{server_id}"),
+            read_only.unwrap_or(0) != 0,
+            pos.unwrap_or_default(),
+        ))
+    } else {
+        let row: Option<(String, String)> = conn
+            .query_first("SELECT @@global.server_uuid, @@global.gtid_executed")
+            .await?;
+        let (uuid, executed) = row.unwrap_or_default();
+        Ok((
+            format!("server_uuid:{uuid}"),
+            read_only.unwrap_or(0) != 0,
+            executed.split_whitespace().collect(),
+        ))
+    }
+}
+
+/// Connects to the first usable server of `source.hosts` (or `host:port`)
+/// and runs every preflight check on it. When none is usable the error lists
+/// why for each; it is definite only when every server refused definitely.
+pub async fn pick(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Picked, TaskError> {
+    let endpoints = cfg.endpoints();
+    let several = endpoints.len() > 1;
+    let mut reasons = Vec::new();
+    let mut all_definite = true;
+    for (host, port) in endpoints {
+        let one = SourceConfig {
+            host: host.clone(),
+            port,
+            hosts: Vec::new(),
+            ..cfg.clone()
+        };
+        let addr = format!("{host}:{port}");
+        let attempt = async {
+            let (conn, checked) = preflight(&one, password).await?;
+            Ok::<_, TaskError>((conn, checked))
+        };
+        let (mut conn, checked) = match attempt.await {
+            Ok(x) => x,
+            Err(TaskError::Definite(e)) if several => {
+                reasons.push(format!("{addr}: {e}"));
+                continue;
+            }
+            Err(e) if several => {
+                all_definite = false;
+                reasons.push(format!("{addr}: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let server_id: Option<u32> = conn.query_first("SELECT @@global.server_id").await?;
+        let (id, read_only, gtid_pos) =
+            identity(&mut conn, checked.flavor, server_id.unwrap_or(0)).await?;
+        if several && read_only {
+            all_definite = false;
+            reasons.push(format!("{addr}: read-only (a replica, not a primary)"));
+            let _ = conn.disconnect().await;
+            continue;
+        }
+        return Ok(Picked {
+            conn,
+            checked,
+            cfg: one,
+            server: SourceServer { id, addr },
+            gtid_pos,
+        });
+    }
+    let text = format!("no usable source server: {}", reasons.join("; "));
+    Err(if all_definite {
+        DefiniteError::Preflight(text).into()
+    } else {
+        TaskError::transient(text)
     })
 }
 
