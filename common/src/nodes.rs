@@ -28,6 +28,68 @@ pub struct Progress {
     /// reached Kafka, so the next writer needs no duplicate check.
     #[serde(default)]
     pub clean: bool,
+    /// Progress of a snapshot (copy of existing rows), absent when none ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProgress>,
+}
+
+/// Snapshot progress in the context: which tables are copied, and up to
+/// which key (the last key of the last chunk Kafka fully acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotProgress {
+    /// Tables in copy order.
+    pub tables: Vec<SnapshotTable>,
+    /// Sequence number of the next chunk (orders snapshot message positions).
+    pub next_chunk: u64,
+    /// Rows delivered by this snapshot so far.
+    #[serde(default)]
+    pub rows: u64,
+    /// When this snapshot began.
+    #[serde(default)]
+    pub started_ms: i64,
+}
+
+impl SnapshotProgress {
+    /// The first table not copied yet.
+    pub fn current(&self) -> Option<&SnapshotTable> {
+        self.tables.iter().find(|t| !t.done)
+    }
+
+    /// Tables not copied yet.
+    pub fn remaining(&self) -> usize {
+        self.tables.iter().filter(|t| !t.done).count()
+    }
+}
+
+/// One table of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotTable {
+    pub database: String,
+    pub table: String,
+    pub done: bool,
+    /// Key of the last acknowledged row, as the source printed it (one entry
+    /// per ordering column); `None` before the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_key: Option<Vec<RawValue>>,
+    /// Rows of this table delivered so far.
+    #[serde(default)]
+    pub rows: u64,
+    /// Row estimate of the source (`information_schema.TABLES.TABLE_ROWS`).
+    #[serde(default)]
+    pub estimate: u64,
+    /// Why the table was not copied (no usable key, dropped during the copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A column value as the source sent it: text, or base64 of bytes that
+/// are not UTF-8 (`{"b64": "..."}`), or null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawValue {
+    Null,
+    Text(String),
+    Bytes { b64: String },
 }
 
 /// State of an instance (DESIGN §3).

@@ -9,9 +9,10 @@
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
 use crate::error::TaskError;
-use replicator_common::nodes::Progress;
+use replicator_common::nodes::{Progress, SnapshotProgress};
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::{Zk, ZkClientError};
+use std::sync::Arc;
 
 /// A transaction boundary: resume point after a fully acknowledged transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,9 @@ pub struct Checkpoint {
     pub gtid: Option<String>,
     pub event_ts_ms: i64,
     pub events: u64,
+    /// Snapshot progress reached with this checkpoint (shared: every
+    /// transaction's checkpoint carries it).
+    pub snapshot: Option<Arc<SnapshotProgress>>,
 }
 
 impl Checkpoint {
@@ -29,6 +33,7 @@ impl Checkpoint {
             gtid: p.gtid.clone(),
             event_ts_ms: p.event_ts_ms,
             events: p.events,
+            snapshot: p.snapshot.clone().map(Arc::new),
         }
     }
 
@@ -42,6 +47,7 @@ impl Checkpoint {
             updated_ms: replicator_common::now_ms(),
             epoch,
             clean,
+            snapshot: self.snapshot.as_deref().cloned(),
         }
     }
 }

@@ -168,6 +168,7 @@ mod tests {
                     updated_ms: 1000,
                     epoch: 1,
                     clean: false,
+                    snapshot: None,
                 }),
                 source: None,
             }],

@@ -70,6 +70,7 @@ fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> Conte
         updated_ms: event_ts_ms,
         epoch: 1,
         clean: false,
+        snapshot: None,
     })
 }
 
@@ -271,6 +272,7 @@ fn caught_up_compares_gtids_then_positions() {
         updated_ms: 0,
         epoch: 0,
         clean: false,
+        snapshot: None,
     };
     let s = |file: &str, pos, gtid: Option<&str>| source(file, pos, gtid).unwrap();
     assert_eq!(

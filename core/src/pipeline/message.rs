@@ -134,7 +134,12 @@ pub fn ddl_key(database: &str, table: &str) -> Vec<u8> {
 
 /// The position of row `row` of the transaction starting at `file:pos`.
 pub fn msg_pos(file: &str, pos: u64, row: u64) -> PosRef<'_> {
-    PosRef { file, pos, row }
+    PosRef {
+        file,
+        pos,
+        row,
+        chunk: None,
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! the committing event.
 
 use crate::progress::Checkpoint;
+use replicator_common::nodes::SnapshotProgress;
 use replicator_common::position::{BinlogPos, MariaGtid, MariaGtidState};
+use std::sync::Arc;
 
 /// The open transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +159,14 @@ impl TxnCursor {
             gtid: self.gtid_state(),
             event_ts_ms: ts_ms,
             events: self.last.events + events,
+            snapshot: self.last.snapshot.clone(),
         };
         self.last.clone()
+    }
+
+    /// Records snapshot progress: carried by every later checkpoint.
+    pub fn set_snapshot(&mut self, snapshot: Option<Arc<SnapshotProgress>>) {
+        self.last.snapshot = snapshot;
     }
 
     /// The last commit, with `ts_ms` as event time (idle source heartbeat).
@@ -190,6 +198,7 @@ mod tests {
             gtid: Some("0-1-5".into()),
             event_ts_ms: 0,
             events: 10,
+            snapshot: None,
         }
     }
 

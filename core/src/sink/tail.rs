@@ -16,7 +16,7 @@
 //! reported end, since a tail read cut short would send duplicates.
 //! Blocking: call from `block_in_place`.
 
-use super::dedupe::{MsgPos, POSITION_HEADER, TASK_HEADER};
+use super::dedupe::{MsgPos, POSITION_HEADER, SNAPSHOT_KEY_HEADER, TASK_HEADER};
 use crate::error::TaskError;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -168,7 +168,8 @@ fn mark_positions_at_end(
 fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
     let headers = m.headers()?;
     let mut is_ours = false;
-    let mut pos = None;
+    let mut pos: Option<MsgPos> = None;
+    let mut snap_key = None;
     for h in headers.iter() {
         match h.key {
             TASK_HEADER => is_ours = h.value == Some(task.as_bytes()),
@@ -178,11 +179,22 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .and_then(MsgPos::parse_header)
             }
+            SNAPSHOT_KEY_HEADER => {
+                snap_key = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::to_string)
+            }
             _ => {}
         }
     }
     if is_ours {
-        pos
+        pos.map(|mut p| {
+            if p.chunk.is_some() {
+                p.snap_key = snap_key;
+            }
+            p
+        })
     } else {
         None
     }
