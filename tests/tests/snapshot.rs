@@ -86,7 +86,7 @@ async fn fill(stack: &Stack, db: &str, table: &str, n: u64) {
         stack
             .sql(&format!(
                 "INSERT INTO `{db}`.`{table}` (id, v, txn, note) \
-                 SELECT seq, seq % 1000, 0, CONCAT('row ', seq) FROM seq_{from}_to_{to}"
+                 SELECT seq, seq % 1000, 0, CONCAT('row ', seq) FROM `{db}`.seq_{from}_to_{to}"
             ))
             .await;
         from = to + 1;

@@ -166,11 +166,10 @@ async fn read_all(
 
 async fn open(spec: &ReaderSpec) -> Result<Conn, TaskError> {
     let mut conn = source::connect(&spec.source, spec.password.as_ref()).await?;
-    conn.query_drop(
-        "SET SESSION time_zone = '+00:00', NAMES utf8mb4, \
-         SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-    )
-    .await?;
+    conn.query_drop("SET NAMES utf8mb4").await?;
+    conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
     Ok(conn)
 }
 
@@ -409,7 +408,12 @@ async fn read_chunk(
                 return Err(e.into());
             }
         };
-    let get = |n: &str| status.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
     else {
         let _ = conn.query_drop("ROLLBACK").await;
