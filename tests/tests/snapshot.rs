@@ -255,7 +255,8 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
         core.tail(30),
         standby.tail(30)
     );
-    assert!(reads > 0 && reads <= n as usize, "{reads} read messages");
+    // rows inserted during the copy are read too when the copy reaches them
+    assert!(reads >= n as usize / 2, "{reads} read messages");
     core.stop().await;
     standby.stop().await;
 }
