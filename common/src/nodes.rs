@@ -47,6 +47,57 @@ pub struct SnapshotProgress {
     /// When this snapshot began.
     #[serde(default)]
     pub started_ms: i64,
+    /// The last on-demand request (control `snapshot.seq`) taken in.
+    #[serde(default)]
+    pub request: u64,
+}
+
+impl SnapshotProgress {
+    /// Takes in an on-demand request: each of `tables` (`db.table`) is
+    /// copied again from its start. Returns the tables it added.
+    pub fn take_request(&mut self, req: &SnapshotRequest, now_ms: i64) -> Vec<String> {
+        if req.seq <= self.request {
+            return Vec::new();
+        }
+        self.request = req.seq;
+        if self.remaining() == 0 {
+            self.started_ms = now_ms;
+        }
+        let mut added = Vec::new();
+        for name in &req.tables {
+            let Some((db, table)) = name.split_once('.') else {
+                continue;
+            };
+            let Some(entry) = self
+                .tables
+                .iter_mut()
+                .find(|t| t.database == db && t.table == table)
+            else {
+                self.tables.push(SnapshotTable {
+                    database: db.to_string(),
+                    table: table.to_string(),
+                    ..Default::default()
+                });
+                added.push(name.clone());
+                continue;
+            };
+            if entry.done {
+                entry.done = false;
+                entry.last_key = None;
+                entry.rows = 0;
+                entry.skipped = None;
+                added.push(name.clone());
+            }
+        }
+        added
+    }
+
+    /// True when `db.table` is being copied (not done).
+    pub fn copying(&self, name: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|t| !t.done && format!("{}.{}", t.database, t.table) == name)
+    }
 }
 
 impl SnapshotProgress {
@@ -90,6 +141,38 @@ pub enum RawValue {
     Null,
     Text(String),
     Bytes { b64: String },
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn requests_restart_done_tables_once() {
+        let mut p = SnapshotProgress {
+            tables: vec![SnapshotTable {
+                database: "d".into(),
+                table: "t".into(),
+                done: true,
+                last_key: Some(vec![RawValue::Text("9".into())]),
+                rows: 9,
+                ..Default::default()
+            }],
+            next_chunk: 5,
+            ..Default::default()
+        };
+        let req = SnapshotRequest {
+            seq: 1,
+            tables: vec!["d.t".into(), "d.u".into()],
+        };
+        assert_eq!(p.take_request(&req, 7), vec!["d.t", "d.u"]);
+        assert_eq!(p.remaining(), 2);
+        assert_eq!(p.started_ms, 7);
+        assert!(p.copying("d.t") && p.copying("d.u"));
+        assert_eq!(p.tables[0].last_key, None);
+        assert_eq!(p.next_chunk, 5, "chunk numbers keep growing");
+        assert!(p.take_request(&req, 8).is_empty(), "handled once");
+    }
 }
 
 /// State of an instance (DESIGN §3).
@@ -146,13 +229,26 @@ pub enum Desired {
 }
 
 /// `/…/<task>/control`: what the Server asks of the task's Cores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Control {
     #[serde(default)]
     pub desired: Desired,
     /// Bumped to ask the RUNNING instance to hand over to the next one.
     #[serde(default)]
     pub switchover: u64,
+    /// The latest on-demand snapshot request (re-copy of tables while the
+    /// stream goes on); the Core handles each `seq` once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRequest>,
+}
+
+/// An on-demand snapshot request in the control node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    /// Bumped by each request.
+    pub seq: u64,
+    /// Tables as `db.table`.
+    pub tables: Vec<String>,
 }
 
 /// `/cores/<host>`: a live Core and what it runs.
@@ -240,7 +336,8 @@ mod tests {
             c,
             Control {
                 desired: Desired::Paused,
-                switchover: 0
+                switchover: 0,
+                snapshot: None,
             }
         );
         assert!(serde_json::from_str::<Control>(r#"{"desired": "sleeping"}"#).is_err());

@@ -30,6 +30,7 @@ async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
     let paused = Control {
         desired: Desired::Paused,
         switchover: 0,
+        snapshot: None,
     };
     s.zk.create_if_absent(&control, &serde_json::to_vec(&paused).unwrap())
         .await

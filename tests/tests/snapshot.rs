@@ -7,10 +7,12 @@
 //! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big table of
 //! `snapshot_of_a_big_table_under_writes` (default 1,000,000).
 
+mod server_support;
 mod support;
 
 use replicator_tests::{shared_stack, Message, Stack};
 use serde_json::{json, Value};
+use server_support::{ctl, ServerProc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -391,6 +393,140 @@ async fn snapshot_of_a_big_table_under_writes() {
             core.tail(30)
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_demand_snapshot_while_the_stream_runs() {
+    let stack = shared_stack!();
+    // Given a streaming-only task whose table fills while it runs, and a
+    // Server over its root
+    let s = Scenario::new(stack, "snapdemand").await;
+    let mut cfg = with_chunk_rows(&s, 500);
+    cfg["source"]["snapshot"] = json!("never");
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", 3000);
+    core.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let n = 6_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let server = ServerProc::start(stack, &s.root, None, &[], &[]).await;
+    let table = format!("{}.{}", s.db, s.table);
+    let path = format!("/api/v1/tasks/{}/snapshot", s.task);
+
+    // Bad requests are refused with a clear error and change nothing
+    for (body, status, words) in [
+        (json!({"tables": []}), 400, "at least one table"),
+        (json!({"tables": ["nodot"]}), 400, "db.table"),
+        (json!({"tables": ["other.t"]}), 400, "does not include"),
+        (json!({"table": [table]}), 400, "body must be"),
+    ] {
+        let a = server.call_json("POST", &path, &body);
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+        assert!(
+            a.body["error"].as_str().unwrap().contains(words),
+            "{}",
+            a.text
+        );
+    }
+    let a = server.call_json(
+        "POST",
+        "/api/v1/tasks/no_such_task/snapshot",
+        &json!({"tables": [table]}),
+    );
+    assert_eq!(a.status, 404, "{}", a.text);
+    assert!(s.context().await.unwrap().get("snapshot").is_none());
+
+    // When a re-copy of the table is asked with replicatorctl
+    let (code, out, err) = ctl(
+        &server,
+        &["task", "snapshot", &s.task, "--table", &table],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("snapshot #1 requested"), "{out}");
+    // and asked again while it runs: refused
+    let a = server.call_json("POST", &path, &json!({"tables": [table]}));
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("already"),
+        "{}",
+        a.text
+    );
+
+    // Then it completes while the stream goes on, and the rebuilt table
+    // equals the table with no row copied twice
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ctx = s.context().await.unwrap();
+        let snap = &ctx["snapshot"];
+        if snap["request"] == 1 && snapshot_progress(&s).await.is_some_and(|(_, r)| r == 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "on-demand snapshot not done: {ctx}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    writes.await.unwrap();
+    let want = table_rows(stack, &s.db, &s.table).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let msgs = stack.read_topic(&s.topic).await;
+        let (got, problems) = rebuild(&msgs);
+        let diff = differences(&got, &want);
+        let reads = msgs
+            .iter()
+            .filter(|m| m.value_json()["type"] == "read")
+            .count();
+        if diff.is_empty() && problems.is_empty() {
+            assert!(reads > n as usize / 2, "{reads} reads");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "differences (first 20): {:#?}; problems: {:#?}\n{}",
+            &diff[..diff.len().min(20)],
+            &problems[..problems.len().min(20)],
+            core.tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A request for a paused task is queued until it resumes
+    let a = server.call(
+        "POST",
+        &format!("/api/v1/tasks/{}/pause", s.task),
+        Some(b""),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = server.call_json("POST", &path, &json!({"tables": [table]}));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["snapshot"]["request"], 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.context().await.unwrap()["snapshot"]["request"],
+        1,
+        "paused: not taken in"
+    );
+    let a = server.call(
+        "POST",
+        &format!("/api/v1/tasks/{}/resume", s.task),
+        Some(b""),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.context().await.unwrap()["snapshot"]["request"] != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "queued request not taken in after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     core.stop().await;
 }

@@ -34,6 +34,7 @@ use crate::source::{self, schema::SchemaCache, StartAt};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::{NamedStart, SnapshotMode, StartPosition, TaskConfig};
+use replicator_common::nodes::SnapshotRequest;
 use replicator_common::paths::TaskRef;
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::Zk;
@@ -84,6 +85,8 @@ pub struct PipelineSpec {
     /// Set once this run committed a context holding row events beyond its
     /// start: the task is healthy again (ends a streak of failures).
     pub delivered: Arc<AtomicBool>,
+    /// The control node's on-demand snapshot request (taken in once).
+    pub snapshot_request: Option<SnapshotRequest>,
 }
 
 /// How to stop a run.
@@ -132,7 +135,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let (mut meta_conn, checked) = checked?;
 
     // Where to start, and claim the context for this epoch.
-    let (start, version, clean) = match stored? {
+    let (mut start, version, clean) = match stored? {
         Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
         Stored::Valid { progress, version } => {
             let cp = Checkpoint::from_progress(&progress);
@@ -165,6 +168,17 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             (cp, version, true)
         }
     };
+    // An on-demand snapshot request not taken in yet: copy those tables
+    // again while the stream goes on.
+    if let Some(req) = &spec.snapshot_request {
+        let mut p = start.snapshot.as_deref().cloned().unwrap_or_default();
+        let added = p.take_request(req, replicator_common::now_ms());
+        if p.request != start.snapshot.as_ref().map_or(0, |s| s.request) {
+            tracing::info!(task = %spec.task, request = req.seq, tables = ?added, "on-demand snapshot taken in");
+            snapshot::estimate(&mut meta_conn, &mut p).await?;
+            start.snapshot = Some(Arc::new(p));
+        }
+    }
     // Where the binlog ends now: an earlier writer that did not stop cleanly
     // cannot have sent anything beyond it (its lease expired before this
     // run began, and its producer sends nothing after that). Until this run

@@ -84,7 +84,30 @@ pub async fn plan(
         next_chunk: 0,
         rows: 0,
         started_ms: replicator_common::now_ms(),
+        request: 0,
     })
+}
+
+/// Fills in the row estimate of tables not copied yet that have none.
+pub async fn estimate(
+    conn: &mut mysql_async::Conn,
+    progress: &mut SnapshotProgress,
+) -> Result<(), TaskError> {
+    for t in progress
+        .tables
+        .iter_mut()
+        .filter(|t| !t.done && t.estimate == 0)
+    {
+        let rows: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.database, &t.table),
+            )
+            .await?;
+        t.estimate = rows.flatten().unwrap_or(0);
+    }
+    Ok(())
 }
 
 /// The snapshot part of a running pipeline.
