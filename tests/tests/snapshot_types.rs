@@ -21,7 +21,7 @@ fn raw_after(value: &str) -> String {
 }
 use std::time::{Duration, Instant};
 use support::Scenario;
-use type_matrix_support::{columns, Set};
+use type_matrix_support::{columns, Recorder, Set};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_messages_equal_the_inserts_of_the_same_rows() {
@@ -37,19 +37,19 @@ async fn read_messages_equal_the_inserts_of_the_same_rows() {
         .await;
     let types = columns::types_table(&s.db);
     let wide = columns::wide_table(&s.db);
-    stack.sql(&types.create_sql()).await;
-    stack.sql(&wide.create_sql()).await;
+    // (the type matrix's session: zero dates allowed, time zone +05:30)
+    let mut rec = Recorder::connect(stack).await;
+    rec.ddl(&types, &types.create_sql()).await;
+    rec.ddl(&wide, &wide.create_sql()).await;
     let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    stack
-        .sql(&types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c), (&["4"], null)]))
-        .await;
-    stack
-        .sql(&wide.insert_sql(&[
-            (&["1", "'w1'"], a),
-            (&["2", "'w2'"], b),
-            (&["3", "'w3'"], c),
-        ]))
-        .await;
+    let sql = types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c), (&["4"], null)]);
+    rec.insert(&types, &sql, "id IN (1, 2, 3, 4)").await;
+    let sql = wide.insert_sql(&[
+        (&["1", "'w1'"], a),
+        (&["2", "'w2'"], b),
+        (&["3", "'w3'"], c),
+    ]);
+    rec.insert(&wide, &sql, "k1 IN (1, 2, 3)").await;
     let types_stream = stack
         .read_topic_until(&types.topic(), 5, Duration::from_secs(30))
         .await;
