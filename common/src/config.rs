@@ -73,6 +73,54 @@ pub struct SourceConfig {
     /// Where a task with no progress context starts.
     #[serde(default)]
     pub start: StartPosition,
+    /// Whether the rows that exist already are copied (see `docs/snapshots.md`).
+    #[serde(default, skip_serializing_if = "SnapshotMode::is_default")]
+    pub snapshot: SnapshotMode,
+    /// Rows per snapshot chunk (memory and the size of a re-read after a crash).
+    #[serde(
+        default = "default_snapshot_chunk_rows",
+        skip_serializing_if = "is_default_chunk_rows"
+    )]
+    pub snapshot_chunk_rows: u32,
+}
+
+/// Copy of existing rows of a task (`source.snapshot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// A new task copies its tables, merged with the stream (the default).
+    #[default]
+    Initial,
+    /// Never copy: the stream only.
+    Never,
+    /// Copy for a new task, and again when the context points at a purged
+    /// binlog (instead of stopping with an error).
+    WhenNeeded,
+}
+
+impl SnapshotMode {
+    pub fn is_default(&self) -> bool {
+        *self == SnapshotMode::Initial
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMode::Initial => "initial",
+            SnapshotMode::Never => "never",
+            SnapshotMode::WhenNeeded => "when_needed",
+        }
+    }
+}
+
+/// Default rows per snapshot chunk.
+pub const DEFAULT_SNAPSHOT_CHUNK_ROWS: u32 = 10_000;
+
+fn default_snapshot_chunk_rows() -> u32 {
+    DEFAULT_SNAPSHOT_CHUNK_ROWS
+}
+
+fn is_default_chunk_rows(v: &u32) -> bool {
+    *v == DEFAULT_SNAPSHOT_CHUNK_ROWS
 }
 
 /// Where a task with no context starts reading.
@@ -245,6 +293,7 @@ enum Kind {
     StrList,
     StrMap,
     Start,
+    Snapshot,
     Object(&'static [(&'static str, Kind)]),
 }
 
@@ -266,6 +315,14 @@ const SOURCE_FIELDS: &[(&str, Kind)] = &[
     ("include", Kind::StrList),
     ("exclude", Kind::StrList),
     ("start", Kind::Start),
+    ("snapshot", Kind::Snapshot),
+    (
+        "snapshot_chunk_rows",
+        Kind::UInt {
+            min: 1,
+            max: 1_000_000,
+        },
+    ),
 ];
 
 const SINK_FIELDS: &[(&str, Kind)] = &[
@@ -340,6 +397,14 @@ fn walk(obj: &mut Map<String, Value>, schema: &[(&str, Kind)], prefix: &str, out
             (Kind::StrMap, Value::Object(m)) if m.values().all(Value::is_string) => None,
             (Kind::StrMap, _) => Some("must be an object of string values".to_string()),
             (Kind::Start, v) => check_start(v),
+            (Kind::Snapshot, Value::String(s))
+                if ["initial", "never", "when_needed"].contains(&s.as_str()) =>
+            {
+                None
+            }
+            (Kind::Snapshot, _) => {
+                Some("must be \"initial\", \"never\" or \"when_needed\"".to_string())
+            }
             (Kind::Object(fields), Value::Object(m)) => {
                 walk(m, fields, &path, out);
                 None

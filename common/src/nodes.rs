@@ -38,6 +38,9 @@ pub struct Progress {
     /// (an operator acceptance of a GTID gap is used once).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub accepted_gap: u64,
+    /// Progress of a snapshot (copy of existing rows), absent when none ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotProgress>,
 }
 
 /// The source server a context position belongs to.
@@ -52,6 +55,148 @@ pub struct SourceServer {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// Snapshot progress in the context: which tables are copied, and up to
+/// which key (the last key of the last chunk Kafka fully acknowledged).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotProgress {
+    /// Tables in copy order.
+    pub tables: Vec<SnapshotTable>,
+    /// Sequence number of the next chunk (orders snapshot message positions).
+    pub next_chunk: u64,
+    /// Rows delivered by this snapshot so far.
+    #[serde(default)]
+    pub rows: u64,
+    /// When this snapshot began.
+    #[serde(default)]
+    pub started_ms: i64,
+    /// The last on-demand request (control `snapshot.seq`) taken in.
+    #[serde(default)]
+    pub request: u64,
+}
+
+impl SnapshotProgress {
+    /// Takes in an on-demand request: each of `tables` (`db.table`) is
+    /// copied again from its start. Returns the tables it added.
+    pub fn take_request(&mut self, req: &SnapshotRequest, now_ms: i64) -> Vec<String> {
+        if req.seq <= self.request {
+            return Vec::new();
+        }
+        self.request = req.seq;
+        if self.remaining() == 0 {
+            self.started_ms = now_ms;
+        }
+        let mut added = Vec::new();
+        for name in &req.tables {
+            let Some((db, table)) = name.split_once('.') else {
+                continue;
+            };
+            let Some(entry) = self
+                .tables
+                .iter_mut()
+                .find(|t| t.database == db && t.table == table)
+            else {
+                self.tables.push(SnapshotTable {
+                    database: db.to_string(),
+                    table: table.to_string(),
+                    ..Default::default()
+                });
+                added.push(name.clone());
+                continue;
+            };
+            if entry.done {
+                entry.done = false;
+                entry.last_key = None;
+                entry.rows = 0;
+                entry.skipped = None;
+                added.push(name.clone());
+            }
+        }
+        added
+    }
+
+    /// True when `db.table` is being copied (not done).
+    pub fn copying(&self, name: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|t| !t.done && format!("{}.{}", t.database, t.table) == name)
+    }
+}
+
+impl SnapshotProgress {
+    /// The first table not copied yet.
+    pub fn current(&self) -> Option<&SnapshotTable> {
+        self.tables.iter().find(|t| !t.done)
+    }
+
+    /// Tables not copied yet.
+    pub fn remaining(&self) -> usize {
+        self.tables.iter().filter(|t| !t.done).count()
+    }
+}
+
+/// One table of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotTable {
+    pub database: String,
+    pub table: String,
+    pub done: bool,
+    /// Key of the last acknowledged row, as the source printed it (one entry
+    /// per ordering column); `None` before the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_key: Option<Vec<RawValue>>,
+    /// Rows of this table delivered so far.
+    #[serde(default)]
+    pub rows: u64,
+    /// Row estimate of the source (`information_schema.TABLES.TABLE_ROWS`).
+    #[serde(default)]
+    pub estimate: u64,
+    /// Why the table was not copied (no usable key, dropped during the copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A column value as the source sent it: text, or base64 of bytes that
+/// are not UTF-8 (`{"b64": "..."}`), or null.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawValue {
+    Null,
+    Text(String),
+    Bytes { b64: String },
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+
+    #[test]
+    fn requests_restart_done_tables_once() {
+        let mut p = SnapshotProgress {
+            tables: vec![SnapshotTable {
+                database: "d".into(),
+                table: "t".into(),
+                done: true,
+                last_key: Some(vec![RawValue::Text("9".into())]),
+                rows: 9,
+                ..Default::default()
+            }],
+            next_chunk: 5,
+            ..Default::default()
+        };
+        let req = SnapshotRequest {
+            seq: 1,
+            tables: vec!["d.t".into(), "d.u".into()],
+        };
+        assert_eq!(p.take_request(&req, 7), vec!["d.t", "d.u"]);
+        assert_eq!(p.remaining(), 2);
+        assert_eq!(p.started_ms, 7);
+        assert!(p.copying("d.t") && p.copying("d.u"));
+        assert_eq!(p.tables[0].last_key, None);
+        assert_eq!(p.next_chunk, 5, "chunk numbers keep growing");
+        assert!(p.take_request(&req, 8).is_empty(), "handled once");
+    }
 }
 
 /// State of an instance (DESIGN §3).
@@ -108,7 +253,7 @@ pub enum Desired {
 }
 
 /// `/…/<task>/control`: what the Server asks of the task's Cores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Control {
     #[serde(default)]
     pub desired: Desired,
@@ -119,6 +264,19 @@ pub struct Control {
     /// source failover (`replicatorctl task accept-gap NAME`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub accept_gap: u64,
+    /// The latest on-demand snapshot request (re-copy of tables while the
+    /// stream goes on); the Core handles each `seq` once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRequest>,
+}
+
+/// An on-demand snapshot request in the control node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotRequest {
+    /// Bumped by each request.
+    pub seq: u64,
+    /// Tables as `db.table`.
+    pub tables: Vec<String>,
 }
 
 /// `/cores/<host>`: a live Core and what it runs.
@@ -228,7 +386,8 @@ mod tests {
             Control {
                 desired: Desired::Paused,
                 switchover: 0,
-                accept_gap: 0
+                accept_gap: 0,
+                snapshot: None,
             }
         );
         assert!(serde_json::from_str::<Control>(r#"{"desired": "sleeping"}"#).is_err());

@@ -308,7 +308,9 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             accept_gap: control.accept_gap,
             options: env.options.clone(),
             delivered: delivered.clone(),
+            snapshot_request: control.snapshot.clone(),
         };
+        let snapshot_seq = control.snapshot.as_ref().map(|r| r.seq);
         let started = Instant::now();
         let mut run = tokio::spawn(pipeline::run(spec, stops.clone()));
         inst.set_error(None).await?;
@@ -349,6 +351,12 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
                         stops.graceful.cancel();
                         let _ = (&mut run).await;
                         return Ok(LeadEnd::Switchover);
+                    }
+                    if c.snapshot.as_ref().map(|r| r.seq) != snapshot_seq {
+                        tracing::info!(task = %task, "snapshot requested; restarting from the context");
+                        stops.graceful.cancel();
+                        let _ = (&mut run).await;
+                        break Ok(pipeline::Stopped::Hard);
                     }
                     if c.desired == Desired::Paused {
                         tracing::info!(task = %task, "pause requested");

@@ -9,6 +9,7 @@
 //! - [`source`]: source connection, preflight checks, start position, binlog stream.
 //! - [`pipeline`]: one task's run: events to messages, transactions, context commits.
 //! - [`sink`]: Kafka producer, topic creation, partitioning, duplicate removal, acks.
+//! - [`snapshot`]: consistent chunked copy of existing rows merged into the stream.
 //! - [`progress`]: the context node (version-checked, fencing).
 //! - [`lease`]: the time-bounded right to produce, renewed by ZooKeeper round trips.
 //! - [`election`]: lowest-sequence decisions (pure).
@@ -33,6 +34,7 @@ pub mod running;
 pub mod runtime;
 pub mod scan;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 
 pub use runtime::{run, CoreConfig};

@@ -20,12 +20,18 @@ pub use replicator_common::telemetry::TASK_LAG_SECONDS as TASK_LAG;
 /// Replayed messages dropped because the topic already had them.
 pub const TASK_DUPLICATES: &str = "replicator_core_task_duplicates_dropped_total";
 
+/// Rows the task's snapshot delivered (emitted chunks).
+pub const SNAPSHOT_ROWS: &str = "replicator_core_snapshot_rows_total";
+/// Tables the task's snapshot has still to copy.
+pub const SNAPSHOT_TABLES_REMAINING: &str = "replicator_core_snapshot_tables_remaining";
+
 #[derive(Debug, Default, Clone)]
 struct TaskMetrics {
     running: bool,
     events: u64,
     event_ts_ms: i64,
     duplicates: u64,
+    snapshot: Option<(u64, usize)>,
 }
 
 fn registry() -> &'static Mutex<BTreeMap<String, TaskMetrics>> {
@@ -46,6 +52,12 @@ pub fn record(task: &str, events: u64, event_ts_ms: i64, duplicates: u64) {
     m.events = events;
     m.event_ts_ms = event_ts_ms;
     m.duplicates = duplicates;
+}
+
+/// Records a snapshot's progress (per emitted chunk).
+pub fn record_snapshot(task: &str, p: &replicator_common::nodes::SnapshotProgress) {
+    let mut g = registry().lock().expect("metrics lock");
+    g.entry(task.to_string()).or_default().snapshot = Some((p.rows, p.remaining()));
 }
 
 /// The Prometheus text of every task seen.
@@ -91,6 +103,18 @@ pub fn render(now_ms: i64) -> String {
         "replayed messages dropped as already in Kafka",
         &|m| Some(m.duplicates.to_string()),
     );
+    family(
+        SNAPSHOT_ROWS,
+        "counter",
+        "rows copied by the task's snapshot",
+        &|m| m.snapshot.map(|s| s.0.to_string()),
+    );
+    family(
+        SNAPSHOT_TABLES_REMAINING,
+        "gauge",
+        "tables the task's snapshot has still to copy",
+        &|m| m.snapshot.map(|s| s.1.to_string()),
+    );
     out
 }
 
@@ -133,5 +157,17 @@ mod tests {
         assert!(text.contains("replicator_task_lag_seconds{task=\"m_t1\"} 2.500"));
         assert!(text.contains("replicator_core_task_duplicates_dropped_total{task=\"m_t1\"} 3"));
         assert!(text.contains("# TYPE replicator_core_task_events_total counter"));
+        assert!(!text.contains("replicator_core_snapshot_rows_total{task=\"m_t1\"}"));
+        record_snapshot(
+            "m_t1",
+            &replicator_common::nodes::SnapshotProgress {
+                tables: vec![Default::default()],
+                rows: 7,
+                ..Default::default()
+            },
+        );
+        let text = render(3_500);
+        assert!(text.contains("replicator_core_snapshot_rows_total{task=\"m_t1\"} 7"));
+        assert!(text.contains("replicator_core_snapshot_tables_remaining{task=\"m_t1\"} 1"));
     }
 }

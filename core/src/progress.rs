@@ -11,9 +11,10 @@
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
 use crate::error::TaskError;
-use replicator_common::nodes::{Progress, SourceServer};
+use replicator_common::nodes::{Progress, SnapshotProgress, SourceServer};
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::{Zk, ZkClientError};
+use std::sync::Arc;
 
 /// A transaction boundary: resume point after a fully acknowledged transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct Checkpoint {
     pub gtid: Option<String>,
     pub event_ts_ms: i64,
     pub events: u64,
+    /// Snapshot progress reached with this checkpoint (shared: every
+    /// transaction's checkpoint carries it).
+    pub snapshot: Option<Arc<SnapshotProgress>>,
 }
 
 impl Checkpoint {
@@ -31,6 +35,7 @@ impl Checkpoint {
             gtid: p.gtid.clone(),
             event_ts_ms: p.event_ts_ms,
             events: p.events,
+            snapshot: p.snapshot.clone().map(Arc::new),
         }
     }
 
@@ -46,6 +51,7 @@ impl Checkpoint {
             clean,
             server: None,
             accepted_gap: 0,
+            snapshot: self.snapshot.as_deref().cloned(),
         }
     }
 }

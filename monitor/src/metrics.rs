@@ -170,6 +170,7 @@ mod tests {
                     clean: false,
                     server: None,
                     accepted_gap: 0,
+                    snapshot: None,
                 }),
                 source: None,
             }],

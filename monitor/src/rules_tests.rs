@@ -72,6 +72,7 @@ fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> Conte
         clean: false,
         server: None,
         accepted_gap: 0,
+        snapshot: None,
     })
 }
 
@@ -275,6 +276,7 @@ fn caught_up_compares_gtids_then_positions() {
         clean: false,
         server: None,
         accepted_gap: 0,
+        snapshot: None,
     };
     let s = |file: &str, pos, gtid: Option<&str>| source(file, pos, gtid).unwrap();
     assert_eq!(

@@ -284,10 +284,19 @@ async fn delete_task(
     ))
 }
 
+/// Body of `POST /tasks/{name}/snapshot`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotBody {
+    tables: Vec<String>,
+}
+
 async fn control_task(
     State(s): State<Shared>,
     names: Result<Path<(String, String)>, PathRejection>,
     q: GroupParam,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Path((name, action)) = names.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let change = match action.as_str() {
@@ -295,9 +304,28 @@ async fn control_task(
         "resume" => ControlChange::Resume,
         "switchover" => ControlChange::Switchover,
         "accept-gap" => ControlChange::AcceptGap,
+        "snapshot" => {
+            let bytes = read_body(&headers, body).await?;
+            let req: SnapshotBody = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "body must be {{\"tables\": [\"db.table\", ...]}}: {e}"
+                ))
+            })?;
+            let task = locate(&s, Ok(Path(name)), q).await?;
+            let written = s.store.request_snapshot(&task, &req.tables).await?;
+            let req = written.map_err(|e| match e {
+                crate::snapshot::Refused::Bad(m) => ApiError::BadRequest(m),
+                crate::snapshot::Refused::Conflict(m) => ApiError::Conflict(m),
+            })?;
+            tracing::info!(task = %task, request = req.seq, tables = ?req.tables, "snapshot requested");
+            return Ok(Json(json!({
+                "name": task.name(), "group": task.group(),
+                "snapshot": {"request": req.seq, "tables": req.tables},
+            })));
+        }
         other => {
             return Err(ApiError::NotFound(format!(
-                "no action `{}` on a task; use pause, resume, switchover or accept-gap",
+                "no action `{}` on a task; use pause, resume, switchover, accept-gap or snapshot",
                 other.chars().take(40).collect::<String>()
             )))
         }

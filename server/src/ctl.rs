@@ -107,6 +107,14 @@ pub enum TaskCommand {
     AcceptGap(TaskName),
     /// Stop every instance and remove the task's znodes.
     Delete(TaskName),
+    /// Copy tables again while the stream goes on (on-demand snapshot).
+    Snapshot {
+        #[command(flatten)]
+        task: TaskName,
+        /// A table to copy, `db.table` (repeat for more).
+        #[arg(long = "table", required = true)]
+        tables: Vec<String>,
+    },
 }
 
 /// Runs the command; returns the exit code.
@@ -262,6 +270,19 @@ fn task(client: &Client, cmd: TaskCommand, json: bool, out: &mut dyn Write) -> R
         TaskCommand::Resume(t) => control(client, &t, "resume")?,
         TaskCommand::Switchover(t) => control(client, &t, "switchover")?,
         TaskCommand::AcceptGap(t) => control(client, &t, "accept-gap")?,
+        TaskCommand::Snapshot { task: t, tables } => {
+            let path = task_path(&t.name, t.group.as_deref(), "/snapshot");
+            let body = serde_json::to_vec(&serde_json::json!({ "tables": tables }))
+                .expect("body serializes");
+            let reply = client.send("POST", &path, Some(&body), None)?;
+            let text = format!(
+                "task {}: snapshot #{} requested of {}\n",
+                t.name,
+                reply.body["snapshot"]["request"].as_u64().unwrap_or(0),
+                tables.join(", ")
+            );
+            (reply, text)
+        }
         TaskCommand::Delete(t) => {
             let reply = client.send(
                 "DELETE",

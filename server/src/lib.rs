@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`validate`]: request checks before anything is written (pure).
 //! - [`status`]: task status from raw znode data (pure).
+//! - [`snapshot`]: on-demand snapshot requests: checks and the control request (pure).
 //! - [`alerts`]: alert listing and the watch's fire/resolve events (pure).
 //! - [`metrics`]: Prometheus text (pure) and request counters.
 //! - [`store`]: the task znodes: atomic create, versioned update, atomic
@@ -32,6 +33,7 @@ pub mod ctl;
 pub mod error;
 pub mod metrics;
 pub mod render;
+pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod tail;

@@ -19,9 +19,11 @@
 //! [`StoreError::Zk`], which the API turns into 503.
 
 use crate::error::StoreError;
+use crate::snapshot::Refused;
 use crate::status::RawTask;
 use futures::{StreamExt, TryStreamExt};
-use replicator_common::nodes::{Control, Desired};
+use replicator_common::config::TaskConfig;
+use replicator_common::nodes::{Control, Desired, Progress, SnapshotRequest};
 use replicator_common::paths::{Layout, TaskRef};
 use replicator_common::zk::{connect, is_terminal, Zk, ZkClientError, ZkOptions};
 use tokio::sync::Mutex;
@@ -351,12 +353,62 @@ impl Store {
                     Control::default()
                 })
             };
-            let Some(new) = change.apply(current) else {
+            let Some(new) = change.apply(current.clone()) else {
                 return Ok(current);
             };
             let bytes = serde_json::to_vec(&new).expect("control serializes");
             match zk.client().set_data(&path, &bytes, Some(version)).await {
                 Ok(_) => return Ok(new),
+                Err(ZkClientError::BadVersion | ZkClientError::NoNode) => continue,
+                Err(e) => return Err(StoreError::zk("set", &path, e)),
+            }
+        }
+        Err(StoreError::Contended(task.clone()))
+    }
+
+    /// Writes an on-demand snapshot request for `tables` into the task's
+    /// control node (checked by [`crate::snapshot::request`] against the
+    /// config, the context and a request not taken in yet).
+    pub async fn request_snapshot(
+        &self,
+        task: &TaskRef,
+        tables: &[String],
+    ) -> Result<Result<SnapshotRequest, Refused>, StoreError> {
+        let zk = self.zk().await?;
+        let path = self.layout().control(task);
+        for _ in 0..RETRIES {
+            let raw = self.read(task).await?;
+            let Ok(cfg) = serde_json::from_slice::<TaskConfig>(&raw.config) else {
+                return Ok(Err(Refused::Bad(format!(
+                    "task {} has no valid config to snapshot",
+                    task.name()
+                ))));
+            };
+            let progress = raw
+                .context
+                .as_deref()
+                .and_then(|d| serde_json::from_slice::<Progress>(d).ok())
+                .and_then(|p| p.snapshot);
+            let (data, version) = match zk.get(&path).await? {
+                Some(x) => x,
+                None => {
+                    zk.create_if_absent(&path, b"").await?;
+                    continue;
+                }
+            };
+            let mut control: Control = if is_blank(&data) {
+                Control::default()
+            } else {
+                serde_json::from_slice(&data).unwrap_or_default()
+            };
+            let req = match crate::snapshot::request(&cfg, progress.as_ref(), &control, tables) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            };
+            control.snapshot = Some(req.clone());
+            let bytes = serde_json::to_vec(&control).expect("control serializes");
+            match zk.client().set_data(&path, &bytes, Some(version)).await {
+                Ok(_) => return Ok(Ok(req)),
                 Err(ZkClientError::BadVersion | ZkClientError::NoNode) => continue,
                 Err(e) => return Err(StoreError::zk("set", &path, e)),
             }
@@ -498,16 +550,20 @@ mod tests {
     #[test]
     fn control_changes() {
         let running = Control::default();
-        let paused = ControlChange::Pause.apply(running).unwrap();
+        let paused = ControlChange::Pause.apply(running.clone()).unwrap();
         assert_eq!(paused.desired, Desired::Paused);
-        assert_eq!(ControlChange::Pause.apply(paused), None, "already paused");
+        assert_eq!(
+            ControlChange::Pause.apply(paused.clone()),
+            None,
+            "already paused"
+        );
         assert_eq!(
             ControlChange::Resume.apply(running),
             None,
             "already running"
         );
         assert_eq!(
-            ControlChange::Resume.apply(paused).unwrap().desired,
+            ControlChange::Resume.apply(paused.clone()).unwrap().desired,
             Desired::Running
         );
         let s = ControlChange::Switchover.apply(paused).unwrap();

@@ -94,7 +94,8 @@ impl Group {
                        "user": self.stack.mysql_user(), "password": self.stack.mysql_password(),
                        "server_id": self.server_id + n,
                        "include": [format!("{}\\.{name}", self.db)],
-                       "start": {"file": self.start.0, "pos": self.start.1}},
+                       "start": {"file": self.start.0, "pos": self.start.1},
+                       "snapshot": "never"},
             "sink": {"brokers": self.stack.kafka_bootstrap(), "topic": "{database}.{table}",
                      "partitions": 1}
         })

@@ -112,6 +112,7 @@ async fn every_codec_reads_back_equal_to_uncompressed() {
         };
         let mut cfg = s.config();
         cfg["source"]["start"] = json!({"file": file, "pos": pos});
+        cfg["source"]["snapshot"] = json!("never");
         cfg["sink"]["topic"] = json!(format!("{{database}}.{{table}}.{codec}"));
         cfg["sink"]["properties"] = json!({"compression.type": codec, "linger.ms": "20"});
         s.put_config(cfg).await;

@@ -31,6 +31,7 @@ async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
         desired: Desired::Paused,
         switchover: 0,
         accept_gap: 0,
+        snapshot: None,
     };
     s.zk.create_if_absent(&control, &serde_json::to_vec(&paused).unwrap())
         .await

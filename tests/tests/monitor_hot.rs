@@ -163,6 +163,7 @@ async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
         desired: Desired::Paused,
         switchover: 0,
         accept_gap: 0,
+        snapshot: None,
     };
     s.zk.client()
         .set_data(&control, &serde_json::to_vec(&paused).unwrap(), None)

@@ -120,6 +120,7 @@ async fn starts_from_a_mariadb_gtid() {
     let gtid = stack.gtid_position().await;
     let mut cfg = s.config();
     cfg["source"]["start"] = serde_json::json!({ "gtid": gtid });
+    cfg["source"]["snapshot"] = serde_json::json!("never");
     s.put_config(cfg).await;
     stack
         .sql(&format!(

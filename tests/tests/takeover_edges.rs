@@ -283,7 +283,8 @@ impl SmallGroup {
                            "user": stack.mysql_user(), "password": stack.mysql_password(),
                            "server_id": server_id + i as u32,
                            "include": [format!("{db}\\.{name}")],
-                           "start": {"file": start.0, "pos": start.1}},
+                           "start": {"file": start.0, "pos": start.1},
+                           "snapshot": "never"},
                 "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}"}
             });
             let path = layout.task(&TaskRef::cold(&group, &name).unwrap());

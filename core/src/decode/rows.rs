@@ -263,7 +263,7 @@ impl RowIter<'_> {
 
 /// Appends `"name":` to `out`.
 #[inline]
-fn push_key(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn push_key(out: &mut Vec<u8>, name: &str) {
     out.push(b'"');
     let b = name.as_bytes();
     if b.iter().all(|&x| x >= 0x20 && x != b'"' && x != b'\\') {

@@ -45,7 +45,7 @@ fn push_hours(out: &mut Vec<u8>, h: u32) {
 
 /// Writes `.` and `fsp` digits of `micros` (0..1_000_000); nothing for fsp 0.
 #[inline]
-fn push_frac(out: &mut Vec<u8>, micros: u32, fsp: u8) {
+pub(crate) fn push_frac(out: &mut Vec<u8>, micros: u32, fsp: u8) {
     if fsp == 0 {
         return;
     }
@@ -59,7 +59,7 @@ fn push_frac(out: &mut Vec<u8>, micros: u32, fsp: u8) {
     out.extend_from_slice(&digits[..fsp.min(6) as usize]);
 }
 
-fn push_date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
+pub(crate) fn push_date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
     push_year(out, year);
     out.push(b'-');
     push2(out, month);
@@ -67,7 +67,7 @@ fn push_date(out: &mut Vec<u8>, year: u32, month: u32, day: u32) {
     push2(out, day);
 }
 
-fn push_hms(out: &mut Vec<u8>, h: u32, m: u32, s: u32) {
+pub(crate) fn push_hms(out: &mut Vec<u8>, h: u32, m: u32, s: u32) {
     push_hours(out, h);
     out.push(b':');
     push2(out, m);

@@ -139,6 +139,7 @@ pub fn msg_pos(file: &str, pos: u64, row: u64) -> PosRef<'_> {
         pos,
         row,
         gtid: None,
+        chunk: None,
     }
 }
 

@@ -35,10 +35,12 @@ use crate::lease::Lease;
 use crate::progress::{self, Checkpoint, ContextWriter, Stored};
 use crate::sink::tracker::Tracker;
 use crate::sink::{KafkaSink, SinkOptions};
+use crate::snapshot::{self, reader::ReaderSpec, SnapshotRun};
 use crate::source::{self, schema::SchemaCache, StartAt};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
-use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
+use replicator_common::config::{NamedStart, SnapshotMode, StartPosition, TaskConfig};
+use replicator_common::nodes::SnapshotRequest;
 use replicator_common::paths::TaskRef;
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::Zk;
@@ -92,6 +94,8 @@ pub struct PipelineSpec {
     /// Set once this run committed a context holding row events beyond its
     /// start: the task is healthy again (ends a streak of failures).
     pub delivered: Arc<AtomicBool>,
+    /// The control node's on-demand snapshot request (taken in once).
+    pub snapshot_request: Option<SnapshotRequest>,
 }
 
 /// How to stop a run.
@@ -120,6 +124,8 @@ struct TableEntry {
     topic: Option<Arc<str>>,
     prefix: Vec<u8>,
     key_names: Vec<u8>,
+    /// Its changes are remembered for the snapshot merge.
+    snapshot: bool,
 }
 
 /// Runs the task until a stop or an error.
@@ -141,7 +147,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let mut other_server = false;
 
     // Where to start, and claim the context for this epoch.
-    let (start, version, clean) = match stored? {
+    let (mut start, version, clean) = match stored? {
         Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
         Stored::Valid { progress, version } => {
             let mut cp = Checkpoint::from_progress(&progress);
@@ -179,23 +185,42 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         }
         Stored::Empty { version } => {
             let at = source::resolve_start(&mut meta_conn, &cfg.source.start).await?;
+            let snapshot = match cfg.source.snapshot {
+                SnapshotMode::Never => None,
+                SnapshotMode::Initial | SnapshotMode::WhenNeeded => {
+                    Some(Arc::new(snapshot::plan(&mut meta_conn, &router).await?))
+                }
+            };
             let cp = match at {
                 StartAt::File(pos) => Checkpoint {
                     pos,
                     gtid: None,
                     event_ts_ms: 0,
                     events: 0,
+                    snapshot,
                 },
                 StartAt::Gtid(g) => Checkpoint {
                     pos: BinlogPos::new("", 0),
                     gtid: Some(g),
                     event_ts_ms: 0,
                     events: 0,
+                    snapshot,
                 },
             };
             (cp, version, true)
         }
     };
+    // An on-demand snapshot request not taken in yet: copy those tables
+    // again while the stream goes on.
+    if let Some(req) = &spec.snapshot_request {
+        let mut p = start.snapshot.as_deref().cloned().unwrap_or_default();
+        let added = p.take_request(req, replicator_common::now_ms());
+        if p.request != start.snapshot.as_ref().map_or(0, |s| s.request) {
+            tracing::info!(task = %spec.task, request = req.seq, tables = ?added, "on-demand snapshot taken in");
+            snapshot::estimate(&mut meta_conn, &mut p).await?;
+            start.snapshot = Some(Arc::new(p));
+        }
+    }
     // Where the binlog ends now: an earlier writer that did not stop cleanly
     // cannot have sent anything beyond it (its lease expired before this
     // run began, and its producer sends nothing after that). Until this run
@@ -273,6 +298,37 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         sink.tails_from_another_server();
     }
 
+    // The snapshot goes on where the context says, if it is not done.
+    let snap = match start.snapshot.as_deref() {
+        Some(p) if p.remaining() > 0 => {
+            let mut marks = Vec::new();
+            if !clean {
+                if let Some(t) = p.current() {
+                    if let Some(topic) = router.route(&t.database, &t.table) {
+                        let topic = Arc::<str>::from(topic);
+                        sink.prepare_topic(&topic).await?;
+                        marks = sink
+                            .snapshot_marks(&topic, p.next_chunk)
+                            .into_iter()
+                            .map(|m| (m.partition, m.key))
+                            .collect();
+                    }
+                }
+            }
+            Some(SnapshotRun::start(
+                spec.task.name(),
+                ReaderSpec {
+                    source: cfg.source.clone(),
+                    password: password.clone(),
+                    progress: p.clone(),
+                    chunk_rows: cfg.source.snapshot_chunk_rows.max(1),
+                    marks: Vec::new(),
+                },
+                marks,
+            ))
+        }
+        _ => None,
+    };
     let mut state = RunState {
         task: spec.task.name().to_string(),
         flavor: checked.flavor,
@@ -286,15 +342,53 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         out: RowOut::default(),
         msg: Vec::with_capacity(1024),
         lease: spec.lease.clone(),
+        snap,
     };
     let mut tick = tokio::time::interval(spec.options.commit_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let result: Result<Stopped, TaskError> = loop {
         let in_txn = state.cursor.in_txn();
+        let snap_wants = state.snap.as_ref().is_some_and(SnapshotRun::wants_chunk);
+        let snap_awaiting = state.snap.as_ref().is_some_and(SnapshotRun::awaiting);
         tokio::select! {
             biased;
             _ = stops.hard.cancelled() => break Ok(Stopped::Hard),
+            _ = tokio::time::sleep(SNAPSHOT_ACK_POLL), if snap_awaiting => {
+                if !state.lease.is_valid() || sink.lease_expired() {
+                    break Err(TaskError::LeaseLost);
+                }
+                if let Some(f) = tracker.failure() {
+                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                }
+                if tracker.open() == 0 {
+                    // The chunk is in Kafka: record it before anything else
+                    // is sent (see `snapshot`'s resume rule).
+                    if let Some(cp) = tracker.acked() {
+                        if let Err(e) = writer.write(&cp, false, true).await {
+                            break Err(e);
+                        }
+                    }
+                    if let Some(s) = state.snap.as_mut() {
+                        s.acked();
+                    }
+                    if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
+                        break Err(e);
+                    }
+                }
+            }
+            chunk = next_chunk(&mut state.snap), if snap_wants => {
+                let taken = match state.snap.as_mut() {
+                    Some(s) => s.received(chunk),
+                    None => Ok(()),
+                };
+                if let Err(e) = taken {
+                    break Err(e);
+                }
+                if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
+                    break Err(e);
+                }
+            }
             _ = stops.graceful.cancelled(), if !in_txn => {
                 break finish(&sink, &tracker, &mut writer, &state, replay_end.as_ref(), spec.options.flush_timeout).await;
             }
@@ -315,7 +409,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
                 }
             }
-            ev = stream.next() => {
+            ev = stream.next(), if !snap_awaiting => {
                 let ev = match ev {
                     None => break Err(TaskError::transient("source closed the binlog stream")),
                     Some(Err(e)) => break Err(e.into()),
@@ -332,6 +426,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     if stops.hard.is_cancelled() {
                         break;
                     }
+                    if state.snapshot_ready() {
+                        break;
+                    }
                     let Some(next) = stream.next().now_or_never() else { break };
                     drained = match next {
                         None => Err(TaskError::transient("source closed the binlog stream")),
@@ -343,6 +440,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     }
                 }
                 if let Err(e) = drained {
+                    break Err(e);
+                }
+                if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
                     break Err(e);
                 }
             }
@@ -409,9 +509,47 @@ struct RunState {
     out: RowOut,
     msg: Vec<u8>,
     lease: Lease,
+    snap: Option<SnapshotRun>,
+}
+
+/// How often an emitted snapshot chunk's acknowledgements are checked.
+const SNAPSHOT_ACK_POLL: Duration = Duration::from_millis(2);
+
+/// The next chunk of the snapshot, if one runs (else never).
+async fn next_chunk(
+    snap: &mut Option<SnapshotRun>,
+) -> Option<Result<snapshot::reader::Chunk, TaskError>> {
+    match snap.as_mut() {
+        Some(s) => s.next_chunk().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl RunState {
+    /// True when a snapshot chunk can be emitted now.
+    fn snapshot_ready(&self) -> bool {
+        self.snap
+            .as_ref()
+            .is_some_and(|s| s.ready(&self.cursor).unwrap_or(true))
+    }
+
+    /// Emits the pending snapshot chunk if the stream is at a boundary past
+    /// its read view.
+    async fn emit_snapshot(
+        &mut self,
+        sink: &mut KafkaSink,
+        tracker: &Tracker,
+    ) -> Result<(), TaskError> {
+        let Some(snap) = self.snap.as_mut() else {
+            return Ok(());
+        };
+        if snap.ready(&self.cursor)? {
+            snap.emit(sink, tracker, &mut self.cursor, &self.router, &self.lease)
+                .await?;
+        }
+        Ok(())
+    }
+
     fn open_slot(&mut self, tracker: &Tracker) {
         if self.slot.is_none() {
             self.slot = Some(tracker.begin());
@@ -511,6 +649,10 @@ impl RunState {
                         .iter()
                         .map(|&i| table.columns[i].name.as_str()),
                 );
+                let snapshot = self
+                    .snap
+                    .as_ref()
+                    .is_some_and(|s| s.covers(&table.database, &table.name));
                 self.tables.insert(
                     table.table_id,
                     TableEntry {
@@ -518,6 +660,7 @@ impl RunState {
                         topic,
                         prefix,
                         key_names,
+                        snapshot,
                     },
                 );
             }
@@ -576,6 +719,17 @@ impl RunState {
                     after: self.out.has_after.then_some(self.out.after.as_slice()),
                 },
             );
+            if entry.snapshot {
+                if let Some(s) = self.snap.as_mut() {
+                    s.record(
+                        &entry.table.database,
+                        &entry.table.name,
+                        &self.out.key,
+                        self.cursor.file(),
+                        start,
+                    );
+                }
+            }
             let pos = crate::sink::dedupe::PosRef {
                 gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
                 ..message::msg_pos(self.cursor.file(), start, row)

@@ -10,7 +10,9 @@
 
 use crate::progress::Checkpoint;
 use replicator_common::gtid_set::MysqlGtidSet;
+use replicator_common::nodes::SnapshotProgress;
 use replicator_common::position::{BinlogPos, MariaGtid, MariaGtidState};
+use std::sync::Arc;
 
 /// The open transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +163,14 @@ impl TxnCursor {
             gtid: self.gtid_state(),
             event_ts_ms: ts_ms,
             events: self.last.events + events,
+            snapshot: self.last.snapshot.clone(),
         };
         self.last.clone()
+    }
+
+    /// Records snapshot progress: carried by every later checkpoint.
+    pub fn set_snapshot(&mut self, snapshot: Option<Arc<SnapshotProgress>>) {
+        self.last.snapshot = snapshot;
     }
 
     /// The last commit, with `ts_ms` as event time (idle source heartbeat).
@@ -196,6 +204,7 @@ mod tests {
             gtid: Some("0-1-5".into()),
             event_ts_ms: 0,
             events: 10,
+            snapshot: None,
         }
     }
 

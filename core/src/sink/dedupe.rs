@@ -15,6 +15,15 @@
 //! delivered. Without a common domain, positions of one server compare by
 //! file/pos; across servers they do not compare at all (two servers may even
 //! share a binlog base name), which is an error rather than a guess.
+//!
+//! Snapshot rows (see `crate::snapshot`) carry `file:pos:s<chunk>.<row>`:
+//! the stream boundary they were emitted at, then the chunk sequence number
+//! and the row in the chunk. At the same boundary they order before the
+//! stream's rows (`file:pos:0` is the first row of the transaction that
+//! starts there). Their raw key travels in [`SNAPSHOT_KEY_HEADER`]. They are
+//! never dropped by the position watermark: a chunk re-read after a crash
+//! may hold other rows, so the snapshot decides by key (see
+//! [`Watermarks::snapshot_marks`]).
 
 use replicator_common::position::{BinlogPos, PositionError};
 use std::cmp::Ordering;
@@ -25,23 +34,43 @@ use std::sync::Arc;
 pub const TASK_HEADER: &str = "replicator.task";
 /// Header with the message position `file:pos:row`.
 pub const POSITION_HEADER: &str = "replicator.position";
+/// Header of snapshot rows: the raw key (JSON array of `RawValue`s).
+pub const SNAPSHOT_KEY_HEADER: &str = "replicator.snapshot_key";
 /// Header with the sequence number of the instance that wrote the message.
 pub const EPOCH_HEADER: &str = "replicator.epoch";
 /// Header with the GTID of the message's transaction (absent without GTIDs).
 pub const GTID_HEADER: &str = "replicator.gtid";
 
-/// Position of one message: its transaction's start and its row in it.
+/// Position of one message: its transaction's start and its row in it, or
+/// for a snapshot row the boundary it was emitted at, its chunk and row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MsgPos {
     pub pos: BinlogPos,
     pub row: u64,
     /// GTID of the transaction (`d-s-n` or `uuid:n`), when the source has them.
     pub gtid: Option<String>,
+    /// Chunk sequence number of a snapshot row.
+    pub chunk: Option<u64>,
+    /// Raw key of a snapshot row (from [`SNAPSHOT_KEY_HEADER`], tail reads only).
+    pub snap_key: Option<String>,
 }
 
 impl MsgPos {
+    /// A stream message position.
+    pub fn stream(pos: BinlogPos, row: u64) -> Self {
+        MsgPos {
+            pos,
+            row,
+            gtid: None,
+            chunk: None,
+            snap_key: None,
+        }
+    }
+
     pub fn header(&self) -> String {
-        format!("{}:{}:{}", self.pos.file, self.pos.pos, self.row)
+        let mut out = Vec::new();
+        self.write_header(&mut out);
+        String::from_utf8(out).expect("header is UTF-8")
     }
 
     /// Appends the header text to `out` without allocating.
@@ -55,22 +84,39 @@ impl MsgPos {
             pos: self.pos.pos,
             row: self.row,
             gtid: self.gtid.as_deref(),
+            chunk: self.chunk,
         }
     }
 
+    /// Parses `file:pos:row` or `file:pos:s<chunk>.<row>`.
     pub fn parse_header(s: &str) -> Option<MsgPos> {
-        let (rest, row) = s.rsplit_once(':')?;
+        let (rest, last) = s.rsplit_once(':')?;
         let pos: BinlogPos = rest.parse().ok()?;
+        let (chunk, row) = match last.strip_prefix('s') {
+            Some(snap) => {
+                let (c, r) = snap.split_once('.')?;
+                (Some(c.parse().ok()?), r.parse().ok()?)
+            }
+            None => (None, last.parse().ok()?),
+        };
         Some(MsgPos {
             pos,
-            row: row.parse().ok()?,
+            row,
             gtid: None,
+            chunk,
+            snap_key: None,
         })
     }
 
-    /// Orders two positions of one server's binlog by file/pos, then row.
+    /// Binlog position first; at the same position snapshot rows come
+    /// before stream rows; then chunk and row.
     pub fn compare(&self, other: &MsgPos) -> Result<Ordering, PositionError> {
-        Ok(self.pos.compare(&other.pos)?.then(self.row.cmp(&other.row)))
+        let kind = |m: &MsgPos| m.chunk.map_or((1, 0), |c| (0, c));
+        Ok(self
+            .pos
+            .compare(&other.pos)?
+            .then(kind(self).cmp(&kind(other)))
+            .then(self.row.cmp(&other.row)))
     }
 
     /// Orders two positions: by GTID sequence when both GTIDs share a domain
@@ -127,6 +173,8 @@ pub struct PosRef<'a> {
     pub pos: u64,
     pub row: u64,
     pub gtid: Option<&'a str>,
+    /// Chunk sequence number of a snapshot row.
+    pub chunk: Option<u64>,
 }
 
 impl PosRef<'_> {
@@ -135,24 +183,41 @@ impl PosRef<'_> {
             pos: BinlogPos::new(self.file, self.pos),
             row: self.row,
             gtid: self.gtid.map(str::to_string),
+            chunk: self.chunk,
+            snap_key: None,
         }
     }
 
-    /// Appends `file:pos:row` to `out`.
+    /// Appends `file:pos:row` (`file:pos:s<chunk>.<row>`) to `out`.
     pub fn write_header(&self, out: &mut Vec<u8>) {
         let mut b = itoa::Buffer::new();
         out.extend_from_slice(self.file.as_bytes());
         out.push(b':');
         out.extend_from_slice(b.format(self.pos).as_bytes());
         out.push(b':');
+        if let Some(c) = self.chunk {
+            out.push(b's');
+            out.extend_from_slice(b.format(c).as_bytes());
+            out.push(b'.');
+        }
         out.extend_from_slice(b.format(self.row).as_bytes());
     }
+}
+
+/// The last snapshot row found in one partition's tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMark {
+    pub partition: i32,
+    pub chunk: u64,
+    /// Raw key JSON of that row.
+    pub key: String,
 }
 
 /// Last delivered position per (topic, partition), learned from the topic tails.
 #[derive(Debug, Default)]
 pub struct Watermarks {
     per_topic: HashMap<Arc<str>, Vec<Option<MsgPos>>>,
+    snapshot: HashMap<Arc<str>, Vec<SnapshotMark>>,
     /// The marks come from another server's run (a source failover): only
     /// GTIDs can tell what was delivered.
     other_server: bool,
@@ -167,6 +232,21 @@ impl Watermarks {
     /// Records the tail of a topic: `tails[p]` is the last position of this
     /// task in partition `p` (None when it has none).
     pub fn set_topic(&mut self, topic: Arc<str>, tails: Vec<Option<MsgPos>>) {
+        let marks: Vec<SnapshotMark> = tails
+            .iter()
+            .enumerate()
+            .filter_map(|(p, t)| {
+                let t = t.as_ref()?;
+                Some(SnapshotMark {
+                    partition: p as i32,
+                    chunk: t.chunk?,
+                    key: t.snap_key.clone()?,
+                })
+            })
+            .collect();
+        if !marks.is_empty() {
+            self.snapshot.insert(topic.clone(), marks);
+        }
         if tails.iter().any(Option::is_some) {
             self.per_topic.insert(topic, tails);
         }
@@ -179,6 +259,10 @@ impl Watermarks {
         partition: i32,
         pos: &MsgPos,
     ) -> Result<bool, PositionError> {
+        if pos.chunk.is_some() {
+            // Snapshot rows are checked by key (`snapshot_marks`).
+            return Ok(false);
+        }
         let Some(parts) = self.per_topic.get_mut(topic) else {
             return Ok(false);
         };
@@ -198,6 +282,15 @@ impl Watermarks {
         Ok(true)
     }
 
+    /// The last snapshot rows of chunk `chunk` found in the tails of `topic`:
+    /// in their partition, every row of that chunk up to that key arrived.
+    pub fn snapshot_marks(&self, topic: &str, chunk: u64) -> Vec<SnapshotMark> {
+        self.snapshot
+            .get(topic)
+            .map(|m| m.iter().filter(|m| m.chunk == chunk).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// True when no watermark is left (the replay caught up everywhere).
     pub fn is_empty(&self) -> bool {
         self.per_topic.is_empty()
@@ -209,18 +302,62 @@ mod tests {
     use super::*;
 
     fn mp(pos: u64, row: u64) -> MsgPos {
+        MsgPos::stream(BinlogPos::new("mysql-bin.000002", pos), row)
+    }
+
+    fn snap(pos: u64, chunk: u64, row: u64) -> MsgPos {
         MsgPos {
-            pos: BinlogPos::new("mysql-bin.000002", pos),
-            row,
-            gtid: None,
+            chunk: Some(chunk),
+            ..mp(pos, row)
         }
+    }
+
+    #[test]
+    fn snapshot_headers_parse_and_order_before_the_stream_at_the_same_boundary() {
+        let s = snap(4711, 7, 3);
+        assert_eq!(s.header(), "mysql-bin.000002:4711:s7.3");
+        assert_eq!(MsgPos::parse_header(&s.header()), Some(s.clone()));
+        // an old-format header still parses, as a stream position
+        assert_eq!(
+            MsgPos::parse_header("mysql-bin.000002:4711:0"),
+            Some(mp(4711, 0))
+        );
+        assert_eq!(MsgPos::parse_header("mysql-bin.000002:4711:s7"), None);
+        assert_eq!(MsgPos::parse_header("mysql-bin.000002:4711:sx.1"), None);
+        use Ordering::*;
+        assert_eq!(s.compare(&mp(4711, 0)).unwrap(), Less);
+        assert_eq!(s.compare(&mp(4700, 9)).unwrap(), Greater);
+        assert_eq!(s.compare(&snap(4711, 7, 4)).unwrap(), Less);
+        assert_eq!(s.compare(&snap(4711, 8, 0)).unwrap(), Less);
+        assert_eq!(s.compare(&snap(4711, 6, 99)).unwrap(), Greater);
+    }
+
+    #[test]
+    fn snapshot_rows_are_left_to_the_key_check() {
+        let mut w = Watermarks::default();
+        let mut last = snap(100, 3, 9);
+        last.snap_key = Some("[\"5\"]".into());
+        w.set_topic("t".into(), vec![Some(last), Some(mp(90, 0)), None]);
+        // a snapshot row at or before the mark is not dropped by position
+        assert!(!w.already_delivered("t", 0, &snap(100, 3, 0)).unwrap());
+        assert_eq!(
+            w.snapshot_marks("t", 3),
+            vec![SnapshotMark {
+                partition: 0,
+                chunk: 3,
+                key: "[\"5\"]".into()
+            }]
+        );
+        assert!(w.snapshot_marks("t", 4).is_empty());
+        // stream replay is still dropped up to the mark
+        assert!(w.already_delivered("t", 0, &mp(99, 5)).unwrap());
+        assert!(w.already_delivered("t", 1, &mp(90, 0)).unwrap());
     }
 
     fn gp(file: &str, pos: u64, row: u64, gtid: &str) -> MsgPos {
         MsgPos {
-            pos: BinlogPos::new(file, pos),
-            row,
             gtid: Some(gtid.into()),
+            ..MsgPos::stream(BinlogPos::new(file, pos), row)
         }
     }
 
@@ -321,11 +458,7 @@ mod tests {
     fn refuses_positions_of_another_log() {
         let mut w = Watermarks::default();
         w.set_topic("t".into(), vec![Some(mp(100, 2))]);
-        let other = MsgPos {
-            pos: BinlogPos::new("other-bin.000001", 4),
-            row: 0,
-            gtid: None,
-        };
+        let other = MsgPos::stream(BinlogPos::new("other-bin.000001", 4), 0);
         assert!(w.already_delivered("t", 0, &other).is_err());
     }
 }

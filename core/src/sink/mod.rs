@@ -23,7 +23,10 @@ pub mod takeover;
 pub mod tracker;
 
 use crate::error::{DefiniteError, TaskError};
-use dedupe::{MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, TASK_HEADER};
+use dedupe::{
+    MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER,
+    TASK_HEADER,
+};
 use kafka::conn::Client;
 use kafka::sasl::Login;
 use kafka::{Producer, ProducerError, WireGuard};
@@ -341,6 +344,50 @@ impl KafkaSink {
         pos: PosRef<'_>,
         txn: u64,
     ) -> Result<(), TaskError> {
+        self.send_with(topic, key, payload, pos, txn, None).await
+    }
+
+    /// Sends one snapshot row (position with a chunk, raw key header). The
+    /// caller already left out rows the topic tail showed delivered.
+    pub async fn send_snapshot_row(
+        &mut self,
+        topic: &Arc<str>,
+        key: &[u8],
+        payload: &[u8],
+        pos: PosRef<'_>,
+        txn: u64,
+        raw_key: &[u8],
+    ) -> Result<(), TaskError> {
+        self.send_with(topic, key, payload, pos, txn, Some(raw_key))
+            .await
+    }
+
+    /// Partition of `key` in `topic` (prepared by `prepare_topic`).
+    pub fn partition_of(&self, topic: &str, key: &[u8]) -> Option<i32> {
+        self.topics
+            .get(topic)
+            .map(|l| partition::partition_for(key, l.len() as u32))
+    }
+
+    /// What the tail of `topic` says about chunk `chunk` of a snapshot.
+    pub fn snapshot_marks(&self, topic: &str, chunk: u64) -> Vec<dedupe::SnapshotMark> {
+        self.watermarks.snapshot_marks(topic, chunk)
+    }
+
+    /// Counts a message left out as already delivered.
+    pub fn count_skipped(&mut self) {
+        self.skipped += 1;
+    }
+
+    async fn send_with(
+        &mut self,
+        topic: &Arc<str>,
+        key: &[u8],
+        payload: &[u8],
+        pos: PosRef<'_>,
+        txn: u64,
+        snap_key: Option<&[u8]>,
+    ) -> Result<(), TaskError> {
         if !self.topics.contains_key(topic) {
             self.prepare_topic(topic).await?;
         }
@@ -357,17 +404,25 @@ impl KafkaSink {
         }
         self.pos_header.clear();
         pos.write_header(&mut self.pos_header);
-        let headers: [(&str, &[u8]); 4] = [
+        // task, position and epoch always; the GTID and a snapshot row's
+        // raw key when there are
+        let mut headers: [(&str, &[u8]); 5] = [
             (TASK_HEADER, &self.task_header),
             (POSITION_HEADER, &self.pos_header),
             (EPOCH_HEADER, &self.epoch_header),
-            (GTID_HEADER, pos.gtid.unwrap_or_default().as_bytes()),
+            ("", &[]),
+            ("", &[]),
         ];
-        let headers = if pos.gtid.is_some() {
-            &headers[..]
-        } else {
-            &headers[..3]
-        };
+        let mut n = 3;
+        if let Some(g) = pos.gtid {
+            headers[n] = (GTID_HEADER, g.as_bytes());
+            n += 1;
+        }
+        if let Some(k) = snap_key {
+            headers[n] = (SNAPSHOT_KEY_HEADER, k);
+            n += 1;
+        }
+        let headers = &headers[..n];
         self.tracker.add_pending(txn);
         let leader = &leaders[partition as usize];
         let sent = self

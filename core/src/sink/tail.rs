@@ -16,7 +16,7 @@
 //! reported end, since a tail read cut short would send duplicates.
 //! Blocking: call from `block_in_place`.
 
-use super::dedupe::{MsgPos, GTID_HEADER, POSITION_HEADER, TASK_HEADER};
+use super::dedupe::{MsgPos, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER, TASK_HEADER};
 use crate::error::TaskError;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -168,8 +168,9 @@ fn mark_positions_at_end(
 fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
     let headers = m.headers()?;
     let mut is_ours = false;
-    let mut pos = None;
+    let mut pos: Option<MsgPos> = None;
     let mut gtid = None;
+    let mut snap_key = None;
     for h in headers.iter() {
         match h.key {
             TASK_HEADER => is_ours = h.value == Some(task.as_bytes()),
@@ -185,11 +186,23 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
                     .and_then(|v| std::str::from_utf8(v).ok())
                     .map(str::to_string)
             }
+            SNAPSHOT_KEY_HEADER => {
+                snap_key = h
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .map(str::to_string)
+            }
             _ => {}
         }
     }
     if is_ours {
-        pos.map(|p| MsgPos { gtid, ..p })
+        pos.map(|mut p| {
+            p.gtid = gtid;
+            if p.chunk.is_some() {
+                p.snap_key = snap_key;
+            }
+            p
+        })
     } else {
         None
     }

@@ -133,6 +133,7 @@ mod tests {
             gtid: None,
             event_ts_ms: 0,
             events: 0,
+            snapshot: None,
         }
     }
 

@@ -1,0 +1,346 @@
+//! Snapshots: a consistent copy of the rows that exist already, merged into
+//! the stream without locks, exactly once, resumable (issue 16;
+//! `docs/snapshots.md` is the user's guide).
+//!
+//! Flow in: the snapshot progress of the context (a new task with
+//! `source.snapshot` other than `never` gets a [`plan`]: every included base
+//! table, in name order). A [`reader::Reader`] task reads the tables in
+//! primary-key chunks, each consistent at an exact binlog position `L`.
+//! Flow out: `read` messages (after image only, keyed and partitioned like
+//! the stream), emitted by [`SnapshotRun::emit`] from the event loop at a
+//! transaction boundary `B >= L` of the stream, leaving out every key the
+//! stream changed at or after `L` ([`merge`]).
+//!
+//! Positions: a snapshot row's position is `B` plus the chunk's sequence
+//! number and its row in the chunk (`file:pos:s<chunk>.<row>`), ordering it
+//! after every message of the transactions before `B` and before the
+//! transaction that starts at `B`. Its raw key travels in a header.
+//!
+//! Resume: while a chunk's messages are unacknowledged, the stream waits
+//! (the event loop takes no binlog event), and once Kafka acknowledged all
+//! of them the context is written at once with the chunk's last key: so the
+//! context always names the last complete chunk, and after a crash only the
+//! next chunk can be partly in Kafka, as the last snapshot rows of the
+//! partitions' tails. The new run reads that chunk again (it may now hold
+//! other rows) and leaves out, per partition, the rows whose key is at or
+//! before the key found in that partition's tail (compared by the source in
+//! SQL, so collations and types compare as the chunk order does).
+//!
+//! Failure: reading errors come through the reader (transient: the run
+//! restarts from its context at the same chunk; definite: the task stops
+//! with the error in its instance node). A table dropped during the copy is
+//! finished empty (the stream carries the DROP); a table without a usable
+//! key is not copied, said in the log and in the progress (`skipped`).
+
+pub mod merge;
+pub mod reader;
+pub mod render;
+
+use crate::error::{DefiniteError, TaskError};
+use crate::lease::Lease;
+use crate::pipeline::message::{self, ChangeType, RowParts};
+use crate::pipeline::route::Router;
+use crate::pipeline::txn::TxnCursor;
+use crate::sink::dedupe::PosRef;
+use crate::sink::tracker::Tracker;
+use crate::sink::KafkaSink;
+use merge::Changes;
+use mysql_async::prelude::Queryable;
+use reader::{Chunk, Reader, ReaderSpec};
+use replicator_common::nodes::{SnapshotProgress, SnapshotTable};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Schemas never copied.
+const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+
+/// The snapshot of a new task: every included base table, in name order,
+/// with the source's row estimate.
+pub async fn plan(
+    conn: &mut mysql_async::Conn,
+    router: &Router,
+) -> Result<SnapshotProgress, TaskError> {
+    let rows: Vec<(String, String, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await?;
+    let tables = rows
+        .into_iter()
+        .filter(|(db, t, _)| !SYSTEM_SCHEMAS.contains(&db.as_str()) && router.accepts(db, t))
+        .map(|(database, table, estimate)| SnapshotTable {
+            database,
+            table,
+            done: false,
+            last_key: None,
+            rows: 0,
+            estimate: estimate.unwrap_or(0),
+            skipped: None,
+        })
+        .collect();
+    Ok(SnapshotProgress {
+        tables,
+        next_chunk: 0,
+        rows: 0,
+        started_ms: replicator_common::now_ms(),
+        request: 0,
+    })
+}
+
+/// Fills in the row estimate of tables not copied yet that have none.
+pub async fn estimate(
+    conn: &mut mysql_async::Conn,
+    progress: &mut SnapshotProgress,
+) -> Result<(), TaskError> {
+    for t in progress
+        .tables
+        .iter_mut()
+        .filter(|t| !t.done && t.estimate == 0)
+    {
+        let rows: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.database, &t.table),
+            )
+            .await?;
+        t.estimate = rows.flatten().unwrap_or(0);
+    }
+    Ok(())
+}
+
+/// The snapshot part of a running pipeline.
+pub struct SnapshotRun {
+    task: String,
+    reader: Option<Reader>,
+    pending: Option<Chunk>,
+    /// A chunk was emitted and is not fully acknowledged yet.
+    awaiting: bool,
+    progress: SnapshotProgress,
+    changes: Changes,
+    /// Chunk whose rows are checked against the tail marks, and for each
+    /// partition with a mark, the mark's index.
+    marked_chunk: u64,
+    marks: HashMap<i32, usize>,
+    msg: Vec<u8>,
+    logged_done: bool,
+}
+
+impl SnapshotRun {
+    /// Starts reading where `progress` says. `marks` are the tail marks of
+    /// chunk `progress.next_chunk` (partition, raw key), empty after a clean
+    /// stop.
+    pub fn start(task: &str, mut spec: ReaderSpec, marks: Vec<(i32, String)>) -> SnapshotRun {
+        let progress = spec.progress.clone();
+        spec.marks = marks.iter().map(|(_, k)| k.clone()).collect();
+        let by_partition = marks
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (*p, i))
+            .collect();
+        tracing::info!(task = %task, tables = progress.remaining(), next_chunk = progress.next_chunk,
+            marks = marks.len(), "snapshot reading starts");
+        SnapshotRun {
+            task: task.to_string(),
+            reader: Some(Reader::spawn(spec)),
+            pending: None,
+            awaiting: false,
+            marked_chunk: progress.next_chunk,
+            progress,
+            changes: Changes::default(),
+            marks: by_partition,
+            msg: Vec::with_capacity(1024),
+            logged_done: false,
+        }
+    }
+
+    /// True when the stream's changes of `db`.`table` must be remembered.
+    pub fn covers(&self, db: &str, table: &str) -> bool {
+        self.progress
+            .tables
+            .iter()
+            .any(|t| !t.done && t.database == db && t.table == table)
+    }
+
+    /// The stream changed `key` in the transaction starting at `at`.
+    pub fn record(&mut self, db: &str, table: &str, key: &[u8], file: &str, at: u64) {
+        self.changes.record(
+            db,
+            table,
+            key,
+            &replicator_common::position::BinlogPos::new(file, at),
+        );
+    }
+
+    /// True when the next chunk may be taken from the reader.
+    pub fn wants_chunk(&self) -> bool {
+        self.reader.is_some() && self.pending.is_none()
+    }
+
+    /// The next chunk of the reader (pending forever when there is none).
+    pub async fn next_chunk(&mut self) -> Option<Result<Chunk, TaskError>> {
+        match self.reader.as_mut() {
+            Some(r) => r.next().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes what [`Self::next_chunk`] gave.
+    pub fn received(&mut self, chunk: Option<Result<Chunk, TaskError>>) -> Result<(), TaskError> {
+        match chunk {
+            None => {
+                self.reader = None;
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            Some(Ok(c)) => {
+                self.pending = Some(c);
+                Ok(())
+            }
+        }
+    }
+
+    /// True while the stream must wait for a chunk's acknowledgements.
+    pub fn awaiting(&self) -> bool {
+        self.awaiting
+    }
+
+    /// The emitted chunk is fully acknowledged and its context written.
+    pub fn acked(&mut self) {
+        self.awaiting = false;
+        if self.progress.remaining() == 0 && !self.logged_done {
+            self.logged_done = true;
+            let took = replicator_common::now_ms() - self.progress.started_ms;
+            tracing::info!(task = %self.task, rows = self.progress.rows, took_ms = took,
+                tables = self.progress.tables.len(), "snapshot done");
+        }
+    }
+
+    /// Progress as emitted so far.
+    pub fn progress(&self) -> &SnapshotProgress {
+        &self.progress
+    }
+
+    /// True when a pending chunk may be emitted at the cursor's boundary.
+    pub fn ready(&self, cursor: &TxnCursor) -> Result<bool, TaskError> {
+        if self.awaiting || cursor.in_txn() {
+            return Ok(false);
+        }
+        let Some(c) = &self.pending else {
+            return Ok(false);
+        };
+        if c.skipped.is_some() {
+            return Ok(true);
+        }
+        if cursor.last().pos.file.is_empty() {
+            // Started from a GTID: the file is known from the first commit on.
+            return Ok(false);
+        }
+        merge::ready(&cursor.last().pos, &c.at).map_err(|e| {
+            DefiniteError::Decode(format!("snapshot position against the stream: {e}")).into()
+        })
+    }
+
+    /// Emits the pending chunk at the cursor's boundary (see the module doc).
+    pub async fn emit(
+        &mut self,
+        sink: &mut KafkaSink,
+        tracker: &Tracker,
+        cursor: &mut TxnCursor,
+        router: &Router,
+        lease: &Lease,
+    ) -> Result<(), TaskError> {
+        let Some(chunk) = self.pending.take() else {
+            return Ok(());
+        };
+        let (db, name) = {
+            let t = &self.progress.tables[chunk.table];
+            (t.database.clone(), t.table.clone())
+        };
+        let topic = router.route(&db, &name).map(Arc::<str>::from);
+        let boundary = cursor.last().clone();
+        let slot = tracker.begin();
+        let mut delivered = 0u64;
+        if let Some(reason) = &chunk.skipped {
+            tracing::warn!(task = %self.task, database = %db, table = %name, reason = %reason,
+                "table not copied by the snapshot");
+        } else if let Some(topic) = &topic {
+            sink.prepare_topic(topic).await?;
+            let prefix = message::table_prefix(&self.task, &db, &name);
+            let key_names = message::key_names(chunk.key_names.iter().map(String::as_str));
+            let position = message::position_prefix(
+                &boundary.pos.file,
+                boundary.pos.pos,
+                boundary.gtid.as_deref(),
+            );
+            let ts_ms = replicator_common::now_ms();
+            let check_marks = chunk.seq == self.marked_chunk && !self.marks.is_empty();
+            for (i, row) in chunk.rows.iter().enumerate() {
+                if !lease.is_valid() {
+                    return Err(TaskError::LeaseLost);
+                }
+                let changed = self
+                    .changes
+                    .changed_since(&db, &name, &row.key, &chunk.at)
+                    .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
+                if changed {
+                    continue;
+                }
+                if check_marks {
+                    let mark = sink
+                        .partition_of(topic, &row.key)
+                        .and_then(|p| self.marks.get(&p));
+                    if mark.is_some_and(|&m| row.at_or_before_mark & (1 << m) != 0) {
+                        sink.count_skipped();
+                        delivered += 1;
+                        continue;
+                    }
+                }
+                message::write_row(
+                    &mut self.msg,
+                    &RowParts {
+                        prefix: &prefix,
+                        kind: ChangeType::Read,
+                        ts_ms,
+                        position: &position,
+                        row: i as u64,
+                        key_names: &key_names,
+                        before: None,
+                        after: Some(&row.after),
+                    },
+                );
+                let pos = PosRef {
+                    file: &boundary.pos.file,
+                    pos: boundary.pos.pos,
+                    row: i as u64,
+                    gtid: None,
+                    chunk: Some(chunk.seq),
+                };
+                sink.send_snapshot_row(topic, &row.key, &self.msg, pos, slot, &row.raw_key)
+                    .await?;
+                delivered += 1;
+            }
+        }
+        let t = &mut self.progress.tables[chunk.table];
+        t.rows += delivered;
+        t.last_key = chunk.last_key.clone();
+        t.done = chunk.done || topic.is_none();
+        if chunk.skipped.is_some() {
+            t.skipped = chunk.skipped.clone();
+        }
+        self.progress.rows += delivered;
+        self.progress.next_chunk = chunk.seq + 1;
+        if !chunk.at.file.is_empty() {
+            self.changes.prune(&chunk.at);
+        }
+        crate::metrics::record_snapshot(&self.task, &self.progress);
+        tracing::debug!(task = %self.task, database = %db, table = %name, chunk = chunk.seq,
+            rows = delivered, read = chunk.rows.len(), at = %chunk.at, boundary = %boundary.pos,
+            "snapshot chunk emitted");
+        cursor.set_snapshot(Some(Arc::new(self.progress.clone())));
+        tracker.end(slot, cursor.last().clone());
+        self.awaiting = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,531 @@
+//! Reads snapshot chunks from the source, off the event loop.
+//!
+//! Flow: a spawned task (owned by [`Reader`], aborted when it is dropped)
+//! walks the tables of the snapshot progress that are not done, in order,
+//! and sends one [`Chunk`] at a time through a channel of capacity one, so
+//! at most three chunks exist at once (one being read, one queued, one being
+//! emitted): memory is bounded by the chunk size whatever the table size.
+//!
+//! Each chunk is one short read-only transaction on its own connection
+//! (MariaDB): `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then
+//! `SHOW STATUS LIKE 'binlog_snapshot_%'` gives the binlog position `L` the
+//! read view corresponds to exactly, then `SELECT .. WHERE (key) > (last)
+//! ORDER BY key LIMIT n`, `COMMIT`. No lock is taken and no table is written.
+//!
+//! Failures: a table that no longer exists gives a chunk marked `gone` (the
+//! snapshot moves on; the stream carries the DROP); a table without a
+//! primary key nor a unique NOT NULL key is `skipped` with the reason;
+//! server errors that may pass (lock wait, deadlock, a column that changed
+//! under an ALTER, a lost connection) are retried with a capped backoff,
+//! then reported as a transient error (the run restarts from its context
+//! and resumes at the same chunk); missing privileges are definite.
+
+use super::render::{self, ColKind, Rendered, SnapColumn};
+use crate::error::{classify_mysql, DefiniteError, TaskError};
+use crate::source;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Value};
+use replicator_common::config::SourceConfig;
+use replicator_common::nodes::{RawValue, SnapshotProgress};
+use replicator_common::position::BinlogPos;
+use replicator_common::secret::Secret;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Attempts of one chunk read before a transient error ends the run.
+const ATTEMPTS: u32 = 5;
+
+/// What to read.
+#[derive(Clone)]
+pub struct ReaderSpec {
+    pub source: SourceConfig,
+    pub password: Option<Secret>,
+    pub progress: SnapshotProgress,
+    pub chunk_rows: u32,
+    /// Raw keys (JSON) of the last rows of chunk `progress.next_chunk` that
+    /// the topic tails show delivered (after an unclean stop): each row of
+    /// that chunk gets a flag per mark telling whether its key is at or
+    /// before it.
+    pub marks: Vec<String>,
+}
+
+/// The ordering and rendering of one table.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub columns: Vec<SnapColumn>,
+    /// Message key columns: the primary key, or empty (the whole row, as
+    /// the stream keys tables without a primary key).
+    pub key_cols: Vec<usize>,
+    /// Chunk order: the primary key, else a unique NOT NULL key.
+    pub order_cols: Vec<usize>,
+}
+
+/// One row of a chunk.
+#[derive(Debug, Clone)]
+pub struct ChunkRow {
+    pub key: Vec<u8>,
+    pub after: Vec<u8>,
+    /// JSON of the raw ordering key (context and message header).
+    pub raw_key: Vec<u8>,
+    /// Bit `i`: the key is at or before mark `i`.
+    pub at_or_before_mark: u64,
+}
+
+/// A chunk of one table, consistent at `at`.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub seq: u64,
+    /// Index in `SnapshotProgress::tables`.
+    pub table: usize,
+    pub at: BinlogPos,
+    pub rows: Vec<ChunkRow>,
+    pub last_key: Option<Vec<RawValue>>,
+    /// The table is finished with this chunk.
+    pub done: bool,
+    /// Why the table was not copied (dropped, no usable key).
+    pub skipped: Option<String>,
+    /// Key column names of the message (`primary_key` field).
+    pub key_names: Vec<String>,
+}
+
+/// The reading task; dropping it stops the task.
+pub struct Reader {
+    rx: mpsc::Receiver<Result<Chunk, TaskError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Reader {
+    pub fn spawn(spec: ReaderSpec) -> Reader {
+        let (tx, rx) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            if let Err(e) = read_all(spec, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Reader { rx, task }
+    }
+
+    /// The next chunk; `None` once every table is read.
+    pub async fn next(&mut self) -> Option<Result<Chunk, TaskError>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn read_all(
+    spec: ReaderSpec,
+    tx: &mpsc::Sender<Result<Chunk, TaskError>>,
+) -> Result<(), TaskError> {
+    let mut conn = open(&spec).await?;
+    let mut seq = spec.progress.next_chunk;
+    let first = seq;
+    for (index, t) in spec.progress.tables.iter().enumerate() {
+        if t.done {
+            continue;
+        }
+        let mut last = t.last_key.clone();
+        loop {
+            let marks: &[String] = if seq == first { &spec.marks } else { &[] };
+            let chunk = read_with_retries(
+                &spec,
+                &mut conn,
+                &t.database,
+                &t.table,
+                last.as_ref(),
+                marks,
+            )
+            .await?;
+            let done = chunk.done;
+            let next = chunk.last_key.clone();
+            let Ok(()) = tx
+                .send(Ok(Chunk {
+                    seq,
+                    table: index,
+                    ..chunk
+                }))
+                .await
+                .map_err(|_| ())
+            else {
+                return Ok(());
+            };
+            seq += 1;
+            if done {
+                break;
+            }
+            // The next chunk starts after the last key read.
+            last = next;
+        }
+    }
+    Ok(())
+}
+
+async fn open(spec: &ReaderSpec) -> Result<Conn, TaskError> {
+    let mut conn = source::connect(&spec.source, spec.password.as_ref()).await?;
+    conn.query_drop("SET NAMES utf8mb4").await?;
+    conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await?;
+    Ok(conn)
+}
+
+async fn read_with_retries(
+    spec: &ReaderSpec,
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    after: Option<&Vec<RawValue>>,
+    marks: &[String],
+) -> Result<Chunk, TaskError> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match read_chunk(spec, conn, db, table, after, marks).await {
+            Ok(c) => return Ok(c),
+            Err(Failure::Definite(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= ATTEMPTS => return Err(e),
+            Err(Failure::Retry(e)) => {
+                tracing::warn!(database = %db, table = %table, attempt, error = %e, "snapshot chunk read failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                attempt += 1;
+                if conn.ping().await.is_err() {
+                    *conn = open(spec).await?;
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    Retry(TaskError),
+    Definite(TaskError),
+}
+
+impl From<mysql_async::Error> for Failure {
+    fn from(e: mysql_async::Error) -> Self {
+        match classify_mysql(&e) {
+            TaskError::Definite(d) => Failure::Definite(TaskError::Definite(d)),
+            other => Failure::Retry(other),
+        }
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Loads how to read and render `db`.`table`; `Ok(None)` when it is gone.
+pub async fn table_spec(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Result<TableSpec, String>, mysql_async::Error> {
+    let cols: Vec<(String, String, Option<u32>, Option<String>, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await?;
+    if cols.is_empty() {
+        return Ok(Err("the table no longer exists".into()));
+    }
+    let checks: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .unwrap_or_default();
+    let json: Vec<String> = checks
+        .iter()
+        .filter_map(|c| crate::source::schema::json_valid_column(c))
+        .collect();
+    let mut columns = Vec::with_capacity(cols.len());
+    for (name, data_type, fsp, charset, _) in &cols {
+        let kind = render::kind_of(
+            data_type,
+            fsp.map(|f| f as u8),
+            charset.as_deref(),
+            json.contains(name),
+        );
+        let Some(kind) = kind else {
+            return Ok(Err(format!(
+                "column `{name}` has type {data_type}, which snapshots do not read"
+            )));
+        };
+        columns.push(SnapColumn {
+            name: name.clone(),
+            kind,
+        });
+    }
+    let index: Vec<(String, String, u32)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME = 'PRIMARY' DESC, \
+             INDEX_NAME, SEQ_IN_INDEX",
+            (db, table),
+        )
+        .await?;
+    let pos = |c: &str| cols.iter().position(|x| x.0 == c);
+    let nullable = |i: usize| cols[i].4 == "YES";
+    let mut key_cols = Vec::new();
+    let mut order_cols: Vec<usize> = Vec::new();
+    let mut current: Option<&str> = None;
+    let mut candidate: Vec<usize> = Vec::new();
+    let mut ok = true;
+    let mut chosen = false;
+    let mut finish = |name: Option<&str>, cols: &[usize], ok: bool, chosen: &mut bool| {
+        if !*chosen && ok && !cols.is_empty() {
+            if name == Some("PRIMARY") {
+                key_cols = cols.to_vec();
+            }
+            order_cols = cols.to_vec();
+            *chosen = true;
+        }
+    };
+    for (name, col, non_unique) in &index {
+        if current != Some(name.as_str()) {
+            finish(current, &candidate, ok, &mut chosen);
+            current = Some(name.as_str());
+            candidate.clear();
+            ok = *non_unique == 0;
+        }
+        match pos(col) {
+            Some(i) if !nullable(i) => candidate.push(i),
+            _ => ok = false,
+        }
+    }
+    finish(current, &candidate, ok, &mut chosen);
+    if order_cols.is_empty() {
+        return Ok(Err(
+            "no primary key nor unique NOT NULL key: not copied (rows arrive with the stream only)"
+                .into(),
+        ));
+    }
+    Ok(Ok(TableSpec {
+        columns,
+        key_cols,
+        order_cols,
+    }))
+}
+
+async fn read_chunk(
+    spec: &ReaderSpec,
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    after: Option<&Vec<RawValue>>,
+    marks: &[String],
+) -> Result<Chunk, Failure> {
+    let t = match table_spec(conn, db, table).await? {
+        Ok(t) => t,
+        Err(reason) => {
+            return Ok(Chunk {
+                seq: 0,
+                table: 0,
+                at: BinlogPos::new("", 0),
+                rows: Vec::new(),
+                last_key: None,
+                done: true,
+                skipped: Some(reason),
+                key_names: Vec::new(),
+            })
+        }
+    };
+    let order: Vec<String> = t
+        .order_cols
+        .iter()
+        .map(|&i| quote(&t.columns[i].name))
+        .collect();
+    let order = order.join(",");
+    let placeholders = t
+        .order_cols
+        .iter()
+        .map(|&i| placeholder(t.columns[i].kind))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut sql = String::from("SELECT ");
+    sql.push_str(
+        &t.columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let mut params: Vec<Value> = Vec::new();
+    let mut mark_count = 0;
+    for m in marks.iter().take(64) {
+        let raw: Vec<RawValue> = serde_json::from_str(m).map_err(|e| {
+            Failure::Definite(
+                DefiniteError::Decode(format!("snapshot key `{m}` in a topic tail: {e}")).into(),
+            )
+        })?;
+        if raw.len() != t.order_cols.len() {
+            // The key shape changed (ALTER): no row can match that mark.
+            continue;
+        }
+        sql.push_str(&format!(", (({order}) <= ({placeholders}))"));
+        for (r, &i) in raw.iter().zip(&t.order_cols) {
+            params.push(key_param(r, t.columns[i].kind)?);
+        }
+        mark_count += 1;
+    }
+    sql.push_str(&format!(" FROM {}.{}", quote(db), quote(table)));
+    if let Some(after) = after {
+        if after.len() == t.order_cols.len() {
+            sql.push_str(&format!(" WHERE ({order}) > ({placeholders})"));
+            for (r, &i) in after.iter().zip(&t.order_cols) {
+                params.push(key_param(r, t.columns[i].kind)?);
+            }
+        } else {
+            return Err(Failure::Definite(
+                DefiniteError::Decode(format!(
+                    "{db}.{table}: the snapshot key has {} columns now, {} when the copy began",
+                    t.order_cols.len(),
+                    after.len()
+                ))
+                .into(),
+            ));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {}", spec.chunk_rows));
+
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await?;
+    let status: Vec<(String, String)> =
+        match conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = conn.query_drop("ROLLBACK").await;
+                return Err(e.into());
+            }
+        };
+    let get = |n: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+    else {
+        let _ = conn.query_drop("ROLLBACK").await;
+        return Err(Failure::Definite(
+            DefiniteError::Preflight(
+                "snapshots need MariaDB (binlog_snapshot_file/position status); \
+                 use \"snapshot\": \"never\" with this server"
+                    .into(),
+            )
+            .into(),
+        ));
+    };
+    let at = BinlogPos::new(file, pos.parse().unwrap_or(0));
+    let rows: Result<Vec<mysql_async::Row>, _> =
+        conn.exec(sql.as_str(), Params::Positional(params)).await;
+    let _ = conn.query_drop("COMMIT").await;
+    let rows = rows?;
+
+    let n = t.columns.len();
+    let mut out = Vec::with_capacity(rows.len());
+    let mut r = Rendered::default();
+    let mut last_key = None;
+    for row in rows {
+        let values = row.unwrap();
+        render::render_row(
+            &t.columns,
+            &t.key_cols,
+            &t.order_cols,
+            &values[..n.min(values.len())],
+            &mut r,
+        )
+        .map_err(|e| {
+            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: {e}")).into())
+        })?;
+        let mut flags = 0u64;
+        for i in 0..mark_count {
+            if matches!(
+                values.get(n + i),
+                Some(Value::Int(1)) | Some(Value::UInt(1))
+            ) {
+                flags |= 1 << i;
+            }
+        }
+        out.push(ChunkRow {
+            key: r.key.clone(),
+            after: r.after.clone(),
+            raw_key: serde_json::to_vec(&r.raw_key).expect("raw keys serialize"),
+            at_or_before_mark: flags,
+        });
+        last_key = Some(std::mem::take(&mut r.raw_key));
+    }
+    let done = out.len() < spec.chunk_rows as usize;
+    let key_names = t
+        .key_cols
+        .iter()
+        .map(|&i| t.columns[i].name.clone())
+        .collect();
+    Ok(Chunk {
+        seq: 0,
+        table: 0,
+        at,
+        rows: out,
+        last_key: last_key.or_else(|| after.cloned()),
+        done,
+        skipped: None,
+        key_names,
+    })
+}
+
+/// A placeholder for an ordering column: DECIMAL compared as DECIMAL (a
+/// string parameter would compare as a double and lose digits).
+fn placeholder(kind: ColKind) -> &'static str {
+    match kind {
+        ColKind::Decimal => "CAST(? AS DECIMAL(65,30))",
+        _ => "?",
+    }
+}
+
+/// A raw key value as a parameter for a column of `kind`: integers bound as
+/// integers (a string would compare as a double and lose digits).
+fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
+    if let (ColKind::Int, RawValue::Text(s)) = (kind, r) {
+        if let Ok(i) = s.parse::<i64>() {
+            return Ok(Value::Int(i));
+        }
+        if let Ok(u) = s.parse::<u64>() {
+            return Ok(Value::UInt(u));
+        }
+    }
+    render::param(r).map_err(|e| Failure::Definite(DefiniteError::Decode(e).into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_bind_with_their_column_type() {
+        assert_eq!(placeholder(ColKind::Decimal), "CAST(? AS DECIMAL(65,30))");
+        assert_eq!(placeholder(ColKind::Int), "?");
+        let p = |s: &str, k| match key_param(&RawValue::Text(s.into()), k) {
+            Ok(v) => v,
+            Err(_) => panic!("no param"),
+        };
+        assert_eq!(
+            p("9007199254740993", ColKind::Int),
+            Value::Int(9007199254740993)
+        );
+        assert_eq!(
+            p("18446744073709551615", ColKind::Int),
+            Value::UInt(u64::MAX)
+        );
+        assert_eq!(p("12", ColKind::Text), Value::Bytes(b"12".to_vec()));
+    }
+}

@@ -1,0 +1,532 @@
+//! Snapshots against the real stack (issue 16): the rows that exist when a
+//! task starts are copied as `read` messages, merged with the stream so
+//! that the table rebuilt from the topic (last message per key, deletes
+//! removing the key) equals `SELECT *` of the table, value for value, with
+//! no snapshot row delivered twice, across SIGKILLs and a switchover.
+//!
+//! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big table of
+//! `snapshot_of_a_big_table_under_writes` (default 1,000,000).
+
+mod server_support;
+mod support;
+
+use replicator_tests::{shared_stack, Message, Stack};
+use serde_json::{json, Value};
+use server_support::{ctl, ServerProc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::Scenario;
+
+/// The table rebuilt from `messages` (in partition order): last message per
+/// key, deletes removing it. Returns the rows by id and every problem seen
+/// (a snapshot row of a key delivered twice).
+fn rebuild(messages: &[Message]) -> (BTreeMap<i64, Value>, Vec<String>) {
+    let mut rows = BTreeMap::new();
+    let mut reads: HashMap<i64, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for m in messages {
+        let v = m.value_json();
+        let key = m.key_json();
+        let id = key[0].as_i64().unwrap_or_else(|| panic!("key {key}"));
+        match v["type"].as_str().unwrap() {
+            "delete" => {
+                rows.remove(&id);
+            }
+            "read" => {
+                *reads.entry(id).or_default() += 1;
+                assert!(v["before"].is_null(), "read has no before image: {v}");
+                rows.insert(id, v["after"].clone());
+            }
+            "insert" | "update" => {
+                rows.insert(id, v["after"].clone());
+            }
+            other => panic!("unexpected message type {other}: {v}"),
+        }
+    }
+    for (id, n) in reads {
+        if n > 1 {
+            problems.push(format!("snapshot row of id {id} delivered {n} times"));
+        }
+    }
+    (rows, problems)
+}
+
+/// `SELECT *` of the scenario table, as the messages render it.
+async fn table_rows(stack: &Stack, db: &str, table: &str) -> BTreeMap<i64, Value> {
+    let rows: Vec<(i64, i32, i64, Option<String>)> = stack
+        .query(&format!(
+            "SELECT id, v, txn, note FROM `{db}`.`{table}` ORDER BY id"
+        ))
+        .await;
+    rows.into_iter()
+        .map(|(id, v, txn, note)| (id, json!({"id": id, "v": v, "txn": txn, "note": note})))
+        .collect()
+}
+
+fn differences(got: &BTreeMap<i64, Value>, want: &BTreeMap<i64, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, w) in want {
+        match got.get(id) {
+            None => out.push(format!("id {id} missing (want {w})")),
+            Some(g) if g != w => out.push(format!("id {id}: got {g}, want {w}")),
+            _ => {}
+        }
+    }
+    for id in got.keys().filter(|id| !want.contains_key(id)) {
+        out.push(format!("id {id} in the topic but not in the table"));
+    }
+    out
+}
+
+/// Fills the scenario table with ids 1..=n.
+async fn fill(stack: &Stack, db: &str, table: &str, n: u64) {
+    let mut from = 1u64;
+    while from <= n {
+        let to = (from + 99_999).min(n);
+        stack
+            .sql(&format!(
+                "INSERT INTO `{db}`.`{table}` (id, v, txn, note) \
+                 SELECT seq, seq % 1000, 0, CONCAT('row ', seq) FROM `{db}`.seq_{from}_to_{to}"
+            ))
+            .await;
+        from = to + 1;
+    }
+}
+
+/// Updates, deletes and inserts random rows of ids 1..=n (and inserts new
+/// ids above n) until stopped; returns how many statements it committed.
+fn churn(
+    stack: &'static Stack,
+    db: &str,
+    table: &str,
+    n: i64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    let t = format!("`{db}`.`{table}`");
+    tokio::spawn(async move {
+        use mysql_async::prelude::Queryable;
+        let mut conn = stack.conn().await;
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut done = 0u64;
+        let mut new_id = n + 1;
+        while !stop.load(Ordering::SeqCst) {
+            let id = 1 + (next() % n as u64) as i64;
+            let sql = match next() % 4 {
+                0 => format!("DELETE FROM {t} WHERE id = {id}"),
+                1 => {
+                    new_id += 1;
+                    format!("INSERT INTO {t} (id, v, txn, note) VALUES ({new_id}, 1, 1, 'new')")
+                }
+                _ => format!("UPDATE {t} SET v = v + 1, note = 'upd {done}' WHERE id = {id}"),
+            };
+            conn.query_drop(sql).await.expect("churn statement");
+            done += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        done
+    })
+}
+
+/// The context's snapshot progress: (rows, tables remaining).
+async fn snapshot_progress(s: &Scenario) -> Option<(u64, usize)> {
+    let ctx = s.context().await?;
+    let snap = ctx.get("snapshot")?;
+    let rows = snap["rows"].as_u64()?;
+    let remaining = snap["tables"]
+        .as_array()?
+        .iter()
+        .filter(|t| t["done"] != true)
+        .count();
+    Some((rows, remaining))
+}
+
+/// Waits until the snapshot delivered at least `rows` rows; panics after
+/// `timeout` or when it finished first.
+async fn wait_snapshot_rows(s: &Scenario, rows: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((got, remaining)) = snapshot_progress(s).await {
+            assert!(
+                remaining > 0 || got >= rows,
+                "snapshot finished at {got} rows before reaching {rows}"
+            );
+            if got >= rows {
+                assert!(remaining > 0, "snapshot already done");
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "snapshot did not reach {rows} rows within {timeout:?}: {:?}",
+            snapshot_progress(s).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_snapshot_done(s: &Scenario, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some((rows, 0)) = snapshot_progress(s).await {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "snapshot not done within {timeout:?}: {:?}",
+            snapshot_progress(s).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn with_chunk_rows(s: &Scenario, chunk: u32) -> Value {
+    let mut cfg = s.config();
+    cfg["source"]["snapshot_chunk_rows"] = json!(chunk);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
+    let stack = shared_stack!();
+    // Given a table of 20,000 rows and a new task (snapshot: initial by
+    // default) reading it in chunks of 200 rows
+    let s = Scenario::new(stack, "snap").await;
+    let n = 20_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 200)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let mut core = s.core("h1", 1500);
+
+    // When the RUNNING Core is SIGKILLed twice during the copy, and a
+    // second Core takes over by switchover, while rows change all along
+    wait_snapshot_rows(&s, 3_000, Duration::from_secs(60)).await;
+    core.kill();
+    core = s.core("h1", 1500);
+    wait_snapshot_rows(&s, 8_000, Duration::from_secs(60)).await;
+    core.kill();
+    core = s.core("h1", 1500);
+    let mut standby = s.core("h2", 1500);
+    wait_snapshot_rows(&s, 13_000, Duration::from_secs(60)).await;
+    assert_eq!(s.running_host(Duration::from_secs(10)).await, "h1");
+    s.switchover().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.running_host(Duration::from_secs(10)).await != "h2" {
+        assert!(Instant::now() < deadline, "no switchover to h2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let copied = wait_snapshot_done(&s, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let statements = writes.await.unwrap();
+    assert!(statements > 100, "only {statements} concurrent writes");
+
+    // Then the table rebuilt from the topic equals the table, and no
+    // snapshot row arrived twice
+    let want = table_rows(stack, &s.db, &s.table).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (got, problems, msgs) = loop {
+        let msgs = stack.read_topic(&s.topic).await;
+        let (got, problems) = rebuild(&msgs);
+        if differences(&got, &want).is_empty() || Instant::now() > deadline {
+            break (got, problems, msgs);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let diff = differences(&got, &want);
+    let reads = msgs
+        .iter()
+        .filter(|m| m.value_json()["type"] == "read")
+        .count();
+    assert!(
+        diff.is_empty() && problems.is_empty(),
+        "{} rows, {} messages ({reads} reads, {copied} copied), {statements} writes; \
+         differences (first 20): {:#?}; problems (first 20): {:#?}\n{}\n{}",
+        want.len(),
+        msgs.len(),
+        &diff[..diff.len().min(20)],
+        &problems[..problems.len().min(20)],
+        core.tail(30),
+        standby.tail(30)
+    );
+    // rows inserted during the copy are read too when the copy reaches them
+    assert!(reads >= n as usize / 2, "{reads} read messages");
+    core.stop().await;
+    standby.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_edges_empty_one_few_and_never() {
+    let stack = shared_stack!();
+    // Given tables with no row, one row and a few rows
+    let s = Scenario::new(stack, "snapedge").await;
+    for (t, rows) in [("e0", 0u64), ("e1", 1), ("e3", 3)] {
+        stack
+            .sql(&format!(
+                "CREATE TABLE `{}`.`{t}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))",
+                s.db
+            ))
+            .await;
+        if rows > 0 {
+            fill(stack, &s.db, t, rows).await;
+        }
+    }
+    // a table without any key is not copied (said in the progress)
+    stack
+        .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
+        .await;
+    stack
+        .sql(&format!("INSERT INTO `{}`.`nokey` VALUES (1, 2)", s.db))
+        .await;
+    s.put_config(with_chunk_rows(&s, 2)).await;
+    let mut core = s.core("h1", 1500);
+
+    // When the snapshot runs with chunks of 2 rows
+    let copied = wait_snapshot_done(&s, Duration::from_secs(60)).await;
+
+    // Then each table's topic holds exactly its rows as reads
+    assert_eq!(copied, 4);
+    for (t, rows) in [("e1", 1usize), ("e3", 3)] {
+        let topic = format!("{}.{t}", s.db);
+        let msgs = stack
+            .read_topic_until(&topic, rows, Duration::from_secs(20))
+            .await;
+        let (got, problems) = rebuild(&msgs);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(msgs.len(), rows, "{t}");
+        assert_eq!(got, table_rows(stack, &s.db, t).await, "{t}");
+        for m in &msgs {
+            let v = m.value_json();
+            assert_eq!(v["type"], "read");
+            assert_eq!(v["primary_key"], json!(["id"]));
+            let pos = std::str::from_utf8(m.header("replicator.position").unwrap()).unwrap();
+            assert!(pos.contains(":s"), "snapshot position header {pos}");
+        }
+    }
+    assert!(stack.read_topic(&format!("{}.e0", s.db)).await.is_empty());
+    assert!(stack.read_topic(&format!("{}.t", s.db)).await.is_empty());
+    let ctx = s.context().await.unwrap();
+    let tables = ctx["snapshot"]["tables"].as_array().unwrap();
+    let nokey = tables.iter().find(|t| t["table"] == "nokey").unwrap();
+    assert!(
+        nokey["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("no primary key"),
+        "{nokey}"
+    );
+    core.stop().await;
+
+    // And a task with "snapshot": "never" copies nothing
+    let s2 = Scenario::new(stack, "snapnever").await;
+    fill(stack, &s2.db, &s2.table, 5).await;
+    let mut cfg = s2.config();
+    cfg["source"]["snapshot"] = json!("never");
+    s2.put_config(cfg).await;
+    let mut core = s2.core("h1", 1500);
+    core.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    stack
+        .sql(&format!(
+            "INSERT INTO `{}`.`{}` (id, v, txn) VALUES (100, 1, 1)",
+            s2.db, s2.table
+        ))
+        .await;
+    let msgs = s2.wait_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].value_json()["type"], "insert");
+    assert!(s2.context().await.unwrap().get("snapshot").is_none());
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn snapshot_of_a_big_table_under_writes() {
+    let stack = shared_stack!();
+    let n: i64 = std::env::var("REPLICATOR_SNAPSHOT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // Given a table of n rows and a task copying it in chunks of 10,000
+    let s = Scenario::new(stack, "snapbig").await;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 10_000)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let started = Instant::now();
+    let mut core = s.core("h1", 3000);
+
+    // When it copies while rows are inserted, updated and deleted
+    let copied = wait_snapshot_done(&s, Duration::from_secs(900)).await;
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let statements = writes.await.unwrap();
+    eprintln!(
+        "snapshot of {n} rows: {copied} copied in {took:?} ({:.0} rows/s), {statements} concurrent writes",
+        copied as f64 / took.as_secs_f64()
+    );
+
+    // Then the rebuilt table equals the table
+    let want = table_rows(stack, &s.db, &s.table).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let msgs = stack.read_topic(&s.topic).await;
+        let (got, problems) = rebuild(&msgs);
+        let diff = differences(&got, &want);
+        if diff.is_empty() && problems.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} rows, {} messages; differences (first 20): {:#?}; problems: {:#?}\n{}",
+            want.len(),
+            msgs.len(),
+            &diff[..diff.len().min(20)],
+            &problems[..problems.len().min(20)],
+            core.tail(30)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_demand_snapshot_while_the_stream_runs() {
+    let stack = shared_stack!();
+    // Given a streaming-only task whose table fills while it runs, and a
+    // Server over its root
+    let s = Scenario::new(stack, "snapdemand").await;
+    let mut cfg = with_chunk_rows(&s, 500);
+    cfg["source"]["snapshot"] = json!("never");
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", 3000);
+    core.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+    let n = 6_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let server = ServerProc::start(stack, &s.root, None, &[], &[]).await;
+    let table = format!("{}.{}", s.db, s.table);
+    let path = format!("/api/v1/tasks/{}/snapshot", s.task);
+
+    // Bad requests are refused with a clear error and change nothing
+    for (body, status, words) in [
+        (json!({"tables": []}), 400, "at least one table"),
+        (json!({"tables": ["nodot"]}), 400, "db.table"),
+        (json!({"tables": ["other.t"]}), 400, "does not include"),
+        (json!({"table": [table]}), 400, "body must be"),
+    ] {
+        let a = server.call_json("POST", &path, &body);
+        assert_eq!(a.status, status, "{body}: {}", a.text);
+        assert!(
+            a.body["error"].as_str().unwrap().contains(words),
+            "{}",
+            a.text
+        );
+    }
+    let a = server.call_json(
+        "POST",
+        "/api/v1/tasks/no_such_task/snapshot",
+        &json!({"tables": [table]}),
+    );
+    assert_eq!(a.status, 404, "{}", a.text);
+    assert!(s.context().await.unwrap().get("snapshot").is_none());
+
+    // When a re-copy of the table is asked with replicatorctl
+    let (code, out, err) = ctl(
+        &server,
+        &["task", "snapshot", &s.task, "--table", &table],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("snapshot #1 requested"), "{out}");
+    // and asked again while it runs: refused
+    let a = server.call_json("POST", &path, &json!({"tables": [table]}));
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(
+        a.body["error"].as_str().unwrap().contains("already"),
+        "{}",
+        a.text
+    );
+
+    // Then it completes while the stream goes on, and the rebuilt table
+    // equals the table with no row copied twice
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ctx = s.context().await.unwrap();
+        let snap = &ctx["snapshot"];
+        if snap["request"] == 1 && snapshot_progress(&s).await.is_some_and(|(_, r)| r == 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "on-demand snapshot not done: {ctx}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    writes.await.unwrap();
+    let want = table_rows(stack, &s.db, &s.table).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let msgs = stack.read_topic(&s.topic).await;
+        let (got, problems) = rebuild(&msgs);
+        let diff = differences(&got, &want);
+        let reads = msgs
+            .iter()
+            .filter(|m| m.value_json()["type"] == "read")
+            .count();
+        if diff.is_empty() && problems.is_empty() {
+            assert!(reads > n as usize / 2, "{reads} reads");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "differences (first 20): {:#?}; problems: {:#?}\n{}",
+            &diff[..diff.len().min(20)],
+            &problems[..problems.len().min(20)],
+            core.tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A request for a paused task is queued until it resumes
+    let a = server.call(
+        "POST",
+        &format!("/api/v1/tasks/{}/pause", s.task),
+        Some(b""),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = server.call_json("POST", &path, &json!({"tables": [table]}));
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["snapshot"]["request"], 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.context().await.unwrap()["snapshot"]["request"],
+        1,
+        "paused: not taken in"
+    );
+    let a = server.call(
+        "POST",
+        &format!("/api/v1/tasks/{}/resume", s.task),
+        Some(b""),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s.context().await.unwrap()["snapshot"]["request"] != 2 {
+        assert!(
+            Instant::now() < deadline,
+            "queued request not taken in after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    core.stop().await;
+}
