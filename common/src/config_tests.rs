@@ -216,3 +216,42 @@ fn resolves_password_from_env_and_file() {
     );
     std::fs::remove_file(&dir).ok();
 }
+
+#[test]
+fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
+    for f in MessageFormat::NAMES {
+        let mut v = good();
+        v["sink"]["format"] = json!(f);
+        v["sink"]["tombstones"] = json!(true);
+        v["sink"]["debezium"] = json!({"schemas": true});
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.sink.message_format().unwrap().as_str(), f);
+        assert!(cfg.sink.tombstones && cfg.sink.debezium.schemas);
+    }
+    let mut v = good();
+    v["sink"]["format"] = json!("avro");
+    v["sink"]["tombstones"] = json!("yes");
+    v["sink"]["debezium"] = json!({"schemas": 1, "colour": 2});
+    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unknown format `avro`; valid formats: json, debezium, canal, maxwell"),
+        "{msg}"
+    );
+    let mut got: Vec<String> = err.0.iter().map(|p| p.field.clone()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "sink.debezium.colour",
+            "sink.debezium.schemas",
+            "sink.format",
+            "sink.tombstones"
+        ]
+    );
+    // the default stays `json`, and an unchanged config serializes unchanged
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.sink.message_format(), Ok(MessageFormat::Json));
+    let back = serde_json::to_value(&cfg.sink).unwrap();
+    assert!(back.get("tombstones").is_none() && back.get("debezium").is_none());
+}
