@@ -19,6 +19,7 @@
 //! (fenced, lease lost) drops queued messages and returns at once.
 
 pub mod ddl;
+pub mod format;
 pub mod message;
 pub mod route;
 pub mod txn;
@@ -30,6 +31,7 @@ use crate::progress::{self, Checkpoint, ContextWriter, Stored};
 use crate::sink::tracker::Tracker;
 use crate::sink::{KafkaSink, SinkOptions};
 use crate::source::{self, schema::SchemaCache, StartAt};
+use format::{KeyOut, TableFormat, TaskFormat};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
@@ -109,8 +111,7 @@ pub enum Stopped {
 struct TableEntry {
     table: Table,
     topic: Option<Arc<str>>,
-    prefix: Vec<u8>,
-    key_names: Vec<u8>,
+    format: Box<dyn TableFormat>,
 }
 
 /// Runs the task until a stop or an error.
@@ -121,6 +122,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .resolve_password()
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
+    let task_format = TaskFormat::new(cfg).map_err(DefiniteError::Config)?;
     let ctx_path = spec.zk.layout().context(&spec.task);
     let (checked, stored) = tokio::join!(
         source::preflight(&cfg.source, password.as_ref()),
@@ -228,6 +230,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         pos_prefix: Vec::new(),
         out: RowOut::default(),
         msg: Vec::with_capacity(1024),
+        key: Vec::with_capacity(64),
+        format: task_format,
+        server_id: 0,
         lease: spec.lease.clone(),
     };
     let mut tick = tokio::time::interval(spec.options.commit_interval);
@@ -341,6 +346,11 @@ struct RunState {
     pos_prefix: Vec<u8>,
     out: RowOut,
     msg: Vec<u8>,
+    /// Key of a format that writes its own.
+    key: Vec<u8>,
+    format: TaskFormat,
+    /// Server id of the event being handled.
+    server_id: u32,
     lease: Lease,
 }
 
@@ -379,6 +389,7 @@ impl RunState {
             flags: h.flags_raw(),
         };
         let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
+        self.server_id = header.server_id;
         let ts_ms = header.timestamp as i64 * 1000;
         let event = decode::parse_event(&header, ev.data(), self.flavor)
             .map_err(|e| DefiniteError::Decode(e.to_string()))?;
@@ -424,20 +435,13 @@ impl RunState {
                     self.schema.complete(&mut table).await?;
                     sink.prepare_topic(t).await?;
                 }
-                let prefix = message::table_prefix(&self.task, &table.database, &table.name);
-                let key_names = message::key_names(
-                    table
-                        .primary_key
-                        .iter()
-                        .map(|&i| table.columns[i].name.as_str()),
-                );
+                let format = self.format.table(&table);
                 self.tables.insert(
                     table.table_id,
                     TableEntry {
                         table,
                         topic,
-                        prefix,
-                        key_names,
+                        format,
                     },
                 );
             }
@@ -483,23 +487,46 @@ impl RunState {
                 return Err(TaskError::LeaseLost);
             }
             let (start, row) = self.cursor.next_row().expect("transaction is open");
-            message::write_row(
-                &mut self.msg,
-                &message::RowParts {
-                    prefix: &entry.prefix,
-                    kind,
-                    ts_ms,
-                    position: &self.pos_prefix,
-                    row,
-                    key_names: &entry.key_names,
-                    before: self.out.has_before.then_some(self.out.before.as_slice()),
-                    after: self.out.has_after.then_some(self.out.after.as_slice()),
+            let change = format::RowChange {
+                kind,
+                ts_ms,
+                server_id: self.server_id,
+                txn: format::Txn {
+                    file: self.cursor.file(),
+                    pos: start,
+                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                    json_position: &self.pos_prefix,
                 },
-            );
+                row,
+                key: &self.out.key,
+                before: self.out.has_before.then_some(self.out.before.as_slice()),
+                after: self.out.has_after.then_some(self.out.after.as_slice()),
+            };
+            let key_out = entry
+                .format
+                .row(&mut self.msg, &mut self.key, &change)
+                .map_err(|e| {
+                    DefiniteError::Decode(format!(
+                        "{}.{}: {e}",
+                        entry.table.database, entry.table.name
+                    ))
+                })?;
+            let key = match key_out {
+                KeyOut::Row => Some(self.out.key.as_slice()),
+                KeyOut::Written => Some(self.key.as_slice()),
+                KeyOut::Null => None,
+            };
             let pos = message::msg_pos(self.cursor.file(), start, row);
-            sink.send(&topic, &self.out.key, &self.msg, pos, slot)
-                .await?;
+            sink.send(&topic, key, Some(&self.msg), pos, slot).await?;
             self.txn_events += 1;
+            if kind == ChangeType::Delete && self.format.tombstones {
+                // A tombstone has a position of its own (the next row
+                // number), so duplicate removal tells it from its delete.
+                let (start, row) = self.cursor.next_row().expect("transaction is open");
+                let pos = message::msg_pos(self.cursor.file(), start, row);
+                sink.send(&topic, key, None, pos, slot).await?;
+                self.txn_events += 1;
+            }
         }
         Ok(())
     }
@@ -520,12 +547,28 @@ impl RunState {
             return Err(TaskError::LeaseLost);
         }
         let (start, row) = self.cursor.next_row().expect("transaction is open");
-        let prefix = message::table_prefix(&self.task, db, table);
-        message::write_ddl(&mut self.msg, &prefix, ts_ms, &self.pos_prefix, row, sql);
-        let key = message::ddl_key(db, table);
+        self.format.ddl(
+            &mut self.msg,
+            &mut self.key,
+            &format::DdlChange {
+                database: db,
+                table,
+                sql,
+                ts_ms,
+                server_id: self.server_id,
+                txn: format::Txn {
+                    file: self.cursor.file(),
+                    pos: start,
+                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                    json_position: &self.pos_prefix,
+                },
+                row,
+            },
+        );
         let pos = message::msg_pos(self.cursor.file(), start, row);
         let slot = self.slot.expect("statement opened a slot");
-        sink.send(&topic, &key, &self.msg, pos, slot).await?;
+        sink.send(&topic, Some(&self.key), Some(&self.msg), pos, slot)
+            .await?;
         self.txn_events += 1;
         Ok(())
     }
