@@ -217,9 +217,52 @@ fn start_zookeeper(dir: &Path) -> Result<Running, StartError> {
     )
 }
 
+/// A MariaDB of a test's own, started like the stack's with extra
+/// `[mariadbd]` settings (e.g. `version=8.0.2-mariadb` for Debezium's MySQL
+/// connector); dropping it kills it and removes its directory. Its `repl`
+/// user has the stack's password (`repl`).
+pub struct ExtraMariaDb {
+    running: Running,
+    dir: PathBuf,
+}
+
+impl ExtraMariaDb {
+    pub fn start(extra_cnf: &str) -> Result<ExtraMariaDb, StartError> {
+        let dir = reaper::fresh_dir("mariadb");
+        reaper::register_dir(&dir);
+        let running = start_mariadb_with(&dir, extra_cnf)?;
+        Ok(ExtraMariaDb { running, dir })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.running.port
+    }
+
+    /// `mysql://repl:repl@127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mysql://repl:repl@127.0.0.1:{}", self.running.port)
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.running.log
+    }
+}
+
+impl Drop for ExtraMariaDb {
+    fn drop(&mut self) {
+        self.running.kill();
+        reaper::remove_dir(&self.dir);
+    }
+}
+
 fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
+    start_mariadb_with(dir, "")
+}
+
+fn start_mariadb_with(dir: &Path, extra_cnf: &str) -> Result<Running, StartError> {
     let server = Server::MariaDb;
     let cnf = dir.join("my.cnf");
+    let template = format!("{MY_CNF}\n{extra_cnf}\n");
     let defaults = format!("--defaults-file={}", cnf.display());
     let io = |what: &str, e: std::io::Error| StartError {
         server,
@@ -228,7 +271,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
     };
     std::fs::create_dir_all(dir.join("tmp")).map_err(|e| io("create dirs", e))?;
     // the port is set again before each start; install-db does not listen
-    std::fs::write(&cnf, fill(MY_CNF, dir, 0)).map_err(|e| io("write my.cnf", e))?;
+    std::fs::write(&cnf, fill(&template, dir, 0)).map_err(|e| io("write my.cnf", e))?;
     let install_log = dir.join("install.log");
     let out = File::create(&install_log).map_err(|e| io("create install.log", e))?;
     let status = Command::new("mariadb-install-db")
@@ -268,7 +311,7 @@ fn start_mariadb(dir: &Path) -> Result<Running, StartError> {
         dir.join("mariadbd.err"),
         Duration::from_secs(60),
         |port| {
-            std::fs::write(&cnf, fill(MY_CNF, dir, port))?;
+            std::fs::write(&cnf, fill(&template, dir, port))?;
             let mut cmd = Command::new("mariadbd");
             cmd.arg(&defaults).current_dir(dir);
             Ok(cmd)

@@ -486,46 +486,63 @@ impl RunState {
             if !self.lease.is_valid() {
                 return Err(TaskError::LeaseLost);
             }
-            let (start, row) = self.cursor.next_row().expect("transaction is open");
-            let change = format::RowChange {
-                kind,
-                ts_ms,
-                server_id: self.server_id,
-                txn: format::Txn {
-                    file: self.cursor.file(),
-                    pos: start,
-                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                    json_position: &self.pos_prefix,
-                },
-                row,
-                key: &self.out.key,
-                before: self.out.has_before.then_some(self.out.before.as_slice()),
-                after: self.out.has_after.then_some(self.out.after.as_slice()),
+            let before = self.out.has_before.then_some(self.out.before.as_slice());
+            let after = self.out.has_after.then_some(self.out.after.as_slice());
+            let bad = |e: format::FormatError| {
+                DefiniteError::Decode(format!(
+                    "{}.{}: {e}",
+                    entry.table.database, entry.table.name
+                ))
             };
-            let key_out = entry
-                .format
-                .row(&mut self.msg, &mut self.key, &change)
-                .map_err(|e| {
-                    DefiniteError::Decode(format!(
-                        "{}.{}: {e}",
-                        entry.table.database, entry.table.name
-                    ))
-                })?;
-            let key = match key_out {
-                KeyOut::Row => Some(self.out.key.as_slice()),
-                KeyOut::Written => Some(self.key.as_slice()),
-                KeyOut::Null => None,
+            // A format may write an update that changes the key as a delete
+            // then an insert (Debezium does).
+            let split = kind == ChangeType::Update
+                && entry.format.splits_key_change(before, after).map_err(bad)?;
+            let parts = if split {
+                [
+                    (ChangeType::Delete, before, None),
+                    (ChangeType::Insert, None, after),
+                ]
+            } else {
+                [(kind, before, after), (kind, None, None)]
             };
-            let pos = message::msg_pos(self.cursor.file(), start, row);
-            sink.send(&topic, key, Some(&self.msg), pos, slot).await?;
-            self.txn_events += 1;
-            if kind == ChangeType::Delete && self.format.tombstones {
-                // A tombstone has a position of its own (the next row
-                // number), so duplicate removal tells it from its delete.
+            for &(kind, before, after) in &parts[..if split { 2 } else { 1 }] {
                 let (start, row) = self.cursor.next_row().expect("transaction is open");
+                let change = format::RowChange {
+                    kind,
+                    ts_ms,
+                    server_id: self.server_id,
+                    txn: format::Txn {
+                        file: self.cursor.file(),
+                        pos: start,
+                        gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                        json_position: &self.pos_prefix,
+                    },
+                    row,
+                    key: &self.out.key,
+                    before,
+                    after,
+                };
+                let key_out = entry
+                    .format
+                    .row(&mut self.msg, &mut self.key, &change)
+                    .map_err(bad)?;
+                let key = match key_out {
+                    KeyOut::Row => Some(self.out.key.as_slice()),
+                    KeyOut::Written => Some(self.key.as_slice()),
+                    KeyOut::Null => None,
+                };
                 let pos = message::msg_pos(self.cursor.file(), start, row);
-                sink.send(&topic, key, None, pos, slot).await?;
+                sink.send(&topic, key, Some(&self.msg), pos, slot).await?;
                 self.txn_events += 1;
+                if kind == ChangeType::Delete && self.format.tombstones {
+                    // A tombstone has a position of its own (the next row
+                    // number), so duplicate removal tells it from its delete.
+                    let (start, row) = self.cursor.next_row().expect("transaction is open");
+                    let pos = message::msg_pos(self.cursor.file(), start, row);
+                    sink.send(&topic, key, None, pos, slot).await?;
+                    self.txn_events += 1;
+                }
             }
         }
         Ok(())

@@ -11,6 +11,8 @@
 //! - [`compare`]: every message of a table's topic, in binlog order, field
 //!   by field against the recorded expectations; one line per mismatch.
 
+#![allow(dead_code, unused_imports)]
+
 pub mod columns;
 mod compare;
 mod render;
@@ -255,8 +257,13 @@ impl Recorder {
     /// A session that allows zero dates and inserts TIMESTAMPs in +05:30
     /// (so that the UTC conversion shows).
     pub async fn connect(stack: &Stack) -> Recorder {
+        Recorder::with_conn(stack.conn().await).await
+    }
+
+    /// [`Recorder::connect`] on a session of another server.
+    pub async fn with_conn(conn: mysql_async::Conn) -> Recorder {
         let mut r = Recorder {
-            conn: stack.conn().await,
+            conn,
             expected: HashMap::new(),
         };
         r.exec("SET SESSION sql_mode = '', SESSION time_zone = '+05:30', NAMES utf8mb4")

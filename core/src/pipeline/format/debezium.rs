@@ -240,6 +240,27 @@ impl TableFormat for DebeziumTable {
         }
         Ok(KeyOut::Written)
     }
+
+    /// Debezium writes an update of the primary key as a delete (and its
+    /// tombstone) of the old key, then a create of the new one.
+    fn splits_key_change(
+        &self,
+        before: Option<&[u8]>,
+        after: Option<&[u8]>,
+    ) -> Result<bool, FormatError> {
+        let (Some(b), Some(a)) = (before, after) else {
+            return Ok(false);
+        };
+        if self.table.primary_key.is_empty() {
+            return Ok(false);
+        }
+        let (b, a) = (Image::parse(b, &self.table)?, Image::parse(a, &self.table)?);
+        Ok(self
+            .table
+            .primary_key
+            .iter()
+            .any(|&i| b.0[i].get() != a.0[i].get()))
+    }
 }
 
 /// One column value as Debezium renders it.

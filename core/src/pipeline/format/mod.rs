@@ -120,6 +120,17 @@ pub trait TableFormat: Send + Sync {
         key: &mut Vec<u8>,
         r: &RowChange<'_>,
     ) -> Result<KeyOut, FormatError>;
+
+    /// True when an update from `before` to `after` is to be written as a
+    /// delete of `before` then an insert of `after` (its key changed and
+    /// the format says so).
+    fn splits_key_change(
+        &self,
+        _before: Option<&[u8]>,
+        _after: Option<&[u8]>,
+    ) -> Result<bool, FormatError> {
+        Ok(false)
+    }
 }
 
 /// The format of one task.

@@ -411,3 +411,22 @@ fn bad_images_are_errors_naming_the_problem() {
         .to_string();
     assert!(e.contains("`dt`") && e.contains("2024-2x-29"), "{e}");
 }
+
+#[test]
+fn debezium_splits_an_update_of_the_key_and_the_others_do_not() {
+    let moved = AFTER.replacen("\"id\":7", "\"id\":8", 1);
+    let (b, a) = (Some(BEFORE.as_bytes()), Some(moved.as_bytes()));
+    let t = fmt(MessageFormat::Debezium, false, false).table(&table());
+    assert!(t.splits_key_change(b, a).unwrap());
+    assert!(!t.splits_key_change(b, Some(AFTER.as_bytes())).unwrap());
+    for f in [
+        MessageFormat::Json,
+        MessageFormat::Canal,
+        MessageFormat::Maxwell,
+    ] {
+        assert!(!fmt(f, false, false)
+            .table(&table())
+            .splits_key_change(b, a)
+            .unwrap());
+    }
+}
