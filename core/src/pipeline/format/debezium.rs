@@ -328,6 +328,9 @@ fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> 
             out,
             columns::time_us(&columns::string(raw, &c.name)?, &c.name)?,
         ),
+        // the binlog stores YEAR as year - 1900; Debezium's binlog client
+        // adds 1900 to the zero year's 0 as to any other
+        ColKind::Year if text == "0" => out.extend_from_slice(b"1900"),
         ColKind::Json => columns::push_str(out, text),
         ColKind::Geometry => {
             out.extend_from_slice(b"{\"wkb\":");

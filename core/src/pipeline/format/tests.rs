@@ -32,6 +32,7 @@ fn table() -> Table {
         col("j", types::JSON, 4),
         col("st", types::SET, 1),
         col("n", types::SHORT, 0),
+        col("y", types::YEAR, 0),
     ];
     cols[0].nullable = false;
     cols[1].unsigned = true;
@@ -49,8 +50,8 @@ fn table() -> Table {
     }
 }
 
-const BEFORE: &str = r#"{"id":7,"big":18446744073709551615,"d":"12.50","f":1.5,"b1":1,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.50Z","tm":"-838:59:59.0","s":"h\u00e9\"","bin":"AP9h","j":{"a": [1, 2]},"st":"a,c","n":null}"#;
-const AFTER: &str = r#"{"id":7,"big":1,"d":"12.50","f":1.5,"b1":0,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.50Z","tm":"12:00:00.5","s":"x","bin":"AP9h","j":{"a": [1, 2]},"st":"","n":3}"#;
+const BEFORE: &str = r#"{"id":7,"big":18446744073709551615,"d":"12.50","f":1.5,"b1":1,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.50Z","tm":"-838:59:59.0","s":"h\u00e9\"","bin":"AP9h","j":{"a": [1, 2]},"st":"a,c","n":null,"y":0}"#;
+const AFTER: &str = r#"{"id":7,"big":1,"d":"12.50","f":1.5,"b1":0,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.50Z","tm":"12:00:00.5","s":"x","bin":"AP9h","j":{"a": [1, 2]},"st":"","n":3,"y":2155}"#;
 
 fn fmt(format: MessageFormat, tombstones: bool, schemas: bool) -> TaskFormat {
     TaskFormat {
@@ -136,6 +137,11 @@ fn debezium_renders_values_as_debezium_does() {
     assert_eq!(b["j"], r#"{"a": [1, 2]}"#, "JSON as its text");
     assert_eq!(b["st"], "a,c");
     assert_eq!(b["n"], Value::Null);
+    assert_eq!(
+        (b["y"].as_i64(), v["after"]["y"].as_i64()),
+        (Some(1900), Some(2155)),
+        "the zero year as Debezium's binlog client reads it"
+    );
     let s = &v["source"];
     assert_eq!(
         (
@@ -260,7 +266,7 @@ fn canal_flat_message() {
     // old: only the changed columns, with their old values
     assert_eq!(
         v["old"],
-        json!([{"big": "18446744073709551615", "b1": "1", "tm": "-838:59:59.0", "s": "hé\"", "st": "a,c", "n": null}])
+        json!([{"big": "18446744073709551615", "b1": "1", "tm": "-838:59:59.0", "s": "hé\"", "st": "a,c", "n": null, "y": "0"}])
     );
     assert_eq!(v["sqlType"]["id"], json!(4));
     assert_eq!(v["sqlType"]["big"], json!(3), "BIGINT UNSIGNED is DECIMAL");
@@ -317,7 +323,7 @@ fn maxwell_json() {
     assert_eq!(d["bin"], "AP9h");
     assert_eq!(
         v["old"],
-        json!({"big": 18446744073709551615u64, "b1": true, "tm": "-838:59:59.0", "s": "hé\"", "st": ["a", "c"], "n": null})
+        json!({"big": 18446744073709551615u64, "b1": true, "tm": "-838:59:59.0", "s": "hé\"", "st": ["a", "c"], "n": null, "y": 0})
     );
     let (v, _) = render(&f, &change(ChangeType::Delete, Some(BEFORE), None));
     assert_eq!(
@@ -391,7 +397,7 @@ fn bad_images_are_errors_naming_the_problem() {
         let (mut out, mut key) = (Vec::new(), Vec::new());
         let short = change(ChangeType::Insert, None, Some(r#"{"id":1}"#));
         let e = t.row(&mut out, &mut key, &short).unwrap_err();
-        assert_eq!(e, FormatError::Columns { got: 1, want: 17 }, "{f:?}");
+        assert_eq!(e, FormatError::Columns { got: 1, want: 18 }, "{f:?}");
         let broken = change(ChangeType::Insert, None, Some(r#"{"id":1"#));
         assert!(matches!(
             t.row(&mut out, &mut key, &broken),
