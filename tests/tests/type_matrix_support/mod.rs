@@ -17,8 +17,8 @@ pub mod columns;
 mod compare;
 mod render;
 
-pub use compare::compare;
 use compare::shorten;
+pub use compare::{compare, same};
 pub use render::render;
 
 use mysql_async::prelude::Queryable;
