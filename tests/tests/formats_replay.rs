@@ -13,6 +13,7 @@
 //!   (insert / update-before + update-after / delete, snapshot reads as
 //!   inserts, tombstones skipped) and the table they rebuild must equal
 //!   `SELECT *`.
+//!
 //! (Debezium's own type matrix is `formats_debezium.rs`: the reference there
 //! is Debezium itself.)
 
@@ -174,13 +175,16 @@ fn unbase64(s: &str) -> Vec<u8> {
     out
 }
 
+/// A reference rendering: column kind, SQL type, DESIGN §7 value.
+type Render = dyn Fn(Kind, &str, &Value) -> Value;
+
 /// Compares one image with its reference rendering, Canal's (strings) or
 /// Maxwell's; `only` limits it to the columns given (Canal's and Maxwell's
 /// `old` hold the changed columns only).
 fn check_image(
     what: &str,
     t: &TableSpec,
-    render: &dyn Fn(Kind, &str, &Value) -> Value,
+    render: &Render,
     want: &Map<String, Value>,
     got: &Value,
     only: Option<&[String]>,
@@ -552,7 +556,7 @@ async fn format_end_to_end(format: &str) {
         let rows = rec.rows(&types, "1 = 1").await;
         assert_eq!(rebuilt.len(), rows.len(), "type-matrix rows rebuilt");
         let mut out = Vec::new();
-        let render: Box<dyn Fn(Kind, &str, &Value) -> Value> = if format == "canal" {
+        let render: Box<Render> = if format == "canal" {
             Box::new(|k, _ty: &str, v: &Value| canal_value(k, v))
         } else {
             Box::new(maxwell_value)
