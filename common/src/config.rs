@@ -124,6 +124,9 @@ pub struct SinkConfig {
     /// Options of the `debezium` format.
     #[serde(default, skip_serializing_if = "DebeziumOptions::is_default")]
     pub debezium: DebeziumOptions,
+    /// Topic of transaction BEGIN/END events (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions_topic: Option<String>,
     /// Producer settings (see [`crate::producer::ProducerSettings`]).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -229,6 +232,7 @@ impl std::fmt::Debug for SinkConfig {
             .field("format", &self.format)
             .field("tombstones", &self.tombstones)
             .field("debezium", &self.debezium)
+            .field("transactions_topic", &self.transactions_topic)
             .field("properties", &properties)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
@@ -354,6 +358,7 @@ const SINK_FIELDS: &[(&str, Kind)] = &[
     ("format", Kind::Str),
     ("tombstones", Kind::Bool),
     ("debezium", Kind::Object(DEBEZIUM_FIELDS)),
+    ("transactions_topic", Kind::OptStr),
     ("properties", Kind::StrMap),
     (
         "partitions",
@@ -637,6 +642,16 @@ impl SinkConfig {
         }
         if let Err(e) = check_topic_template(&self.topic) {
             p.add("sink.topic", e);
+        }
+        if let Some(t) = &self.transactions_topic {
+            if t.contains('{') {
+                p.add(
+                    "sink.transactions_topic",
+                    "is one topic: {database} and {table} are not expanded here",
+                );
+            } else if let Err(e) = check_topic_template(t) {
+                p.add("sink.transactions_topic", e);
+            }
         }
         if self.partitions == 0 {
             p.add("sink.partitions", "must be at least 1");

@@ -224,12 +224,14 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
         v["sink"]["format"] = json!(f);
         v["sink"]["tombstones"] = json!(true);
         v["sink"]["debezium"] = json!({"schemas": true});
+        v["sink"]["transactions_topic"] = json!("shop.transactions");
         let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
         assert_eq!(cfg.sink.message_format().unwrap().as_str(), f);
         assert!(cfg.sink.tombstones && cfg.sink.debezium.schemas);
     }
     let mut v = good();
     v["sink"]["format"] = json!("avro");
+    v["sink"]["transactions_topic"] = json!("tx.{table}");
     v["sink"]["tombstones"] = json!("yes");
     v["sink"]["debezium"] = json!({"schemas": 1, "colour": 2});
     let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
@@ -246,7 +248,8 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
             "sink.debezium.colour",
             "sink.debezium.schemas",
             "sink.format",
-            "sink.tombstones"
+            "sink.tombstones",
+            "sink.transactions_topic"
         ]
     );
     // the default stays `json`, and an unchanged config serializes unchanged

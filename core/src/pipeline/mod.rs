@@ -31,6 +31,7 @@ use crate::progress::{self, Checkpoint, ContextWriter, Stored};
 use crate::sink::tracker::Tracker;
 use crate::sink::{KafkaSink, SinkOptions};
 use crate::source::{self, schema::SchemaCache, StartAt};
+use format::transaction::{TxnMeta, TxnOrder};
 use format::{KeyOut, TableFormat, TaskFormat};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
@@ -233,6 +234,8 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         key: Vec::with_capacity(64),
         format: task_format,
         server_id: 0,
+        txn_topic: cfg.sink.transactions_topic.as_deref().map(Arc::<str>::from),
+        txn_meta: None,
         lease: spec.lease.clone(),
     };
     let mut tick = tokio::time::interval(spec.options.commit_interval);
@@ -351,6 +354,10 @@ struct RunState {
     format: TaskFormat,
     /// Server id of the event being handled.
     server_id: u32,
+    /// `sink.transactions_topic`.
+    txn_topic: Option<Arc<str>>,
+    /// Transaction events of the open transaction (with `txn_topic`).
+    txn_meta: Option<TxnMeta>,
     lease: Lease,
 }
 
@@ -362,15 +369,72 @@ impl RunState {
             let t = self.cursor.open().expect("a transaction is open");
             self.pos_prefix =
                 message::position_prefix(self.cursor.file(), t.start, t.gtid.as_deref());
+            self.txn_meta = self.txn_topic.as_ref().map(|_| {
+                TxnMeta::new(&format::Txn {
+                    file: self.cursor.file(),
+                    pos: t.start,
+                    gtid: t.gtid.as_deref(),
+                    json_position: &[],
+                })
+            });
         }
     }
 
-    fn commit(&mut self, end_pos: u64, ts_ms: i64, tracker: &Tracker) {
+    async fn commit(
+        &mut self,
+        end_pos: u64,
+        ts_ms: i64,
+        tracker: &Tracker,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        if let Some(meta) = self.txn_meta.take().filter(|m| m.begun) {
+            self.send_txn_event(&meta, true, ts_ms, sink).await?;
+        }
         let cp = self.cursor.commit(end_pos, ts_ms, self.txn_events);
         match self.slot.take() {
             Some(slot) => tracker.end(slot, cp),
             None => tracker.mark(cp),
         }
+        Ok(())
+    }
+
+    /// Sends the BEGIN or END event of the open transaction to the
+    /// transactions topic, at the transaction's next message position.
+    async fn send_txn_event(
+        &mut self,
+        meta: &TxnMeta,
+        end: bool,
+        ts_ms: i64,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        let Some(topic) = self.txn_topic.clone() else {
+            return Ok(());
+        };
+        let slot = self.slot.ok_or_else(|| {
+            DefiniteError::Decode("transaction event outside a transaction".into())
+        })?;
+        let (start, row) = self.cursor.next_row().expect("transaction is open");
+        let t = self.cursor.open().expect("transaction is open");
+        let txn = format::Txn {
+            file: self.cursor.file(),
+            pos: start,
+            gtid: t.gtid.as_deref(),
+            json_position: &[],
+        };
+        meta.write(
+            self.format.format,
+            &self.task,
+            end,
+            ts_ms,
+            &txn,
+            &mut self.msg,
+            &mut self.key,
+        );
+        let pos = message::msg_pos(self.cursor.file(), start, row);
+        sink.send(&topic, Some(&self.key), Some(&self.msg), pos, slot)
+            .await?;
+        self.txn_events += 1;
+        Ok(())
     }
 
     async fn handle(
@@ -410,7 +474,8 @@ impl RunState {
                     self.cursor.begin(offset, ts_ms);
                     self.open_slot(tracker);
                 } else if trimmed.eq_ignore_ascii_case("COMMIT") {
-                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                    self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                        .await?;
                 } else if self.cursor.open().is_some_and(|t| t.began) {
                     // a statement inside BEGIN..COMMIT (SAVEPOINT and the like)
                 } else {
@@ -422,10 +487,14 @@ impl RunState {
                             self.emit_ddl(&db, &table, &sql, ts_ms, sink).await?;
                         }
                     }
-                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                    self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                        .await?;
                 }
             }
-            Event::Xid { .. } => self.commit(header.log_pos as u64, ts_ms, tracker),
+            Event::Xid { .. } => {
+                self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                    .await?
+            }
             Event::TableMap(mut table) => {
                 let topic = self
                     .router
@@ -468,6 +537,13 @@ impl RunState {
         let Some(topic) = entry.topic.clone() else {
             return Ok(());
         };
+        // the first included rows of a transaction: its BEGIN event first
+        if let Some(meta) = self.txn_meta.as_mut().filter(|m| !m.begun) {
+            meta.begun = true;
+            let meta = meta.clone();
+            self.send_txn_event(&meta, false, ts_ms, sink).await?;
+        }
+        let entry = &self.tables[&rows.table_id];
         let kind = match rows.kind {
             RowKind::Insert => ChangeType::Insert,
             RowKind::Update => ChangeType::Update,
@@ -507,6 +583,10 @@ impl RunState {
                 [(kind, before, after), (kind, None, None)]
             };
             for &(kind, before, after) in &parts[..if split { 2 } else { 1 }] {
+                let order = self
+                    .txn_meta
+                    .as_mut()
+                    .map(|m| m.on_row(&entry.table.database, &entry.table.name));
                 let (start, row) = self.cursor.next_row().expect("transaction is open");
                 let change = format::RowChange {
                     kind,
@@ -522,6 +602,11 @@ impl RunState {
                     key: &self.out.key,
                     before,
                     after,
+                    order: order.map(|(total_order, data_collection_order)| TxnOrder {
+                        id: self.txn_meta.as_ref().map_or("", |m| m.id.as_str()),
+                        total_order,
+                        data_collection_order,
+                    }),
                 };
                 let key_out = entry
                     .format

@@ -211,7 +211,19 @@ impl TableFormat for DebeziumTable {
             ChangeType::Ddl => b",\"op\":\"ddl\"",
         });
         write_times(out);
-        out.extend_from_slice(b",\"transaction\":null}");
+        out.extend_from_slice(b",\"transaction\":");
+        match &r.order {
+            Some(o) => {
+                out.extend_from_slice(b"{\"id\":");
+                columns::push_str(out, o.id);
+                out.extend_from_slice(b",\"total_order\":");
+                columns::push_int(out, o.total_order);
+                out.extend_from_slice(b",\"data_collection_order\":");
+                columns::push_int(out, o.data_collection_order);
+                out.extend_from_slice(b"}}");
+            }
+            None => out.extend_from_slice(b"null}"),
+        }
         if self.value_schema.is_some() {
             out.push(b'}');
         }

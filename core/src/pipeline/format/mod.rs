@@ -28,6 +28,7 @@ pub mod columns;
 pub mod debezium;
 pub mod json;
 pub mod maxwell;
+pub mod transaction;
 
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
@@ -96,6 +97,8 @@ pub struct RowChange<'a> {
     pub key: &'a [u8],
     pub before: Option<&'a [u8]>,
     pub after: Option<&'a [u8]>,
+    /// The row's place in its transaction, when transaction events are on.
+    pub order: Option<transaction::TxnOrder<'a>>,
 }
 
 /// One DDL statement on a table.

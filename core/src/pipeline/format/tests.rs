@@ -81,6 +81,7 @@ fn change(
         key: b"[7]",
         before: before.map(str::as_bytes),
         after: after.map(str::as_bytes),
+        order: None,
     }
 }
 
@@ -435,4 +436,20 @@ fn debezium_splits_an_update_of_the_key_and_the_others_do_not() {
             .splits_key_change(b, a)
             .unwrap());
     }
+}
+
+#[test]
+fn debezium_rows_name_their_transaction_when_asked() {
+    let f = fmt(MessageFormat::Debezium, false, false);
+    let mut r = change(ChangeType::Insert, None, Some(AFTER));
+    r.order = Some(transaction::TxnOrder {
+        id: "0-42-9",
+        total_order: 3,
+        data_collection_order: 2,
+    });
+    let (v, _) = render(&f, &r);
+    assert_eq!(
+        v["transaction"],
+        json!({"id": "0-42-9", "total_order": 3, "data_collection_order": 2})
+    );
 }
