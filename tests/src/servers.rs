@@ -318,6 +318,44 @@ fn start_zookeeper(dir: &Path, opts: &ServerOptions) -> Result<Running, StartErr
     )
 }
 
+/// A MariaDB of a test's own, started like the stack's with extra
+/// `[mariadbd]` settings (e.g. `version=8.0.2-mariadb` for Debezium's MySQL
+/// connector); dropping it kills it and removes its directory. Its `repl`
+/// user has the stack's password (`repl`).
+pub struct ExtraMariaDb {
+    running: Running,
+    dir: PathBuf,
+}
+
+impl ExtraMariaDb {
+    pub fn start(extra_cnf: &str) -> Result<ExtraMariaDb, StartError> {
+        let dir = reaper::fresh_dir("mariadb");
+        reaper::register_dir(&dir);
+        let running = start_mariadb(&dir, &ServerOptions::default(), extra_cnf, true)?;
+        Ok(ExtraMariaDb { running, dir })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.running.port
+    }
+
+    /// `mysql://repl:repl@127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mysql://repl:repl@127.0.0.1:{}", self.running.port)
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.running.log
+    }
+}
+
+impl Drop for ExtraMariaDb {
+    fn drop(&mut self) {
+        self.running.kill();
+        reaper::remove_dir(&self.dir);
+    }
+}
+
 /// Starts a MariaDB in `dir` with the stack's my.cnf plus `extra` lines
 /// appended to its `[mariadbd]` section (they override the template's), and
 /// creates the `repl` user (outside the binlog unless `users_in_binlog`, so

@@ -69,8 +69,8 @@ async fn send(
             &to.leader,
             &to.topic,
             partition,
-            key.as_bytes(),
-            value.as_bytes(),
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
             &headers,
             txn,
         )
@@ -212,7 +212,7 @@ async fn send_one(
     p: &mut Producer,
     to: &Target,
 ) -> Result<(), replicator_core::sink::kafka::ProducerError> {
-    p.send(&to.leader, &to.topic, 0, b"[0]", b"{}", &[], 0)
+    p.send(&to.leader, &to.topic, 0, Some(b"[0]"), Some(b"{}"), &[], 0)
         .await
 }
 

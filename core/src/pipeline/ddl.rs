@@ -41,6 +41,36 @@ pub fn ddl_target(sql: &str, default_db: &str) -> Option<(String, String)> {
     }
 }
 
+/// What a table DDL statement does to its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdlKind {
+    CreateTable,
+    AlterTable,
+    DropTable,
+    RenameTable,
+    Truncate,
+    CreateIndex,
+    DropIndex,
+    Other,
+}
+
+/// Classifies a DDL statement by its leading keywords.
+pub fn ddl_kind(sql: &str) -> DdlKind {
+    let s = strip_comments(sql).to_ascii_uppercase();
+    let words: Vec<&str> = s.split_whitespace().take(6).collect();
+    let has = |w: &str| words.iter().skip(1).any(|x| *x == w);
+    match words.first().copied().unwrap_or("") {
+        "CREATE" if has("INDEX") => DdlKind::CreateIndex,
+        "CREATE" if has("TABLE") => DdlKind::CreateTable,
+        "DROP" if has("INDEX") => DdlKind::DropIndex,
+        "DROP" if has("TABLE") => DdlKind::DropTable,
+        "ALTER" => DdlKind::AlterTable,
+        "RENAME" => DdlKind::RenameTable,
+        "TRUNCATE" => DdlKind::Truncate,
+        _ => DdlKind::Other,
+    }
+}
+
 fn split_qualified(name: &str) -> Vec<String> {
     let mut parts = Vec::new();
     let mut cur = String::new();
@@ -117,6 +147,28 @@ mod tests {
         );
         assert_eq!(t("CREATE DATABASE x"), None);
         assert_eq!(t("GRANT ALL ON *.* TO x"), None);
+    }
+
+    #[test]
+    fn kinds_of_ddl() {
+        assert_eq!(ddl_kind("create table t (id int)"), DdlKind::CreateTable);
+        assert_eq!(
+            ddl_kind("CREATE OR REPLACE TEMPORARY TABLE t (id int)"),
+            DdlKind::CreateTable
+        );
+        assert_eq!(
+            ddl_kind("/* x */ ALTER TABLE t ADD c INT"),
+            DdlKind::AlterTable
+        );
+        assert_eq!(ddl_kind("DROP TABLE IF EXISTS t"), DdlKind::DropTable);
+        assert_eq!(ddl_kind("RENAME TABLE a TO b"), DdlKind::RenameTable);
+        assert_eq!(ddl_kind("TRUNCATE t"), DdlKind::Truncate);
+        assert_eq!(
+            ddl_kind("CREATE UNIQUE INDEX i ON t (c)"),
+            DdlKind::CreateIndex
+        );
+        assert_eq!(ddl_kind("DROP INDEX i ON t"), DdlKind::DropIndex);
+        assert_eq!(ddl_kind("GRANT ALL ON *.* TO x"), DdlKind::Other);
     }
 
     #[test]

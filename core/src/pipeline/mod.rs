@@ -25,6 +25,7 @@
 //! (fenced, lease lost) drops queued messages and returns at once.
 
 pub mod ddl;
+pub mod format;
 pub mod message;
 pub mod route;
 pub mod txn;
@@ -33,10 +34,13 @@ use crate::decode::{self, Event, EventHeader, Flavor, RowKind, RowOut, Table};
 use crate::error::{DefiniteError, TaskError};
 use crate::lease::Lease;
 use crate::progress::{self, Checkpoint, ContextWriter, Stored};
+use crate::sink::dedupe::PosRef;
 use crate::sink::tracker::Tracker;
 use crate::sink::{KafkaSink, SinkOptions};
 use crate::snapshot::{self, reader::ReaderSpec, SnapshotRun};
 use crate::source::{self, schema::SchemaCache, StartAt};
+use format::transaction::{TxnMeta, TxnOrder};
+use format::{KeyOut, TableFormat, TaskFormat};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::{NamedStart, SnapshotMode, StartPosition, TaskConfig};
@@ -122,8 +126,7 @@ pub enum Stopped {
 struct TableEntry {
     table: Table,
     topic: Option<Arc<str>>,
-    prefix: Vec<u8>,
-    key_names: Vec<u8>,
+    format: Box<dyn TableFormat>,
     /// Its changes are remembered for the snapshot merge.
     snapshot: bool,
 }
@@ -136,6 +139,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .resolve_password()
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
+    let task_format = TaskFormat::new(cfg).map_err(DefiniteError::Config)?;
     let ctx_path = spec.zk.layout().context(&spec.task);
     let (picked, stored) = tokio::join!(
         source::pick(&cfg.source, password.as_ref()),
@@ -341,6 +345,11 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         pos_prefix: Vec::new(),
         out: RowOut::default(),
         msg: Vec::with_capacity(1024),
+        key: Vec::with_capacity(64),
+        format: task_format,
+        server_id: 0,
+        txn_topic: cfg.sink.transactions_topic.as_deref().map(Arc::<str>::from),
+        txn_meta: None,
         lease: spec.lease.clone(),
         snap,
     };
@@ -508,6 +517,15 @@ struct RunState {
     pos_prefix: Vec<u8>,
     out: RowOut,
     msg: Vec<u8>,
+    /// Key of a format that writes its own.
+    key: Vec<u8>,
+    format: TaskFormat,
+    /// Server id of the event being handled.
+    server_id: u32,
+    /// `sink.transactions_topic`.
+    txn_topic: Option<Arc<str>>,
+    /// Transaction events of the open transaction (with `txn_topic`).
+    txn_meta: Option<TxnMeta>,
     lease: Lease,
     snap: Option<SnapshotRun>,
 }
@@ -557,15 +575,72 @@ impl RunState {
             let t = self.cursor.open().expect("a transaction is open");
             self.pos_prefix =
                 message::position_prefix(self.cursor.file(), t.start, t.gtid.as_deref());
+            self.txn_meta = self.txn_topic.as_ref().map(|_| {
+                TxnMeta::new(&format::Txn {
+                    file: self.cursor.file(),
+                    pos: t.start,
+                    gtid: t.gtid.as_deref(),
+                    json_position: &[],
+                })
+            });
         }
     }
 
-    fn commit(&mut self, end_pos: u64, ts_ms: i64, tracker: &Tracker) {
+    async fn commit(
+        &mut self,
+        end_pos: u64,
+        ts_ms: i64,
+        tracker: &Tracker,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        if let Some(meta) = self.txn_meta.take().filter(|m| m.begun) {
+            self.send_txn_event(&meta, true, ts_ms, sink).await?;
+        }
         let cp = self.cursor.commit(end_pos, ts_ms, self.txn_events);
         match self.slot.take() {
             Some(slot) => tracker.end(slot, cp),
             None => tracker.mark(cp),
         }
+        Ok(())
+    }
+
+    /// Sends the BEGIN or END event of the open transaction to the
+    /// transactions topic, at the transaction's next message position.
+    async fn send_txn_event(
+        &mut self,
+        meta: &TxnMeta,
+        end: bool,
+        ts_ms: i64,
+        sink: &mut KafkaSink,
+    ) -> Result<(), TaskError> {
+        let Some(topic) = self.txn_topic.clone() else {
+            return Ok(());
+        };
+        let slot = self.slot.ok_or_else(|| {
+            DefiniteError::Decode("transaction event outside a transaction".into())
+        })?;
+        let (start, row) = self.cursor.next_row().expect("transaction is open");
+        let t = self.cursor.open().expect("transaction is open");
+        let txn = format::Txn {
+            file: self.cursor.file(),
+            pos: start,
+            gtid: t.gtid.as_deref(),
+            json_position: &[],
+        };
+        meta.write(
+            self.format.format,
+            &self.task,
+            end,
+            ts_ms,
+            &txn,
+            &mut self.msg,
+            &mut self.key,
+        );
+        let pos = message::msg_pos(self.cursor.file(), start, row);
+        sink.send(&topic, Some(&self.key), Some(&self.msg), pos, slot)
+            .await?;
+        self.txn_events += 1;
+        Ok(())
     }
 
     async fn handle(
@@ -584,6 +659,7 @@ impl RunState {
             flags: h.flags_raw(),
         };
         let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
+        self.server_id = header.server_id;
         let ts_ms = header.timestamp as i64 * 1000;
         let at = |e: decode::DecodeError| {
             DefiniteError::Decode(format!(
@@ -617,7 +693,8 @@ impl RunState {
                     self.cursor.begin(offset, ts_ms);
                     self.open_slot(tracker);
                 } else if trimmed.eq_ignore_ascii_case("COMMIT") {
-                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                    self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                        .await?;
                 } else if self.cursor.open().is_some_and(|t| t.began) {
                     // a statement inside BEGIN..COMMIT (SAVEPOINT and the like)
                 } else {
@@ -629,10 +706,14 @@ impl RunState {
                             self.emit_ddl(&db, &table, &sql, ts_ms, sink).await?;
                         }
                     }
-                    self.commit(header.log_pos as u64, ts_ms, tracker);
+                    self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                        .await?;
                 }
             }
-            Event::Xid { .. } => self.commit(header.log_pos as u64, ts_ms, tracker),
+            Event::Xid { .. } => {
+                self.commit(header.log_pos as u64, ts_ms, tracker, sink)
+                    .await?
+            }
             Event::TableMap(mut table) => {
                 let topic = self
                     .router
@@ -642,13 +723,7 @@ impl RunState {
                     self.schema.complete(&mut table).await?;
                     sink.prepare_topic(t).await?;
                 }
-                let prefix = message::table_prefix(&self.task, &table.database, &table.name);
-                let key_names = message::key_names(
-                    table
-                        .primary_key
-                        .iter()
-                        .map(|&i| table.columns[i].name.as_str()),
-                );
+                let format = self.format.table(&table);
                 let snapshot = self
                     .snap
                     .as_ref()
@@ -658,8 +733,7 @@ impl RunState {
                     TableEntry {
                         table,
                         topic,
-                        prefix,
-                        key_names,
+                        format,
                         snapshot,
                     },
                 );
@@ -687,6 +761,13 @@ impl RunState {
         let Some(topic) = entry.topic.clone() else {
             return Ok(());
         };
+        // the first included rows of a transaction: its BEGIN event first
+        if let Some(meta) = self.txn_meta.as_mut().filter(|m| !m.begun) {
+            meta.begun = true;
+            let meta = meta.clone();
+            self.send_txn_event(&meta, false, ts_ms, sink).await?;
+        }
+        let entry = &self.tables[&rows.table_id];
         let kind = match rows.kind {
             RowKind::Insert => ChangeType::Insert,
             RowKind::Update => ChangeType::Update,
@@ -705,38 +786,90 @@ impl RunState {
             if !self.lease.is_valid() {
                 return Err(TaskError::LeaseLost);
             }
-            let (start, row) = self.cursor.next_row().expect("transaction is open");
-            message::write_row(
-                &mut self.msg,
-                &message::RowParts {
-                    prefix: &entry.prefix,
-                    kind,
-                    ts_ms,
-                    position: &self.pos_prefix,
-                    row,
-                    key_names: &entry.key_names,
-                    before: self.out.has_before.then_some(self.out.before.as_slice()),
-                    after: self.out.has_after.then_some(self.out.after.as_slice()),
-                },
-            );
             if entry.snapshot {
-                if let Some(s) = self.snap.as_mut() {
+                if let (Some(s), Some(t)) = (self.snap.as_mut(), self.cursor.open()) {
                     s.record(
                         &entry.table.database,
                         &entry.table.name,
                         &self.out.key,
                         self.cursor.file(),
-                        start,
+                        t.start,
                     );
                 }
             }
-            let pos = crate::sink::dedupe::PosRef {
-                gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                ..message::msg_pos(self.cursor.file(), start, row)
+            let before = self.out.has_before.then_some(self.out.before.as_slice());
+            let after = self.out.has_after.then_some(self.out.after.as_slice());
+            let bad = |e: format::FormatError| {
+                DefiniteError::Decode(format!(
+                    "{}.{}: {e}",
+                    entry.table.database, entry.table.name
+                ))
             };
-            sink.send(&topic, &self.out.key, &self.msg, pos, slot)
-                .await?;
-            self.txn_events += 1;
+            // A format may write an update that changes the key as a delete
+            // then an insert (Debezium does).
+            let split = kind == ChangeType::Update
+                && entry.format.splits_key_change(before, after).map_err(bad)?;
+            let parts = if split {
+                [
+                    (ChangeType::Delete, before, None),
+                    (ChangeType::Insert, None, after),
+                ]
+            } else {
+                [(kind, before, after), (kind, None, None)]
+            };
+            for &(kind, before, after) in &parts[..if split { 2 } else { 1 }] {
+                let order = self
+                    .txn_meta
+                    .as_mut()
+                    .map(|m| m.on_row(&entry.table.database, &entry.table.name));
+                let (start, row) = self.cursor.next_row().expect("transaction is open");
+                let change = format::RowChange {
+                    kind,
+                    ts_ms,
+                    server_id: self.server_id,
+                    txn: format::Txn {
+                        file: self.cursor.file(),
+                        pos: start,
+                        gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                        json_position: &self.pos_prefix,
+                    },
+                    row,
+                    key: &self.out.key,
+                    before,
+                    after,
+                    order: order.map(|(total_order, data_collection_order)| TxnOrder {
+                        id: self.txn_meta.as_ref().map_or("", |m| m.id.as_str()),
+                        total_order,
+                        data_collection_order,
+                    }),
+                };
+                let key_out = entry
+                    .format
+                    .row(&mut self.msg, &mut self.key, &change)
+                    .map_err(bad)?;
+                let key = match key_out {
+                    KeyOut::Row => Some(self.out.key.as_slice()),
+                    KeyOut::Written => Some(self.key.as_slice()),
+                    KeyOut::Null => None,
+                };
+                let pos = PosRef {
+                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                    ..message::msg_pos(self.cursor.file(), start, row)
+                };
+                sink.send(&topic, key, Some(&self.msg), pos, slot).await?;
+                self.txn_events += 1;
+                if kind == ChangeType::Delete && self.format.tombstones {
+                    // A tombstone has a position of its own (the next row
+                    // number), so duplicate removal tells it from its delete.
+                    let (start, row) = self.cursor.next_row().expect("transaction is open");
+                    let pos = PosRef {
+                        gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                        ..message::msg_pos(self.cursor.file(), start, row)
+                    };
+                    sink.send(&topic, key, None, pos, slot).await?;
+                    self.txn_events += 1;
+                }
+            }
         }
         Ok(())
     }
@@ -757,15 +890,31 @@ impl RunState {
             return Err(TaskError::LeaseLost);
         }
         let (start, row) = self.cursor.next_row().expect("transaction is open");
-        let prefix = message::table_prefix(&self.task, db, table);
-        message::write_ddl(&mut self.msg, &prefix, ts_ms, &self.pos_prefix, row, sql);
-        let key = message::ddl_key(db, table);
-        let pos = crate::sink::dedupe::PosRef {
+        self.format.ddl(
+            &mut self.msg,
+            &mut self.key,
+            &format::DdlChange {
+                database: db,
+                table,
+                sql,
+                ts_ms,
+                server_id: self.server_id,
+                txn: format::Txn {
+                    file: self.cursor.file(),
+                    pos: start,
+                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
+                    json_position: &self.pos_prefix,
+                },
+                row,
+            },
+        );
+        let pos = PosRef {
             gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
             ..message::msg_pos(self.cursor.file(), start, row)
         };
         let slot = self.slot.expect("statement opened a slot");
-        sink.send(&topic, &key, &self.msg, pos, slot).await?;
+        sink.send(&topic, Some(&self.key), Some(&self.msg), pos, slot)
+            .await?;
         self.txn_events += 1;
         Ok(())
     }

@@ -236,7 +236,15 @@ impl KafkaSink {
             (EPOCH_HEADER, &self.epoch_header),
         ];
         self.producer
-            .send(leader, topic, partition, &key, &value, &headers, UNTRACKED)
+            .send(
+                leader,
+                topic,
+                partition,
+                Some(&key),
+                Some(&value),
+                &headers,
+                UNTRACKED,
+            )
             .await
             .map_err(|e| self.send_error(topic, e))
     }
@@ -335,12 +343,13 @@ impl KafkaSink {
     }
 
     /// Sends one message of transaction `txn` unless it already reached Kafka.
-    /// `prepare_topic` must have been called for `topic`.
+    /// `prepare_topic` must have been called for `topic`. A `None` key or
+    /// payload is sent as Kafka's null (a `None` payload is a tombstone).
     pub async fn send(
         &mut self,
         topic: &Arc<str>,
-        key: &[u8],
-        payload: &[u8],
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
         pos: PosRef<'_>,
         txn: u64,
     ) -> Result<(), TaskError> {
@@ -358,7 +367,7 @@ impl KafkaSink {
         txn: u64,
         raw_key: &[u8],
     ) -> Result<(), TaskError> {
-        self.send_with(topic, key, payload, pos, txn, Some(raw_key))
+        self.send_with(topic, Some(key), Some(payload), pos, txn, Some(raw_key))
             .await
     }
 
@@ -382,8 +391,8 @@ impl KafkaSink {
     async fn send_with(
         &mut self,
         topic: &Arc<str>,
-        key: &[u8],
-        payload: &[u8],
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
         pos: PosRef<'_>,
         txn: u64,
         snap_key: Option<&[u8]>,
@@ -392,7 +401,7 @@ impl KafkaSink {
             self.prepare_topic(topic).await?;
         }
         let leaders = &self.topics[topic];
-        let partition = partition::partition_for(key, leaders.len() as u32);
+        let partition = partition::partition_for(key.unwrap_or_default(), leaders.len() as u32);
         if !self.watermarks.is_empty()
             && self
                 .watermarks

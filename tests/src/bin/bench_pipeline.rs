@@ -12,9 +12,13 @@
 //! `compression.type` on the same seeded range (a task and topic per codec)
 //! and prints rows/s per codec beside the first one.
 //!
+//! `--formats json,debezium,canal,maxwell` runs step 2 once per
+//! `sink.format` the same way and prints rows/s per format beside the
+//! first one.
+//!
 //! `cargo build --release -p replicator-core -p replicator-tests --bins &&
 //!  REPLICATOR_BIN_DIR=target/release target/release/bench-pipeline [ROWS]
-//!  [--one-transaction] [--codecs LIST]`
+//!  [--one-transaction] [--codecs LIST] [--formats LIST]`
 //! Uses the servers of `REPLICATOR_TEST_*` when set, else starts its own.
 
 use mysql_async::prelude::Queryable;
@@ -43,6 +47,14 @@ async fn main() {
         .map(|i| {
             args.get(i + 1)
                 .expect("--codecs needs a list, e.g. none,lz4")
+        })
+        .map(|list| list.split(',').map(|c| c.trim().to_string()).collect());
+    let formats: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--formats")
+        .map(|i| {
+            args.get(i + 1)
+                .expect("--formats needs a list, e.g. json,debezium")
         })
         .map(|list| list.split(',').map(|c| c.trim().to_string()).collect());
     let batch = 1_000;
@@ -137,8 +149,24 @@ async fn main() {
         rows,
     };
     println!("raw binlog read (mariadb-binlog to /dev/null): {raw_s:.2} s, {raw_rate:.0} rows/s");
+    if let Some(formats) = formats {
+        let mut first: Option<(String, f64)> = None;
+        for (i, format) in formats.iter().enumerate() {
+            let (e2e_s, rss, in_kafka) = run.core(Some((i, format)), Variant::Format).await;
+            let rate = rows as f64 / e2e_s;
+            let (base_name, base) = first.get_or_insert_with(|| (format.clone(), rate)).clone();
+            println!(
+                "sink.format {format:>8}: {e2e_s:.2} s, {rate:.0} rows/s ({:.2} x {base_name}), \
+                 {in_kafka} messages, peak RSS {}",
+                rate / base,
+                rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                    .unwrap_or_else(|| "unknown".into())
+            );
+        }
+        return;
+    }
     let Some(codecs) = codecs else {
-        let (e2e_s, rss, in_kafka) = run.core(None).await;
+        let (e2e_s, rss, in_kafka) = run.core(None, Variant::Codec).await;
         let e2e_rate = rows as f64 / e2e_s;
         println!("end to end (binlog -> Kafka acks, context committed every 20 ms): {e2e_s:.2} s, {e2e_rate:.0} rows/s");
         println!("ratio end-to-end / raw read: {:.2}", e2e_rate / raw_rate);
@@ -152,7 +180,7 @@ async fn main() {
     };
     let mut first: Option<(String, f64)> = None;
     for (i, codec) in codecs.iter().enumerate() {
-        let (e2e_s, rss, in_kafka) = run.core(Some((i, codec))).await;
+        let (e2e_s, rss, in_kafka) = run.core(Some((i, codec)), Variant::Codec).await;
         let rate = rows as f64 / e2e_s;
         let (base_name, base) = first.get_or_insert_with(|| (codec.clone(), rate)).clone();
         println!(
@@ -163,6 +191,13 @@ async fn main() {
                 .unwrap_or_else(|| "unknown".into())
         );
     }
+}
+
+/// What a run's name sets: `compression.type` or `sink.format`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Codec,
+    Format,
 }
 
 /// The seeded range, for runs of the Core over it.
@@ -176,11 +211,15 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// One task (with `compression.type` = `codec` when given, into a topic
-    /// of its own per run number) from the start of the range until its
-    /// context reaches the end: seconds taken, the Core's peak RSS, messages
-    /// in Kafka.
-    async fn core(&self, codec: Option<(usize, &str)>) -> (f64, Option<u64>, usize) {
+    /// One task (with `compression.type` or `sink.format` = `name` when
+    /// given, into a topic of its own per run number) from the start of the
+    /// range until its context reaches the end: seconds taken, the Core's
+    /// peak RSS, messages in Kafka.
+    async fn core(
+        &self,
+        codec: Option<(usize, &str)>,
+        variant: Variant,
+    ) -> (f64, Option<u64>, usize) {
         let (stack, db, file, start_pos, end_pos) =
             (self.stack, self.db, self.file, self.start_pos, self.end_pos);
         let root = unique_root();
@@ -193,8 +232,12 @@ impl Run<'_> {
                        "password": stack.mysql_password(), "server_id": 888_001,
                        "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
             "sink": {"brokers": stack.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4}});
-        if let Some((_, c)) = codec {
-            cfg["sink"]["properties"] = json!({ "compression.type": c });
+        match (codec, variant) {
+            (Some((_, c)), Variant::Codec) => {
+                cfg["sink"]["properties"] = json!({ "compression.type": c })
+            }
+            (Some((_, f)), Variant::Format) => cfg["sink"]["format"] = json!(f),
+            (None, _) => {}
         }
         let path = zk.layout().task(&task_ref);
         zk.ensure_path(&path).await.unwrap();

@@ -195,7 +195,8 @@ impl Problems<'_> {
 
 /// Equal under the rules of `kind`: FLOAT as the same f32, DOUBLE as the
 /// same f64 (both must be JSON numbers), everything else exactly.
-fn same(kind: Kind, want: &Value, got: &Value) -> bool {
+/// Values compare equal: FLOAT as the same `f32`, DOUBLE as the same `f64`.
+pub fn same(kind: Kind, want: &Value, got: &Value) -> bool {
     match (kind, want, got) {
         (Kind::Float, Value::Number(w), Value::Number(g)) => {
             w.as_f64().map(|v| v as f32) == g.as_f64().map(|v| v as f32)

@@ -11,14 +11,14 @@
 //! - [`compare`]: every message of a table's topic, in binlog order, field
 //!   by field against the recorded expectations; one line per mismatch.
 
+#![allow(dead_code, unused_imports)]
+
 pub mod columns;
 mod compare;
 mod render;
 
-// not every test binary that includes these helpers compares topics
-#[allow(unused_imports)]
-pub use compare::compare;
 use compare::shorten;
+pub use compare::{compare, same};
 pub use render::render;
 
 use mysql_async::prelude::Queryable;
@@ -257,8 +257,13 @@ impl Recorder {
     /// A session that allows zero dates and inserts TIMESTAMPs in +05:30
     /// (so that the UTC conversion shows).
     pub async fn connect(stack: &Stack) -> Recorder {
+        Recorder::with_conn(stack.conn().await).await
+    }
+
+    /// [`Recorder::connect`] on a session of another server.
+    pub async fn with_conn(conn: mysql_async::Conn) -> Recorder {
         let mut r = Recorder {
-            conn: stack.conn().await,
+            conn,
             expected: HashMap::new(),
         };
         r.exec("SET SESSION sql_mode = '', SESSION time_zone = '+05:30', NAMES utf8mb4")

@@ -72,7 +72,11 @@ impl BatchBuilder {
     }
 
     /// Size a record adds to a batch.
-    pub fn record_size(key: &[u8], value: &[u8], headers: &[(&str, &[u8])]) -> usize {
+    pub fn record_size(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> usize {
         let body = Self::body_len(0, i32::MAX, key, value, headers);
         varint_len(body as i64) + body
     }
@@ -80,17 +84,15 @@ impl BatchBuilder {
     fn body_len(
         ts_delta: i64,
         offset_delta: i32,
-        key: &[u8],
-        value: &[u8],
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> usize {
         let mut n = 1
             + varint_len(ts_delta)
             + varint_len(i64::from(offset_delta))
-            + varint_len(key.len() as i64)
-            + key.len()
-            + varint_len(value.len() as i64)
-            + value.len()
+            + bytes_len(key)
+            + bytes_len(value)
             + varint_len(headers.len() as i64);
         for (k, v) in headers {
             n += varint_len(k.len() as i64) + k.len() + varint_len(v.len() as i64) + v.len();
@@ -98,8 +100,15 @@ impl BatchBuilder {
         n
     }
 
-    /// Appends one record created at `ts_ms`.
-    pub fn push(&mut self, ts_ms: i64, key: &[u8], value: &[u8], headers: &[(&str, &[u8])]) {
+    /// Appends one record created at `ts_ms`; a `None` key or value is
+    /// Kafka's null (a `None` value is a tombstone).
+    pub fn push(
+        &mut self,
+        ts_ms: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) {
         if self.count == 0 {
             self.first_ts = ts_ms;
             self.max_ts = ts_ms;
@@ -113,10 +122,15 @@ impl BatchBuilder {
         b.i8(0);
         b.varint(ts_delta);
         b.varint(i64::from(self.count));
-        b.varint(key.len() as i64);
-        b.extend_from_slice(key);
-        b.varint(value.len() as i64);
-        b.extend_from_slice(value);
+        for part in [key, value] {
+            match part {
+                Some(bytes) => {
+                    b.varint(bytes.len() as i64);
+                    b.extend_from_slice(bytes);
+                }
+                None => b.varint(-1),
+            }
+        }
         b.varint(headers.len() as i64);
         for (k, v) in headers {
             b.varint(k.len() as i64);
@@ -167,6 +181,14 @@ impl BatchBuilder {
     }
 }
 
+/// Encoded size of a nullable byte string (length -1 for null).
+fn bytes_len(b: Option<&[u8]>) -> usize {
+    match b {
+        Some(b) => varint_len(b.len() as i64) + b.len(),
+        None => varint_len(-1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::wire::Reader;
@@ -178,6 +200,7 @@ mod tests {
         offset_delta: i64,
         key: Vec<u8>,
         value: Vec<u8>,
+        value_null: bool,
         headers: Vec<(String, Vec<u8>)>,
     }
 
@@ -211,6 +234,10 @@ mod tests {
         let records = compress::decompress(codec, &b[HEADER_LEN..]);
         let mut r = Reader::new(&records);
         let mut recs = Vec::new();
+        let take_opt = |r: &mut Reader<'_>| -> Option<Vec<u8>> {
+            let n = r.varint().unwrap();
+            (n >= 0).then(|| (0..n).map(|_| r.i8().unwrap() as u8).collect())
+        };
         let take = |r: &mut Reader<'_>| -> Vec<u8> {
             let n = r.varint().unwrap() as usize;
             (0..n).map(|_| r.i8().unwrap() as u8).collect()
@@ -220,8 +247,10 @@ mod tests {
             assert_eq!(r.i8().unwrap(), 0, "record attributes");
             let ts_delta = r.varint().unwrap();
             let offset_delta = r.varint().unwrap();
-            let key = take(&mut r);
-            let value = take(&mut r);
+            let key = take_opt(&mut r).unwrap_or_default();
+            let value = take_opt(&mut r);
+            let value_null = value.is_none();
+            let value = value.unwrap_or_default();
             let mut headers = Vec::new();
             for _ in 0..r.varint().unwrap() {
                 let k = String::from_utf8(take(&mut r)).unwrap();
@@ -232,6 +261,7 @@ mod tests {
                 offset_delta,
                 key,
                 value,
+                value_null,
                 headers,
             });
         }
@@ -251,12 +281,12 @@ mod tests {
         let big = vec![7u8; 300];
         b.push(
             1_000,
-            b"k1",
-            b"v1",
+            Some(b"k1"),
+            Some(b"v1"),
             &[("replicator.task", b"t"), ("e", b"")],
         );
-        b.push(1_005, b"k2", &big, &[]);
-        b.push(1_002, b"", b"{}", &[("h", b"x")]);
+        b.push(1_005, Some(b"k2"), Some(&big), &[]);
+        b.push(1_002, Some(b""), Some(b"{}"), &[("h", b"x")]);
         let size = b.size();
         let sealed = b
             .seal(ProducerId { id: 42, epoch: 3 }, 17, Compression::None)
@@ -280,12 +310,34 @@ mod tests {
     }
 
     #[test]
+    fn a_tombstone_is_a_null_value() {
+        let mut b = BatchBuilder::default();
+        let headers: [(&str, &[u8]); 1] = [("p", b"f:4:1")];
+        let before = b.size();
+        b.push(7, Some(b"{\"id\":1}"), None, &headers);
+        b.push(8, Some(b"{\"id\":2}"), Some(b""), &headers);
+        assert!(
+            b.size() - before <= 2 * BatchBuilder::record_size(Some(b"{\"id\":1}"), None, &headers)
+        );
+        let sealed = b
+            .seal(ProducerId { id: 1, epoch: 0 }, 0, Compression::None)
+            .unwrap();
+        let (_, recs) = decode(&sealed);
+        assert!(recs[0].value_null && recs[0].value.is_empty());
+        assert!(!recs[1].value_null && recs[1].value.is_empty());
+        assert_eq!(recs[0].key, b"{\"id\":1}");
+    }
+
+    #[test]
     fn record_size_bounds_what_push_adds() {
         let mut b = BatchBuilder::default();
         let headers: [(&str, &[u8]); 1] = [("replicator.position", b"mariadb-bin.000001:4:0")];
         let before = b.size();
-        b.push(5, b"[1]", b"{\"a\":1}", &headers);
-        assert!(b.size() - before <= BatchBuilder::record_size(b"[1]", b"{\"a\":1}", &headers));
+        b.push(5, Some(b"[1]"), Some(b"{\"a\":1}"), &headers);
+        assert!(
+            b.size() - before
+                <= BatchBuilder::record_size(Some(b"[1]"), Some(b"{\"a\":1}"), &headers)
+        );
     }
 
     #[test]
@@ -300,15 +352,15 @@ mod tests {
                 let value = format!("{{\"id\":{i},\"note\":\"日本語 ✓ row {i}\"}}");
                 b.push(
                     1_000 + i,
-                    key.as_bytes(),
-                    value.as_bytes(),
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
                     &[("p", b"f:4:0")],
                 );
             }
             b.push(
                 1_300,
-                b"[wide]",
-                &wide,
+                Some(b"[wide]"),
+                Some(&wide),
                 &[("replicator.task", b"t"), ("e", b"")],
             );
         };

@@ -303,8 +303,8 @@ impl Producer {
         leader: &Arc<str>,
         topic: &Arc<str>,
         partition: i32,
-        key: &[u8],
-        value: &[u8],
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
         txn: u64,
     ) -> Result<(), ProducerError> {

@@ -1,0 +1,233 @@
+//! Maxwell's JSON (`sink.format: maxwell`), as Maxwell writes it with
+//! `output_binlog_position`, `output_server_id`, `output_primary_keys` and
+//! `output_primary_key_columns` on.
+//!
+//! `{"database", "table", "type": "insert"|"update"|"delete"|
+//! "bootstrap-insert", "ts": event time in seconds, "xid": transaction
+//! start position, "position": "file:pos", "server_id", "primary_key":
+//! [values], "primary_key_columns": [names], "data": {row}, "old": {changed
+//! columns' old values}}` (`old` on updates only). Values: numbers as
+//! numbers (DECIMAL too), DATETIME `2024-01-02 03:04:05.120`, TIMESTAMP the
+//! same in UTC, SET as an array of labels, BIT(1) as a boolean, binary as
+//! base64, JSON as JSON. `commit` is not written: rows are sent as they are
+//! decoded, before the transaction's end is known. Key: Maxwell's `hash`
+//! key `{"database", "table", "pk.<col>": value, ...}`.
+
+use super::columns::{self, ColKind};
+use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat};
+use crate::decode::Table;
+use crate::pipeline::ddl::{ddl_kind, DdlKind};
+use crate::pipeline::message::ChangeType;
+use serde_json::value::RawValue;
+
+struct Col {
+    label: Vec<u8>,
+    /// `"pk.name":`
+    pk_label: Vec<u8>,
+    name: String,
+    kind: ColKind,
+}
+
+/// `maxwell` rows of one table.
+pub struct MaxwellTable {
+    table: Table,
+    cols: Vec<Col>,
+    /// `{"database":"d","table":"t","type":"`
+    head: Vec<u8>,
+    /// `,"primary_key_columns":[..]`
+    pk_columns: Vec<u8>,
+    /// `{"database":"d","table":"t"`
+    key_head: Vec<u8>,
+}
+
+impl MaxwellTable {
+    pub fn new(table: &Table) -> MaxwellTable {
+        let cols: Vec<Col> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let mut label = Vec::new();
+                columns::push_str(&mut label, &c.name);
+                label.push(b':');
+                let mut pk_label = Vec::new();
+                columns::push_str(&mut pk_label, &format!("pk.{}", c.name));
+                pk_label.push(b':');
+                Col {
+                    label,
+                    pk_label,
+                    name: c.name.clone(),
+                    kind: ColKind::of(c),
+                }
+            })
+            .collect();
+        let mut key_head = b"{\"database\":".to_vec();
+        columns::push_str(&mut key_head, &table.database);
+        key_head.extend_from_slice(b",\"table\":");
+        columns::push_str(&mut key_head, &table.name);
+        let mut head = key_head.clone();
+        head.extend_from_slice(b",\"type\":\"");
+        let mut pk_columns = b",\"primary_key_columns\":".to_vec();
+        let names: Vec<&str> = table.primary_key_names().collect();
+        serde_json::to_writer(&mut pk_columns, &names).expect("writing to a Vec cannot fail");
+        MaxwellTable {
+            table: table.clone(),
+            cols,
+            head,
+            pk_columns,
+            key_head,
+        }
+    }
+
+    fn image(
+        &self,
+        out: &mut Vec<u8>,
+        img: &Image<'_>,
+        changed_in: Option<&Image<'_>>,
+    ) -> Result<(), FormatError> {
+        out.push(b'{');
+        let mut first = true;
+        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
+            if changed_in.is_some_and(|a| a.0[i].get() == v.get()) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&c.label);
+            value(out, c, v)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn write_position(out: &mut Vec<u8>, ts_ms: i64, txn: &super::Txn<'_>, server_id: u32) {
+    out.extend_from_slice(b",\"ts\":");
+    columns::push_int(out, ts_ms.div_euclid(1000));
+    out.extend_from_slice(b",\"xid\":");
+    columns::push_int(out, txn.pos);
+    out.extend_from_slice(b",\"position\":");
+    columns::push_str(out, &format!("{}:{}", txn.file, txn.pos));
+    out.extend_from_slice(b",\"server_id\":");
+    columns::push_int(out, server_id);
+}
+
+impl TableFormat for MaxwellTable {
+    fn row(
+        &self,
+        out: &mut Vec<u8>,
+        key: &mut Vec<u8>,
+        r: &RowChange<'_>,
+    ) -> Result<KeyOut, FormatError> {
+        out.clear();
+        key.clear();
+        let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let (data, kind) = match r.kind {
+            ChangeType::Delete => (before.as_ref(), "delete"),
+            ChangeType::Update => (after.as_ref(), "update"),
+            ChangeType::Read => (after.as_ref(), "bootstrap-insert"),
+            _ => (after.as_ref(), "insert"),
+        };
+        let Some(data) = data else {
+            return Err(FormatError::Image(format!("{kind} without its row image")));
+        };
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b'"');
+        write_position(out, r.ts_ms, &r.txn, r.server_id);
+        out.extend_from_slice(b",\"primary_key\":[");
+        for (n, &i) in self.table.primary_key.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            value(out, &self.cols[i], data.0[i])?;
+        }
+        out.push(b']');
+        out.extend_from_slice(&self.pk_columns);
+        out.extend_from_slice(b",\"data\":");
+        self.image(out, data, None)?;
+        if let (ChangeType::Update, Some(b)) = (r.kind, &before) {
+            out.extend_from_slice(b",\"old\":");
+            self.image(out, b, Some(data))?;
+        }
+        out.push(b'}');
+        key.extend_from_slice(&self.key_head);
+        for &i in &self.table.primary_key {
+            key.push(b',');
+            key.extend_from_slice(&self.cols[i].pk_label);
+            value(key, &self.cols[i], data.0[i])?;
+        }
+        key.push(b'}');
+        Ok(KeyOut::Written)
+    }
+}
+
+/// One value as Maxwell renders it.
+fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> {
+    if is_null(raw) {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    }
+    let text = raw.get();
+    match c.kind {
+        ColKind::Decimal { .. } => out.extend_from_slice(columns::string(raw, &c.name)?.as_bytes()),
+        ColKind::Bit { bits: 1 } => {
+            out.extend_from_slice(if text == "0" { b"false" } else { b"true" })
+        }
+        ColKind::DateTime { .. } | ColKind::Timestamp { .. } => {
+            let s = columns::string(raw, &c.name)?;
+            let s = s.strip_suffix('Z').unwrap_or(&s).replacen('T', " ", 1);
+            columns::push_str(out, &s);
+        }
+        ColKind::Set => {
+            let s = columns::string(raw, &c.name)?;
+            let labels: Vec<&str> = if s.is_empty() {
+                Vec::new()
+            } else {
+                s.split(',').collect()
+            };
+            serde_json::to_writer(&mut *out, &labels).expect("writing to a Vec cannot fail");
+        }
+        ColKind::Int { .. }
+        | ColKind::Year
+        | ColKind::Float
+        | ColKind::Double
+        | ColKind::Bit { .. }
+        | ColKind::Date
+        | ColKind::Time { .. }
+        | ColKind::Text { .. }
+        | ColKind::Bytes { .. }
+        | ColKind::Enum
+        | ColKind::Json
+        | ColKind::Geometry => out.extend_from_slice(text.as_bytes()),
+    }
+    Ok(())
+}
+
+/// A schema change as Maxwell writes it (`table-create`, `table-alter`,
+/// `table-drop`, with `sql`; Maxwell's `def`/`old` table definitions are
+/// not written), keyed `{"database", "table"}`.
+pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, d: &DdlChange<'_>) {
+    let kind = match ddl_kind(d.sql) {
+        DdlKind::CreateTable => "table-create",
+        DdlKind::DropTable => "table-drop",
+        _ => "table-alter",
+    };
+    key.extend_from_slice(b"{\"database\":");
+    columns::push_str(key, d.database);
+    key.extend_from_slice(b",\"table\":");
+    columns::push_str(key, d.table);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"database\":");
+    columns::push_str(out, d.database);
+    out.extend_from_slice(b",\"table\":");
+    columns::push_str(out, d.table);
+    write_position(out, d.ts_ms, &d.txn, d.server_id);
+    out.extend_from_slice(b",\"sql\":");
+    columns::push_str(out, d.sql);
+    out.push(b'}');
+    key.push(b'}');
+}
