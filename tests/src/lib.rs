@@ -62,6 +62,11 @@
 //!   session under a root), [`Stack::zk_client`] (a raw session);
 //! - processes ([`process`]): [`Process::spawn`] for the workspace binaries,
 //!   with `kill`, `stop`, `pause`, `resume`, `pid`, `wait_for_log`;
+//! - faults: [`Stack::pause`]/[`Stack::resume`] (SIGSTOP/SIGCONT),
+//!   [`Stack::kill_server`]/[`Stack::restart_server`] (SIGKILL, then the
+//!   same port and data) on private stacks; [`ZkEnsemble`] and
+//!   [`Stack::with_zk`] for a ZooKeeper ensemble; [`Netns`] and
+//!   [`Stack::start_with`] ([`ServerOptions`]) for network partitions;
 //! - waiting ([`wait`]): [`wait_until`], [`wait_for`], [`try_wait_for`].
 //!
 //! Helpers panic with context instead of returning errors: they are for

@@ -15,7 +15,9 @@
 //! up, without carrier), as in a partition between two hosts: connections
 //! time out rather than fail at once. While a link is cut, its host-side
 //! address is gone for the host's processes too, so they should use
-//! 127.0.0.1 or another link's address.
+//! 127.0.0.1 or another link's address. [`Netns::cut_local`] takes the
+//! namespace's own side down instead (its interface fails: connections fail
+//! at once with "network unreachable").
 //!
 //! Uses the `ip` program of iproute2 (installed by deploy/install.sh);
 //! needs root (CAP_NET_ADMIN). [`Netns::create`] fails with a clear message
@@ -136,6 +138,23 @@ impl Netns {
     pub fn cut(&self, label: &str) {
         let host_if = &self.link(label).host_if;
         ip(["link", "set", host_if, "down"]).unwrap_or_else(|e| panic!("cut {label}: {e}"));
+    }
+
+    /// Takes the namespace's own side of a link down (as when a host's
+    /// interface goes down): connections from the namespace on it fail at
+    /// once with "network unreachable" instead of timing out. Undo with
+    /// [`Netns::restore_local`].
+    pub fn cut_local(&self, label: &str) {
+        let ns_if = self.link(label).ns_if.clone();
+        self.exec_ip(["link", "set", &ns_if, "down"])
+            .unwrap_or_else(|e| panic!("cut {label} inside the namespace: {e}"));
+    }
+
+    /// Brings the namespace's side of a link up again.
+    pub fn restore_local(&self, label: &str) {
+        let ns_if = self.link(label).ns_if.clone();
+        self.exec_ip(["link", "set", &ns_if, "up"])
+            .unwrap_or_else(|e| panic!("restore {label} inside the namespace: {e}"));
     }
 
     /// Restores a cut link.

@@ -12,6 +12,12 @@
 //! become ready in time is a [`StartError`] carrying its log tail. Every PID
 //! and the directory are registered with [`crate::reaper`], so they go away
 //! with the test process even when no destructor runs.
+//!
+//! [`ServerOptions`] makes the three listen on every address (for Cores in
+//! other network namespaces, [`crate::netns`]) and names the addresses
+//! clients reach MariaDB and Tansu at. A server remembers the command that
+//! started it, so a test can SIGKILL it and start it again on the same port
+//! and data (`Stack::kill_server`, `Stack::restart_server`).
 
 use crate::reaper;
 use std::ffi::{OsStr, OsString};
