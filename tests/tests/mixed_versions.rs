@@ -57,7 +57,7 @@ async fn nodes_of_a_newer_version_keep_every_process_working() {
     // A newer version wrote the context and control nodes.
     rewrite(&s, &s.layout.context(&task), |v| {
         v["format_version"] = json!(2);
-        v["snapshot"] = json!({"table": "x.y", "last_key": [7]});
+        v["resume_token"] = json!({"table": "x.y", "last_key": [7]});
     })
     .await;
     rewrite(&s, &s.layout.control(&task), |v| {
