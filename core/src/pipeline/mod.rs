@@ -322,7 +322,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             Some(SnapshotRun::start(
                 spec.task.name(),
                 ReaderSpec {
-                    source: cfg.source.clone(),
+                    source: source_cfg.clone(),
                     password: password.clone(),
                     progress: p.clone(),
                     chunk_rows: cfg.source.snapshot_chunk_rows.max(1),
