@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Starts the local stack: ZooKeeper, MariaDB (binlog on, row format) and Tansu
-# (Kafka protocol), each on a free loopback port, with their files in STATE_DIR.
+# Starts the local stack: ZooKeeper, MariaDB (binlog on, row format), a second
+# MariaDB replicating from the first by GTID (read-only, log_slave_updates: a
+# replica to promote when trying source failover, see docs/source-failover.md)
+# and Tansu (Kafka protocol), each on a free loopback port, with their files in
+# STATE_DIR.
 #
 # Usage: deploy/start-stack.sh [STATE_DIR]     (default: <repo>/.state/stack)
 #
@@ -8,7 +11,9 @@
 #   REPLICATOR_TEST_ZK=127.0.0.1:P              ZooKeeper connect string
 #   REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:P
 #   REPLICATOR_TEST_KAFKA=127.0.0.1:P           Kafka bootstrap servers
-#   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _KAFKA_PID, REPLICATOR_STACK_DIR
+#   REPLICATOR_TEST_MYSQL_REPLICA=mysql://repl:repl@127.0.0.1:P   the replica
+#   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _MYSQL_REPLICA_PID, _KAFKA_PID,
+#   REPLICATOR_STACK_DIR
 # With those three REPLICATOR_TEST_* variables exported, `cargo test` reuses
 # these servers instead of starting its own.
 #
@@ -51,7 +56,8 @@ fail() {
 if [[ -f "$ENV_FILE" ]]; then
     # shellcheck disable=SC1090
     source "$ENV_FILE"
-    for pid in "${REPLICATOR_STACK_ZK_PID:-}" "${REPLICATOR_STACK_MYSQL_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
+    for pid in "${REPLICATOR_STACK_ZK_PID:-}" "${REPLICATOR_STACK_MYSQL_PID:-}" \
+        "${REPLICATOR_STACK_MYSQL_REPLICA_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             log "a stack already runs in $STATE (pid $pid); stop it first: deploy/stop-stack.sh $STATE"
             exit 1
@@ -62,13 +68,13 @@ fi
 
 "$DEPLOY/install.sh"
 
-# Three distinct free loopback ports, held open together while chosen.
+# Four distinct free loopback ports, held open together while chosen.
 free_ports() {
     if command -v python3 >/dev/null 2>&1; then
         python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(3):
+for _ in range(4):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -76,7 +82,7 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
     else
         local ports=() p
-        while ((${#ports[@]} < 3)); do
+        while ((${#ports[@]} < 4)); do
             p=$((20000 + RANDOM % 12000))
             if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [[ " ${ports[*]} " != *" $p "* ]]; then
                 ports+=("$p")
@@ -85,7 +91,7 @@ EOF
         echo "${ports[*]}"
     fi
 }
-read -r ZK_PORT MYSQL_PORT KAFKA_PORT < <(free_ports)
+read -r ZK_PORT MYSQL_PORT KAFKA_PORT REPLICA_PORT < <(free_ports)
 
 fill() { # template dir port > output
     sed -e "s|@DIR@|$2|g" -e "s|@PORT@|$3|g" "$1"
@@ -104,6 +110,7 @@ wait_for() {
 
 zk_ok() { [[ "$(echo ruok | socat -t1 - "TCP:127.0.0.1:$ZK_PORT" 2>/dev/null)" == imok ]]; }
 mysql_ok() { mariadb --defaults-file="$STATE/mariadb/my.cnf" -e 'SELECT 1'; }
+replica_ok() { mariadb --defaults-file="$STATE/mariadb-replica/my.cnf" -e 'SELECT 1'; }
 kafka_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT"); }
 
 T0=$SECONDS
@@ -134,6 +141,22 @@ setsid mariadbd --defaults-file="$MY_DIR/my.cnf" </dev/null >"$MY_DIR/mariadbd.o
 MYSQL_PID=$!
 STARTED_PIDS+=("$MYSQL_PID")
 
+# --- MariaDB replica (GTID, read-only, logs what it applies) ------------------
+REPLICA_DIR="$STATE/mariadb-replica"
+mkdir -p "$REPLICA_DIR/tmp"
+{
+    fill "$DEPLOY/conf/my.cnf.in" "$REPLICA_DIR" "$REPLICA_PORT"
+    printf 'server_id=2\nlog_slave_updates=ON\nread_only=ON\nskip_slave_start=ON\n'
+} >"$REPLICA_DIR/my.cnf"
+if [[ ! -d "$REPLICA_DIR/data/mysql" ]]; then
+    rm -rf "$REPLICA_DIR/data"
+    mariadb-install-db --defaults-file="$REPLICA_DIR/my.cnf" --user=root --skip-test-db \
+        >"$REPLICA_DIR/install.log" 2>&1 || fail "mariadb-install-db (replica) failed" "$REPLICA_DIR/install.log"
+fi
+setsid mariadbd --defaults-file="$REPLICA_DIR/my.cnf" </dev/null >"$REPLICA_DIR/mariadbd.out" 2>&1 &
+REPLICA_PID=$!
+STARTED_PIDS+=("$REPLICA_PID")
+
 # --- Tansu -------------------------------------------------------------------
 KAFKA_DIR="$STATE/tansu"
 mkdir -p "$KAFKA_DIR"
@@ -153,6 +176,18 @@ STARTED_PIDS+=("$KAFKA_PID")
 wait_for 60 "$ZK_PID" zk_ok || fail "ZooKeeper did not answer ruok on 127.0.0.1:$ZK_PORT" "$ZK_DIR/zookeeper.log"
 wait_for 60 "$MYSQL_PID" mysql_ok || fail "MariaDB did not start on 127.0.0.1:$MYSQL_PORT" "$MY_DIR/mariadbd.err"
 mariadb --defaults-file="$MY_DIR/my.cnf" <"$DEPLOY/conf/users.sql" || fail "creating the repl user failed"
+wait_for 60 "$REPLICA_PID" replica_ok || fail "MariaDB replica did not start on 127.0.0.1:$REPLICA_PORT" "$REPLICA_DIR/mariadbd.err"
+# the replica's own user is created outside its binlog: its GTID history is
+# only the primary's; the primary's port changes at each start
+{
+    echo "SET sql_log_bin = 0;"
+    cat "$DEPLOY/conf/users.sql"
+    echo "SET sql_log_bin = 1;"
+    echo "STOP SLAVE;"
+    echo "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MYSQL_PORT, MASTER_USER = 'repl',"
+    echo "  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;"
+    echo "START SLAVE;"
+} | mariadb --defaults-file="$REPLICA_DIR/my.cnf" || fail "setting up the replica failed" "$REPLICA_DIR/mariadbd.err"
 wait_for 30 "$KAFKA_PID" kafka_ok || fail "Tansu did not listen on 127.0.0.1:$KAFKA_PORT" "$KAFKA_DIR/tansu.log"
 
 cat >"$ENV_FILE" <<EOF
@@ -160,10 +195,12 @@ cat >"$ENV_FILE" <<EOF
 REPLICATOR_TEST_ZK=127.0.0.1:$ZK_PORT
 REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:$MYSQL_PORT
 REPLICATOR_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+REPLICATOR_TEST_MYSQL_REPLICA=mysql://repl:repl@127.0.0.1:$REPLICA_PORT
 REPLICATOR_STACK_DIR=$STATE
 REPLICATOR_STACK_MYSQL_SOCKET=$MY_DIR/mysql.sock
 REPLICATOR_STACK_ZK_PID=$ZK_PID
 REPLICATOR_STACK_MYSQL_PID=$MYSQL_PID
+REPLICATOR_STACK_MYSQL_REPLICA_PID=$REPLICA_PID
 REPLICATOR_STACK_KAFKA_PID=$KAFKA_PID
 EOF
 
@@ -171,6 +208,7 @@ cat <<EOF
 stack up in $((SECONDS - T0)) s, files in $STATE
   ZooKeeper  127.0.0.1:$ZK_PORT    pid $ZK_PID    log $ZK_DIR/zookeeper.log
   MariaDB    127.0.0.1:$MYSQL_PORT    pid $MYSQL_PID    user repl/repl over TCP; root: mariadb --defaults-file=$MY_DIR/my.cnf
+  replica    127.0.0.1:$REPLICA_PORT    pid $REPLICA_PID    GTID replica of the MariaDB above (read-only); root: mariadb --defaults-file=$REPLICA_DIR/my.cnf
   Tansu      127.0.0.1:$KAFKA_PORT    pid $KAFKA_PID    log $KAFKA_DIR/tansu.log
 use it:  set -a; source $ENV_FILE; set +a    (then cargo test reuses these servers)
 stop it: $DEPLOY/stop-stack.sh $STATE
