@@ -7,7 +7,10 @@
 //! - `disabled` (default): plain TCP.
 //! - `required`: encrypted, the certificate is not checked.
 //! - `verify_ca`: the certificate must chain to `ca_file` (or, without it,
-//!   to the built-in web PKI roots); the host name is not checked.
+//!   to the built-in web PKI roots); the host name is not meant to be
+//!   checked, but mysql_async 0.37.1's rustls verifier recognises a name
+//!   mismatch by the text `NotValidForName`, which rustls 0.23 no longer
+//!   prints, so today the name is checked too (docs/source-tls.md).
 //! - `verify_identity`: as `verify_ca`, and the certificate must name the
 //!   host connected to.
 //!
