@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Starts the local stack: ZooKeeper, MariaDB (binlog on, row format) and Tansu
-# (Kafka protocol), each on a free loopback port, with their files in STATE_DIR.
+# Starts the local stack: ZooKeeper, MariaDB (binlog on, row format), a second
+# MariaDB replicating from the first by GTID (read-only, log_slave_updates: a
+# replica to promote when trying source failover, see docs/source-failover.md)
+# and Tansu (Kafka protocol), each on a free loopback port, with their files in
+# STATE_DIR.
 #
 # Usage: deploy/start-stack.sh [STATE_DIR]     (default: <repo>/.state/stack)
 #
@@ -12,7 +15,9 @@
 #   REPLICATOR_TEST_ZK=127.0.0.1:P              ZooKeeper connect string
 #   REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:P
 #   REPLICATOR_TEST_KAFKA=127.0.0.1:P           Kafka bootstrap servers
-#   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _KAFKA_PID, REPLICATOR_STACK_DIR
+#   REPLICATOR_TEST_MYSQL_REPLICA=mysql://repl:repl@127.0.0.1:P   the replica
+#   REPLICATOR_STACK_ZK_PID, _MYSQL_PID, _MYSQL_REPLICA_PID, _KAFKA_PID,
+#   REPLICATOR_STACK_DIR
 #   REPLICATOR_STACK_ZK_PIDS                    every ZooKeeper member's pid
 # With those three REPLICATOR_TEST_* variables exported, `cargo test` reuses
 # these servers instead of starting its own.
@@ -97,11 +102,13 @@ EOF
         echo "${ports[*]}"
     fi
 }
-# MariaDB, Tansu, then per ZooKeeper member: client, quorum and election ports
-read -r -a PORTS < <(free_ports $((2 + 3 * ZK_SERVERS)))
+# MariaDB, Tansu, the MariaDB replica, then per ZooKeeper member: client,
+# quorum and election ports
+read -r -a PORTS < <(free_ports $((3 + 3 * ZK_SERVERS)))
 MYSQL_PORT=${PORTS[0]}
 KAFKA_PORT=${PORTS[1]}
-zk_port() { echo "${PORTS[$((2 + 3 * ($1 - 1) + $2))]}"; } # member kind(0 client, 1 quorum, 2 election)
+REPLICA_PORT=${PORTS[2]}
+zk_port() { echo "${PORTS[$((3 + 3 * ($1 - 1) + $2))]}"; } # member kind(0 client, 1 quorum, 2 election)
 ZK_PORT=$(zk_port 1 0)
 
 fill() { # template dir port > output
@@ -123,6 +130,7 @@ zk_ok() { [[ "$(echo ruok | socat -t1 - "TCP:127.0.0.1:$1" 2>/dev/null)" == imok
 # an ensemble member serves once srvr reports its mode
 zk_serving() { echo srvr | socat -t1 - "TCP:127.0.0.1:$1" 2>/dev/null | grep -Eq '^Mode: (leader|follower|standalone)'; }
 mysql_ok() { mariadb --defaults-file="$STATE/mariadb/my.cnf" -e 'SELECT 1'; }
+replica_ok() { mariadb --defaults-file="$STATE/mariadb-replica/my.cnf" -e 'SELECT 1'; }
 kafka_ok() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT"); }
 
 T0=$SECONDS
@@ -183,6 +191,22 @@ setsid mariadbd --defaults-file="$MY_DIR/my.cnf" </dev/null >"$MY_DIR/mariadbd.o
 MYSQL_PID=$!
 STARTED_PIDS+=("$MYSQL_PID")
 
+# --- MariaDB replica (GTID, read-only, logs what it applies) ------------------
+REPLICA_DIR="$STATE/mariadb-replica"
+mkdir -p "$REPLICA_DIR/tmp"
+{
+    fill "$DEPLOY/conf/my.cnf.in" "$REPLICA_DIR" "$REPLICA_PORT"
+    printf 'server_id=2\nlog_slave_updates=ON\nread_only=ON\nskip_slave_start=ON\n'
+} >"$REPLICA_DIR/my.cnf"
+if [[ ! -d "$REPLICA_DIR/data/mysql" ]]; then
+    rm -rf "$REPLICA_DIR/data"
+    mariadb-install-db --defaults-file="$REPLICA_DIR/my.cnf" --user=root --skip-test-db \
+        >"$REPLICA_DIR/install.log" 2>&1 || fail "mariadb-install-db (replica) failed" "$REPLICA_DIR/install.log"
+fi
+setsid mariadbd --defaults-file="$REPLICA_DIR/my.cnf" </dev/null >"$REPLICA_DIR/mariadbd.out" 2>&1 &
+REPLICA_PID=$!
+STARTED_PIDS+=("$REPLICA_PID")
+
 # --- Tansu -------------------------------------------------------------------
 KAFKA_DIR="$STATE/tansu"
 mkdir -p "$KAFKA_DIR"
@@ -206,6 +230,18 @@ for ((i = 1; i <= ZK_SERVERS; i++)); do
 done
 wait_for 60 "$MYSQL_PID" mysql_ok || fail "MariaDB did not start on 127.0.0.1:$MYSQL_PORT" "$MY_DIR/mariadbd.err"
 mariadb --defaults-file="$MY_DIR/my.cnf" <"$DEPLOY/conf/users.sql" || fail "creating the repl user failed"
+wait_for 60 "$REPLICA_PID" replica_ok || fail "MariaDB replica did not start on 127.0.0.1:$REPLICA_PORT" "$REPLICA_DIR/mariadbd.err"
+# the replica's own user is created outside its binlog: its GTID history is
+# only the primary's; the primary's port changes at each start
+{
+    echo "SET sql_log_bin = 0;"
+    cat "$DEPLOY/conf/users.sql"
+    echo "SET sql_log_bin = 1;"
+    echo "STOP SLAVE;"
+    echo "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = $MYSQL_PORT, MASTER_USER = 'repl',"
+    echo "  MASTER_PASSWORD = 'repl', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1;"
+    echo "START SLAVE;"
+} | mariadb --defaults-file="$REPLICA_DIR/my.cnf" || fail "setting up the replica failed" "$REPLICA_DIR/mariadbd.err"
 wait_for 30 "$KAFKA_PID" kafka_ok || fail "Tansu did not listen on 127.0.0.1:$KAFKA_PORT" "$KAFKA_DIR/tansu.log"
 
 cat >"$ENV_FILE" <<EOF
@@ -213,11 +249,13 @@ cat >"$ENV_FILE" <<EOF
 REPLICATOR_TEST_ZK=$ZK_CONNECT_STRING
 REPLICATOR_TEST_MYSQL=mysql://repl:repl@127.0.0.1:$MYSQL_PORT
 REPLICATOR_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
+REPLICATOR_TEST_MYSQL_REPLICA=mysql://repl:repl@127.0.0.1:$REPLICA_PORT
 REPLICATOR_STACK_DIR=$STATE
 REPLICATOR_STACK_MYSQL_SOCKET=$MY_DIR/mysql.sock
 REPLICATOR_STACK_ZK_PID=$ZK_PID
 REPLICATOR_STACK_ZK_PIDS="${ZK_PIDS[*]}"
 REPLICATOR_STACK_MYSQL_PID=$MYSQL_PID
+REPLICATOR_STACK_MYSQL_REPLICA_PID=$REPLICA_PID
 REPLICATOR_STACK_KAFKA_PID=$KAFKA_PID
 EOF
 
@@ -225,6 +263,7 @@ cat <<EOF
 stack up in $((SECONDS - T0)) s, files in $STATE
   ZooKeeper  $ZK_CONNECT_STRING    pid ${ZK_PIDS[*]}    log ${ZK_DIRS[*]/%//zookeeper.log}
   MariaDB    127.0.0.1:$MYSQL_PORT    pid $MYSQL_PID    user repl/repl over TCP; root: mariadb --defaults-file=$MY_DIR/my.cnf
+  replica    127.0.0.1:$REPLICA_PORT    pid $REPLICA_PID    GTID replica of the MariaDB above (read-only); root: mariadb --defaults-file=$REPLICA_DIR/my.cnf
   Tansu      127.0.0.1:$KAFKA_PORT    pid $KAFKA_PID    log $KAFKA_DIR/tansu.log
 use it:  set -a; source $ENV_FILE; set +a    (then cargo test reuses these servers)
 stop it: $DEPLOY/stop-stack.sh $STATE

@@ -19,7 +19,8 @@ source "$ENV_FILE"
 
 pids=()
 # shellcheck disable=SC2086
-for pid in ${REPLICATOR_STACK_ZK_PIDS:-${REPLICATOR_STACK_ZK_PID:-}} "${REPLICATOR_STACK_MYSQL_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
+for pid in "${REPLICATOR_STACK_ZK_PID:-}" ${REPLICATOR_STACK_ZK_PIDS:-} "${REPLICATOR_STACK_MYSQL_PID:-}" \
+    "${REPLICATOR_STACK_MYSQL_REPLICA_PID:-}" "${REPLICATOR_STACK_KAFKA_PID:-}"; do
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         pids+=("$pid")

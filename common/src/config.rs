@@ -82,6 +82,9 @@ pub struct SourceConfig {
         skip_serializing_if = "is_default_chunk_rows"
     )]
     pub snapshot_chunk_rows: u32,
+    /// TLS to the source server (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SourceTls>,
 }
 
 /// Copy of existing rows of a task (`source.snapshot`).
@@ -121,6 +124,33 @@ fn default_snapshot_chunk_rows() -> u32 {
 
 fn is_default_chunk_rows(v: &u32) -> bool {
     *v == DEFAULT_SNAPSHOT_CHUNK_ROWS
+}
+
+/// `source.tls`: how the Core secures its connections to the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTls {
+    #[serde(default)]
+    pub mode: SourceTlsMode,
+    /// PEM file of the CA(s) to trust (verify modes); absent: the built-in
+    /// web PKI roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+/// The TLS modes of MySQL's `--ssl-mode`, same meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceTlsMode {
+    /// Plain TCP.
+    #[default]
+    Disabled,
+    /// Encrypted; the certificate is not checked.
+    Required,
+    /// Encrypted; the certificate must chain to `ca_file` (host name not checked).
+    VerifyCa,
+    /// As `verify_ca`, and the certificate must name the host connected to.
+    VerifyIdentity,
 }
 
 /// Where a task with no context starts reading.
@@ -383,7 +413,7 @@ enum Kind {
     StrList,
     StrMap,
     Start,
-    Snapshot,
+    OneOf(&'static [&'static str]),
     Object(&'static [(&'static str, Kind)]),
 }
 
@@ -405,7 +435,10 @@ const SOURCE_FIELDS: &[(&str, Kind)] = &[
     ("include", Kind::StrList),
     ("exclude", Kind::StrList),
     ("start", Kind::Start),
-    ("snapshot", Kind::Snapshot),
+    (
+        "snapshot",
+        Kind::OneOf(&["initial", "never", "when_needed"]),
+    ),
     (
         "snapshot_chunk_rows",
         Kind::UInt {
@@ -413,6 +446,15 @@ const SOURCE_FIELDS: &[(&str, Kind)] = &[
             max: 1_000_000,
         },
     ),
+    ("tls", Kind::Object(TLS_FIELDS)),
+];
+
+const TLS_FIELDS: &[(&str, Kind)] = &[
+    (
+        "mode",
+        Kind::OneOf(&["disabled", "required", "verify_ca", "verify_identity"]),
+    ),
+    ("ca_file", Kind::OptStr),
 ];
 
 const SINK_FIELDS: &[(&str, Kind)] = &[
@@ -494,14 +536,8 @@ fn walk(obj: &mut Map<String, Value>, schema: &[(&str, Kind)], prefix: &str, out
             (Kind::StrMap, Value::Object(m)) if m.values().all(Value::is_string) => None,
             (Kind::StrMap, _) => Some("must be an object of string values".to_string()),
             (Kind::Start, v) => check_start(v),
-            (Kind::Snapshot, Value::String(s))
-                if ["initial", "never", "when_needed"].contains(&s.as_str()) =>
-            {
-                None
-            }
-            (Kind::Snapshot, _) => {
-                Some("must be \"initial\", \"never\" or \"when_needed\"".to_string())
-            }
+            (Kind::OneOf(opts), Value::String(s)) if opts.contains(&s.as_str()) => None,
+            (Kind::OneOf(opts), _) => Some(format!("must be one of {}", opts.join(", "))),
             (Kind::Object(fields), Value::Object(m)) => {
                 walk(m, fields, &path, out);
                 None
@@ -664,6 +700,11 @@ impl SourceConfig {
                 if let Err(e) = compile_table_regex(re) {
                     p.add(&format!("{field}[{i}]"), format!("bad regex `{re}`: {e}"));
                 }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+                p.add("source.tls.ca_file", "must not be empty");
             }
         }
         if let StartPosition::Gtid { gtid } = &self.start {

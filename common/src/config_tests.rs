@@ -324,3 +324,27 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
     let back = serde_json::to_value(&cfg.sink).unwrap();
     assert!(back.get("tombstones").is_none() && back.get("debezium").is_none());
 }
+
+#[test]
+fn source_tls_modes() {
+    let mut v = good();
+    v["source"]["tls"] = json!({"mode": "verify_ca", "ca_file": "/etc/ca.pem"});
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    let tls = cfg.source.tls.unwrap();
+    assert_eq!(tls.mode, SourceTlsMode::VerifyCa);
+    assert_eq!(tls.ca_file.as_deref(), Some("/etc/ca.pem"));
+    for mode in ["disabled", "required", "verify_identity"] {
+        let mut v = good();
+        v["source"]["tls"] = json!({ "mode": mode });
+        assert!(
+            TaskConfig::parse(v.to_string().as_bytes()).is_ok(),
+            "{mode}"
+        );
+    }
+    let mut v = good();
+    v["source"]["tls"] = json!({"mode": "sometimes", "ca_file": "", "pin": 1});
+    assert_eq!(
+        problems(v),
+        vec!["source.tls.mode", "source.tls.pin", "source.tls.ca_file"]
+    );
+}

@@ -37,6 +37,9 @@ pub enum DefiniteError {
     /// context (see [`crate::source::failover`]).
     #[error("source failover: {0}")]
     SourceGap(String),
+    /// TLS to the source cannot work as configured (`source.tls`).
+    #[error("source TLS: {0}")]
+    SourceTls(String),
     #[error("cannot decode binlog: {0}")]
     Decode(String),
     #[error("Kafka refused a message: {0}")]

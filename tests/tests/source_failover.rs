@@ -304,7 +304,7 @@ async fn failover(shared: &'static Stack, kill_core: bool) {
     let seen = inserted(&messages);
     let (missing, dup, extra) = compare(&truth, &seen);
     println!(
-        "source failover (Core killed after it: {kill_core}): time to follow {} ms after promotion ({} ms after the kill);          rows {} (new primary), {} transactions committed before the kill, {} after;          ids tried {tried}, writer failures {failures}; lost {}, duplicated {}, not in the new primary {}",
+        "source failover (Core killed after it: {kill_core}): time to follow {} ms after promotion (promoted {} ms after the kill); rows {} (new primary), {} transactions committed before the kill, {} after; ids tried {tried}, writer failures {failures}; lost {}, duplicated {}, not in the new primary {}",
         followed.as_millis(),
         killed.elapsed().as_millis() - promoted.elapsed().as_millis(),
         truth.len(),

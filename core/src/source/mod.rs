@@ -19,6 +19,7 @@
 pub mod failover;
 pub mod preflight;
 pub mod schema;
+pub mod tls;
 
 use crate::decode::Flavor;
 use crate::error::{DefiniteError, TaskError};
@@ -41,28 +42,38 @@ pub enum StartAt {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connection options for `cfg` with an already resolved password.
-pub fn opts(cfg: &SourceConfig, password: Option<&Secret>) -> mysql_async::Opts {
-    OptsBuilder::default()
+/// Connection options for `cfg` with an already resolved password
+/// (TLS as `source.tls` says, see [`tls`]).
+pub fn opts(
+    cfg: &SourceConfig,
+    password: Option<&Secret>,
+) -> Result<mysql_async::Opts, DefiniteError> {
+    Ok(OptsBuilder::default()
         .ip_or_hostname(cfg.host.clone())
         .tcp_port(cfg.port)
         .user(Some(cfg.user.clone()))
         .pass(password.map(|p| p.expose().to_string()))
         .prefer_socket(false)
         .stmt_cache_size(16)
-        .into()
+        .ssl_opts(tls::ssl_opts(cfg.tls.as_ref())?)
+        .into())
 }
 
 /// Opens a connection with a deadline.
 pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Conn, TaskError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts(cfg, password))).await {
+    let opts = opts(cfg, password)?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
         Err(_) => Err(TaskError::transient(format!(
             "source {}:{} did not answer within {} s",
             cfg.host,
             cfg.port,
             CONNECT_TIMEOUT.as_secs()
         ))),
-        Ok(r) => Ok(r?),
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => {
+            let addr = format!("{}:{}", cfg.host, cfg.port);
+            Err(tls::classify(cfg.tls.as_ref(), &addr, &e).unwrap_or_else(|| e.into()))
+        }
     }
 }
 
