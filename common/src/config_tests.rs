@@ -348,3 +348,18 @@ fn source_tls_modes() {
         vec!["source.tls.mode", "source.tls.pin", "source.tls.ca_file"]
     );
 }
+
+#[test]
+fn other_formats_copy_no_rows_by_default_and_refuse_a_snapshot() {
+    let mut v = good();
+    v["sink"]["format"] = json!("debezium");
+    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.source.snapshot, SnapshotMode::Never);
+    v["source"]["snapshot"] = json!("initial");
+    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("`json` format only"), "{err}");
+    assert_eq!(problems(v), vec!["source.snapshot"]);
+    // json keeps the `initial` default
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.source.snapshot, SnapshotMode::Initial);
+}

@@ -233,7 +233,7 @@ async fn debezium_transaction_metadata() {
         .iter()
         .map(|m| {
             let t = &m.value_json()["transaction"];
-            assert_eq!(t["id"], json!(id), "{t}");
+            assert_eq!(t["id"], json!(id), "{}", m.value_str());
             (
                 t["total_order"].as_u64().unwrap(),
                 t["data_collection_order"].as_u64().unwrap(),
