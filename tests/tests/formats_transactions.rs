@@ -244,3 +244,56 @@ async fn debezium_transaction_metadata() {
     assert_eq!(orders, [(1, 1), (2, 2)]);
     core.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_progress_while_tables_are_idle() {
+    let stack = shared_stack!();
+    // Given a task with heartbeats every 200 ms
+    let s = Scenario::new(stack, "hb").await;
+    let mut cfg = s.config();
+    cfg["sink"]["heartbeat_ms"] = json!(200);
+    s.put_config(cfg).await;
+    let topic = format!("__replicator-heartbeat.{}", s.task);
+    let mut core = s.core("h1", 3000);
+    core.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+
+    // When one row is written, then the tables stay idle
+    stack
+        .sql(&format!("INSERT INTO `{}`.t VALUES (1, 1, 1, 'x')", s.db))
+        .await;
+    s.wait_messages(1, Duration::from_secs(20)).await;
+    let ctx = replicator_tests::wait_for(
+        Duration::from_secs(10),
+        "the context past the row",
+        || async {
+            s.context()
+                .await
+                .filter(|c| c["events"].as_u64() >= Some(1))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Then heartbeats keep coming, and the newest carries the position the
+    // context reached
+    let hb = stack
+        .read_topic_until(&topic, 5, Duration::from_secs(20))
+        .await;
+    assert!(hb.len() >= 5, "{} heartbeats", hb.len());
+    let last = hb.last().unwrap().value_json();
+    assert_eq!(last["type"], "heartbeat");
+    assert_eq!(last["task"], json!(s.task));
+    assert_eq!(
+        (&last["position"]["file"], &last["position"]["pos"]),
+        (&ctx["file"], &ctx["pos"]),
+        "{last} vs context {ctx}"
+    );
+    assert_eq!(hb.last().unwrap().key_json(), json!([s.task]));
+    let ts: Vec<i64> = hb
+        .iter()
+        .map(|m| m.value_json()["ts_ms"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    core.stop().await;
+}

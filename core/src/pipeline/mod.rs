@@ -238,6 +238,17 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         txn_meta: None,
         lease: spec.lease.clone(),
     };
+    // heartbeats: the newest acknowledged position, every heartbeat_ms
+    let heartbeat = cfg.sink.heartbeat_ms.map(|ms| {
+        let topic = cfg
+            .sink
+            .heartbeat_topic
+            .clone()
+            .unwrap_or_else(|| format!("__replicator-heartbeat.{}", spec.task.name()));
+        (Duration::from_millis(ms), Arc::<str>::from(topic))
+    });
+    let mut last_cp = start.clone();
+    let mut last_heartbeat = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(spec.options.commit_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -264,6 +275,16 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                         spec.delivered.store(true, Ordering::Relaxed);
                     }
                     crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
+                    last_cp = cp;
+                }
+                if let Some((every, topic)) = &heartbeat {
+                    if last_heartbeat.elapsed() >= *every {
+                        last_heartbeat = tokio::time::Instant::now();
+                        state.format.heartbeat(&mut state.msg, &mut state.key, &last_cp, replicator_common::now_ms());
+                        if let Err(e) = sink.send_untracked(topic, &state.key, &state.msg).await {
+                            break Err(e);
+                        }
+                    }
                 }
             }
             ev = stream.next() => {
