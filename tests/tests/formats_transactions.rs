@@ -58,13 +58,16 @@ fn multi_table_writer(
     })
 }
 
+/// An END's event count and per-table counts.
+type Counts = (u64, BTreeMap<String, u64>);
+
 /// Every problem of the transactions topic: per transaction id exactly one
 /// BEGIN then one END, END counts matching `want(id)`.
 fn check_transactions(
     msgs: &[Message],
     begin_end: (&str, &str),
     status: &str,
-    want: &dyn Fn(&Value) -> Option<(u64, BTreeMap<String, u64>)>,
+    want: &dyn Fn(&Value) -> Option<Counts>,
 ) -> (usize, Vec<String>) {
     let mut seen: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for m in msgs {
@@ -164,7 +167,7 @@ async fn begin_and_end_per_transaction_across_sigkills() {
     let tx_msgs = stack
         .read_topic_until(&tx_topic, 2 * (txns as usize + 1), Duration::from_secs(60))
         .await;
-    let want = |end: &Value| -> Option<(u64, BTreeMap<String, u64>)> {
+    let want = |end: &Value| -> Option<Counts> {
         match end["event_count"].as_u64() {
             Some(1) => Some((1, BTreeMap::from([(t.clone(), 1)]))),
             _ => Some((
