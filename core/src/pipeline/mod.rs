@@ -2,8 +2,12 @@
 //!
 //! Flow: the binlog stream yields events; [`txn::TxnCursor`] tracks
 //! transaction boundaries and positions; row events are decoded straight into
-//! message JSON ([`message`]) and handed to the [`KafkaSink`], which removes
-//! duplicates left by an earlier writer and tracks acknowledgements. Every
+//! message JSON ([`message`]), rendered in the task's `sink.format`
+//! ([`format`], chosen once per table) and handed to the [`KafkaSink`], which
+//! removes duplicates left by an earlier writer and tracks acknowledgements.
+//! Tombstones and transaction BEGIN/END events (`sink.transactions_topic`)
+//! take positions of their own in their transaction, like rows; heartbeats
+//! (`sink.heartbeat_ms`) go out untracked on the commit tick. Every
 //! commit interval the newest fully acknowledged checkpoint is written to the
 //! context (version-checked: a `BadVersion` fences this writer).
 //!
