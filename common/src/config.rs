@@ -210,6 +210,12 @@ pub struct SinkConfig {
     /// Topic of transaction BEGIN/END events (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transactions_topic: Option<String>,
+    /// Period of heartbeat messages (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_ms: Option<u64>,
+    /// Topic of heartbeats; `__replicator-heartbeat.<task>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_topic: Option<String>,
     /// Producer settings (see [`crate::producer::ProducerSettings`]).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -316,6 +322,8 @@ impl std::fmt::Debug for SinkConfig {
             .field("tombstones", &self.tombstones)
             .field("debezium", &self.debezium)
             .field("transactions_topic", &self.transactions_topic)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("heartbeat_topic", &self.heartbeat_topic)
             .field("properties", &properties)
             .field("partitions", &self.partitions)
             .field("replication_factor", &self.replication_factor)
@@ -464,6 +472,14 @@ const SINK_FIELDS: &[(&str, Kind)] = &[
     ("tombstones", Kind::Bool),
     ("debezium", Kind::Object(DEBEZIUM_FIELDS)),
     ("transactions_topic", Kind::OptStr),
+    (
+        "heartbeat_ms",
+        Kind::UInt {
+            min: 100,
+            max: 3_600_000,
+        },
+    ),
+    ("heartbeat_topic", Kind::OptStr),
     ("properties", Kind::StrMap),
     (
         "partitions",
@@ -803,14 +819,19 @@ impl SinkConfig {
         if let Err(e) = check_topic_template(&self.topic) {
             p.add("sink.topic", e.to_string());
         }
-        if let Some(t) = &self.transactions_topic {
-            if t.contains('{') {
-                p.add(
-                    "sink.transactions_topic",
-                    "is one topic: {database} and {table} are not expanded here",
-                );
-            } else if let Err(e) = check_topic_template(t) {
-                p.add("sink.transactions_topic", e.to_string());
+        for (field, topic) in [
+            ("sink.transactions_topic", &self.transactions_topic),
+            ("sink.heartbeat_topic", &self.heartbeat_topic),
+        ] {
+            if let Some(t) = topic {
+                if t.contains('{') {
+                    p.add(
+                        field,
+                        "is one topic: {database} and {table} are not expanded here",
+                    );
+                } else if let Err(e) = check_topic_template(t) {
+                    p.add(field, e.to_string());
+                }
             }
         }
         if self.partitions == 0 {

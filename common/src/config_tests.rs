@@ -291,6 +291,7 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
         v["sink"]["tombstones"] = json!(true);
         v["sink"]["debezium"] = json!({"schemas": true});
         v["sink"]["transactions_topic"] = json!("shop.transactions");
+        v["sink"]["heartbeat_ms"] = json!(1000);
         let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
         assert_eq!(cfg.sink.message_format().unwrap().as_str(), f);
         assert!(cfg.sink.tombstones && cfg.sink.debezium.schemas);
@@ -298,6 +299,8 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
     let mut v = good();
     v["sink"]["format"] = json!("avro");
     v["sink"]["transactions_topic"] = json!("tx.{table}");
+    v["sink"]["heartbeat_ms"] = json!(5);
+    v["sink"]["heartbeat_topic"] = json!("hb/x");
     v["sink"]["tombstones"] = json!("yes");
     v["sink"]["debezium"] = json!({"schemas": 1, "colour": 2});
     let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
@@ -314,6 +317,8 @@ fn every_format_is_accepted_and_an_unknown_one_lists_the_valid_ones() {
             "sink.debezium.colour",
             "sink.debezium.schemas",
             "sink.format",
+            "sink.heartbeat_ms",
+            "sink.heartbeat_topic",
             "sink.tombstones",
             "sink.transactions_topic"
         ]

@@ -58,13 +58,16 @@ fn multi_table_writer(
     })
 }
 
+/// An END's event count and per-table counts.
+type Counts = (u64, BTreeMap<String, u64>);
+
 /// Every problem of the transactions topic: per transaction id exactly one
 /// BEGIN then one END, END counts matching `want(id)`.
 fn check_transactions(
     msgs: &[Message],
     begin_end: (&str, &str),
     status: &str,
-    want: &dyn Fn(&Value) -> Option<(u64, BTreeMap<String, u64>)>,
+    want: &dyn Fn(&Value) -> Option<Counts>,
 ) -> (usize, Vec<String>) {
     let mut seen: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for m in msgs {
@@ -164,7 +167,7 @@ async fn begin_and_end_per_transaction_across_sigkills() {
     let tx_msgs = stack
         .read_topic_until(&tx_topic, 2 * (txns as usize + 1), Duration::from_secs(60))
         .await;
-    let want = |end: &Value| -> Option<(u64, BTreeMap<String, u64>)> {
+    let want = |end: &Value| -> Option<Counts> {
         match end["event_count"].as_u64() {
             Some(1) => Some((1, BTreeMap::from([(t.clone(), 1)]))),
             _ => Some((
@@ -242,5 +245,58 @@ async fn debezium_transaction_metadata() {
         .collect();
     orders.sort();
     assert_eq!(orders, [(1, 1), (2, 2)]);
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_progress_while_tables_are_idle() {
+    let stack = shared_stack!();
+    // Given a task with heartbeats every 200 ms
+    let s = Scenario::new(stack, "hb").await;
+    let mut cfg = s.config();
+    cfg["sink"]["heartbeat_ms"] = json!(200);
+    s.put_config(cfg).await;
+    let topic = format!("__replicator-heartbeat.{}", s.task);
+    let mut core = s.core("h1", 3000);
+    core.wait_for_log("replication starts", Duration::from_secs(20))
+        .await;
+
+    // When one row is written, then the tables stay idle
+    stack
+        .sql(&format!("INSERT INTO `{}`.t VALUES (1, 1, 1, 'x')", s.db))
+        .await;
+    s.wait_messages(1, Duration::from_secs(20)).await;
+    let ctx = replicator_tests::wait_for(
+        Duration::from_secs(10),
+        "the context past the row",
+        || async {
+            s.context()
+                .await
+                .filter(|c| c["events"].as_u64() >= Some(1))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Then heartbeats keep coming, and the newest carries the position the
+    // context reached
+    let hb = stack
+        .read_topic_until(&topic, 5, Duration::from_secs(20))
+        .await;
+    assert!(hb.len() >= 5, "{} heartbeats", hb.len());
+    let last = hb.last().unwrap().value_json();
+    assert_eq!(last["type"], "heartbeat");
+    assert_eq!(last["task"], json!(s.task));
+    assert_eq!(
+        (&last["position"]["file"], &last["position"]["pos"]),
+        (&ctx["file"], &ctx["pos"]),
+        "{last} vs context {ctx}"
+    );
+    assert_eq!(hb.last().unwrap().key_json(), json!([s.task]));
+    let ts: Vec<i64> = hb
+        .iter()
+        .map(|m| m.value_json()["ts_ms"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
     core.stop().await;
 }

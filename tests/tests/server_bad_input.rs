@@ -166,7 +166,23 @@ async fn malformed_requests_are_refused_and_change_nothing() {
             "/api/v1/tasks",
             Some(with(&fresh, |v| v["sink"]["format"] = json!("avro"))),
         )
-        .expect(400, &["sink.format", "unknown format `avro`"]),
+        .expect(
+            400,
+            &[
+                "sink.format",
+                "unknown format `avro`; valid formats: json, debezium, canal, maxwell",
+            ],
+        ),
+        case(
+            "transactions topic with a placeholder",
+            "POST",
+            "/api/v1/tasks",
+            Some(with(&fresh, |v| {
+                v["sink"]["format"] = json!("debezium");
+                v["sink"]["transactions_topic"] = json!("tx.{table}");
+            })),
+        )
+        .expect(400, &["sink.transactions_topic", "is one topic"]),
         case(
             "missing brokers",
             "POST",

@@ -2,8 +2,12 @@
 //!
 //! Flow: the binlog stream yields events; [`txn::TxnCursor`] tracks
 //! transaction boundaries and positions; row events are decoded straight into
-//! message JSON ([`message`]) and handed to the [`KafkaSink`], which removes
-//! duplicates left by an earlier writer and tracks acknowledgements. Every
+//! message JSON ([`message`]), rendered in the task's `sink.format`
+//! ([`format`], chosen once per table) and handed to the [`KafkaSink`], which
+//! removes duplicates left by an earlier writer and tracks acknowledgements.
+//! Tombstones and transaction BEGIN/END events (`sink.transactions_topic`)
+//! take positions of their own in their transaction, like rows; heartbeats
+//! (`sink.heartbeat_ms`) go out untracked on the commit tick. Every
 //! commit interval the newest fully acknowledged checkpoint is written to the
 //! context (version-checked: a `BadVersion` fences this writer).
 //!
@@ -353,6 +357,17 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         lease: spec.lease.clone(),
         snap,
     };
+    // heartbeats: the newest acknowledged position, every heartbeat_ms
+    let heartbeat = cfg.sink.heartbeat_ms.map(|ms| {
+        let topic = cfg
+            .sink
+            .heartbeat_topic
+            .clone()
+            .unwrap_or_else(|| format!("__replicator-heartbeat.{}", spec.task.name()));
+        (Duration::from_millis(ms), Arc::<str>::from(topic))
+    });
+    let mut last_cp = start.clone();
+    let mut last_heartbeat = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(spec.options.commit_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -416,6 +431,16 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                         spec.delivered.store(true, Ordering::Relaxed);
                     }
                     crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
+                    last_cp = cp;
+                }
+                if let Some((every, topic)) = &heartbeat {
+                    if last_heartbeat.elapsed() >= *every {
+                        last_heartbeat = tokio::time::Instant::now();
+                        state.format.heartbeat(&mut state.msg, &mut state.key, &last_cp, replicator_common::now_ms());
+                        if let Err(e) = sink.send_untracked(topic, &state.key, &state.msg).await {
+                            break Err(e);
+                        }
+                    }
                 }
             }
             ev = stream.next(), if !snap_awaiting => {

@@ -220,6 +220,39 @@ impl KafkaSink {
         Ok(partitions)
     }
 
+    /// Sends a message outside any transaction and without a position
+    /// (heartbeats): not tracked for the context, never compared with a
+    /// topic tail (the tail reader skips messages without a position).
+    pub async fn send_untracked(
+        &mut self,
+        topic: &Arc<str>,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), TaskError> {
+        if !self.topics.contains_key(topic) {
+            self.prepare_topic(topic).await?;
+        }
+        let leaders = &self.topics[topic];
+        let partition = partition::partition_for(key, leaders.len() as u32);
+        let leader = leaders[partition as usize].clone();
+        let headers: [(&str, &[u8]); 2] = [
+            (TASK_HEADER, &self.task_header),
+            (EPOCH_HEADER, &self.epoch_header),
+        ];
+        self.producer
+            .send(
+                &leader,
+                topic,
+                partition,
+                Some(key),
+                Some(value),
+                &headers,
+                UNTRACKED,
+            )
+            .await
+            .map_err(|e| self.send_error(topic, e))
+    }
+
     /// Queues one fence record (see [`takeover`]) for `partition`; it is
     /// acknowledged outside any transaction.
     async fn fence(

@@ -203,14 +203,6 @@ impl TableFormat for DebeziumTable {
             &r.txn,
             r.row,
         );
-        out.extend_from_slice(match r.kind {
-            ChangeType::Insert => b",\"op\":\"c\"",
-            ChangeType::Update => b",\"op\":\"u\"",
-            ChangeType::Delete => b",\"op\":\"d\"",
-            ChangeType::Read => b",\"op\":\"r\"",
-            ChangeType::Ddl => b",\"op\":\"ddl\"",
-        });
-        write_times(out);
         out.extend_from_slice(b",\"transaction\":");
         match &r.order {
             Some(o) => {
@@ -220,10 +212,19 @@ impl TableFormat for DebeziumTable {
                 columns::push_int(out, o.total_order);
                 out.extend_from_slice(b",\"data_collection_order\":");
                 columns::push_int(out, o.data_collection_order);
-                out.extend_from_slice(b"}}");
+                out.extend_from_slice(b"}");
             }
-            None => out.extend_from_slice(b"null}"),
+            None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(match r.kind {
+            ChangeType::Insert => b",\"op\":\"c\"",
+            ChangeType::Update => b",\"op\":\"u\"",
+            ChangeType::Delete => b",\"op\":\"d\"",
+            ChangeType::Read => b",\"op\":\"r\"",
+            ChangeType::Ddl => b",\"op\":\"ddl\"",
+        });
+        write_times(out);
+        out.push(b'}');
         if self.value_schema.is_some() {
             out.push(b'}');
         }
@@ -377,8 +378,9 @@ fn field_schema(c: &Col, table: &Table, i: usize) -> Value {
         ColKind::Int { .. } => ("int64", None, None),
         ColKind::Year => ("int32", Some("io.debezium.time.Year"), None),
         ColKind::Decimal { .. } => ("string", None, None),
-        ColKind::Float => ("float32", None, None),
-        ColKind::Double => ("float64", None, None),
+        // Kafka Connect's JSON converter spells FLOAT32/FLOAT64 so
+        ColKind::Float => ("float", None, None),
+        ColKind::Double => ("double", None, None),
         ColKind::Bit { bits: 1 } => ("boolean", None, None),
         ColKind::Bit { bits } => (
             "bytes",
@@ -393,7 +395,8 @@ fn field_schema(c: &Col, table: &Table, i: usize) -> Value {
         ColKind::Timestamp { .. } => ("string", Some("io.debezium.time.ZonedTimestamp"), None),
         ColKind::Time { .. } => ("int64", Some("io.debezium.time.MicroTime"), None),
         ColKind::Text { .. } => ("string", None, None),
-        ColKind::Bytes { .. } => ("bytes", None, None),
+        // binary.handling.mode=base64: a string schema
+        ColKind::Bytes { .. } => ("string", None, None),
         ColKind::Enum => (
             "string",
             Some("io.debezium.data.Enum"),
@@ -404,13 +407,17 @@ fn field_schema(c: &Col, table: &Table, i: usize) -> Value {
             Some("io.debezium.data.EnumSet"),
             Some(json!({"allowed": col.set_values.join(",")})),
         ),
-        ColKind::Json => ("string", Some("io.debezium.data.Json"), None),
+        // MySQL's JSON type; MariaDB's JSON is a LONGTEXT to Debezium
+        ColKind::Json if col.type_code == crate::decode::table::types::JSON => {
+            ("string", Some("io.debezium.data.Json"), None)
+        }
+        ColKind::Json => ("string", None, None),
         ColKind::Geometry => {
             return json!({"type": "struct", "fields": [
                     {"type": "bytes", "optional": false, "field": "wkb"},
                     {"type": "int32", "optional": true, "field": "srid"}],
                 "optional": c.nullable, "name": "io.debezium.data.geometry.Geometry",
-                "version": 1, "field": c.name});
+                "version": 1, "doc": "Geometry", "field": c.name});
         }
     };
     let mut f = json!({"type": ty, "optional": c.nullable});
@@ -455,15 +462,15 @@ fn schemas(task: &str, table: &Table, cols: &[Col]) -> (Value, Value) {
     };
     let value = json!({"type": "struct", "fields": [
         image("before"), image("after"), source_schema(),
-        {"type": "string", "optional": false, "field": "op"},
-        {"type": "int64", "optional": true, "field": "ts_ms"},
-        {"type": "int64", "optional": true, "field": "ts_us"},
-        {"type": "int64", "optional": true, "field": "ts_ns"},
         {"type": "struct", "fields": [
             {"type": "string", "optional": false, "field": "id"},
             {"type": "int64", "optional": false, "field": "total_order"},
             {"type": "int64", "optional": false, "field": "data_collection_order"}],
-         "optional": true, "name": "event.block", "version": 1, "field": "transaction"}],
+         "optional": true, "name": "event.block", "version": 1, "field": "transaction"},
+        {"type": "string", "optional": false, "field": "op"},
+        {"type": "int64", "optional": true, "field": "ts_ms"},
+        {"type": "int64", "optional": true, "field": "ts_us"},
+        {"type": "int64", "optional": true, "field": "ts_ns"}],
         "optional": false, "name": format!("{prefix}.Envelope"), "version": 2});
     let key_fields: Vec<Value> = table
         .primary_key

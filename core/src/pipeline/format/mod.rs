@@ -180,6 +180,53 @@ impl TaskFormat {
     }
 }
 
+impl TaskFormat {
+    /// Writes a heartbeat: under `debezium` Debezium's (`{"ts_ms"}`, key
+    /// `{"serverName": task}`), otherwise ours (`{"task", "type":
+    /// "heartbeat", "ts_ms", "position": {"file", "pos", "gtid"},
+    /// "event_ts_ms"}`, key `["<task>"]`), where `position` is the newest
+    /// position whose messages Kafka acknowledged.
+    pub fn heartbeat(
+        &self,
+        out: &mut Vec<u8>,
+        key: &mut Vec<u8>,
+        at: &crate::progress::Checkpoint,
+        now_ms: i64,
+    ) {
+        use columns::{push_int, push_str};
+        out.clear();
+        key.clear();
+        if self.format == MessageFormat::Debezium {
+            out.extend_from_slice(b"{\"ts_ms\":");
+            push_int(out, now_ms);
+            out.push(b'}');
+            key.extend_from_slice(b"{\"serverName\":");
+            push_str(key, &self.task);
+            key.push(b'}');
+            return;
+        }
+        out.extend_from_slice(b"{\"task\":");
+        push_str(out, &self.task);
+        out.extend_from_slice(b",\"type\":\"heartbeat\",\"ts_ms\":");
+        push_int(out, now_ms);
+        out.extend_from_slice(b",\"position\":{\"file\":");
+        push_str(out, &at.pos.file);
+        out.extend_from_slice(b",\"pos\":");
+        push_int(out, at.pos.pos);
+        out.extend_from_slice(b",\"gtid\":");
+        match &at.gtid {
+            Some(g) => push_str(out, g),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b"},\"event_ts_ms\":");
+        push_int(out, at.event_ts_ms);
+        out.push(b'}');
+        key.push(b'[');
+        push_str(key, &self.task);
+        key.push(b']');
+    }
+}
+
 /// The values of a row image, in column order.
 pub struct Image<'a>(pub Vec<&'a RawValue>);
 

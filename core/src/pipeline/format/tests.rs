@@ -172,11 +172,11 @@ fn debezium_renders_values_as_debezium_does() {
             "before",
             "after",
             "source",
+            "transaction",
             "op",
             "ts_ms",
             "ts_us",
-            "ts_ns",
-            "transaction"
+            "ts_ns"
         ]
     );
 
