@@ -324,11 +324,10 @@ pub fn snapshot_line(s: &crate::status::SnapshotStatus) -> String {
             s.rows, s.tables_done, s.tables
         ),
         Some(t) => {
-            let pct = if s.estimate > 0 {
-                format!(" ({}%)", (s.rows * 100 / s.estimate).min(100))
-            } else {
-                String::new()
-            };
+            let pct = (s.rows * 100)
+                .checked_div(s.estimate)
+                .map(|p| format!(" ({}%)", p.min(100)))
+                .unwrap_or_default();
             let eta = s
                 .eta_s
                 .map(|e| format!(", ETA {}", duration(e as i64 * 1000)))

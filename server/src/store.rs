@@ -544,16 +544,20 @@ mod tests {
     #[test]
     fn control_changes() {
         let running = Control::default();
-        let paused = ControlChange::Pause.apply(running).unwrap();
+        let paused = ControlChange::Pause.apply(running.clone()).unwrap();
         assert_eq!(paused.desired, Desired::Paused);
-        assert_eq!(ControlChange::Pause.apply(paused), None, "already paused");
+        assert_eq!(
+            ControlChange::Pause.apply(paused.clone()),
+            None,
+            "already paused"
+        );
         assert_eq!(
             ControlChange::Resume.apply(running),
             None,
             "already running"
         );
         assert_eq!(
-            ControlChange::Resume.apply(paused).unwrap().desired,
+            ControlChange::Resume.apply(paused.clone()).unwrap().desired,
             Desired::Running
         );
         let s = ControlChange::Switchover.apply(paused).unwrap();

@@ -7,7 +7,7 @@
 //! after image (names, order, JSON values).
 
 mod support;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod type_matrix_support;
 
 use replicator_tests::{shared_stack, unique_name};
