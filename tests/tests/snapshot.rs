@@ -530,3 +530,61 @@ async fn on_demand_snapshot_while_the_stream_runs() {
     }
     core.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_needed_copies_instead_of_stopping_at_a_purged_binlog() {
+    let stack = shared_stack!();
+    // Given rows, and a task with snapshot "when_needed" whose start is a
+    // binlog file the source no longer has
+    let s = Scenario::new(stack, "snapneeded").await;
+    fill(stack, &s.db, &s.table, 10).await;
+    let mut cfg = s.config();
+    cfg["source"]["snapshot"] = json!("when_needed");
+    cfg["source"]["start"] = json!({"file": "mysql-bin.999999", "pos": 4});
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", 1500);
+
+    // When it runs, it restarts at the current position with a copy
+    core.wait_for_log(
+        "binlog gone: restarting from the current position",
+        Duration::from_secs(30),
+    )
+    .await;
+    let copied = wait_snapshot_done(&s, Duration::from_secs(60)).await;
+    assert_eq!(copied, 10);
+    stack
+        .sql(&format!(
+            "INSERT INTO `{}`.`{}` (id, v, txn) VALUES (100, 1, 1)",
+            s.db, s.table
+        ))
+        .await;
+
+    // Then the topic holds the 10 rows as reads, then the stream's insert,
+    // and the task reports no error
+    let msgs = s.wait_messages(11, Duration::from_secs(30)).await;
+    let (got, problems) = rebuild(&msgs);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(got, table_rows(stack, &s.db, &s.table).await);
+    let kinds: Vec<String> = msgs
+        .iter()
+        .map(|m| m.value_json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "read").count(),
+        10,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "insert").count(),
+        1,
+        "{kinds:?}"
+    );
+    let errors: Vec<_> = s
+        .instances()
+        .await
+        .into_iter()
+        .filter_map(|(_, i)| i.error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    core.stop().await;
+}
