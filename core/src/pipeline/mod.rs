@@ -397,8 +397,14 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         Err(TaskError::Definite(DefiniteError::BinlogGone(msg)))
             if cfg.source.snapshot == SnapshotMode::WhenNeeded =>
         {
-            match restart_with_snapshot(cfg, password.as_ref(), &state.router, &mut writer, &start)
-                .await
+            match snapshot::restart_with_snapshot(
+                cfg,
+                password.as_ref(),
+                &state.router,
+                &mut writer,
+                &start,
+            )
+            .await
             {
                 Ok(at) => {
                     tracing::warn!(task = %spec.task, error = %msg, at = %at,
@@ -422,35 +428,6 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     sink.close_in_background();
     crate::metrics::set_running(spec.task.name(), false);
     result
-}
-
-/// Writes a context at the source's current position with a snapshot of
-/// every included table (nothing after it was sent by this run).
-async fn restart_with_snapshot(
-    cfg: &TaskConfig,
-    password: Option<&replicator_common::secret::Secret>,
-    router: &Router,
-    writer: &mut ContextWriter,
-    start: &Checkpoint,
-) -> Result<BinlogPos, TaskError> {
-    let mut conn = source::connect(&cfg.source, password).await?;
-    let at =
-        match source::resolve_start(&mut conn, &StartPosition::Named(NamedStart::Current)).await? {
-            StartAt::File(p) => p,
-            StartAt::Gtid(g) => {
-                return Err(DefiniteError::Config(format!("current position is a GTID {g}")).into())
-            }
-        };
-    let plan = snapshot::plan(&mut conn, router).await?;
-    let cp = Checkpoint {
-        pos: at.clone(),
-        gtid: None,
-        event_ts_ms: 0,
-        events: start.events,
-        snapshot: Some(Arc::new(plan)),
-    };
-    writer.write(&cp, false, true).await?;
-    Ok(at)
 }
 
 /// Graceful end: flush, then write the final context.
