@@ -308,6 +308,17 @@ pub async fn table_spec(
     }
     finish(current, &candidate, ok, &mut chosen);
     if order_cols.is_empty() {
+        // dropped between the two queries: say so, not "no key"
+        let still: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await?;
+        if still.unwrap_or(0) == 0 {
+            return Ok(Err("the table no longer exists".into()));
+        }
         return Ok(Err(
             "no primary key nor unique NOT NULL key: not copied (rows arrive with the stream only)"
                 .into(),
