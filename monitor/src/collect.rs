@@ -222,7 +222,7 @@ fn read_control(data: &[u8]) -> Control {
 fn read_context(got: Option<Got>) -> ContextState {
     match got {
         Some(Got::Data(d)) => match serde_json::from_slice::<Progress>(&d) {
-            Ok(p) => ContextState::Valid(p),
+            Ok(p) => ContextState::Valid(Box::new(p)),
             Err(_) => ContextState::Unreadable,
         },
         _ => ContextState::Missing,

@@ -159,7 +159,7 @@ mod tests {
                 config: ConfigState::Empty,
                 desired: Desired::Running,
                 instances: vec![],
-                context: ContextState::Valid(Progress {
+                context: ContextState::Valid(Box::new(Progress {
                     file: "f.000001".into(),
                     pos: 4,
                     gtid: None,
@@ -171,7 +171,7 @@ mod tests {
                     server: None,
                     accepted_gap: 0,
                     snapshot: None,
-                }),
+                })),
                 source: None,
             }],
             ..Snapshot::default()

@@ -61,7 +61,7 @@ fn config(name: &str, redundancy: u32) -> ConfigState {
 }
 
 fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> ContextState {
-    ContextState::Valid(Progress {
+    ContextState::Valid(Box::new(Progress {
         file: file.into(),
         pos,
         gtid: gtid.map(str::to_string),
@@ -73,7 +73,7 @@ fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> Conte
         server: None,
         accepted_gap: 0,
         snapshot: None,
-    })
+    }))
 }
 
 fn task(name: &str, instances: Vec<InstanceSnapshot>) -> TaskSnapshot {

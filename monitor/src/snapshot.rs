@@ -60,7 +60,7 @@ pub enum ContextState {
     Missing,
     /// Present but empty (claimed, nothing written yet) or not a valid Progress.
     Unreadable,
-    Valid(Progress),
+    Valid(Box<Progress>),
 }
 
 impl ContextState {

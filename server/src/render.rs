@@ -187,6 +187,12 @@ pub fn task_detail(s: &TaskStatus, now_ms: i64) -> String {
                 },
             ]);
             kv.row(vec!["Events:".into(), p.events.to_string()]);
+            if let Some(sn) = &p.snapshot {
+                kv.row(vec!["Snapshot:".into(), snapshot_line(sn)]);
+                for sk in &sn.skipped {
+                    kv.row(vec!["".into(), format!("not copied: {sk}")]);
+                }
+            }
             kv.row(vec![
                 "Updated:".into(),
                 format!(
@@ -291,6 +297,34 @@ pub fn alert_event(e: &AlertEvent, now_ms: i64) -> String {
         alert.id,
         alert.message
     )
+}
+
+/// `copying d.t: 41,000 of ~1,000,000 rows (4%), 1 of 3 tables done, 34,000 rows/s, ETA 28s`.
+pub fn snapshot_line(s: &crate::status::SnapshotStatus) -> String {
+    let rate = s
+        .rows_per_s
+        .map(|r| format!(", {r} rows/s"))
+        .unwrap_or_default();
+    match &s.table {
+        None => format!(
+            "done: {} rows, {} of {} tables{rate}",
+            s.rows, s.tables_done, s.tables
+        ),
+        Some(t) => {
+            let pct = (s.rows * 100)
+                .checked_div(s.estimate)
+                .map(|p| format!(" ({}%)", p.min(100)))
+                .unwrap_or_default();
+            let eta = s
+                .eta_s
+                .map(|e| format!(", ETA {}", duration(e as i64 * 1000)))
+                .unwrap_or_default();
+            format!(
+                "copying {t} ({} of ~{} rows), {} of ~{} rows in all{pct}, {} of {} tables done{rate}{eta}",
+                s.table_rows, s.table_estimate, s.rows, s.estimate, s.tables_done, s.tables
+            )
+        }
+    }
 }
 
 #[cfg(test)]

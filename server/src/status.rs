@@ -9,7 +9,9 @@
 //! `config_error`. The config is always shown through
 //! [`TaskConfig::redacted`], so a stored password never leaves the server.
 
-use replicator_common::nodes::{Control, Desired, InstanceInfo, Progress, Retrying};
+use replicator_common::nodes::{
+    Control, Desired, InstanceInfo, Progress, Retrying, SnapshotProgress,
+};
 use replicator_common::paths::{InstanceName, TaskRef};
 use replicator_common::task_node::{parse_task_node, TaskNodeError};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,65 @@ pub struct ProgressStatus {
     pub events: u64,
     pub updated_ms: i64,
     pub epoch: i64,
+    /// Progress of a snapshot, when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotStatus>,
+}
+
+/// A snapshot's progress for people: what is being copied, how far, how fast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    /// `db.table` being copied; `None` when done.
+    pub table: Option<String>,
+    /// Rows copied of that table and its row estimate (information_schema).
+    pub table_rows: u64,
+    pub table_estimate: u64,
+    /// Rows copied in all, and the estimate of all tables of the snapshot.
+    pub rows: u64,
+    pub estimate: u64,
+    pub tables: usize,
+    pub tables_done: usize,
+    /// Rows per second since the snapshot began (until the context's last write).
+    pub rows_per_s: Option<u64>,
+    /// Seconds left at that rate (from the estimate).
+    pub eta_s: Option<u64>,
+    /// `db.table: reason` of tables not copied.
+    pub skipped: Vec<String>,
+}
+
+impl SnapshotStatus {
+    /// The status of `p` as written at `updated_ms`.
+    pub fn of(p: &SnapshotProgress, updated_ms: i64) -> SnapshotStatus {
+        let current = p.current();
+        let estimate: u64 = p.tables.iter().map(|t| t.estimate.max(t.rows)).sum();
+        let elapsed_ms = (updated_ms - p.started_ms).max(0) as u64;
+        let rows_per_s = (elapsed_ms >= 1000 && p.rows > 0).then(|| p.rows * 1000 / elapsed_ms);
+        let eta_s = match (current, rows_per_s) {
+            (None, _) => Some(0),
+            (Some(_), Some(r)) if r > 0 => Some(estimate.saturating_sub(p.rows) / r),
+            _ => None,
+        };
+        SnapshotStatus {
+            table: current.map(|t| format!("{}.{}", t.database, t.table)),
+            table_rows: current.map_or(0, |t| t.rows),
+            table_estimate: current.map_or(0, |t| t.estimate),
+            rows: p.rows,
+            estimate,
+            tables: p.tables.len(),
+            tables_done: p.tables.len() - p.remaining(),
+            rows_per_s,
+            eta_s,
+            skipped: p
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    t.skipped
+                        .as_ref()
+                        .map(|r| format!("{}.{}: {r}", t.database, t.table))
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Everything the API tells about a task.
@@ -152,6 +213,10 @@ pub fn assemble(raw: &RawTask, now_ms: i64) -> TaskStatus {
             events: p.events,
             updated_ms: p.updated_ms,
             epoch: p.epoch,
+            snapshot: p
+                .snapshot
+                .as_ref()
+                .map(|sp| SnapshotStatus::of(sp, p.updated_ms)),
         });
     let mut status = TaskStatus {
         name: raw.task.name().to_string(),
@@ -223,6 +288,58 @@ fn instance(id: &str, data: &[u8]) -> InstanceStatus {
             error: None,
             retrying: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod snapshot_status_tests {
+    use super::*;
+    use replicator_common::nodes::SnapshotTable;
+
+    #[test]
+    fn progress_rate_and_eta() {
+        let p = SnapshotProgress {
+            tables: vec![
+                SnapshotTable {
+                    database: "d".into(),
+                    table: "a".into(),
+                    done: true,
+                    rows: 1000,
+                    estimate: 900,
+                    ..Default::default()
+                },
+                SnapshotTable {
+                    database: "d".into(),
+                    table: "b".into(),
+                    rows: 3000,
+                    estimate: 10_000,
+                    ..Default::default()
+                },
+                SnapshotTable {
+                    database: "d".into(),
+                    table: "c".into(),
+                    done: true,
+                    skipped: Some("no key".into()),
+                    ..Default::default()
+                },
+            ],
+            rows: 4000,
+            started_ms: 10_000,
+            ..Default::default()
+        };
+        let s = SnapshotStatus::of(&p, 12_000);
+        assert_eq!(s.table.as_deref(), Some("d.b"));
+        assert_eq!((s.table_rows, s.table_estimate), (3000, 10_000));
+        assert_eq!((s.rows, s.estimate), (4000, 11_000));
+        assert_eq!((s.tables_done, s.tables), (2, 3));
+        assert_eq!(s.rows_per_s, Some(2000));
+        assert_eq!(s.eta_s, Some(3), "7000 rows left at 2000 rows/s");
+        assert_eq!(s.skipped, vec!["d.c: no key"]);
+        let just_started = SnapshotStatus::of(&p, 10_500);
+        assert_eq!((just_started.rows_per_s, just_started.eta_s), (None, None));
+        let mut done = p.clone();
+        done.tables[1].done = true;
+        assert_eq!(SnapshotStatus::of(&done, 12_000).eta_s, Some(0));
     }
 }
 

@@ -5,7 +5,9 @@
 //! its Cores; a task whose broker is unreachable shows amber as `retrying`
 //! with its last error; its Switchover button moves the RUNNING instance;
 //! killing a Core makes a `core_lost` alert appear. A screenshot is saved as
-//! `target/test-artifacts/console.png`.
+//! `target/test-artifacts/console.png`; a second test shows a snapshot in
+//! progress (table, rows of the estimate, progress bar) and saves
+//! `target/test-artifacts/console-snapshot.png`.
 //!
 //! Needs the Debian packages chromium and chromium-driver (deploy/install.sh
 //! installs them); `REPLICATOR_SKIP_BROWSER_TESTS=1` skips the test where
@@ -302,4 +304,77 @@ async fn console_shows_instances_switches_over_and_shows_core_lost() {
     for p in [&mut h2, &mut c1] {
         p.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_shows_a_snapshot_in_progress() {
+    let stack = shared_stack!();
+    let Some(browser) = Browser::start(1440, 700).await else {
+        return;
+    };
+    let root = unique_root();
+    let server = ServerProc::start(stack, &root, Some(TOKEN), &[], &[]).await;
+
+    // Given a table of 300,000 rows and a new task copying it in small chunks
+    let db = stack.create_database("consnap").await;
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{db}`.`big` (id BIGINT PRIMARY KEY, v INT NOT NULL)"
+        ))
+        .await;
+    stack
+        .sql(&format!(
+            "INSERT INTO `{db}`.`big` SELECT seq, seq % 7 FROM `{db}`.seq_1_to_300000"
+        ))
+        .await;
+    stack.sql(&format!("ANALYZE TABLE `{db}`.`big`")).await;
+    let task = unique_name("copy");
+    let mut cfg = task_config(stack, &task, &[table_regex(&db, "big")]);
+    cfg["source"]["snapshot_chunk_rows"] = json!(1000);
+    let created = server.call_json("POST", "/api/v1/tasks", &cfg);
+    assert_eq!(created.status, 201, "{}", created.text);
+    let mut h1 = core(stack, &root, "h1", &["--task", &task]);
+    h1.wait_for_log("replication starts", WAIT).await;
+
+    // When the console is opened during the copy
+    browser.goto(&format!("{}/", server.base));
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save").await;
+
+    // Then it shows the table being copied with rows done, and a progress bar
+    let progress = |b: &Browser| {
+        b.eval(
+            r#"const e = document.querySelector(`tr[data-task="${arguments[0]}"] .snapshot`);
+               if (!e) return null;
+               return {table: e.dataset.snapshotTable || null,
+                       rows: Number(e.dataset.snapshotRows || 0),
+                       bar: (e.querySelector("progress.bar") || {}).value,
+                       text: e.textContent};"#,
+            json!([task]),
+        )
+    };
+    page_until(&browser, "snapshot progress with rows copied", |b| {
+        let v = progress(b);
+        v["table"] == json!(format!("{db}.big"))
+            && v["rows"].as_u64().is_some_and(|r| r >= 20_000)
+            && v["bar"].as_f64().is_some()
+            && v["text"].as_str().is_some_and(|t| t.contains("rows/s"))
+    })
+    .await;
+    let shown = progress(&browser);
+    let text = shown["text"].as_str().unwrap_or("");
+    assert!(text.contains("rows") && text.contains("of ~"), "{shown}");
+    let path = browser.save_screenshot("console-snapshot.png");
+    let png = std::fs::read(&path).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{} bytes", png.len());
+    eprintln!("CONSOLE snapshot screenshot: {}: {shown}", path.display());
+    // and "snapshot done" once it is over
+    page_until(&browser, "snapshot done on the page", |b| {
+        progress(b)["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("snapshot done"))
+    })
+    .await;
+    drop(browser);
+    h1.stop().await;
 }

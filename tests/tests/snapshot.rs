@@ -214,7 +214,13 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     wait_snapshot_rows(&s, 8_000, Duration::from_secs(60)).await;
     core.kill();
     core = s.core("h1", 1500);
+    // (h2 registers after h1 runs again, so that h1 stays first in line)
+    core.wait_for_log("replication starts", Duration::from_secs(30))
+        .await;
     let mut standby = s.core("h2", 1500);
+    standby
+        .wait_for_log("STANDBY", Duration::from_secs(30))
+        .await;
     wait_snapshot_rows(&s, 13_000, Duration::from_secs(60)).await;
     assert_eq!(s.running_host(Duration::from_secs(10)).await, "h1");
     s.switchover().await;
@@ -528,5 +534,114 @@ async fn on_demand_snapshot_while_the_stream_runs() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_needed_copies_instead_of_stopping_at_a_purged_binlog() {
+    let stack = shared_stack!();
+    // Given rows, and a task with snapshot "when_needed" whose start is a
+    // binlog file the source no longer has
+    let s = Scenario::new(stack, "snapneeded").await;
+    fill(stack, &s.db, &s.table, 10).await;
+    let mut cfg = s.config();
+    cfg["source"]["snapshot"] = json!("when_needed");
+    cfg["source"]["start"] = json!({"file": "mysql-bin.999999", "pos": 4});
+    s.put_config(cfg).await;
+    let mut core = s.core("h1", 1500);
+
+    // When it runs, it restarts at the current position with a copy
+    core.wait_for_log(
+        "binlog gone: restarting from the current position",
+        Duration::from_secs(30),
+    )
+    .await;
+    let copied = wait_snapshot_done(&s, Duration::from_secs(60)).await;
+    assert_eq!(copied, 10);
+    stack
+        .sql(&format!(
+            "INSERT INTO `{}`.`{}` (id, v, txn) VALUES (100, 1, 1)",
+            s.db, s.table
+        ))
+        .await;
+
+    // Then the topic holds the 10 rows as reads, then the stream's insert,
+    // and the task reports no error
+    let msgs = s.wait_messages(11, Duration::from_secs(30)).await;
+    let (got, problems) = rebuild(&msgs);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(got, table_rows(stack, &s.db, &s.table).await);
+    let kinds: Vec<String> = msgs
+        .iter()
+        .map(|m| m.value_json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "read").count(),
+        10,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "insert").count(),
+        1,
+        "{kinds:?}"
+    );
+    let errors: Vec<_> = s
+        .instances()
+        .await
+        .into_iter()
+        .filter_map(|(_, i)| i.error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_dropped_during_its_copy_is_finished_and_the_next_is_copied() {
+    let stack = shared_stack!();
+    // Given two tables: `a` of 40,000 rows copied in chunks of 200, and `b`
+    let s = Scenario::new(stack, "snapdrop").await;
+    for t in ["a", "b"] {
+        stack
+            .sql(&format!(
+                "CREATE TABLE `{}`.`{t}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))",
+                s.db
+            ))
+            .await;
+    }
+    fill(stack, &s.db, "a", 40_000).await;
+    fill(stack, &s.db, "b", 300).await;
+    s.put_config(with_chunk_rows(&s, 200)).await;
+    let mut core = s.core("h1", 1500);
+
+    // When `a` is dropped while it is being copied
+    wait_snapshot_rows(&s, 1_000, Duration::from_secs(60)).await;
+    stack.sql(&format!("DROP TABLE `{}`.`a`", s.db)).await;
+
+    // Then the snapshot finishes: `a` marked as not copied (dropped), `b`
+    // copied whole, and the task has no error
+    wait_snapshot_done(&s, Duration::from_secs(60)).await;
+    let ctx = s.context().await.unwrap();
+    let tables = ctx["snapshot"]["tables"].as_array().unwrap().clone();
+    let a = tables.iter().find(|t| t["table"] == "a").unwrap();
+    assert!(
+        a["skipped"]
+            .as_str()
+            .is_some_and(|r| r.contains("no longer exists")),
+        "{a}"
+    );
+    let b = tables.iter().find(|t| t["table"] == "b").unwrap();
+    assert_eq!(b["rows"], 300, "{b}");
+    let msgs = stack
+        .read_topic_until(&format!("{}.b", s.db), 300, Duration::from_secs(30))
+        .await;
+    let (got, problems) = rebuild(&msgs);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(got, table_rows(stack, &s.db, "b").await);
+    let a_msgs = stack.read_topic(&format!("{}.a", s.db)).await;
+    assert!(
+        a_msgs.iter().any(|m| m.value_json()["type"] == "ddl"),
+        "the stream carries the DROP"
+    );
+    assert!(s.instances().await.iter().all(|(_, i)| i.error.is_none()));
     core.stop().await;
 }

@@ -7,7 +7,6 @@
 //! after image (names, order, JSON values).
 
 mod support;
-#[allow(dead_code)]
 mod type_matrix_support;
 
 use replicator_tests::{shared_stack, unique_name};

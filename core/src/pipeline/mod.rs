@@ -492,6 +492,36 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         }),
         _ => result,
     };
+    // `when_needed`: a purged binlog is not the end; the next run starts at
+    // the current position and copies every table instead.
+    let result = match result {
+        Err(TaskError::Definite(DefiniteError::BinlogGone(msg)))
+            if cfg.source.snapshot == SnapshotMode::WhenNeeded =>
+        {
+            // the server this run picked (`source.hosts`)
+            let mut picked_cfg = cfg.clone();
+            picked_cfg.source = source_cfg.clone();
+            match snapshot::restart_with_snapshot(
+                &picked_cfg,
+                password.as_ref(),
+                &state.router,
+                &mut writer,
+                &start,
+            )
+            .await
+            {
+                Ok(at) => {
+                    tracing::warn!(task = %spec.task, error = %msg, at = %at,
+                        "binlog gone: restarting from the current position with a snapshot (when_needed)");
+                    Err(TaskError::transient(format!(
+                        "binlog gone ({msg}); snapshot.when_needed restarts at {at} with a snapshot"
+                    )))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
     if !matches!(result, Ok(Stopped::Graceful { .. })) {
         // Drop what was not sent, and let what is in flight resolve before a
         // new run reads the topic tails, so it cannot land after them.

@@ -65,7 +65,7 @@ impl Changes {
     /// Forgets changes before `at`.
     pub fn prune(&mut self, at: &BinlogPos) {
         for keys in self.per_table.values_mut() {
-            keys.retain(|_, p| p.compare(at).map_or(true, |o| o != Ordering::Less));
+            keys.retain(|_, p| p.compare(at) != Ok(Ordering::Less));
         }
         self.per_table.retain(|_, k| !k.is_empty());
     }

@@ -41,13 +41,17 @@ use crate::lease::Lease;
 use crate::pipeline::message::{self, ChangeType, RowParts};
 use crate::pipeline::route::Router;
 use crate::pipeline::txn::TxnCursor;
+use crate::progress::{Checkpoint, ContextWriter};
 use crate::sink::dedupe::PosRef;
 use crate::sink::tracker::Tracker;
 use crate::sink::KafkaSink;
+use crate::source::{self, StartAt};
 use merge::Changes;
 use mysql_async::prelude::Queryable;
 use reader::{Chunk, Reader, ReaderSpec};
+use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
 use replicator_common::nodes::{SnapshotProgress, SnapshotTable};
+use replicator_common::position::BinlogPos;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -108,6 +112,36 @@ pub async fn estimate(
         t.estimate = rows.flatten().unwrap_or(0);
     }
     Ok(())
+}
+
+/// `when_needed` after a purged binlog: writes a context at the source's
+/// current position with a snapshot of every included table (nothing after
+/// it was sent by the failed run).
+pub async fn restart_with_snapshot(
+    cfg: &TaskConfig,
+    password: Option<&replicator_common::secret::Secret>,
+    router: &Router,
+    writer: &mut ContextWriter,
+    start: &Checkpoint,
+) -> Result<BinlogPos, TaskError> {
+    let mut conn = source::connect(&cfg.source, password).await?;
+    let at =
+        match source::resolve_start(&mut conn, &StartPosition::Named(NamedStart::Current)).await? {
+            StartAt::File(p) => p,
+            StartAt::Gtid(g) => {
+                return Err(DefiniteError::Config(format!("current position is a GTID {g}")).into())
+            }
+        };
+    let plan = plan(&mut conn, router).await?;
+    let cp = Checkpoint {
+        pos: at.clone(),
+        gtid: None,
+        event_ts_ms: 0,
+        events: start.events,
+        snapshot: Some(Arc::new(plan)),
+    };
+    writer.write(&cp, false, true).await?;
+    Ok(at)
 }
 
 /// The snapshot part of a running pipeline.

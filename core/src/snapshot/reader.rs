@@ -219,13 +219,16 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// `COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE`.
+type ColumnRow = (String, String, Option<u32>, Option<String>, String);
+
 /// Loads how to read and render `db`.`table`; `Ok(None)` when it is gone.
 pub async fn table_spec(
     conn: &mut Conn,
     db: &str,
     table: &str,
 ) -> Result<Result<TableSpec, String>, mysql_async::Error> {
-    let cols: Vec<(String, String, Option<u32>, Option<String>, String)> = conn
+    let cols: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
@@ -305,6 +308,17 @@ pub async fn table_spec(
     }
     finish(current, &candidate, ok, &mut chosen);
     if order_cols.is_empty() {
+        // dropped between the two queries: say so, not "no key"
+        let still: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await?;
+        if still.unwrap_or(0) == 0 {
+            return Ok(Err("the table no longer exists".into()));
+        }
         return Ok(Err(
             "no primary key nor unique NOT NULL key: not copied (rows arrive with the stream only)"
                 .into(),

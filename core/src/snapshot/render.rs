@@ -247,7 +247,7 @@ pub fn render_row(
             out.key.push(b',');
         }
         let (s, e) = spans[i];
-        out.key.extend_from_slice(&out.after[s..e].to_vec());
+        out.key.extend_from_slice(&out.after[s..e]);
     }
     out.key.push(b']');
     for &i in order_cols {

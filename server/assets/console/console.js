@@ -217,11 +217,12 @@ function renderTask(t) {
   const events = p
     ? `${esc(count(p.events))}<div class="rate">${r == null ? "…" : esc(r.toFixed(r < 10 ? 1 : 0))} rows/s</div>`
     : '<span class="muted">–</span>';
+  const snapshot = p && p.snapshot ? renderSnapshot(p.snapshot) : "";
   const paused = t.desired === "paused";
   const groupAttr = esc(t.group || "");
   const name = esc(t.name);
   return `<tr data-task="${name}" data-group="${groupAttr}" data-state="${esc(t.state)}">
-    <td><span class="task-name">${name}</span>${group}<div class="sub">${where}</div></td>
+    <td><span class="task-name">${name}</span>${group}<div class="sub">${where}</div>${snapshot}</td>
     <td class="nowrap"><span class="badge state-${esc(t.state)}">${esc(t.state)}</span>
       ${t.switchover ? `<div class="sub">switchovers: ${esc(t.switchover)}</div>` : ""}</td>
     <td>${instances}</td>
@@ -234,6 +235,22 @@ function renderTask(t) {
         title="the RUNNING instance hands over to the next one">Switchover</button>
     </td>
   </tr>`;
+}
+
+// snapshot progress: table being copied, rows of the estimate, rate, ETA
+function renderSnapshot(sn) {
+  if (!sn.table) {
+    return `<div class="snapshot done sub">snapshot done: ${esc(count(sn.rows))} rows, ${esc(sn.tables)} tables</div>`;
+  }
+  const pct = sn.estimate > 0 ? Math.min(100, Math.floor((sn.rows * 100) / sn.estimate)) : 0;
+  const rate = sn.rows_per_s == null ? "…" : `${esc(count(sn.rows_per_s))} rows/s`;
+  const eta = sn.eta_s == null ? "" : `, ETA ${esc(duration(sn.eta_s * 1000))}`;
+  return `<div class="snapshot" data-snapshot-table="${esc(sn.table)}" data-snapshot-rows="${esc(sn.rows)}">
+    <div class="sub">snapshot: copying <span class="mono">${esc(sn.table)}</span>
+      (${esc(sn.tables_done)} of ${esc(sn.tables)} tables done)</div>
+    <progress class="bar" max="100" value="${esc(pct)}" title="${esc(pct)}%"></progress>
+    <div class="sub">${esc(count(sn.rows))} of ~${esc(count(sn.estimate))} rows (${pct}%), ${rate}${eta}</div>
+  </div>`;
 }
 
 function renderTasks(tasks) {
