@@ -1,4 +1,4 @@
-//! Command-line flags every process shares (DESIGN §9): how to reach
+//! Command-line flags every process shares (docs/design.md §9): how to reach
 //! ZooKeeper and under which root.
 
 use crate::paths::{Layout, PathError, DEFAULT_ROOT};

@@ -1,4 +1,4 @@
-//! TaskConfig (DESIGN §8): what the Server validates and writes into a task
+//! TaskConfig (docs/design.md §8): what the Server validates and writes into a task
 //! node, and what every Core of the task reads.
 //!
 //! [`TaskConfig::parse`] is the entry point for untrusted JSON (HTTP bodies, a
@@ -248,10 +248,10 @@ impl DebeziumOptions {
     }
 }
 
-/// The message formats a sink can write (DESIGN §7 and docs/formats.md).
+/// The message formats a sink can write (docs/design.md §7 and docs/formats.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageFormat {
-    /// Ours (DESIGN §7), the default.
+    /// Ours (docs/design.md §7), the default.
     Json,
     /// Debezium's MySQL connector envelope.
     Debezium,

@@ -1,5 +1,5 @@
 //! Lowest-sequence election over a list of EPHEMERAL_SEQUENTIAL children
-//! (`<host>-<seq>`), pure: task instances (DESIGN §4) and monitor leaders.
+//! (`<host>-<seq>`), pure: task instances (docs/design.md §4) and monitor leaders.
 //!
 //! The instance with the smallest sequence is RUNNING; every other watches
 //! only the instance just before its own, so one node going away wakes one

@@ -1,18 +1,18 @@
 //! # replicator-common
 //!
 //! Types and helpers shared by every mysql-replicator process (see
-//! `../shared/DESIGN.md`).
+//! `docs/design.md`).
 //!
 //! # Layout
 //! - [`backoff`]: capped, jittered retry delays.
 //! - [`election`]: lowest-sequence decisions over `<host>-<seq>` children (pure).
 //! - [`names`]: task/group/host name validation (`[A-Za-z0-9_.-]{1,128}`).
-//! - [`paths`]: the ZooKeeper layout of DESIGN §3 as functions.
+//! - [`paths`]: the ZooKeeper layout of docs/design.md §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
 //!   compare positions of different streams.
 //! - [`gtid_set`]: MySQL GTID sets with difference and union (source failover).
 //! - [`cli`]: the ZooKeeper flags every binary takes.
-//! - [`config`]: the TaskConfig of DESIGN §8, its lenient parser and the
+//! - [`config`]: the TaskConfig of docs/design.md §8, its lenient parser and the
 //!   validation that reports every problem at once.
 //! - [`producer`]: the producer settings a task may give in `sink.properties`.
 //! - [`kafka_security`]: TLS and SASL settings of a Kafka client (part of them).

@@ -1,4 +1,4 @@
-//! JSON codecs of the znodes other than the task config (DESIGN §3, §6, §9).
+//! JSON codecs of the znodes other than the task config (docs/design.md §3, §6, §9).
 //!
 //! These nodes pass between processes that may run different versions during
 //! a rolling upgrade, so their codecs ignore fields they do not know (a node
@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Progress context of a task, `/…/<task>/context` (DESIGN §6).
+/// Progress context of a task, `/…/<task>/context` (docs/design.md §6).
 ///
 /// The position is always a transaction boundary, written only after Kafka
 /// acknowledged every message before it.
@@ -199,7 +199,7 @@ mod snapshot_tests {
     }
 }
 
-/// State of an instance (DESIGN §3).
+/// State of an instance (docs/design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum InstanceState {
@@ -309,7 +309,7 @@ pub enum AlertState {
     Resolved,
 }
 
-/// `/alerts/<id>` (DESIGN §9).
+/// `/alerts/<id>` (docs/design.md §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,

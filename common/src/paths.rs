@@ -1,4 +1,4 @@
-//! The ZooKeeper layout of DESIGN §3.
+//! The ZooKeeper layout of docs/design.md §3.
 //!
 //! Every path the system touches is built here, from validated names only.
 

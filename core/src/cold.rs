@@ -1,4 +1,4 @@
-//! Cold-standby scanner of one group (DESIGN §5).
+//! Cold-standby scanner of one group (docs/design.md §5).
 //!
 //! In: the group's task nodes `/task-groups/<group>/*`, their instance nodes
 //! and `/cores/*`. Out: claimed tasks, each running the same pipeline (same

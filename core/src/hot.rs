@@ -1,4 +1,4 @@
-//! Hot standby of one task inside one ZooKeeper session (DESIGN §4).
+//! Hot standby of one task inside one ZooKeeper session (docs/design.md §4).
 //!
 //! Register an EPHEMERAL_SEQUENTIAL instance; the smallest sequence is
 //! RUNNING and runs the pipeline, every other instance is STANDBY and watches

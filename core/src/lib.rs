@@ -2,7 +2,7 @@
 //!
 //! Streams MySQL/MariaDB binlog row changes into Kafka, with hot standby
 //! (lowest ephemeral-sequential instance runs the task) and cold standby
-//! (grouped scanning), coordinated through ZooKeeper (see `../shared/DESIGN.md`).
+//! (grouped scanning), coordinated through ZooKeeper (see `docs/design.md`).
 //!
 //! # Layout
 //! - [`decode`]: raw binlog event bodies to typed events and JSON row images (pure).

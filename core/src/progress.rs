@@ -1,4 +1,4 @@
-//! Progress context: where a task resumes (DESIGN §6).
+//! Progress context: where a task resumes (docs/design.md §6).
 //!
 //! Flow in: [`Checkpoint`]s of transactions whose every message Kafka
 //! acknowledged (from the sink's delivery tracker). Flow out: version-checked

@@ -1,4 +1,4 @@
-//! Cold-standby scan decisions, pure (DESIGN §5).
+//! Cold-standby scan decisions, pure (docs/design.md §5).
 //!
 //! In: what one scan of a group saw ([`ScanInput`]): the group's tasks, the
 //! free ones (no instance node) with how many scans in a row each was seen

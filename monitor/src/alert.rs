@@ -10,7 +10,7 @@ use replicator_common::nodes::Severity;
 use replicator_common::paths::TaskRef;
 use std::fmt;
 
-/// The alert rules (DESIGN §9; defaults in [`crate::config::Thresholds`]).
+/// The alert rules (docs/design.md §9; defaults in [`crate::config::Thresholds`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     TaskNotRunning,

@@ -1,4 +1,4 @@
-//! Monitor leader election: lowest sequence wins (DESIGN §3, §4 recipe).
+//! Monitor leader election: lowest sequence wins (docs/design.md §3, §4 recipe).
 //!
 //! Each monitor creates `/monitor/leader/<host>-<seq>` EPHEMERAL_SEQUENTIAL.
 //! The smallest sequence is the leader; every other monitor watches only the

@@ -1,7 +1,7 @@
 //! # replicator-monitor
 //!
 //! Watches a mysql-replicator cluster through ZooKeeper, raises alerts and
-//! notifies (DESIGN §3, §9). Flow, once per poll interval: [`collect`] reads
+//! notifies (docs/design.md §3, §9). Flow, once per poll interval: [`collect`] reads
 //! the cluster into a [`snapshot::Snapshot`]; [`rules::evaluate`] (pure)
 //! turns it into conditions; the leader's [`lifecycle::Book`] (pure) decides
 //! what fires, repeats and resolves; [`store`] persists active alerts under

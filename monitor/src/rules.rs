@@ -13,7 +13,7 @@
 //!
 //! Rules (thresholds in [`Thresholds`]): `config_invalid`, `task_not_running`,
 //! `no_standby`, `replication_lag`, `stalled`, `task_error`, `task_retrying`,
-//! `failover`, `core_lost`; see the README's Monitor section for each
+//! `failover`, `core_lost`; see docs/operations.md (The Monitor) for each
 //! definition.
 
 use crate::alert::{Condition, Rule, Status, Subject};

@@ -1,4 +1,4 @@
-//! Alerts in ZooKeeper: `/alerts/<id>` holds the Alert JSON of DESIGN §9
+//! Alerts in ZooKeeper: `/alerts/<id>` holds the Alert JSON of docs/design.md §9
 //! while the alert is active; when it resolves the node is rewritten with
 //! state `resolved` and deleted after a linger period (or deleted at once
 //! when the linger is 0).

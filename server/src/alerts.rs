@@ -1,7 +1,7 @@
 //! Alerts as the API lists them and as `replicatorctl alerts --watch`
 //! follows them, pure.
 //!
-//! In: the children of `/alerts` (written by the Monitor leader, DESIGN §9)
+//! In: the children of `/alerts` (written by the Monitor leader, docs/design.md §9)
 //! or successive `GET /alerts` answers. Out: sorted [`Alert`]s, and the
 //! [`AlertEvent`]s between two polls: an alert that appears firing or goes
 //! back to firing *fires*, one whose state turns resolved *resolves*, one

@@ -1,4 +1,4 @@
-//! The HTTP API of DESIGN §9 under `/api/v1`, plus `/metrics` and `/healthz`.
+//! The HTTP API of docs/design.md §9 under `/api/v1`, plus `/metrics` and `/healthz`.
 //!
 //! In: HTTP requests. Out: JSON answers; errors are `{"error": "...",
 //! "problems": [...]}` with the status of their [`ApiError`]. Each handler

@@ -1,6 +1,6 @@
 //! # replicator-server
 //!
-//! The console of the replication bus (DESIGN §8, §9): an HTTP API that
+//! The console of the replication bus (docs/design.md §8, §9): an HTTP API that
 //! validates task configs and writes them into the task znodes, where every
 //! Core of a task picks them up (live configuration); pauses, resumes,
 //! switches over and deletes tasks by writing the znodes Cores watch; and

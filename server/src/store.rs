@@ -1,4 +1,4 @@
-//! The task znodes (DESIGN §3) as the Server reads and writes them.
+//! The task znodes (docs/design.md §3) as the Server reads and writes them.
 //!
 //! In: validated configs and task references from [`crate::api`]. Out: raw
 //! znode data ([`RawTask`]) for [`crate::status`], new versions, typed

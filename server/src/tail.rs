@@ -1,7 +1,7 @@
 //! `replicatorctl tail`: follows Kafka topics and prints their messages.
 //!
 //! In: topic names and the bootstrap servers. Out: one line per message on
-//! stdout (the value as the Core wrote it, a JSON document of DESIGN §7;
+//! stdout (the value as the Core wrote it, a JSON document of docs/design.md §7;
 //! with `--meta`, prefixed by `topic/partition@offset key`), notes on
 //! stderr, and an exit code of [`crate::client::exit`].
 //!

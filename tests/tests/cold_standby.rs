@@ -1,4 +1,4 @@
-//! Cold standby against the real stack (DESIGN §5): 30 tasks of one group,
+//! Cold standby against the real stack (docs/design.md §5): 30 tasks of one group,
 //! each a binlog stream of its own table into its own topic, on three Cores:
 //! all claimed within one scan interval, 10/10/10, each exactly once; a
 //! fourth Core rebalances the group to 8/8/7/7; a killed Core's tasks run

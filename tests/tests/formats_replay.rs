@@ -175,7 +175,7 @@ fn unbase64(s: &str) -> Vec<u8> {
     out
 }
 
-/// A reference rendering: column kind, SQL type, DESIGN §7 value.
+/// A reference rendering: column kind, SQL type, docs/design.md §7 value.
 type Render = dyn Fn(Kind, &str, &Value) -> Value;
 
 /// Compares one image with its reference rendering, Canal's (strings) or

@@ -1,6 +1,6 @@
 //! Type matrix (issue 3): every MySQL/MariaDB column type through a real
 //! Core, each Kafka message compared field by field with what `SELECT`
-//! returns for the same row, rendered by the DESIGN §7 rules
+//! returns for the same row, rendered by the docs/design.md §7 rules
 //! ([`type_matrix_support::render`], written independently of the decoder).
 //!
 //! Per message it checks `type`, `task`/`database`/`table`, `ts_ms`,

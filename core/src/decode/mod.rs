@@ -18,7 +18,7 @@
 //!   [`Table::apply_schema`]);
 //! * rows events become a [`RowsEvent`], a cursor over the event's rows.
 //!   [`RowsEvent::next_row`] (or [`RowsEvent::rows`]) renders each row's
-//!   before/after images and key as JSON text (DESIGN §7) straight into the
+//!   before/after images and key as JSON text (docs/design.md §7) straight into the
 //!   reusable buffers of a [`RowOut`]; no value is materialised on the heap.
 //!
 //! # Layout

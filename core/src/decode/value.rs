@@ -1,4 +1,4 @@
-//! One stored column value to JSON text, by column type (DESIGN §7).
+//! One stored column value to JSON text, by column type (docs/design.md §7).
 //!
 //! In: a cursor at the value inside a row image and the [`Column`] from the
 //! table map. Out: the JSON text appended to the image buffer, the cursor

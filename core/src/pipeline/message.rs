@@ -1,4 +1,4 @@
-//! Kafka message values (DESIGN §7), pure.
+//! Kafka message values (docs/design.md §7), pure.
 //!
 //! Messages are written straight into a reusable buffer: a per-table prefix
 //! (task, database, table, escaped once), the per-transaction position

@@ -1,5 +1,5 @@
 //! Kafka channel: each notification as a message on the alert topic, keyed
-//! by alert id, value the Alert JSON (DESIGN §9).
+//! by alert id, value the Alert JSON (docs/design.md §9).
 //!
 //! The topic is created with the admin API when missing (one partition, so
 //! every consumer sees the alerts in order; Tansu does not auto-create

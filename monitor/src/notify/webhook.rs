@@ -1,4 +1,4 @@
-//! Webhook channel: HTTP POST of the Alert JSON (DESIGN §9) to a URL.
+//! Webhook channel: HTTP POST of the Alert JSON (docs/design.md §9) to a URL.
 //!
 //! One worker per URL takes notifications from its bounded queue in order.
 //! A POST that fails (connection refused, timeout, a non-2xx status) is

@@ -1,4 +1,4 @@
-//! Coordination benchmark of cold standby (DESIGN §5): 1,000 tasks in one
+//! Coordination benchmark of cold standby (docs/design.md §5): 1,000 tasks in one
 //! group and 3 Cores started together, with `--scan-interval-ms 1000` and a
 //! 1.5 s ZooKeeper session timeout. Reports the time until every task is
 //! claimed, the spread, the ZooKeeper requests of each scan (from the Cores'

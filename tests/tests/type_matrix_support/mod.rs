@@ -3,7 +3,7 @@
 //! - [`Col`] and [`TableSpec`]: a column's SQL type, how its value is read
 //!   back with `SELECT`, and three sets of edge values (A, B, C; a fourth
 //!   set is all NULL). [`columns`] holds the tables of the test.
-//! - [`render`]: the DESIGN §7 rendering of one `SELECT` text value: the
+//! - [`render`]: the docs/design.md §7 rendering of one `SELECT` text value: the
 //!   expected JSON of the Kafka message, computed without the decoder.
 //! - [`Recorder`]: runs each change on one MariaDB session and records the
 //!   message it must produce, with `before`/`after` read by `SELECT` just

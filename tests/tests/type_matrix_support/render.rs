@@ -1,10 +1,10 @@
-//! The DESIGN §7 rendering of the text values `SELECT` returns: what a
+//! The docs/design.md §7 rendering of the text values `SELECT` returns: what a
 //! Kafka message must hold, computed without the decoder.
 
 use super::Kind;
 use serde_json::{Number, Value};
 
-/// The DESIGN §7 JSON of a value `SELECT` returned as text (`None`: NULL).
+/// The docs/design.md §7 JSON of a value `SELECT` returned as text (`None`: NULL).
 pub fn render(kind: Kind, raw: Option<&[u8]>) -> Value {
     let Some(raw) = raw else {
         return Value::Null;

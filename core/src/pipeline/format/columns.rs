@@ -1,7 +1,7 @@
 //! Column kinds and value conversions shared by the formats, pure.
 //!
 //! In: a [`Column`] of a table map, and one value of a row image as the
-//! decoder rendered it (DESIGN §7, raw JSON text). Out: what the column is
+//! decoder rendered it (docs/design.md §7, raw JSON text). Out: what the column is
 //! ([`ColKind`], chosen once per table) and the parsed pieces the formats
 //! re-render: days and epoch microseconds of temporal values, the bytes of
 //! base64 values, the text of strings. Every parse failure is a

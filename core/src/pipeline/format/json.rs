@@ -1,4 +1,4 @@
-//! Our own format (`json`, DESIGN §7): the images are written as the
+//! Our own format (`json`, docs/design.md §7): the images are written as the
 //! decoder rendered them, behind a per-table prefix escaped once
 //! ([`crate::pipeline::message`]). The key is the decoder's key.
 

@@ -1,9 +1,9 @@
-//! Message formats (`sink.format`): ours (`json`, DESIGN §7), Debezium's
+//! Message formats (`sink.format`): ours (`json`, docs/design.md §7), Debezium's
 //! MySQL envelope, Canal's FlatMessage and Maxwell's JSON. See
 //! `docs/formats.md` for each one's reference rendering.
 //!
 //! Flow in: one row change (kind, transaction position, row number, event
-//! time, the decoder's key and its `before`/`after` images as DESIGN §7
+//! time, the decoder's key and its `before`/`after` images as docs/design.md §7
 //! JSON), or one DDL statement. Flow out: the Kafka value written into a
 //! reused buffer, and which key goes with it ([`KeyOut`]). The format is
 //! chosen once per task ([`TaskFormat`]) and a [`TableFormat`] built once
