@@ -229,7 +229,21 @@ async fn hot_task_with_a_few_rows_survives_two_kills() {
         written += rows;
         let t0 = replicator_common::now_ms();
         if round < 2 {
-            let running = s.running_host(BOUND).await;
+            // The killed Core's node stays RUNNING until its session expires:
+            // when its rows arrived before the kill, the next round must wait
+            // for the takeover rather than pick the dead one again.
+            let deadline = tokio::time::Instant::now() + BOUND;
+            let running = loop {
+                let h = s.running_host(BOUND).await;
+                if cores.contains_key(&h) {
+                    break h;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{h} (killed) still RUNNING"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             cores.get_mut(&running).unwrap().kill();
             cores.remove(&running);
         }
