@@ -189,6 +189,7 @@ async fn wait_snapshot_done(s: &Scenario, timeout: Duration) -> u64 {
 
 fn with_chunk_rows(s: &Scenario, chunk: u32) -> Value {
     let mut cfg = s.config();
+    cfg["source"]["snapshot"] = json!("initial");
     cfg["source"]["snapshot_chunk_rows"] = json!(chunk);
     cfg
 }

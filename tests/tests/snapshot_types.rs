@@ -59,6 +59,7 @@ async fn read_messages_equal_the_inserts_of_the_same_rows() {
     // When a second task snapshots the same tables into other topics
     let task2 = unique_name("snaptypes2");
     let mut cfg2 = s.config();
+    cfg2["source"]["snapshot"] = json!("initial");
     cfg2["name"] = json!(task2);
     cfg2["sink"]["topic"] = json!("snap.{database}.{table}");
     let path = format!("{}/tasks/{task2}", s.root);
