@@ -330,6 +330,7 @@ async fn console_shows_a_snapshot_in_progress() {
     stack.sql(&format!("ANALYZE TABLE `{db}`.`big`")).await;
     let task = unique_name("copy");
     let mut cfg = task_config(stack, &task, &[table_regex(&db, "big")]);
+    cfg["source"]["snapshot"] = json!("initial");
     cfg["source"]["snapshot_chunk_rows"] = json!(1000);
     let created = server.call_json("POST", "/api/v1/tasks", &cfg);
     assert_eq!(created.status, 201, "{}", created.text);

@@ -156,7 +156,7 @@ async fn main() {
     let cfg = json!({"name": task,
         "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
                    "password": stack.mysql_password(), "server_id": 777_001, "include": [format!("{db}\\..*")],
-                   "start": "current"},
+                   "start": "current", "snapshot": "never"},
         "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 1}});
     let b = Bench {
         stack,

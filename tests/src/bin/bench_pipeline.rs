@@ -230,7 +230,8 @@ impl Run<'_> {
         let mut cfg = json!({"name": task,
             "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
                        "password": stack.mysql_password(), "server_id": 888_001,
-                       "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos}},
+                       "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos},
+                       "snapshot": "never"},
             "sink": {"brokers": stack.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4}});
         match (codec, variant) {
             (Some((_, c)), Variant::Codec) => {

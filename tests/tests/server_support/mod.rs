@@ -142,14 +142,15 @@ pub fn request(
 }
 
 /// A valid hot task config reading `include` tables of the test MariaDB
-/// into `{database}.{table}` topics, from the current position.
+/// into `{database}.{table}` topics, from the current position, the stream
+/// only (`"snapshot": "never"`: a test asks for a snapshot when it wants one).
 pub fn task_config(stack: &Stack, name: &str, include: &[String]) -> Value {
     json!({
         "name": name,
         "source": {"host": stack.mysql_host(), "port": stack.mysql_port(),
                    "user": stack.mysql_user(), "password": stack.mysql_password(),
                    "server_id": 20_000 + (rand::random::<u32>() % 1_000_000),
-                   "include": include, "start": "current"},
+                   "include": include, "start": "current", "snapshot": "never"},
         "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 2}
     })
 }
