@@ -288,6 +288,11 @@ impl Stack {
         self.servers.as_ref().map(|s| s.mysql_defaults.as_path())
     }
 
+    /// The librdkafka properties this stack's Kafka clients use (TLS, SASL).
+    pub fn kafka_properties(&self) -> &[(String, String)] {
+        &self.kafka_props
+    }
+
     /// Kafka bootstrap servers, `127.0.0.1:PORT`.
     pub fn kafka_bootstrap(&self) -> &str {
         &self.kafka

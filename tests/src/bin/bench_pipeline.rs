@@ -16,13 +16,20 @@
 //! `sink.format` the same way and prints rows/s per format beside the
 //! first one.
 //!
+//! `--tls` runs step 2 four times: plaintext and TLS, each with
+//! `compression.type` none and lz4. The TLS runs write to a second Tansu
+//! behind socat's TLS server (Tansu 0.6.0 cannot serve TLS itself, see
+//! `secure_kafka`), so they also pay socat's extra hop; the plaintext runs
+//! go straight to the stack's Tansu.
+//!
 //! `cargo build --release -p replicator-core -p replicator-tests --bins &&
 //!  REPLICATOR_BIN_DIR=target/release target/release/bench-pipeline [ROWS]
-//!  [--one-transaction] [--codecs LIST] [--formats LIST]`
+//!  [--one-transaction] [--codecs LIST] [--formats LIST] [--tls]`
 //! Uses the servers of `REPLICATOR_TEST_*` when set, else starts its own.
 
 use mysql_async::prelude::Queryable;
 use replicator_common::paths::TaskRef;
+use replicator_tests::secure_kafka::SecureKafka;
 use replicator_tests::{unique_name, unique_root, Stack};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -41,6 +48,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let one_txn = args.iter().any(|a| a == "--one-transaction");
+    let tls = args.iter().any(|a| a == "--tls");
     let codecs: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--codecs")
@@ -149,55 +157,101 @@ async fn main() {
         rows,
     };
     println!("raw binlog read (mariadb-binlog to /dev/null): {raw_s:.2} s, {raw_rate:.0} rows/s");
-    if let Some(formats) = formats {
-        let mut first: Option<(String, f64)> = None;
-        for (i, format) in formats.iter().enumerate() {
-            let (e2e_s, rss, in_kafka) = run.core(Some((i, format)), Variant::Format).await;
-            let rate = rows as f64 / e2e_s;
-            let (base_name, base) = first.get_or_insert_with(|| (format.clone(), rate)).clone();
-            println!(
-                "sink.format {format:>8}: {e2e_s:.2} s, {rate:.0} rows/s ({:.2} x {base_name}), \
-                 {in_kafka} messages, peak RSS {}",
-                rate / base,
-                rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-                    .unwrap_or_else(|| "unknown".into())
-            );
-        }
-        return;
-    }
-    let Some(codecs) = codecs else {
-        let (e2e_s, rss, in_kafka) = run.core(None, Variant::Codec).await;
+    let settings: Vec<Setting> = if let Some(formats) = formats {
+        formats
+            .iter()
+            .map(|f| Setting::new(format!("sink.format {f:>8}"), json!({ "format": f })))
+            .collect()
+    } else if let Some(codecs) = codecs {
+        codecs
+            .iter()
+            .map(|c| Setting::compression(c, false))
+            .collect()
+    } else if tls {
+        ["none", "lz4"]
+            .iter()
+            .flat_map(|c| {
+                [
+                    Setting::compression(c, false),
+                    Setting::compression(c, true),
+                ]
+            })
+            .collect()
+    } else {
+        let (e2e_s, rss, in_kafka) = run
+            .core(&stack, 0, &Setting::new(String::new(), json!({})))
+            .await;
         let e2e_rate = rows as f64 / e2e_s;
         println!("end to end (binlog -> Kafka acks, context committed every 20 ms): {e2e_s:.2} s, {e2e_rate:.0} rows/s");
         println!("ratio end-to-end / raw read: {:.2}", e2e_rate / raw_rate);
         println!("messages in Kafka: {in_kafka} (one per row)");
-        println!(
-            "replicator-core peak RSS: {}",
-            rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-                .unwrap_or_else(|| "unknown".into())
-        );
+        println!("replicator-core peak RSS: {}", mib(rss));
         return;
     };
+    // the TLS runs go through a private Tansu behind socat's TLS server
+    let secure = settings
+        .iter()
+        .any(|s| s.tls)
+        .then(|| SecureKafka::start(false));
+    let secure_stack = secure
+        .as_ref()
+        .map(|k| k.stack(&stack, SecureKafka::tls_properties(&k.ca_file)));
     let mut first: Option<(String, f64)> = None;
-    for (i, codec) in codecs.iter().enumerate() {
-        let (e2e_s, rss, in_kafka) = run.core(Some((i, codec)), Variant::Codec).await;
+    for (i, setting) in settings.iter().enumerate() {
+        let kafka = match (&secure_stack, setting.tls) {
+            (Some(secure), true) => secure,
+            _ => &stack,
+        };
+        let (e2e_s, rss, in_kafka) = run.core(kafka, i, setting).await;
         let rate = rows as f64 / e2e_s;
-        let (base_name, base) = first.get_or_insert_with(|| (codec.clone(), rate)).clone();
+        let (base_name, base) = first
+            .get_or_insert_with(|| (setting.label.trim().to_string(), rate))
+            .clone();
         println!(
-            "compression.type {codec:>6}: {e2e_s:.2} s, {rate:.0} rows/s ({:.2} x {base_name}), \
-             {in_kafka} messages, peak RSS {}",
+            "{}: {e2e_s:.2} s, {rate:.0} rows/s ({:.2} x {base_name}), {in_kafka} messages, peak RSS {}",
+            setting.label,
             rate / base,
-            rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-                .unwrap_or_else(|| "unknown".into())
+            mib(rss)
         );
+    }
+    if let Some(secure) = secure {
+        secure.stop().await;
     }
 }
 
-/// What a run's name sets: `compression.type` or `sink.format`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Variant {
-    Codec,
-    Format,
+fn mib(rss_kib: Option<u64>) -> String {
+    rss_kib
+        .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// One measured configuration: its printed label, what it sets in `sink`,
+/// and whether it goes to the TLS broker.
+struct Setting {
+    label: String,
+    sink: serde_json::Value,
+    tls: bool,
+}
+
+impl Setting {
+    fn new(label: String, sink: serde_json::Value) -> Setting {
+        Setting {
+            label,
+            sink,
+            tls: false,
+        }
+    }
+
+    /// `compression.type` = `codec`, over TLS when `tls`.
+    fn compression(codec: &str, tls: bool) -> Setting {
+        let mut properties = json!({ "compression.type": codec });
+        let transport = if tls { "tls" } else { "plaintext" };
+        Setting {
+            label: format!("{transport:>9} compression.type {codec:>6}"),
+            sink: json!({ "properties": properties.take() }),
+            tls,
+        }
+    }
 }
 
 /// The seeded range, for runs of the Core over it.
@@ -211,35 +265,33 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// One task (with `compression.type` or `sink.format` = `name` when
-    /// given, into a topic of its own per run number) from the start of the
-    /// range until its context reaches the end: seconds taken, the Core's
-    /// peak RSS, messages in Kafka.
-    async fn core(
-        &self,
-        codec: Option<(usize, &str)>,
-        variant: Variant,
-    ) -> (f64, Option<u64>, usize) {
+    /// One task with `setting` (into a topic of its own per run number `i`,
+    /// on `kafka`'s broker) from the start of the range until its context
+    /// reaches the end: seconds taken, the Core's peak RSS, messages in Kafka.
+    async fn core(&self, kafka: &Stack, i: usize, setting: &Setting) -> (f64, Option<u64>, usize) {
         let (stack, db, file, start_pos, end_pos) =
             (self.stack, self.db, self.file, self.start_pos, self.end_pos);
         let root = unique_root();
         let zk = stack.zk(&root).await;
         let task = unique_name("bench");
         let task_ref = TaskRef::hot(&task).unwrap();
-        let suffix = codec.map(|(i, c)| format!(".{i}-{c}")).unwrap_or_default();
-        let mut cfg = json!({"name": task,
+        let suffix = format!(".{i}");
+        let mut sink = json!({"brokers": kafka.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4});
+        for (key, value) in setting.sink.as_object().into_iter().flatten() {
+            sink[key] = value.clone();
+        }
+        if setting.tls {
+            let properties = &mut sink["properties"];
+            for (key, value) in kafka.kafka_properties() {
+                properties[key] = json!(value);
+            }
+        }
+        let cfg = json!({"name": task,
             "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
                        "password": stack.mysql_password(), "server_id": 888_001,
                        "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos},
                        "snapshot": "never"},
-            "sink": {"brokers": stack.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4}});
-        match (codec, variant) {
-            (Some((_, c)), Variant::Codec) => {
-                cfg["sink"]["properties"] = json!({ "compression.type": c })
-            }
-            (Some((_, f)), Variant::Format) => cfg["sink"]["format"] = json!(f),
-            (None, _) => {}
-        }
+            "sink": sink});
         let path = zk.layout().task(&task_ref);
         zk.ensure_path(&path).await.unwrap();
         zk.client()
@@ -248,7 +300,7 @@ impl Run<'_> {
             .unwrap();
         // topic created up front so that its creation is not timed
         let topic = format!("{db}.orders{suffix}");
-        stack.create_topic(&topic, 4).await;
+        kafka.create_topic(&topic, 4).await;
         let args = ["--task", &task, "--commit-interval-ms", "20"];
         let mut core = stack.core(&root, "bench", &args, &[]);
         core.wait_for_log("replication starts", Duration::from_secs(30))
@@ -273,7 +325,7 @@ impl Run<'_> {
         let rss = peak_rss_kib(core.pid());
         core.stop().await;
         // the context advances only past acknowledged rows; check Kafka holds them once
-        let in_kafka = stack.read_topic(&topic).await.len();
+        let in_kafka = kafka.read_topic(&topic).await.len();
         assert_eq!(in_kafka as u64, self.rows as u64, "messages in {topic}");
         (e2e_s, rss, in_kafka)
     }
