@@ -21,11 +21,11 @@
 //! Fails when the table map does not match (id or column count) or a value
 //! is malformed; a failed row leaves the event where it was.
 
+use super::codes::event as types;
+use super::column::Table;
 use super::cursor::Cursor;
-use super::event::types;
-use super::table::Table;
+use super::error::DecodeError;
 use super::value::write_value;
-use super::DecodeError;
 
 /// What a rows event does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
