@@ -36,6 +36,9 @@ pub enum DecodeError {
         "unknown binlog event type {type_code}: it may carry row changes, so it is not skipped"
     )]
     UnknownEvent { type_code: u8 },
+    /// A compressed event uses a compression type this decoder does not know.
+    #[error("event type {type_code} uses compression type {compression}, which this decoder does not know")]
+    UnknownCompression { type_code: u8, compression: u64 },
     /// An event body is malformed in a way not covered above.
     #[error("malformed event type {type_code}: {what}")]
     Malformed { type_code: u8, what: &'static str },

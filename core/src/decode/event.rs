@@ -168,7 +168,7 @@ pub fn parse_event<'a>(
         }),
         TRANSACTION_PAYLOAD => Err(DecodeError::Unsupported {
             type_code: t,
-            what: "compressed transaction payload: decompress and decode the inner events",
+            what: "transaction payload given without decompressing it (decode::payload)",
         }),
         MARIA_QUERY_COMPRESSED..=MARIA_DELETE_ROWS_COMPRESSED => Err(DecodeError::Unsupported {
             type_code: t,

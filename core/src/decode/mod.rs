@@ -63,6 +63,7 @@ pub mod event;
 pub mod float;
 pub mod jsonb;
 mod optional;
+pub mod payload;
 pub mod rows;
 pub mod table;
 pub mod temporal;
