@@ -36,6 +36,10 @@ pub enum DecodeError {
         "unknown binlog event type {type_code}: it may carry row changes, so it is not skipped"
     )]
     UnknownEvent { type_code: u8 },
+    /// A partial JSON update (PARTIAL_UPDATE_ROWS) that cannot be applied:
+    /// malformed diffs, or a path the before image does not have.
+    #[error("partial JSON update of column `{column}`: {what}")]
+    PartialJson { column: String, what: &'static str },
     /// A compressed event uses a compression type this decoder does not know.
     #[error("event type {type_code} uses compression type {compression}, which this decoder does not know")]
     UnknownCompression { type_code: u8, compression: u64 },

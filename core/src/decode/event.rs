@@ -93,7 +93,8 @@ pub enum Event<'a> {
     MySqlGtid { sid: [u8; 16], gno: u64 },
     /// TABLE_MAP (19).
     TableMap(Table),
-    /// WRITE/UPDATE/DELETE rows, v1 (23-25) or v2 (30-32).
+    /// WRITE/UPDATE/DELETE rows, v1 (23-25) or v2 (30-32), and MySQL's
+    /// PARTIAL_UPDATE_ROWS (39).
     Rows(RowsEvent<'a>),
     /// HEARTBEAT (27) / HEARTBEAT_V2 (41).
     Heartbeat,
@@ -160,12 +161,8 @@ pub fn parse_event<'a>(
         }
         TABLE_MAP => super::table::parse_table_map(body, flavor).map(Event::TableMap),
         WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2
-        | DELETE_ROWS_V2 => super::rows::parse_rows(t, body).map(Event::Rows),
+        | DELETE_ROWS_V2 | PARTIAL_UPDATE_ROWS => super::rows::parse_rows(t, body).map(Event::Rows),
         HEARTBEAT | HEARTBEAT_V2 => Ok(Event::Heartbeat),
-        PARTIAL_UPDATE_ROWS => Err(DecodeError::Unsupported {
-            type_code: t,
-            what: "partial JSON updates (set binlog_row_value_options='')",
-        }),
         TRANSACTION_PAYLOAD => Err(DecodeError::Unsupported {
             type_code: t,
             what: "transaction payload given without decompressing it (decode::payload)",
@@ -376,7 +373,6 @@ mod tests {
     #[test]
     fn unsupported_and_other() {
         for t in [
-            types::PARTIAL_UPDATE_ROWS,
             types::TRANSACTION_PAYLOAD,
             types::MARIA_QUERY_COMPRESSED,
             types::MARIA_WRITE_ROWS_COMPRESSED_V1,

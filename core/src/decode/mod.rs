@@ -31,6 +31,9 @@
 //!   that need more than a few lines (binary DECIMAL, date/time packing,
 //!   collation to UTF-8 conversion, MySQL binary JSON, doubles as JSON).
 //! * `compressed`: MariaDB compressed events inflated to plain ones.
+//! * `payload`: MySQL 8 transaction payloads (zstd or none) split into the
+//!   events they carry.
+//! * `partial`: MySQL partial JSON updates applied to the before image.
 //! * Leaves that import no other decoder module: `codes` (event and column
 //!   type codes, [`Flavor`]), `column` ([`Table`], [`Column`]), `error`
 //!   ([`DecodeError`]), `cursor` (bounds-checked little-endian reading).
@@ -43,9 +46,11 @@
 //! [`DecodeError`], never a panic. Errors are definite for the event (the
 //! same bytes always fail the same way), so the pipeline should stop the
 //! task and report rather than retry. MariaDB compressed events are inflated
-//! into the plain events they stand for first ([`compressed`]). Unsupported
-//! events that would lose data if skipped (MySQL transaction payloads,
-//! partial JSON updates) are errors; so is an event type the decoder does not
+//! into the plain events they stand for first ([`compressed`]); a MySQL 8
+//! TRANSACTION_PAYLOAD is decompressed into the events of its transaction
+//! ([`payload`]), which are then decoded one by one; MySQL's partial JSON
+//! updates (PARTIAL_UPDATE_ROWS) are rows events whose JSON diffs are applied
+//! to the before image ([`partial`]). An event type the decoder does not
 //! know, unless the server flagged it ignorable. Known events without row
 //! changes are [`Event::Other`]. The decoder holds no state between events: after a
 //! crash the pipeline resumes from a position and re-reads the table maps
@@ -63,6 +68,7 @@ pub mod event;
 pub mod float;
 pub mod jsonb;
 mod optional;
+pub mod partial;
 pub mod payload;
 pub mod rows;
 pub mod table;
