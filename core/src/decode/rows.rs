@@ -72,6 +72,19 @@ pub struct RowsEvent<'a> {
 /// `STMT_END_F`.
 pub const FLAG_STMT_END: u16 = 1;
 
+/// What the v2 extra data says (MySQL's `Extra_row_info`): type-tagged
+/// parts, tag 0 NDB cluster data (length counting its 2-byte header, format,
+/// data), tag 1 partition ids (the row's partition, and for updates the
+/// partition it came from). Nothing in a row's JSON depends on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtraRowInfo<'a> {
+    /// NDB format byte and data.
+    pub ndb: Option<(u8, &'a [u8])>,
+    pub partition: Option<u16>,
+    /// Updates of partitioned tables: the partition the row was in.
+    pub source_partition: Option<u16>,
+}
+
 /// Reusable output buffers for one row, refilled by every `next_row`.
 #[derive(Debug, Default, Clone)]
 pub struct RowOut {
@@ -158,6 +171,31 @@ fn count_bits(bitmap: &[u8], n: usize) -> usize {
 }
 
 impl<'a> RowsEvent<'a> {
+    /// Decodes the v2 extra data. A part with an unknown tag ends the
+    /// decoding (its length is not known); a truncated known part is an error.
+    pub fn extra_row_info(&self) -> Result<ExtraRowInfo<'a>, DecodeError> {
+        let mut info = ExtraRowInfo::default();
+        let mut c = Cursor::new(self.extra_data);
+        while !c.is_empty() {
+            match c.u8("extra row info tag")? {
+                0 => {
+                    let len = c.u8("extra row info ndb length")? as usize;
+                    let format = c.u8("extra row info ndb format")?;
+                    let data = c.bytes(len.saturating_sub(2), "extra row info ndb data")?;
+                    info.ndb = Some((format, data));
+                }
+                1 => {
+                    info.partition = Some(c.u16("extra row info partition")?);
+                    if self.kind == RowKind::Update {
+                        info.source_partition = Some(c.u16("extra row info source partition")?);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(info)
+    }
+
     /// True when no rows are left to decode.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
@@ -717,5 +755,37 @@ mod tests {
             panic!("not rows")
         };
         assert!(rows.next_row(&table, &mut RowOut::new()).is_err());
+    }
+
+    #[test]
+    fn extra_row_info_ndb_and_partitions() {
+        let parse = |t: u8, extra: &[u8]| {
+            let present_after = (t == 31 || t == 39).then_some(&[0x1f][..]);
+            let (h, body) = rows_body(t, Some(extra), 5, &[0x1f], present_after, &[]);
+            let Event::Rows(rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+                panic!("not rows")
+            };
+            rows.extra_row_info().map(|i| {
+                (
+                    i.ndb.map(|(f, d)| (f, d.to_vec())),
+                    i.partition,
+                    i.source_partition,
+                )
+            })
+        };
+        assert_eq!(parse(30, &[]).unwrap(), (None, None, None));
+        assert_eq!(
+            parse(30, &[0, 5, 1, 0xaa, 0xbb, 0xcc, 1, 7, 0]).unwrap(),
+            (Some((1, vec![0xaa, 0xbb, 0xcc])), Some(7), None)
+        );
+        // updates (and partial updates) carry the source partition too
+        assert_eq!(
+            parse(39, &[1, 2, 0, 3, 0]).unwrap(),
+            (None, Some(2), Some(3))
+        );
+        // an unknown tag ends it; a truncated part is an error
+        assert_eq!(parse(30, &[9, 1, 2]).unwrap(), (None, None, None));
+        assert!(parse(31, &[1, 2, 0, 3]).is_err());
+        assert!(parse(30, &[0, 9, 1]).is_err());
     }
 }
