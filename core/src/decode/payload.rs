@@ -443,8 +443,8 @@ mod tests {
         assert!(e.to_string().contains("event type 40"), "{e}");
         // corrupted bytes inside the frame
         let mut bad = b.clone();
-        for i in start + 4..bad.len() {
-            bad[i] ^= 0x5a;
+        for b in &mut bad[start + 4..] {
+            *b ^= 0x5a;
         }
         let e = decompress(&bad).unwrap_err();
         assert!(
