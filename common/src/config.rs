@@ -126,8 +126,8 @@ fn is_default_chunk_rows(v: &u32) -> bool {
     *v == DEFAULT_SNAPSHOT_CHUNK_ROWS
 }
 
-/// `source.tls`: how the Core secures its connections to the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `source.tls`: how the Core (and the Monitor) secure connections to the source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceTls {
     #[serde(default)]
@@ -139,7 +139,7 @@ pub struct SourceTls {
 }
 
 /// The TLS modes of MySQL's `--ssl-mode`, same meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceTlsMode {
     /// Plain TCP.

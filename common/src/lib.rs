@@ -22,6 +22,8 @@
 //! - [`zk`]: ZooKeeper session helper (connect with timeout, session events,
 //!   node helpers).
 //! - [`shutdown`]: a cancellation token for SIGTERM/SIGINT.
+//! - [`source_conn`]: which server of a task's source to reach and the
+//!   connection options (credentials, `source.tls`), for the Core and the Monitor.
 //! - [`telemetry`]: tracing set-up.
 
 pub mod backoff;
@@ -38,6 +40,7 @@ pub mod position;
 pub mod producer;
 pub mod secret;
 pub mod shutdown;
+pub mod source_conn;
 pub mod task_node;
 pub mod telemetry;
 pub mod zk;

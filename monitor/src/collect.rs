@@ -191,7 +191,11 @@ pub async fn collect(zk: &Zk, sources: &Sources) -> Result<Snapshot, ZkError> {
             task,
         };
         if let (Some(cfg), Some(_), false) = (t.config.config(), t.running(), t.paused()) {
-            t.source = sources.lookup(&t.task, &cfg.source);
+            let server = match &t.context {
+                ContextState::Valid(p) => p.server.as_ref(),
+                _ => None,
+            };
+            t.source = sources.lookup(&t.task, &cfg.source, server);
         }
         snap.tasks.push(t);
     }

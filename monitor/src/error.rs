@@ -40,6 +40,8 @@ pub enum SourceError {
     NoBinlog,
     #[error("SHOW MASTER STATUS has no {0} column")]
     MissingColumn(&'static str),
+    #[error(transparent)]
+    Options(#[from] replicator_common::source_conn::SourceConnError),
 }
 
 /// Why one delivery attempt of a notification failed (retried with

@@ -9,6 +9,11 @@
 //! same source (same address and credentials) share one sample and one
 //! connection.
 //!
+//! The server polled is the one the task reads from, reached the way the
+//! Core reaches it ([`replicator_common::source_conn`]): the `host:port` the
+//! context records (the Core's pick from `source.hosts`) while the config
+//! lists it, else the first endpoint; with the task's `source.tls`.
+//!
 //! The password comes from the task config through
 //! `SourceConfig::resolve_password`, on the monitor host: when it is not
 //! resolvable here (`password_env` unset, `password_file` missing), the
@@ -17,9 +22,11 @@
 use crate::error::SourceError;
 use crate::snapshot::SourceStatus;
 use mysql_async::prelude::Queryable;
-use mysql_async::{OptsBuilder, Pool, PoolConstraints, PoolOpts, Row};
-use replicator_common::config::SourceConfig;
+use mysql_async::{Pool, PoolConstraints, PoolOpts, Row};
+use replicator_common::config::{SourceConfig, SourceTls};
+use replicator_common::nodes::SourceServer;
 use replicator_common::paths::TaskRef;
+use replicator_common::source_conn;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,13 +36,14 @@ use tokio_util::sync::CancellationToken;
 /// How long one source query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A source and the credentials to read it.
+/// A source and the credentials and TLS settings to read it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct SourceKey {
     host: String,
     port: u16,
     user: String,
     password: Option<String>,
+    tls: Option<SourceTls>,
 }
 
 impl std::fmt::Debug for SourceKey {
@@ -71,8 +79,14 @@ impl Sources {
     }
 
     /// Marks the task's source as wanted; its latest sample if fresh (taken
-    /// within three poll intervals).
-    pub fn lookup(&self, task: &TaskRef, cfg: &SourceConfig) -> Option<SourceStatus> {
+    /// within three poll intervals). `server`: the source server the task's
+    /// context names, if any.
+    pub fn lookup(
+        &self,
+        task: &TaskRef,
+        cfg: &SourceConfig,
+        server: Option<&SourceServer>,
+    ) -> Option<SourceStatus> {
         let mut inner = self.inner.lock().expect("sources lock");
         let password = match cfg.resolve_password() {
             Ok(p) => p.map(|s| s.expose().to_string()),
@@ -85,13 +99,13 @@ impl Sources {
             }
         };
         inner.skipped.remove(task);
-        // the first of `source.hosts` (the preferred primary) or `host:port`
-        let (host, port) = cfg.endpoints().into_iter().next()?;
+        let (host, port) = source_conn::reading_endpoint(cfg, server)?;
         let key = SourceKey {
             host,
             port,
             user: cfg.user.clone(),
             password,
+            tls: cfg.tls.clone(),
         };
         let now = replicator_common::now_ms();
         inner.wanted.insert(key.clone(), now);
@@ -127,10 +141,16 @@ impl Sources {
             }
             let mut queries = JoinSet::new();
             for key in keys {
-                let pool = pools
-                    .entry(key.clone())
-                    .or_insert_with(|| pool(&key))
-                    .clone();
+                let pool = match pools.get(&key) {
+                    Some(p) => p.clone(),
+                    None => match pool(&key) {
+                        Ok(p) => pools.entry(key.clone()).or_insert(p).clone(),
+                        Err(e) => {
+                            self.record(key, Err(e));
+                            continue;
+                        }
+                    },
+                };
                 queries.spawn(async move {
                     let r = tokio::time::timeout(QUERY_TIMEOUT, query(&pool)).await;
                     let r = r.unwrap_or(Err(SourceError::Timeout(QUERY_TIMEOUT)));
@@ -187,19 +207,19 @@ impl Sources {
     }
 }
 
-fn pool(key: &SourceKey) -> Pool {
-    let opts = OptsBuilder::default()
-        .ip_or_hostname(key.host.clone())
-        .tcp_port(key.port)
-        .user(Some(key.user.clone()))
-        .pass(key.password.clone())
-        .prefer_socket(false)
+fn pool(key: &SourceKey) -> Result<Pool, SourceError> {
+    let cfg = SourceConfig {
+        user: key.user.clone(),
+        tls: key.tls.clone(),
+        ..SourceConfig::default()
+    };
+    let opts = source_conn::opts_builder(&cfg, &key.host, key.port, key.password.as_deref())?
         .pool_opts(
             PoolOpts::default()
                 .with_constraints(PoolConstraints::new(0, 1).expect("0 <= 1"))
                 .with_inactive_connection_ttl(Duration::from_secs(60)),
         );
-    Pool::new(opts)
+    Ok(Pool::new(opts))
 }
 
 async fn query(pool: &Pool) -> Result<SourceStatus, SourceError> {

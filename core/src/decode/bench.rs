@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::event::{parse_event, Event, EventHeader, Flavor};
+use super::codes::{column as types, Flavor};
+use super::column::Table;
+use super::event::{parse_event, Event, EventHeader};
 use super::rows::RowOut;
-use super::table::types;
-use super::Table;
 
 const ROWS: usize = 1000;
 

@@ -18,9 +18,10 @@
 //! zlib error or a length that does not match is a [`DecodeError`]; the task
 //! stops rather than skip the event.
 
+use super::codes::event as types;
 use super::cursor::Cursor;
-use super::event::{types, EventHeader};
-use super::DecodeError;
+use super::error::DecodeError;
+use super::event::EventHeader;
 use std::io::Read;
 
 /// Largest uncompressed part accepted (a binlog event is at most 4 GiB; this

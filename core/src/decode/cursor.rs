@@ -1,6 +1,6 @@
 //! Bounds-checked little-endian reading over a byte slice.
 
-use super::DecodeError;
+use super::error::DecodeError;
 
 /// A read position over a borrowed byte slice. Every read names what it
 /// reads so that a short body reports where it ended.

@@ -9,50 +9,11 @@ use std::borrow::Cow;
 
 use replicator_common::position::MariaGtid;
 
+pub use super::codes::{event as types, Flavor};
+use super::column::Table;
 use super::cursor::Cursor;
+use super::error::DecodeError;
 use super::rows::RowsEvent;
-use super::table::Table;
-use super::DecodeError;
-
-/// Event type codes this module knows by name.
-pub mod types {
-    pub const QUERY: u8 = 2;
-    pub const STOP: u8 = 3;
-    pub const ROTATE: u8 = 4;
-    pub const INTVAR: u8 = 5;
-    pub const RAND: u8 = 13;
-    pub const USER_VAR: u8 = 14;
-    pub const FORMAT_DESCRIPTION: u8 = 15;
-    pub const XID: u8 = 16;
-    pub const TABLE_MAP: u8 = 19;
-    pub const WRITE_ROWS_V1: u8 = 23;
-    pub const UPDATE_ROWS_V1: u8 = 24;
-    pub const DELETE_ROWS_V1: u8 = 25;
-    pub const INCIDENT: u8 = 26;
-    pub const HEARTBEAT: u8 = 27;
-    pub const IGNORABLE: u8 = 28;
-    pub const ROWS_QUERY: u8 = 29;
-    pub const WRITE_ROWS_V2: u8 = 30;
-    pub const UPDATE_ROWS_V2: u8 = 31;
-    pub const DELETE_ROWS_V2: u8 = 32;
-    pub const GTID: u8 = 33;
-    pub const ANONYMOUS_GTID: u8 = 34;
-    pub const PREVIOUS_GTIDS: u8 = 35;
-    pub const TRANSACTION_CONTEXT: u8 = 36;
-    pub const VIEW_CHANGE: u8 = 37;
-    pub const XA_PREPARE: u8 = 38;
-    pub const PARTIAL_UPDATE_ROWS: u8 = 39;
-    pub const TRANSACTION_PAYLOAD: u8 = 40;
-    pub const HEARTBEAT_V2: u8 = 41;
-    pub const MARIA_ANNOTATE_ROWS: u8 = 160;
-    pub const MARIA_BINLOG_CHECKPOINT: u8 = 161;
-    pub const MARIA_GTID: u8 = 162;
-    pub const MARIA_GTID_LIST: u8 = 163;
-    pub const MARIA_START_ENCRYPTION: u8 = 164;
-    pub const MARIA_QUERY_COMPRESSED: u8 = 165;
-    pub const MARIA_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
-    pub const MARIA_DELETE_ROWS_COMPRESSED: u8 = 171;
-}
 
 /// The common 19-byte event header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,25 +62,6 @@ impl EventHeader {
     }
 }
 
-/// Which server family writes the stream. Matters for a few table-map
-/// details (which columns the charset metadata counts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    MariaDb,
-    MySql,
-}
-
-impl Flavor {
-    /// Guesses the flavor from `SELECT VERSION()` or the FDE's server version.
-    pub fn from_server_version(version: &str) -> Self {
-        if version.to_ascii_lowercase().contains("mariadb") {
-            Flavor::MariaDb
-        } else {
-            Flavor::MySql
-        }
-    }
-}
-
 /// A decoded binlog event.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
@@ -151,7 +93,8 @@ pub enum Event<'a> {
     MySqlGtid { sid: [u8; 16], gno: u64 },
     /// TABLE_MAP (19).
     TableMap(Table),
-    /// WRITE/UPDATE/DELETE rows, v1 (23-25) or v2 (30-32).
+    /// WRITE/UPDATE/DELETE rows, v1 (23-25) or v2 (30-32), and MySQL's
+    /// PARTIAL_UPDATE_ROWS (39).
     Rows(RowsEvent<'a>),
     /// HEARTBEAT (27) / HEARTBEAT_V2 (41).
     Heartbeat,
@@ -218,15 +161,11 @@ pub fn parse_event<'a>(
         }
         TABLE_MAP => super::table::parse_table_map(body, flavor).map(Event::TableMap),
         WRITE_ROWS_V1 | UPDATE_ROWS_V1 | DELETE_ROWS_V1 | WRITE_ROWS_V2 | UPDATE_ROWS_V2
-        | DELETE_ROWS_V2 => super::rows::parse_rows(t, body).map(Event::Rows),
+        | DELETE_ROWS_V2 | PARTIAL_UPDATE_ROWS => super::rows::parse_rows(t, body).map(Event::Rows),
         HEARTBEAT | HEARTBEAT_V2 => Ok(Event::Heartbeat),
-        PARTIAL_UPDATE_ROWS => Err(DecodeError::Unsupported {
-            type_code: t,
-            what: "partial JSON updates (set binlog_row_value_options='')",
-        }),
         TRANSACTION_PAYLOAD => Err(DecodeError::Unsupported {
             type_code: t,
-            what: "compressed transaction payload: decompress and decode the inner events",
+            what: "transaction payload given without decompressing it (decode::payload)",
         }),
         MARIA_QUERY_COMPRESSED..=MARIA_DELETE_ROWS_COMPRESSED => Err(DecodeError::Unsupported {
             type_code: t,
@@ -434,7 +373,6 @@ mod tests {
     #[test]
     fn unsupported_and_other() {
         for t in [
-            types::PARTIAL_UPDATE_ROWS,
             types::TRANSACTION_PAYLOAD,
             types::MARIA_QUERY_COMPRESSED,
             types::MARIA_WRITE_ROWS_COMPRESSED_V1,

@@ -93,7 +93,7 @@ fn write_value(out: &mut Vec<u8>, t: u8, data: &[u8], depth: usize) -> Res {
             Ok(())
         }
         DOUBLE => {
-            super::value::write_f64(out, f64::from_le_bytes(fixed(data)?));
+            super::float::write_f64(out, f64::from_le_bytes(fixed(data)?));
             Ok(())
         }
         STRING => {

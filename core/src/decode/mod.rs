@@ -27,10 +27,18 @@
 //! * `table`, `optional`: `TABLE_MAP` and its optional metadata.
 //! * `rows`: rows events, null bitmaps, row images, keys.
 //! * `value`: one column value to JSON, by type.
-//! * `decimal`, `temporal`, `charset`, `jsonb`: the type families that need
-//!   more than a few lines (binary DECIMAL, date/time packing, collation to
-//!   UTF-8 conversion, MySQL binary JSON).
-//! * `cursor`: bounds-checked little-endian reading.
+//! * `decimal`, `temporal`, `charset`, `jsonb`, `float`: the type families
+//!   that need more than a few lines (binary DECIMAL, date/time packing,
+//!   collation to UTF-8 conversion, MySQL binary JSON, doubles as JSON).
+//! * `compressed`: MariaDB compressed events inflated to plain ones.
+//! * `payload`: MySQL 8 transaction payloads (zstd or none) split into the
+//!   events they carry.
+//! * `partial`: MySQL partial JSON updates applied to the before image.
+//! * Leaves that import no other decoder module: `codes` (event and column
+//!   type codes, [`Flavor`]), `column` ([`Table`], [`Column`]), `error`
+//!   ([`DecodeError`]), `cursor` (bounds-checked little-endian reading).
+//!   Modules import only downwards (event → rows → value → jsonb → leaves),
+//!   never in a circle.
 //!
 //! # Failure modes
 //!
@@ -38,9 +46,11 @@
 //! [`DecodeError`], never a panic. Errors are definite for the event (the
 //! same bytes always fail the same way), so the pipeline should stop the
 //! task and report rather than retry. MariaDB compressed events are inflated
-//! into the plain events they stand for first ([`compressed`]). Unsupported
-//! events that would lose data if skipped (MySQL transaction payloads,
-//! partial JSON updates) are errors; so is an event type the decoder does not
+//! into the plain events they stand for first ([`compressed`]); a MySQL 8
+//! TRANSACTION_PAYLOAD is decompressed into the events of its transaction
+//! ([`payload`]), which are then decoded one by one; MySQL's partial JSON
+//! updates (PARTIAL_UPDATE_ROWS) are rows events whose JSON diffs are applied
+//! to the before image ([`partial`]). An event type the decoder does not
 //! know, unless the server flagged it ignorable. Known events without row
 //! changes are [`Event::Other`]. The decoder holds no state between events: after a
 //! crash the pipeline resumes from a position and re-reads the table maps
@@ -48,12 +58,18 @@
 
 pub mod bench;
 pub mod charset;
+pub mod codes;
+pub mod column;
 pub mod compressed;
 pub(crate) mod cursor;
 pub mod decimal;
+mod error;
 pub mod event;
+pub mod float;
 pub mod jsonb;
 mod optional;
+pub mod partial;
+pub mod payload;
 pub mod rows;
 pub mod table;
 pub mod temporal;
@@ -64,47 +80,8 @@ mod fixture_data;
 #[cfg(test)]
 mod fixtures;
 
-pub use event::{parse_event, Event, EventHeader, Flavor};
+pub use codes::Flavor;
+pub use column::{Column, Table};
+pub use error::DecodeError;
+pub use event::{parse_event, Event, EventHeader};
 pub use rows::{RowIter, RowKind, RowOut, RowsEvent};
-pub use table::{Column, Table};
-
-/// Why an event body could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The body ended before `what` could be read.
-    #[error("event truncated while reading {what}")]
-    Truncated { what: &'static str },
-    /// A column type this decoder does not know (or cannot decode, like the
-    /// pre-5.0 DECIMAL).
-    #[error("unknown or unsupported column type {ty} at column {column}")]
-    UnknownColumnType { ty: u8, column: usize },
-    /// The table map's metadata is inconsistent.
-    #[error("bad table metadata at column {column}: {what}")]
-    BadMetadata { what: &'static str, column: usize },
-    /// A rows event does not match the table map it refers to.
-    #[error("rows event for `{table}` has {got} columns, table map has {expected}")]
-    ColumnCountMismatch {
-        table: String,
-        expected: usize,
-        got: usize,
-    },
-    /// A rows event was decoded against the table map of another table id.
-    #[error("rows event is for table id {event}, table map given is for {table}")]
-    TableIdMismatch { event: u64, table: u64 },
-    /// A stored value is malformed for its column type.
-    #[error("bad value in column `{column}`: {what}")]
-    BadValue { column: String, what: &'static str },
-    /// An event that carries data this decoder cannot read; skipping it
-    /// would lose changes.
-    #[error("unsupported event type {type_code}: {what}")]
-    Unsupported { type_code: u8, what: &'static str },
-    /// An event type this decoder does not know: it might carry row changes,
-    /// so it is not skipped.
-    #[error(
-        "unknown binlog event type {type_code}: it may carry row changes, so it is not skipped"
-    )]
-    UnknownEvent { type_code: u8 },
-    /// An event body is malformed in a way not covered above.
-    #[error("malformed event type {type_code}: {what}")]
-    Malformed { type_code: u8, what: &'static str },
-}

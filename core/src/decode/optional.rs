@@ -7,10 +7,10 @@
 //! GEOMETRY for collations.
 
 use super::charset::{charset_of, decode_text, Charset};
+use super::codes::{column as types, Flavor};
+use super::column::{Column, Table};
 use super::cursor::Cursor;
-use super::event::Flavor;
-use super::table::{types, Column, Table};
-use super::DecodeError;
+use super::error::DecodeError;
 
 /// Optional metadata field types (`binlog_row_metadata=FULL`).
 mod opt {

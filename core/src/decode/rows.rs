@@ -21,11 +21,12 @@
 //! Fails when the table map does not match (id or column count) or a value
 //! is malformed; a failed row leaves the event where it was.
 
+use super::codes::event as types;
+use super::column::Table;
 use super::cursor::Cursor;
-use super::event::types;
-use super::table::Table;
+use super::error::DecodeError;
+use super::partial::{self, PartialBits};
 use super::value::write_value;
-use super::DecodeError;
 
 /// What a rows event does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +50,8 @@ impl RowKind {
 /// A rows event: header fields and a cursor over its rows.
 #[derive(Debug, Clone)]
 pub struct RowsEvent<'a> {
-    /// The event type code (23-25 or 30-32).
+    /// The event type code (23-25, 30-32, or 39 for MySQL's partial JSON
+    /// updates, whose after images may hold JSON diffs: see `partial`).
     pub type_code: u8,
     pub table_id: u64,
     pub kind: RowKind,
@@ -69,6 +71,19 @@ pub struct RowsEvent<'a> {
 
 /// `STMT_END_F`.
 pub const FLAG_STMT_END: u16 = 1;
+
+/// What the v2 extra data says (MySQL's `Extra_row_info`): type-tagged
+/// parts, tag 0 NDB cluster data (length counting its 2-byte header, format,
+/// data), tag 1 partition ids (the row's partition, and for updates the
+/// partition it came from). Nothing in a row's JSON depends on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtraRowInfo<'a> {
+    /// NDB format byte and data.
+    pub ndb: Option<(u8, &'a [u8])>,
+    pub partition: Option<u16>,
+    /// Updates of partitioned tables: the partition the row was in.
+    pub source_partition: Option<u16>,
+}
 
 /// Reusable output buffers for one row, refilled by every `next_row`.
 #[derive(Debug, Default, Clone)]
@@ -102,6 +117,7 @@ pub(crate) fn parse_rows(type_code: u8, body: &[u8]) -> Result<RowsEvent<'_>, De
         types::WRITE_ROWS_V2 => (RowKind::Insert, true),
         types::UPDATE_ROWS_V2 => (RowKind::Update, true),
         types::DELETE_ROWS_V2 => (RowKind::Delete, true),
+        types::PARTIAL_UPDATE_ROWS => (RowKind::Update, true),
         _ => {
             return Err(DecodeError::Malformed {
                 type_code,
@@ -155,6 +171,31 @@ fn count_bits(bitmap: &[u8], n: usize) -> usize {
 }
 
 impl<'a> RowsEvent<'a> {
+    /// Decodes the v2 extra data. A part with an unknown tag ends the
+    /// decoding (its length is not known); a truncated known part is an error.
+    pub fn extra_row_info(&self) -> Result<ExtraRowInfo<'a>, DecodeError> {
+        let mut info = ExtraRowInfo::default();
+        let mut c = Cursor::new(self.extra_data);
+        while !c.is_empty() {
+            match c.u8("extra row info tag")? {
+                0 => {
+                    let len = c.u8("extra row info ndb length")? as usize;
+                    let format = c.u8("extra row info ndb format")?;
+                    let data = c.bytes(len.saturating_sub(2), "extra row info ndb data")?;
+                    info.ndb = Some((format, data));
+                }
+                1 => {
+                    info.partition = Some(c.u16("extra row info partition")?);
+                    if self.kind == RowKind::Update {
+                        info.source_partition = Some(c.u16("extra row info source partition")?);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(info)
+    }
+
     /// True when no rows are left to decode.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
@@ -202,6 +243,7 @@ impl<'a> RowsEvent<'a> {
                     self.present,
                     &mut o.after,
                     &mut o.spans_after,
+                    None,
                 )?;
                 o.has_after = true;
                 key(table, (&o.after, &o.spans_after), None, &mut o.key);
@@ -213,6 +255,7 @@ impl<'a> RowsEvent<'a> {
                     self.present,
                     &mut o.before,
                     &mut o.spans_before,
+                    None,
                 )?;
                 o.has_before = true;
                 key(table, (&o.before, &o.spans_before), None, &mut o.key);
@@ -224,13 +267,21 @@ impl<'a> RowsEvent<'a> {
                     self.present,
                     &mut o.before,
                     &mut o.spans_before,
+                    None,
                 )?;
+                let partial = if self.type_code == types::PARTIAL_UPDATE_ROWS {
+                    partial::shared_image(&mut c, table)?
+                        .map(|bits| (bits, (o.before.as_slice(), o.spans_before.as_slice())))
+                } else {
+                    None
+                };
                 image(
                     &mut c,
                     table,
                     self.present_after,
                     &mut o.after,
                     &mut o.spans_after,
+                    partial,
                 )?;
                 o.has_before = true;
                 o.has_after = true;
@@ -275,13 +326,16 @@ pub(crate) fn push_key(out: &mut Vec<u8>, name: &str) {
 }
 
 /// Decodes one row image at `c` into `out` as a JSON object and records
-/// where each column's value landed.
+/// where each column's value landed. `partial`: the after image of a
+/// partial update, which JSON columns hold diffs and the before image they
+/// apply to.
 fn image(
     c: &mut Cursor<'_>,
     table: &Table,
     present: &[u8],
     out: &mut Vec<u8>,
     spans: &mut Vec<(u32, u32)>,
+    partial: Option<(PartialBits<'_>, Spanned<'_>)>,
 ) -> Result<(), DecodeError> {
     let n = table.columns.len();
     spans.clear();
@@ -290,7 +344,10 @@ fn image(
     let nulls = c.bytes(present_count.div_ceil(8), "row null bitmap")?;
     out.push(b'{');
     let mut k = 0;
+    let mut json = 0;
     for (i, col) in table.columns.iter().enumerate() {
+        let is_json = col.type_code == super::codes::column::JSON;
+        json += usize::from(is_json);
         if !bit(present, i) {
             continue;
         }
@@ -299,10 +356,13 @@ fn image(
         }
         push_key(out, &col.name);
         let start = out.len();
-        if bit(nulls, k) {
-            out.extend_from_slice(b"null");
-        } else {
-            write_value(out, c, col, i)?;
+        match partial {
+            _ if bit(nulls, k) => out.extend_from_slice(b"null"),
+            Some((bits, before)) if is_json && bits.is_partial(json - 1) => {
+                let diffs = partial::read_diffs(c, col)?;
+                partial::write_patched(out, col, span_value(before, i), &diffs)?;
+            }
+            _ => write_value(out, c, col, i)?,
         }
         spans[i] = (start as u32, out.len() as u32);
         k += 1;
@@ -314,15 +374,18 @@ fn image(
 /// A row image and where each column's value is in it.
 type Spanned<'b> = (&'b [u8], &'b [(u32, u32)]);
 
+/// The JSON text of column `i` in a decoded image, if it is there.
+fn span_value<'b>((img, spans): Spanned<'b>, i: usize) -> Option<&'b [u8]> {
+    match spans.get(i) {
+        Some(&(s, e)) if s != u32::MAX => img.get(s as usize..e as usize),
+        _ => None,
+    }
+}
+
 /// Writes the key array from the key image, taking a column missing there
 /// from `fallback` (the before image of an update, for minimal row images).
 fn key(table: &Table, image: Spanned<'_>, fallback: Option<Spanned<'_>>, out: &mut Vec<u8>) {
-    fn value<'b>((img, spans): Spanned<'b>, i: usize) -> Option<&'b [u8]> {
-        match spans.get(i) {
-            Some(&(s, e)) if s != u32::MAX => img.get(s as usize..e as usize),
-            _ => None,
-        }
-    }
+    let value = span_value;
     out.push(b'[');
     let mut put = |n: usize, i: usize| {
         if n > 0 {
@@ -531,5 +594,198 @@ mod tests {
             }
         );
         assert_eq!(RowKind::Update.as_str(), "update");
+    }
+
+    /// `id BIGINT PK, a JSON, b JSON` as MySQL 8 maps it.
+    fn json_table() -> Table {
+        let body = table_map(
+            42,
+            &[(col::LONGLONG, &[]), (col::JSON, &[4]), (col::JSON, &[4])],
+            &[(4, strings(&["id", "a", "b"])), (8, packed(0))],
+        );
+        let h = EventHeader {
+            timestamp: 0,
+            type_code: 19,
+            server_id: 1,
+            event_size: (19 + body.len() + 4) as u32,
+            log_pos: 0,
+            flags: 0,
+        };
+        match parse_event(&h, &body, Flavor::MySql).unwrap() {
+            Event::TableMap(t) => t,
+            e => panic!("{e:?}"),
+        }
+    }
+
+    fn json_value(j: &J) -> Vec<u8> {
+        let doc = encode(j);
+        let mut v = (doc.len() as u32).to_le_bytes().to_vec();
+        v.extend(doc);
+        v
+    }
+
+    /// A partial value: 4-byte length, then (operation, path, value) diffs.
+    fn diff_value(list: &[(u8, &str, Option<J>)]) -> Vec<u8> {
+        let mut d = Vec::new();
+        for (op, path, value) in list {
+            d.push(*op);
+            d.extend(packed(path.len() as u64));
+            d.extend_from_slice(path.as_bytes());
+            if let Some(v) = value {
+                let v = encode(v);
+                d.extend(packed(v.len() as u64));
+                d.extend(v);
+            }
+        }
+        let mut out = (d.len() as u32).to_le_bytes().to_vec();
+        out.extend(d);
+        out
+    }
+
+    /// Tested on bytes built to MySQL's documented format (`rpl_record.h`):
+    /// no MySQL server can be installed where these tests run.
+    #[test]
+    fn partial_json_update_becomes_a_full_update() {
+        let table = json_table();
+        // before image: id 7, a = {"k":[1,2],"n":"x"}, b = [1]
+        let mut data = vec![0u8];
+        data.extend_from_slice(&7u64.to_le_bytes());
+        data.extend(json_value(&J::O(vec![
+            ("k", J::A(vec![J::I(1), J::I(2)])),
+            ("n", J::S("x")),
+        ])));
+        data.extend(json_value(&J::A(vec![J::I(1)])));
+        // shared image: PARTIAL_JSON_UPDATES, a (JSON column 0) partial, b not
+        data.extend([1, 0b01]);
+        // after image: id 7, a as diffs, b as a whole document
+        data.push(0);
+        data.extend_from_slice(&7u64.to_le_bytes());
+        data.extend(diff_value(&[
+            (partial::REPLACE, "$.k[1]", Some(J::I(20))),
+            (partial::INSERT, "$.m", Some(J::Bool(true))),
+            (partial::REMOVE, "$.n", None),
+        ]));
+        data.extend(json_value(&J::S("whole")));
+        // a second row without partial values (value_options 0)
+        data.push(0);
+        data.extend_from_slice(&8u64.to_le_bytes());
+        data.extend(json_value(&J::Null));
+        data.extend(json_value(&J::Null));
+        data.push(0);
+        data.push(0b100); // b is NULL after
+        data.extend_from_slice(&8u64.to_le_bytes());
+        data.extend(json_value(&J::I(1)));
+        let (h, body) = rows_body(39, Some(&[]), 3, &[0b111], Some(&[0b111]), &data);
+        let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+            panic!("not rows")
+        };
+        assert_eq!(rows.kind, RowKind::Update);
+        let mut out = RowOut::new();
+        assert!(rows.next_row(&table, &mut out).unwrap());
+        assert_eq!(
+            text(&out.before),
+            r#"{"id":7,"a":{"k":[1,2],"n":"x"},"b":[1]}"#
+        );
+        assert_eq!(
+            text(&out.after),
+            r#"{"id":7,"a":{"k":[1,20],"m":true},"b":"whole"}"#
+        );
+        assert_eq!(text(&out.key), "[7]");
+        assert!(rows.next_row(&table, &mut out).unwrap());
+        assert_eq!(text(&out.after), r#"{"id":8,"a":1,"b":null}"#);
+        assert!(!rows.next_row(&table, &mut out).unwrap());
+    }
+
+    #[test]
+    fn malformed_partial_updates_are_errors() {
+        let table = json_table();
+        let mut before = vec![0u8];
+        before.extend_from_slice(&7u64.to_le_bytes());
+        before.extend(json_value(&J::O(vec![("k", J::I(1))])));
+        before.extend(json_value(&J::Null));
+        let after = |shared: &[u8], a: Vec<u8>| {
+            let mut d = before.clone();
+            d.extend_from_slice(shared);
+            d.push(0);
+            d.extend_from_slice(&7u64.to_le_bytes());
+            d.extend(a);
+            d.extend(json_value(&J::Null));
+            d
+        };
+        let cases = [
+            // unknown operation
+            after(&[1, 1], diff_value(&[(9, "$.k", Some(J::I(2)))])),
+            // path not in the before image
+            after(
+                &[1, 1],
+                diff_value(&[(partial::REPLACE, "$.z", Some(J::I(2)))]),
+            ),
+            // unknown value_options bit
+            after(&[2], json_value(&J::I(2))),
+            // partial bits missing
+            vec![0u8; 0]
+                .into_iter()
+                .chain(before.clone())
+                .chain([1])
+                .collect(),
+        ];
+        for data in &cases {
+            let (h, body) = rows_body(39, Some(&[]), 3, &[0b111], Some(&[0b111]), data);
+            let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+                panic!("not rows")
+            };
+            let e = rows.next_row(&table, &mut RowOut::new()).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    DecodeError::PartialJson { .. }
+                        | DecodeError::Malformed { type_code: 39, .. }
+                        | DecodeError::Truncated { .. }
+                ),
+                "{e:?}"
+            );
+        }
+        // the same diffs in an ordinary UPDATE_ROWS are not read as diffs
+        let data = after(
+            &[1, 1],
+            diff_value(&[(partial::REPLACE, "$.k", Some(J::I(2)))]),
+        );
+        let (h, body) = rows_body(31, Some(&[]), 3, &[0b111], Some(&[0b111]), &data);
+        let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+            panic!("not rows")
+        };
+        assert!(rows.next_row(&table, &mut RowOut::new()).is_err());
+    }
+
+    #[test]
+    fn extra_row_info_ndb_and_partitions() {
+        let parse = |t: u8, extra: &[u8]| {
+            let present_after = (t == 31 || t == 39).then_some(&[0x1f][..]);
+            let (h, body) = rows_body(t, Some(extra), 5, &[0x1f], present_after, &[]);
+            let Event::Rows(rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
+                panic!("not rows")
+            };
+            rows.extra_row_info().map(|i| {
+                (
+                    i.ndb.map(|(f, d)| (f, d.to_vec())),
+                    i.partition,
+                    i.source_partition,
+                )
+            })
+        };
+        assert_eq!(parse(30, &[]).unwrap(), (None, None, None));
+        assert_eq!(
+            parse(30, &[0, 5, 1, 0xaa, 0xbb, 0xcc, 1, 7, 0]).unwrap(),
+            (Some((1, vec![0xaa, 0xbb, 0xcc])), Some(7), None)
+        );
+        // updates (and partial updates) carry the source partition too
+        assert_eq!(
+            parse(39, &[1, 2, 0, 3, 0]).unwrap(),
+            (None, Some(2), Some(3))
+        );
+        // an unknown tag ends it; a truncated part is an error
+        assert_eq!(parse(30, &[9, 1, 2]).unwrap(), (None, None, None));
+        assert!(parse(31, &[1, 2, 0, 3]).is_err());
+        assert!(parse(30, &[0, 9, 1]).is_err());
     }
 }

@@ -12,174 +12,11 @@
 //! unknown, and on impossible metadata (DECIMAL scale above precision,
 //! fsp above 6, ...).
 
+pub use super::codes::column as types;
+use super::codes::{bit_len, event, Flavor};
+pub use super::column::{Column, Table};
 use super::cursor::Cursor;
-use super::event::Flavor;
-use super::DecodeError;
-
-/// Column type codes.
-pub mod types {
-    pub const DECIMAL: u8 = 0;
-    pub const TINY: u8 = 1;
-    pub const SHORT: u8 = 2;
-    pub const LONG: u8 = 3;
-    pub const FLOAT: u8 = 4;
-    pub const DOUBLE: u8 = 5;
-    pub const NULL: u8 = 6;
-    pub const TIMESTAMP: u8 = 7;
-    pub const LONGLONG: u8 = 8;
-    pub const INT24: u8 = 9;
-    pub const DATE: u8 = 10;
-    pub const TIME: u8 = 11;
-    pub const DATETIME: u8 = 12;
-    pub const YEAR: u8 = 13;
-    pub const NEWDATE: u8 = 14;
-    pub const VARCHAR: u8 = 15;
-    pub const BIT: u8 = 16;
-    pub const TIMESTAMP2: u8 = 17;
-    pub const DATETIME2: u8 = 18;
-    pub const TIME2: u8 = 19;
-    /// MariaDB: VARCHAR with column compression.
-    pub const VARCHAR_COMPRESSED: u8 = 140;
-    /// MariaDB: BLOB/TEXT with column compression.
-    pub const BLOB_COMPRESSED: u8 = 141;
-    /// MySQL 9 VECTOR.
-    pub const VECTOR: u8 = 242;
-    pub const JSON: u8 = 245;
-    pub const NEWDECIMAL: u8 = 246;
-    pub const ENUM: u8 = 247;
-    pub const SET: u8 = 248;
-    pub const TINY_BLOB: u8 = 249;
-    pub const MEDIUM_BLOB: u8 = 250;
-    pub const LONG_BLOB: u8 = 251;
-    pub const BLOB: u8 = 252;
-    pub const VAR_STRING: u8 = 253;
-    pub const STRING: u8 = 254;
-    pub const GEOMETRY: u8 = 255;
-}
-
-/// One column of a table map.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    /// From COLUMN_NAME metadata; `@1`, `@2`.. (1-based) when absent.
-    pub name: String,
-    /// Real type: a STRING column that is an ENUM or SET has 247 / 248.
-    pub type_code: u8,
-    /// Type metadata, see the table in `value`'s doc.
-    pub meta: u16,
-    /// From SIGNEDNESS metadata (numeric columns only).
-    pub unsigned: bool,
-    /// Collation id of character columns and ENUM/SET; `None` if unknown.
-    pub charset: Option<u16>,
-    pub nullable: bool,
-    pub enum_values: Vec<String>,
-    pub set_values: Vec<String>,
-    /// Set by the caller for text columns holding JSON (MariaDB's JSON is
-    /// LONGTEXT): valid text is emitted as a raw JSON value.
-    pub json_text: bool,
-}
-
-impl Column {
-    /// A column with default attributes, named `@{index+1}`.
-    pub fn new(index: usize, type_code: u8, meta: u16) -> Self {
-        Self {
-            name: format!("@{}", index + 1),
-            type_code,
-            meta,
-            unsigned: false,
-            charset: None,
-            nullable: true,
-            enum_values: Vec::new(),
-            set_values: Vec::new(),
-            json_text: false,
-        }
-    }
-
-    /// Counted by SIGNEDNESS metadata. MariaDB counts YEAR too (its field
-    /// class derives from TINYINT); MySQL does not.
-    pub(crate) fn is_numeric(&self, flavor: Flavor) -> bool {
-        self.type_code == types::YEAR && flavor == Flavor::MariaDb
-            || matches!(
-                self.type_code,
-                types::TINY
-                    | types::SHORT
-                    | types::INT24
-                    | types::LONG
-                    | types::LONGLONG
-                    | types::FLOAT
-                    | types::DOUBLE
-                    | types::DECIMAL
-                    | types::NEWDECIMAL
-            )
-    }
-
-    /// Counted by DEFAULT_CHARSET / COLUMN_CHARSET metadata. MariaDB counts
-    /// GEOMETRY as a character column (its field class derives from BLOB);
-    /// MySQL does not.
-    pub(crate) fn is_character(&self, flavor: Flavor) -> bool {
-        match self.type_code {
-            types::STRING | types::VAR_STRING | types::VARCHAR | types::BLOB => true,
-            types::GEOMETRY => flavor == Flavor::MariaDb,
-            _ => false,
-        }
-    }
-
-    pub(crate) fn is_enum_or_set(&self) -> bool {
-        matches!(self.type_code, types::ENUM | types::SET)
-    }
-}
-
-/// A table as a TABLE_MAP event describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
-    pub table_id: u64,
-    pub database: String,
-    pub name: String,
-    pub columns: Vec<Column>,
-    /// Indexes of the primary key columns, in key order; empty if unknown
-    /// or the table has none.
-    pub primary_key: Vec<usize>,
-    /// True when the optional metadata carried column names.
-    pub has_names: bool,
-}
-
-impl Table {
-    /// Fills in what the binlog lacked, from the schema (information_schema):
-    /// column names when the table map had none (and `names` has one per
-    /// column), the primary key when the table map had none (and every index
-    /// is a column), and marks `json_columns` as JSON text.
-    pub fn apply_schema(
-        &mut self,
-        names: &[String],
-        primary_key: &[usize],
-        json_columns: &[usize],
-    ) {
-        if !self.has_names && names.len() == self.columns.len() {
-            for (c, n) in self.columns.iter_mut().zip(names) {
-                c.name.clone_from(n);
-            }
-        }
-        if self.primary_key.is_empty() && primary_key.iter().all(|&i| i < self.columns.len()) {
-            self.primary_key = primary_key.to_vec();
-        }
-        for &i in json_columns {
-            if let Some(c) = self.columns.get_mut(i) {
-                c.json_text = true;
-            }
-        }
-    }
-
-    /// Column names in table order.
-    pub fn column_names(&self) -> impl Iterator<Item = &str> {
-        self.columns.iter().map(|c| c.name.as_str())
-    }
-
-    /// Names of the primary key columns, in key order.
-    pub fn primary_key_names(&self) -> impl Iterator<Item = &str> {
-        self.primary_key
-            .iter()
-            .filter_map(|&i| self.columns.get(i).map(|c| c.name.as_str()))
-    }
-}
+use super::error::DecodeError;
 
 /// Table id, database and table name of a TABLE_MAP body, without decoding
 /// the columns (to filter tables cheaply).
@@ -190,7 +27,7 @@ pub fn table_map_name(body: &[u8]) -> Result<(u64, &str, &str), DecodeError> {
     let db = name_z(&mut c, "table map database")?;
     let table = name_z(&mut c, "table map table name")?;
     let bad = |_| DecodeError::Malformed {
-        type_code: super::event::types::TABLE_MAP,
+        type_code: event::TABLE_MAP,
         what: "table name is not utf-8",
     };
     Ok((
@@ -233,7 +70,7 @@ fn read_column(i: usize, ty: u8, m: &mut Cursor<'_>) -> Result<Column, DecodeErr
         types::VARCHAR | types::VAR_STRING | types::VARCHAR_COMPRESSED => (ty, m.u16(what)?),
         types::BIT => {
             let meta = m.u16(what)?;
-            if (meta & 0xff) > 7 || super::value::bit_len(meta) > 8 {
+            if (meta & 0xff) > 7 || bit_len(meta) > 8 {
                 return Err(bad("BIT longer than 64 bits", i));
             }
             (ty, meta)

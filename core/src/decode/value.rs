@@ -30,35 +30,12 @@
 //! as a number.
 
 use super::charset::{charset_of, write_base64, write_json_str, write_text, Charset};
+use super::codes::{bit_len, column as types};
+use super::column::Column;
 use super::cursor::Cursor;
-use super::table::{types, Column};
-use super::{decimal, jsonb, temporal, DecodeError};
-
-/// Appends the shortest text that reads back as `v` (exponent form outside
-/// 1e-5..1e16); non-finite values (which MySQL cannot store) as `null`.
-pub fn write_f64(out: &mut Vec<u8>, v: f64) {
-    use std::io::Write;
-    if !v.is_finite() {
-        out.extend_from_slice(b"null");
-    } else if v != 0.0 && (v.abs() >= 1e16 || v.abs() < 1e-5) {
-        let _ = write!(out, "{v:e}");
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// Like [`write_f64`] for FLOAT: the shortest text that reads back as the
-/// same `f32` (1.1, not 1.100000023841858).
-pub fn write_f32(out: &mut Vec<u8>, v: f32) {
-    use std::io::Write;
-    if !v.is_finite() {
-        out.extend_from_slice(b"null");
-    } else if v != 0.0 && (v.abs() >= 1e16 || v.abs() < 1e-5) {
-        let _ = write!(out, "{v:e}");
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
+use super::error::DecodeError;
+use super::float::{write_f32, write_f64};
+use super::{decimal, jsonb, temporal};
 
 #[inline]
 fn push_int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
@@ -256,13 +233,6 @@ fn write_value_inner(
         _ => return Err(Fail::Type),
     }
     Ok(())
-}
-
-/// Stored bytes of a BIT column: whole bytes plus one for leftover bits.
-pub(crate) fn bit_len(meta: u16) -> usize {
-    let bits = (meta & 0xff) as usize;
-    let bytes = (meta >> 8) as usize;
-    bytes + usize::from(bits > 0)
 }
 
 #[cfg(test)]

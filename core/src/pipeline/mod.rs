@@ -714,23 +714,45 @@ impl RunState {
             flags: h.flags_raw(),
         };
         let offset = (header.log_pos as u64).saturating_sub(header.event_size as u64);
-        self.server_id = header.server_id;
-        let ts_ms = header.timestamp as i64 * 1000;
-        let at = |e: decode::DecodeError| {
-            DefiniteError::Decode(format!(
-                "{e} (event type {} at {}:{offset})",
-                header.type_code,
-                self.cursor.file()
-            ))
-        };
+        let at = |e, file: &str| decode_error(e, header.type_code, None, file, offset);
+        if header.type_code == decode::codes::event::TRANSACTION_PAYLOAD {
+            // MySQL 8 compressed transaction: its events, decompressed, go
+            // through the same steps at the payload event's position.
+            let events =
+                decode::payload::decompress(ev.data()).map_err(|e| at(e, self.cursor.file()))?;
+            for (i, inner) in decode::payload::events(&header, &events).enumerate() {
+                let (inner, body) = inner.map_err(|e| at(e, self.cursor.file()))?;
+                let event = decode::parse_event(&inner, body, self.flavor).map_err(|e| {
+                    decode_error(e, inner.type_code, Some(i), self.cursor.file(), offset)
+                })?;
+                self.apply(event, &inner, offset, sink, tracker).await?;
+            }
+            return Ok(());
+        }
         let inflated;
         let (header, data) = if decode::compressed::is_compressed(header.type_code) {
-            inflated = decode::compressed::inflate(&header, ev.data()).map_err(at)?;
+            inflated = decode::compressed::inflate(&header, ev.data())
+                .map_err(|e| at(e, self.cursor.file()))?;
             (inflated.0, inflated.1.as_slice())
         } else {
             (header, ev.data())
         };
-        let event = decode::parse_event(&header, data, self.flavor).map_err(at)?;
+        let event = decode::parse_event(&header, data, self.flavor)
+            .map_err(|e| at(e, self.cursor.file()))?;
+        self.apply(event, &header, offset, sink, tracker).await
+    }
+
+    /// Applies one decoded event that starts at `offset` of the binlog file.
+    async fn apply(
+        &mut self,
+        event: Event<'_>,
+        header: &EventHeader,
+        offset: u64,
+        sink: &mut KafkaSink,
+        tracker: &Tracker,
+    ) -> Result<(), TaskError> {
+        self.server_id = header.server_id;
+        let ts_ms = header.timestamp as i64 * 1000;
         match event {
             Event::Rotate { next_file, .. } => self.cursor.rotate(&next_file),
             Event::MariaGtid { gtid, .. } => {
@@ -980,6 +1002,26 @@ impl RunState {
 /// different logs (a failed-over source) are not comparable: not past.
 fn replayed_past(at: &BinlogPos, end: Option<&BinlogPos>) -> bool {
     end.is_none_or(|end| at.compare(end).is_ok_and(|o| o.is_ge()))
+}
+
+/// A decode error as the task reports it: the event type and where the
+/// event starts, and for an event inside a MySQL transaction payload which
+/// one it is.
+fn decode_error(
+    e: decode::DecodeError,
+    type_code: u8,
+    inner: Option<usize>,
+    file: &str,
+    offset: u64,
+) -> TaskError {
+    let message = match inner {
+        None => format!("{e} (event type {type_code} at {file}:{offset})"),
+        Some(i) => format!(
+            "{e} (event type {type_code}, event {i} inside the transaction payload \
+             event at {file}:{offset})"
+        ),
+    };
+    DefiniteError::Decode(message).into()
 }
 
 fn uuid_text(sid: &[u8; 16]) -> String {

@@ -270,4 +270,27 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn mysql_transaction_payload_positions() {
+        // MySQL 8 with binlog_transaction_compression: the GTID event at 100,
+        // then one TRANSACTION_PAYLOAD event 180..900 whose inner events
+        // (BEGIN, rows events, XID) all carry the payload event's place
+        // (decode::payload). Rows keep distinct positions by row number and
+        // the transaction commits at the payload event's end.
+        let mut c = TxnCursor::new(Checkpoint {
+            gtid: None,
+            ..start()
+        });
+        c.mysql_gtid(100, "3e11fa47-71ca-11e1-9e33-c80aa9429562:5".into(), 1);
+        assert!(!c.begin(180, 1), "the GTID opened it");
+        let rows: Vec<_> = (0..3).map(|_| c.next_row().unwrap()).collect();
+        assert_eq!(rows, [(100, 0), (100, 1), (100, 2)]);
+        let cp = c.commit(900, 1, 3);
+        assert_eq!(cp.pos, BinlogPos::new("mysql-bin.000001", 900));
+        assert_eq!(
+            cp.gtid.as_deref(),
+            Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:5")
+        );
+    }
 }

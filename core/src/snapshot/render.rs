@@ -15,9 +15,9 @@
 //! parameters to read the next chunk or compare keys in SQL.
 
 use crate::decode::charset::{escape_utf8, write_base64};
+use crate::decode::float::{write_f32, write_f64};
 use crate::decode::rows::push_key;
 use crate::decode::temporal::{push_date, push_frac, push_hms};
-use crate::decode::value::{write_f32, write_f64};
 use base64::Engine;
 use mysql_async::Value;
 use replicator_common::nodes::RawValue;

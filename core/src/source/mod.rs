@@ -24,12 +24,13 @@ pub mod tls;
 use crate::decode::Flavor;
 use crate::error::{DefiniteError, TaskError};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, OptsBuilder, Sid};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Sid};
 use preflight::{Checked, ServerFacts};
 use replicator_common::config::{NamedStart, SourceConfig, StartPosition};
 use replicator_common::nodes::SourceServer;
 use replicator_common::position::{is_mysql_gtid_set, BinlogPos};
 use replicator_common::secret::Secret;
+use replicator_common::source_conn;
 use std::time::Duration;
 
 /// Where to open the stream.
@@ -42,21 +43,19 @@ pub enum StartAt {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connection options for `cfg` with an already resolved password
-/// (TLS as `source.tls` says, see [`tls`]).
+/// Connection options for `cfg`'s `host:port` with an already resolved
+/// password (TLS as `source.tls` says: [`source_conn`], shared with the
+/// Monitor).
 pub fn opts(
     cfg: &SourceConfig,
     password: Option<&Secret>,
 ) -> Result<mysql_async::Opts, DefiniteError> {
-    Ok(OptsBuilder::default()
-        .ip_or_hostname(cfg.host.clone())
-        .tcp_port(cfg.port)
-        .user(Some(cfg.user.clone()))
-        .pass(password.map(|p| p.expose().to_string()))
-        .prefer_socket(false)
-        .stmt_cache_size(16)
-        .ssl_opts(tls::ssl_opts(cfg.tls.as_ref())?)
-        .into())
+    Ok(
+        source_conn::opts_builder(cfg, &cfg.host, cfg.port, password.map(|p| p.expose()))
+            .map_err(|e| DefiniteError::Config(e.to_string()))?
+            .stmt_cache_size(16)
+            .into(),
+    )
 }
 
 /// Opens a connection with a deadline.

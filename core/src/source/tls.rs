@@ -1,56 +1,16 @@
-//! TLS to the source server (`source.tls`), MySQL's `--ssl-mode` modes.
+//! TLS errors from the source server (`source.tls`, MySQL's `--ssl-mode`
+//! modes).
 //!
-//! Flow in: the task's `source.tls`. Flow out: the `mysql_async` TLS options
-//! (rustls with the ring provider, as the Kafka side uses) and, for a failed
-//! connection, a definite error that says what went wrong with TLS:
-//!
-//! - `disabled` (default): plain TCP.
-//! - `required`: encrypted, the certificate is not checked.
-//! - `verify_ca`: the certificate must chain to `ca_file` (or, without it,
-//!   to the built-in web PKI roots); the host name is not meant to be
-//!   checked, but mysql_async 0.37.1's rustls verifier recognises a name
-//!   mismatch by the text `NotValidForName`, which rustls 0.23 no longer
-//!   prints, so today the name is checked too (docs/source-tls.md).
-//! - `verify_identity`: as `verify_ca`, and the certificate must name the
-//!   host connected to.
-//!
-//! Failures: a `ca_file` that cannot be read, a server that does not offer
-//! TLS and a certificate that does not verify are definite errors (retrying
-//! does not fix them); other connection errors are left to the caller.
+//! The TLS options themselves come from
+//! [`replicator_common::source_conn::ssl_opts`], shared with the Monitor
+//! (rustls with the ring provider, as the Kafka side uses). Here: for a
+//! failed connection, a definite error that says what went wrong with TLS.
+//! A server that does not offer TLS and a certificate that does not verify
+//! are definite errors (retrying does not fix them); other connection
+//! errors are left to the caller.
 
 use crate::error::{DefiniteError, TaskError};
-use mysql_async::SslOpts;
 use replicator_common::config::{SourceTls, SourceTlsMode};
-use std::path::PathBuf;
-
-/// The TLS options for `tls`; `None` for plain TCP.
-pub fn ssl_opts(tls: Option<&SourceTls>) -> Result<Option<SslOpts>, DefiniteError> {
-    let Some(tls) = tls else { return Ok(None) };
-    let roots = || -> Result<SslOpts, DefiniteError> {
-        let opts = SslOpts::default();
-        match &tls.ca_file {
-            None => Ok(opts),
-            Some(f) => {
-                std::fs::metadata(f).map_err(|e| {
-                    DefiniteError::Config(format!("source.tls.ca_file `{f}` cannot be read: {e}"))
-                })?;
-                Ok(opts
-                    .with_root_certs(vec![PathBuf::from(f).into()])
-                    .with_disable_built_in_roots(true))
-            }
-        }
-    };
-    Ok(match tls.mode {
-        SourceTlsMode::Disabled => None,
-        SourceTlsMode::Required => Some(
-            SslOpts::default()
-                .with_danger_accept_invalid_certs(true)
-                .with_danger_skip_domain_validation(true),
-        ),
-        SourceTlsMode::VerifyCa => Some(roots()?.with_danger_skip_domain_validation(true)),
-        SourceTlsMode::VerifyIdentity => Some(roots()?),
-    })
-}
 
 fn mode_name(mode: SourceTlsMode) -> &'static str {
     match mode {
@@ -97,41 +57,6 @@ mod tests {
             mode,
             ca_file: ca.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn modes_map_to_options() {
-        assert!(ssl_opts(None).unwrap().is_none());
-        assert!(ssl_opts(Some(&tls(SourceTlsMode::Disabled, None)))
-            .unwrap()
-            .is_none());
-        let r = ssl_opts(Some(&tls(SourceTlsMode::Required, None)))
-            .unwrap()
-            .unwrap();
-        assert!(r.accept_invalid_certs() && r.skip_domain_validation());
-        let ca = std::env::temp_dir().join(format!("ca-{}.pem", std::process::id()));
-        std::fs::write(&ca, "not checked here").unwrap();
-        let ca_s = ca.display().to_string();
-        let v = ssl_opts(Some(&tls(SourceTlsMode::VerifyCa, Some(&ca_s))))
-            .unwrap()
-            .unwrap();
-        assert!(!v.accept_invalid_certs() && v.skip_domain_validation());
-        assert!(v.disable_built_in_roots());
-        let i = ssl_opts(Some(&tls(SourceTlsMode::VerifyIdentity, Some(&ca_s))))
-            .unwrap()
-            .unwrap();
-        assert!(!i.accept_invalid_certs() && !i.skip_domain_validation());
-        std::fs::remove_file(&ca).ok();
-        let e = ssl_opts(Some(&tls(
-            SourceTlsMode::VerifyCa,
-            Some("/nonexistent/ca.pem"),
-        )))
-        .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("source.tls.ca_file `/nonexistent/ca.pem` cannot be read"),
-            "{e}"
-        );
     }
 
     #[test]
