@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use zookeeper_client::{EventType, SessionState};
 
 /// Why a task loop returned.
@@ -312,7 +313,9 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
         };
         let snapshot_seq = control.snapshot.as_ref().map(|r| r.seq);
         let started = Instant::now();
-        let mut run = tokio::spawn(pipeline::run(spec, stops.clone()));
+        // aborted if this function returns early (a ZooKeeper error): never
+        // left running unowned
+        let mut run = AbortOnDropHandle::new(tokio::spawn(pipeline::run(spec, stops.clone())));
         inst.set_error(None).await?;
         let mut health = tokio::time::interval(Duration::from_millis(500));
         let outcome = loop {

@@ -36,9 +36,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use takeover::{Step, FENCE_HEADER};
+use tokio_util::task::TaskTracker;
 use tracker::Tracker;
 use tracker::UNTRACKED;
 
@@ -506,19 +507,39 @@ impl KafkaSink {
     }
 
     /// Stops: the producer's link tasks end at once; the admin client's
-    /// threads are joined off the async runtime.
+    /// threads are joined off the async runtime, tracked by [`close_off_runtime`].
     pub fn close_in_background(self) {
         let Self {
             producer, admin, ..
         } = self;
         drop(producer);
-        tokio::task::spawn_blocking(move || drop(admin));
+        close_off_runtime(admin);
     }
 
     /// Drops every message not yet sent (fenced: someone else owns the task).
     pub fn purge(&self) {
         self.producer.purge();
     }
+}
+
+/// librdkafka clients being closed: dropping one joins its broker threads
+/// (up to about a second), so it is dropped on a blocking thread, tracked
+/// here so that process shutdown can wait for them ([`wait_closed`]).
+static CLOSING: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+
+/// Drops a librdkafka client on a tracked blocking thread. Call inside the
+/// runtime (also from `block_in_place`).
+pub fn close_off_runtime<T: Send + 'static>(client: T) {
+    CLOSING.spawn_blocking(move || drop(client));
+}
+
+/// Waits up to `deadline` for every client handed to [`close_off_runtime`]
+/// to close; false when some were still closing.
+pub async fn wait_closed(deadline: Duration) -> bool {
+    CLOSING.close();
+    let done = tokio::time::timeout(deadline, CLOSING.wait()).await.is_ok();
+    CLOSING.reopen();
+    done
 }
 
 /// A librdkafka client config for `brokers` with the task's TLS/SASL settings.
