@@ -409,7 +409,7 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
             }
             Err(TaskError::Transient(e)) => {
                 let delay = backoff.next_delay();
-                inst.record_failure(&e).await?;
+                inst.record_failure(&e.to_string()).await?;
                 let streak = inst.retrying().expect("a failure was just recorded");
                 let failing_s = (replicator_common::now_ms() - streak.since_ms).max(0) / 1000;
                 tracing::warn!(task = %task, error = %e, attempts = streak.attempts, failing_s,

@@ -75,13 +75,10 @@ pub enum Stored {
 
 /// Reads the context node at `path`, creating it empty when absent.
 pub async fn read(zk: &Zk, path: &str) -> Result<Stored, TaskError> {
-    zk.create_if_absent(path, b"")
-        .await
-        .map_err(TaskError::transient)?;
+    zk.create_if_absent(path, b"").await?;
     let (data, version) = zk
         .get(path)
-        .await
-        .map_err(TaskError::transient)?
+        .await?
         .ok_or_else(|| TaskError::transient(format!("context {path} vanished")))?;
     if data.iter().all(u8::is_ascii_whitespace) {
         return Ok(Stored::Empty { version });

@@ -108,12 +108,7 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
         .map(|ms| Instant::now() + Duration::from_millis(ms));
     let security = KafkaSecurity::flags(&args.kafka_properties)
         .map_err(|e| e.to_string())
-        .and_then(|p| {
-            KafkaSecurity::parse_only(&p).map_err(|bad| {
-                let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-                list.join("; ")
-            })
-        });
+        .and_then(|p| KafkaSecurity::parse_only(&p).map_err(|bad| bad.to_string()));
     let props = match security.and_then(|s| s.client_properties().map_err(|e| e.to_string())) {
         Ok(p) => p,
         Err(e) => {

@@ -22,7 +22,7 @@ pub mod tail;
 pub mod takeover;
 pub mod tracker;
 
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{DefiniteError, TaskError, TransientError};
 use dedupe::{
     MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER,
     TASK_HEADER,
@@ -94,10 +94,7 @@ impl KafkaSink {
         check_tails: bool,
         guard: WireGuard,
     ) -> Result<Self, TaskError> {
-        let settings = ProducerSettings::parse(&opts.properties).map_err(|bad| {
-            let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-            DefiniteError::Config(format!("sink.properties: {}", list.join("; ")))
-        })?;
+        let settings = ProducerSettings::parse(&opts.properties).map_err(DefiniteError::from)?;
         let security = &settings.security;
         let client_props = security
             .client_properties()
@@ -487,7 +484,11 @@ impl KafkaSink {
                 Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
                 None => TaskError::transient(e),
             },
-            e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
+            e if e.is_definite() => DefiniteError::KafkaMessage {
+                topic: topic.to_string(),
+                source: e.into(),
+            }
+            .into(),
             e => TaskError::transient(format!("producing to {topic}: {e}")),
         }
     }
@@ -503,7 +504,13 @@ impl KafkaSink {
         if self.producer.lease_expired() {
             return Err(TaskError::LeaseLost);
         }
-        r.map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
+        r.map_err(|e| {
+            TransientError::Kafka {
+                context: "flushing Kafka",
+                source: e.into(),
+            }
+            .into()
+        })
     }
 
     /// Stops: the producer's link tasks end at once; the admin client's
@@ -553,14 +560,9 @@ pub fn rdkafka_config(brokers: &str, props: &[(&'static str, String)]) -> Client
 }
 
 fn producer_error(e: ProducerError) -> TaskError {
-    if let ProducerError::Conn(c) = &e {
-        if c.is_definite() {
-            return DefiniteError::KafkaSecurity(c.to_string()).into();
-        }
-    }
-    if e.is_definite() {
-        DefiniteError::Kafka(e.to_string()).into()
-    } else {
-        TaskError::transient(format!("starting the Kafka producer: {e}"))
+    match e {
+        ProducerError::Conn(c) if c.is_definite() => DefiniteError::KafkaSecurity(c.into()).into(),
+        e if e.is_definite() => DefiniteError::KafkaProducer(e.into()).into(),
+        e => TaskError::transient(format!("starting the Kafka producer: {e}")),
     }
 }
