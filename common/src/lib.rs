@@ -10,7 +10,11 @@
 //! - [`paths`]: the ZooKeeper layout of docs/design.md §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
 //!   compare positions of different streams.
+//! - [`gtid`]: one GTID and one GTID set type for both flavours (MariaDB
+//!   `domain-server-seq`, MySQL `uuid:interval`), serialized as server text.
 //! - [`gtid_set`]: MySQL GTID sets with difference and union (source failover).
+//! - [`message`]: the Kafka message contract: header names and the message
+//!   position (`file:pos:row`) with its ordering.
 //! - [`cli`]: the ZooKeeper flags every binary takes.
 //! - [`config`]: the TaskConfig of docs/design.md §8, its lenient parser and the
 //!   validation that reports every problem at once.
@@ -29,8 +33,10 @@ pub mod civil;
 pub mod cli;
 pub mod config;
 pub mod election;
+pub mod gtid;
 pub mod gtid_set;
 pub mod kafka_security;
+pub mod message;
 pub mod names;
 pub mod nodes;
 pub mod paths;

@@ -62,9 +62,8 @@ fn config(name: &str, redundancy: u32) -> ConfigState {
 
 fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> ContextState {
     ContextState::Valid(Box::new(Progress {
-        file: file.into(),
-        pos,
-        gtid: gtid.map(str::to_string),
+        position: BinlogPos::new(file, pos),
+        gtid: gtid.map(|g| g.parse().expect("a GTID set")),
         event_ts_ms,
         events: 10,
         updated_ms: event_ts_ms,
@@ -266,9 +265,8 @@ fn stalled_needs_a_still_context_and_a_source_ahead() {
 #[test]
 fn caught_up_compares_gtids_then_positions() {
     let p = |file: &str, pos, gtid: Option<&str>| Progress {
-        file: file.into(),
-        pos,
-        gtid: gtid.map(str::to_string),
+        position: BinlogPos::new(file, pos),
+        gtid: gtid.map(|g| g.parse().expect("a GTID set")),
         event_ts_ms: 0,
         events: 0,
         updated_ms: 0,

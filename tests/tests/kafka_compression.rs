@@ -8,6 +8,7 @@
 mod support;
 
 use mysql_async::prelude::Queryable;
+use replicator_common::message::TASK_HEADER;
 use replicator_tests::{shared_stack, unique_name, Message};
 use serde_json::json;
 use std::time::Duration;
@@ -15,7 +16,6 @@ use support::Scenario;
 
 /// Header naming the task: with the value's `"task"` field, the only parts
 /// expected to differ between tasks.
-const TASK_HEADER: &str = "replicator.task";
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 

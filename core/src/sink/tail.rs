@@ -184,7 +184,7 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
                 gtid = h
                     .value
                     .and_then(|v| std::str::from_utf8(v).ok())
-                    .map(str::to_string)
+                    .and_then(|v| v.parse().ok())
             }
             SNAPSHOT_KEY_HEADER => {
                 snap_key = h
