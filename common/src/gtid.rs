@@ -140,10 +140,17 @@ impl GtidSet {
 }
 
 /// Inclusion: `a <= b` when every transaction of `a` is in `b`. Sets that
-/// each have something the other lacks, and sets of different flavours,
-/// do not compare.
+/// each have something the other lacks, and non-empty sets of different
+/// flavours, do not compare.
 impl PartialOrd for GtidSet {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        // the empty set (whose text has no flavour) is in every set
+        match (self.is_empty(), other.is_empty()) {
+            (true, true) => return Some(Ordering::Equal),
+            (true, false) => return Some(Ordering::Less),
+            (false, true) => return Some(Ordering::Greater),
+            (false, false) => {}
+        }
         let (le, ge) = match (self, other) {
             (GtidSet::Mariadb(a), GtidSet::Mariadb(b)) => (maria_le(a, b), maria_le(b, a)),
             (GtidSet::Mysql(a), GtidSet::Mysql(b)) => {
@@ -285,7 +292,7 @@ mod tests {
         assert_eq!(set("0-1-9").partial_cmp(&set("1-1-1")), None);
         let a = set(&format!("{A}:1-10"));
         assert!(set(&format!("{A}:2-3")) < a);
-        assert!(a > set(""));
+        assert!(a > set("") && set("") < set("0-1-1") && set("") == set(""));
         assert_eq!(a.partial_cmp(&set(&format!("{A}:5-11"))), None);
         assert_eq!(a.partial_cmp(&set("0-1-1")), None, "flavours never compare");
         // many domains / sources
