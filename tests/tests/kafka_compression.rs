@@ -14,9 +14,6 @@ use serde_json::json;
 use std::time::Duration;
 use support::Scenario;
 
-/// Header naming the task: with the value's `"task"` field, the only parts
-/// expected to differ between tasks.
-
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
 /// What a message carries, with the task's name left out.
@@ -39,6 +36,7 @@ fn seen(m: &Message, task: &str) -> Seen {
         .headers
         .iter()
         .map(|(k, v)| {
+            // the task header (with the value's "task" field) is the only part that differs between tasks
             let v = if k == TASK_HEADER { None } else { v.clone() };
             (k.clone(), v)
         })
