@@ -6,6 +6,8 @@
 //! # Layout
 //! - [`backoff`]: capped, jittered retry delays.
 //! - [`election`]: lowest-sequence decisions over `<host>-<seq>` children (pure).
+//! - [`candidacy`]: the ZooKeeper round of that election (register, list,
+//!   watch the predecessor), used by Core task instances and Monitor leaders.
 //! - [`names`]: task/group/host name validation (`[A-Za-z0-9_.-]{1,128}`).
 //! - [`paths`]: the ZooKeeper layout of docs/design.md §3 as functions.
 //! - [`position`]: binlog positions and GTIDs, with ordering that refuses to
@@ -29,6 +31,7 @@
 //! - [`telemetry`]: tracing set-up.
 
 pub mod backoff;
+pub mod candidacy;
 pub mod civil;
 pub mod cli;
 pub mod config;
