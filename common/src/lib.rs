@@ -18,8 +18,9 @@
 //! - [`message`]: the Kafka message contract: header names and the message
 //!   position (`file:pos:row`) with its ordering.
 //! - [`cli`]: the ZooKeeper flags every binary takes.
-//! - [`config`]: the TaskConfig of docs/design.md §8, its lenient parser and the
-//!   validation that reports every problem at once.
+//! - [`config`]: the TaskConfig of docs/design.md §8, its parser and the
+//!   validation that reports every problem at once (the source part in
+//!   `config/source.rs`, the lenient field walker in `config/fields.rs`).
 //! - [`producer`]: the producer settings a task may give in `sink.properties`.
 //! - [`kafka_security`]: TLS and SASL settings of a Kafka client (part of them).
 //! - [`secret`]: a redacting wrapper for passwords.
