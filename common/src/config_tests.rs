@@ -368,3 +368,47 @@ fn other_formats_copy_no_rows_by_default_and_refuse_a_snapshot() {
     let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
     assert_eq!(cfg.source.snapshot, SnapshotMode::Initial);
 }
+
+/// The lenient walker's field lists (`config/fields.rs`) restate the
+/// structs: they must name exactly the fields the structs serialize, so a
+/// field added to one and not the other fails here.
+#[test]
+fn field_lists_name_exactly_the_struct_fields() {
+    let every_field = json!({
+        "name": "t", "group": "g", "redundancy": 3,
+        "source": {
+            "host": "h", "port": 3307, "hosts": ["a:1"], "user": "u",
+            "password": "p", "password_env": "E", "password_file": "/f",
+            "server_id": 9, "include": ["d\\..*"], "exclude": ["x\\..*"],
+            "start": "current", "snapshot": "when_needed", "snapshot_chunk_rows": 7,
+            "tls": {"mode": "verify_ca", "ca_file": "/ca.pem"}
+        },
+        "sink": {
+            "brokers": "k:9092", "topic": "{table}", "format": "debezium",
+            "tombstones": true, "debezium": {"schemas": true},
+            "transactions_topic": "tx", "heartbeat_ms": 1000, "heartbeat_topic": "hb",
+            "properties": {"linger.ms": "5"}, "partitions": 8,
+            "replication_factor": 3, "min_insync_replicas": 2
+        }
+    });
+    let cfg: TaskConfig = serde_json::from_value(every_field).unwrap();
+    fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        let Value::Object(m) = v else { return };
+        for (k, v) in m {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            // maps of free keys and the start position are values, not fields
+            if !matches!(k.as_str(), "properties" | "start") {
+                paths(v, &path, out);
+            }
+            out.push(path);
+        }
+    }
+    let mut serialized = Vec::new();
+    paths(&serde_json::to_value(&cfg).unwrap(), "", &mut serialized);
+    serialized.sort();
+    assert_eq!(serialized, fields::known_paths());
+}

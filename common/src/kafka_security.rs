@@ -154,6 +154,27 @@ pub struct KafkaSecurity {
     pub sasl: Option<Sasl>,
 }
 
+/// Every bad Kafka client property, as (key, problem), in key order where
+/// the parser sorts them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, thiserror::Error)]
+#[error("{}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+pub struct PropertyErrors(pub Vec<(String, String)>);
+
+impl std::ops::Deref for PropertyErrors {
+    type Target = [(String, String)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl IntoIterator for PropertyErrors {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl KafkaSecurity {
     /// True for the keys [`KafkaSecurity::parse`] reads.
     pub fn owns(key: &str) -> bool {
@@ -162,7 +183,7 @@ impl KafkaSecurity {
 
     /// Reads the security keys of `props` (other keys are ignored); on
     /// failure every problem as (key, message).
-    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, PropertyErrors> {
         let mut problems: Vec<(String, String)> = Vec::new();
         let mut bad = |k: &str, m: String| problems.push((k.to_string(), m));
         let get = |k: &str| props.get(k).map(|v| v.trim().to_string());
@@ -319,14 +340,14 @@ impl KafkaSecurity {
                 sasl,
             })
         } else {
-            Err(problems)
+            Err(PropertyErrors(problems))
         }
     }
 
     /// Like [`KafkaSecurity::parse`] for a client that has no other
     /// settings (the Monitor's alert topic, `replicatorctl tail`): any other
     /// key is a problem too.
-    pub fn parse_only(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+    pub fn parse_only(props: &BTreeMap<String, String>) -> Result<Self, PropertyErrors> {
         let unknown: Vec<(String, String)> = props
             .keys()
             .filter(|k| !Self::owns(k))
@@ -339,9 +360,9 @@ impl KafkaSecurity {
             .collect();
         match (Self::parse(props), unknown.is_empty()) {
             (Ok(s), true) => Ok(s),
-            (Ok(_), false) => Err(unknown),
+            (Ok(_), false) => Err(PropertyErrors(unknown)),
             (Err(mut e), _) => {
-                e.extend(unknown);
+                e.0.extend(unknown);
                 Err(e)
             }
         }

@@ -5,6 +5,8 @@
 //! written by a newer version still reads). Only the task config, which a
 //! person writes, rejects unknown fields (see [`crate::config`]).
 
+use crate::gtid::GtidSet;
+use crate::position::BinlogPos;
 use serde::{Deserialize, Serialize};
 
 /// Progress context of a task, `/…/<task>/context` (docs/design.md §6).
@@ -13,10 +15,11 @@ use serde::{Deserialize, Serialize};
 /// acknowledged every message before it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    pub file: String,
-    pub pos: u64,
+    /// Binlog file and offset, as the fields `file` and `pos` of the node.
+    #[serde(flatten)]
+    pub position: BinlogPos,
     /// GTID state at the position (MariaDB `d-s-n[,..]` or a MySQL GTID set).
-    pub gtid: Option<String>,
+    pub gtid: Option<GtidSet>,
     /// Source timestamp of the last event replicated (or of the last heartbeat when idle).
     pub event_ts_ms: i64,
     /// Row events replicated so far by this task.
@@ -335,7 +338,8 @@ mod tests {
                 "events": 2, "updated_ms": 3, "epoch": 4}"#,
         )
         .unwrap();
-        assert_eq!(p.pos, 4711);
+        assert_eq!(p.position, BinlogPos::new("mysql-bin.000003", 4711));
+        assert_eq!(p.gtid, Some("0-1-42".parse().unwrap()));
         assert!(!p.clean);
         // a field of a newer version is ignored, a missing required one is not
         let newer: Progress = serde_json::from_str(
@@ -343,7 +347,7 @@ mod tests {
                 "updated_ms": 0, "epoch": 1, "junk": {"a": 1}}"#,
         )
         .unwrap();
-        assert_eq!(newer.pos, 1);
+        assert_eq!(newer.position.pos, 1);
         assert!(serde_json::from_str::<Progress>(r#"{"file": "x", "pos": 1}"#).is_err());
         // an old context has no server identity and no accepted gap
         assert_eq!(newer.server, None);
@@ -366,6 +370,41 @@ mod tests {
             with_server
         );
         assert!(!serde_json::to_string(&newer).unwrap().contains("server"));
+    }
+
+    /// The context node is the on-disk contract: these bytes are what
+    /// every earlier version wrote (file and pos as top-level fields, the
+    /// GTID set as the server's text), so old and new Cores read each other.
+    #[test]
+    fn progress_bytes_are_unchanged() {
+        let mysql = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-120:125";
+        let cases = [
+            (
+                r#"{"file":"mysql-bin.000003","pos":4711,"gtid":"0-1-42,1-2-7","event_ts_ms":1,"events":2,"updated_ms":3,"epoch":4,"clean":true,"server":{"id":"server_id:2","addr":"db2:3306"},"accepted_gap":3}"#.to_string(),
+                "0-1-42,1-2-7",
+            ),
+            (
+                format!(
+                    r#"{{"file":"binlog.000001","pos":4,"gtid":"{mysql}","event_ts_ms":0,"events":0,"updated_ms":0,"epoch":1,"clean":false}}"#
+                ),
+                mysql,
+            ),
+            (
+                r#"{"file":"","pos":0,"gtid":null,"event_ts_ms":0,"events":0,"updated_ms":0,"epoch":1,"clean":false,"snapshot":{"tables":[{"database":"d","table":"t","done":false,"last_key":["7",null,{"b64":"AA=="}],"rows":1,"estimate":9}],"next_chunk":2,"rows":1,"started_ms":5,"request":0}}"#.to_string(),
+                "",
+            ),
+        ];
+        for (bytes, gtid) in cases {
+            let p: Progress = serde_json::from_str(&bytes).unwrap();
+            assert_eq!(serde_json::to_string(&p).unwrap(), bytes);
+            assert_eq!(
+                p.gtid.as_ref().map(ToString::to_string).unwrap_or_default(),
+                gtid
+            );
+        }
+        // a GTID that is not one is a bad context, not a silent None
+        let bad = r#"{"file":"f.1","pos":4,"gtid":"0-1","event_ts_ms":0,"events":0,"updated_ms":0,"epoch":1}"#;
+        assert!(serde_json::from_str::<Progress>(bad).is_err());
     }
 
     #[test]

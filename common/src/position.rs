@@ -12,8 +12,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A file/offset position in a server's binary log.
+/// Serialized as `{"file": ..., "pos": ...}`; unknown fields are ignored
+/// (it is flattened into the context node, which carries other fields).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BinlogPos {
     pub file: String,
     pub pos: u64,

@@ -3,7 +3,7 @@
 //! key is an error (reported with the rest of the task config), so a setting
 //! never silently does nothing.
 
-use crate::kafka_security::KafkaSecurity;
+use crate::kafka_security::{KafkaSecurity, PropertyErrors};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -142,7 +142,7 @@ fn number(v: &str, min: u64, max: u64) -> Result<u64, PropertyError> {
 
 impl ProducerSettings {
     /// Parses `props`; on failure every problem as (key, message).
-    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, Vec<(String, String)>> {
+    pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, PropertyErrors> {
         let mut s = Self::default();
         let mut problems = Vec::new();
         for (k, v) in props {
@@ -187,7 +187,7 @@ impl ProducerSettings {
         if problems.is_empty() {
             Ok(s)
         } else {
-            Err(problems)
+            Err(PropertyErrors(problems))
         }
     }
 }

@@ -8,12 +8,18 @@
 //! instance owns the task now: stop writing at once.
 
 pub use replicator_common::backoff::Backoff;
+use replicator_common::kafka_security::PropertyErrors;
+use replicator_common::zk::ZkError;
+
+/// The typed error of a lower layer (the Kafka client, which itself uses
+/// this module, so its types are not named here: no import circle).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a task stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("{0}")]
-    Transient(String),
+    #[error(transparent)]
+    Transient(#[from] TransientError),
     #[error("{0}")]
     Definite(#[from] DefiniteError),
     #[error("fenced: another instance wrote the context (version {seen} expected {expected})")]
@@ -22,8 +28,31 @@ pub enum TaskError {
     LeaseLost,
 }
 
+/// Errors that a retry from the last context may get past.
+#[derive(Debug, thiserror::Error)]
+pub enum TransientError {
+    /// Described where it happened ([`TaskError::transient`]).
+    #[error("{0}")]
+    Other(String),
+    /// The source server answered with an error of its own.
+    #[error("source error {code}: {message}")]
+    SourceServer { code: u16, message: String },
+    /// The connection to the source failed (I/O, protocol, driver).
+    #[error("source: {0}")]
+    Source(#[source] mysql_async::Error),
+    #[error(transparent)]
+    Zk(#[from] ZkError),
+    /// Kafka did not take or acknowledge what was sent.
+    #[error("{context}: {source}")]
+    Kafka {
+        context: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
 /// Errors that retrying cannot fix.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DefiniteError {
     #[error("binlog position is gone on the source (server error 1236): {0}; to start over from source.start, delete the task's context node")]
     BinlogGone(String),
@@ -44,20 +73,43 @@ pub enum DefiniteError {
     Decode(String),
     #[error("Kafka refused a message: {0}")]
     Kafka(String),
+    /// A message for `topic` that the producer cannot send (too large,
+    /// refused for good by the broker).
+    #[error("Kafka refused a message: {topic}: {source}")]
+    KafkaMessage {
+        topic: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The producer cannot start (unsupported broker, refused for good).
+    #[error("Kafka refused the producer: {0}")]
+    KafkaProducer(#[source] BoxError),
+    /// `sink.properties` has bad entries.
+    #[error("task config: sink.properties: {0}")]
+    SinkProperties(#[from] PropertyErrors),
     /// The broker's certificate did not verify, or the SASL login was refused.
     #[error("cannot connect to Kafka securely: {0}")]
-    KafkaSecurity(String),
+    KafkaSecurity(#[source] BoxError),
 }
 
 impl TaskError {
     pub fn transient(msg: impl std::fmt::Display) -> Self {
-        TaskError::Transient(msg.to_string())
+        TaskError::Transient(TransientError::Other(msg.to_string()))
     }
 }
 
 impl From<mysql_async::Error> for TaskError {
     fn from(e: mysql_async::Error) -> Self {
-        classify_mysql(&e)
+        match e {
+            mysql_async::Error::Server(_) => classify_mysql(&e),
+            other => TransientError::Source(other).into(),
+        }
+    }
+}
+
+impl From<ZkError> for TaskError {
+    fn from(e: ZkError) -> Self {
+        TransientError::Zk(e).into()
     }
 }
 
@@ -69,8 +121,12 @@ pub fn classify_mysql(e: &mysql_async::Error) -> TaskError {
             1045 | 1044 | 1142 | 1227 | 1698 | 1370 => {
                 DefiniteError::AccessDenied(format!("{} ({})", s.message, s.code)).into()
             }
-            _ => TaskError::Transient(format!("source error {}: {}", s.code, s.message)),
+            _ => TransientError::SourceServer {
+                code: s.code,
+                message: s.message.clone(),
+            }
+            .into(),
         },
-        other => TaskError::Transient(format!("source: {other}")),
+        other => TaskError::transient(format!("source: {other}")),
     }
 }

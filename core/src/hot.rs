@@ -10,11 +10,12 @@
 //! becomes a STANDBY. Returns when the session is lost (the caller opens a new
 //! one and calls again) or on shutdown.
 
-use crate::election::{decide, Role};
 use crate::error::{Backoff, TaskError};
 use crate::instance::Instance;
 use crate::lease::Lease;
 use crate::pipeline::{self, PipelineOptions, PipelineSpec, Stops};
+use replicator_common::candidacy::{self, Standing};
+use replicator_common::config::TaskConfig;
 use replicator_common::nodes::{Control, Desired, InstanceState};
 use replicator_common::paths::TaskRef;
 use replicator_common::task_node::parse_task_node;
@@ -25,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use zookeeper_client::{EventType, SessionState};
 
 /// Why a task loop returned.
@@ -121,9 +123,8 @@ pub async fn run_task(
         if env.session_lost.is_cancelled() {
             return Ok(TaskEnd::SessionLost);
         }
-        let children = env.zk.children(&instances).await?;
-        match decide(&children, &inst.name) {
-            Role::Gone => {
+        match candidacy::stand(&env.zk, &instances, &inst.name).await? {
+            Standing::Gone => {
                 if is_terminal(env.zk.state()) {
                     return Ok(TaskEnd::SessionLost);
                 }
@@ -139,27 +140,20 @@ pub async fn run_task(
                 announced = false;
                 tracing::info!(task = %task, instance = %inst.name, "instance node was gone; registered again");
             }
-            Role::Follower { .. } if mode == Mode::Cold => {
+            Standing::Follower { .. } if mode == Mode::Cold => {
                 inst.delete().await.ok();
                 return Ok(TaskEnd::NotClaimed);
             }
-            Role::Follower { watch } => {
+            Standing::Follower {
+                predecessor: watch,
+                watcher,
+            } => {
                 if inst.state() != InstanceState::Standby || !announced {
                     inst.set_state(InstanceState::Standby).await?;
                     tracing::info!(task = %task, instance = %inst.name, predecessor = %watch, "STANDBY");
                     announced = true;
                 }
                 warm_up(&env, &task, &mut inst, &mut warm).await;
-                let path = format!("{instances}/{watch}");
-                let (stat, watcher) = env
-                    .zk
-                    .client()
-                    .check_and_watch_stat(&path)
-                    .await
-                    .map_err(|e| ZkError::op("watch", &path, e))?;
-                if stat.is_none() {
-                    continue;
-                }
                 tokio::select! {
                     _ = env.shutdown.cancelled() => {
                         inst.delete().await.ok();
@@ -176,7 +170,7 @@ pub async fn run_task(
                     }
                 }
             }
-            Role::Leader => match lead(&env, &task, &mut inst).await? {
+            Standing::Leader => match lead(&env, &task, &mut inst).await? {
                 LeadEnd::Shutdown => {
                     inst.delete().await.ok();
                     return Ok(TaskEnd::Shutdown);
@@ -248,8 +242,11 @@ fn read_control(data: &[u8]) -> Control {
     })
 }
 
+/// The RUNNING instance's loop: read and watch the task config and control
+/// ([`watch_inputs`]), decide whether to run ([`gate`]), run the pipeline
+/// while reacting to changes ([`supervise`]), then act on how it ended
+/// ([`after_run`]). Returns when leadership ends.
 async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<LeadEnd, ZkError> {
-    let layout = env.zk.layout().clone();
     inst.set_state(InstanceState::Running).await?;
     tracing::info!(task = %task, instance = %inst.name, "RUNNING");
     let mut base_switch: Option<u64> = None;
@@ -258,176 +255,282 @@ async fn lead(env: &TaskEnv, task: &TaskRef, inst: &mut Instance) -> Result<Lead
         if env.session_lost.is_cancelled() {
             return Ok(LeadEnd::SessionLost);
         }
-        let Some((cfg_data, mut cfg_w)) = watch_data(&env.zk, &layout.task(task)).await? else {
+        let Some(mut w) = watch_inputs(env, task).await? else {
             return Ok(LeadEnd::Deleted);
         };
-        let control_path = layout.control(task);
-        let (ctl_data, mut ctl_w) = match watch_data(&env.zk, &control_path).await? {
-            Some(x) => x,
-            None => {
-                env.zk.create_if_absent(&control_path, b"").await?;
-                continue;
-            }
-        };
-        let control = read_control(&ctl_data);
+        let control = read_control(&w.ctl_data);
+        // switchovers requested before this instance led are not for it
         let base = *base_switch.get_or_insert(control.switchover);
         if control.switchover > base {
             return Ok(LeadEnd::Switchover);
         }
-        let cfg = match parse_task_node(&cfg_data, task) {
-            Ok(c) => c,
-            Err(reason) => {
-                tracing::warn!(task = %task, reason = %reason, "waiting for a valid task config");
-                inst.set_error(Some(reason.to_string())).await?;
-                match wait_change(env, &mut cfg_w, &mut ctl_w).await {
-                    Some(end) => return Ok(end),
-                    None => continue,
-                }
-            }
+        let cfg = match gate(env, task, inst, &mut w, &control).await? {
+            Gate::Run(cfg) => *cfg,
+            Gate::Again => continue,
+            Gate::End(end) => return Ok(end),
         };
-        if control.desired == Desired::Paused {
-            inst.set_error(None).await?;
-            inst.clear_failures().await?;
-            tracing::info!(task = %task, "paused");
-            match wait_change(env, &mut cfg_w, &mut ctl_w).await {
-                Some(end) => return Ok(end),
-                None => continue,
-            }
-        }
         if !wait_lease(env).await {
             return Ok(LeadEnd::SessionLost);
         }
-        let stops = Stops::default();
-        let delivered = Arc::new(AtomicBool::new(false));
-        let spec = PipelineSpec {
-            task: task.clone(),
-            config: cfg,
-            zk: env.zk.clone(),
-            epoch: inst.seq,
-            lease: env.lease.clone(),
-            accept_gap: control.accept_gap,
-            options: env.options.clone(),
-            delivered: delivered.clone(),
-            snapshot_request: control.snapshot.clone(),
+        let outcome =
+            match supervise(env, task, inst, cfg, &control, &mut w, base, &mut backoff).await? {
+                Supervised::Ended(outcome) => outcome,
+                Supervised::Lead(end) => return Ok(end),
+            };
+        if let Some(end) = after_run(env, task, inst, outcome, &mut w, &mut backoff).await? {
+            return Ok(end);
+        }
+    }
+}
+
+/// The task config and control as read, each with a watch for its next change.
+struct Inputs {
+    cfg_data: Vec<u8>,
+    cfg_w: Watch,
+    ctl_data: Vec<u8>,
+    ctl_w: Watch,
+    control_path: String,
+}
+
+/// Reads and watches the task config and control (creating a missing
+/// control empty); `None` when the task node is gone.
+async fn watch_inputs(env: &TaskEnv, task: &TaskRef) -> Result<Option<Inputs>, ZkError> {
+    let layout = env.zk.layout().clone();
+    loop {
+        let Some((cfg_data, cfg_w)) = watch_data(&env.zk, &layout.task(task)).await? else {
+            return Ok(None);
         };
-        let snapshot_seq = control.snapshot.as_ref().map(|r| r.seq);
-        let started = Instant::now();
-        let mut run = tokio::spawn(pipeline::run(spec, stops.clone()));
-        inst.set_error(None).await?;
-        let mut health = tokio::time::interval(Duration::from_millis(500));
-        let outcome = loop {
-            tokio::select! {
-                r = &mut run => break r.unwrap_or_else(|e| Err(TaskError::transient(format!("pipeline task: {e}")))),
-                _ = health.tick(), if inst.retrying().is_some() => {
-                    if delivered.load(Ordering::Relaxed) || started.elapsed() >= STABLE_RUN {
-                        let attempts = inst.retrying().map_or(0, |r| r.attempts);
-                        tracing::info!(task = %task, attempts, "healthy again after failed runs");
-                        inst.clear_failures().await?;
-                        backoff.reset();
-                    }
-                }
-                ev = &mut cfg_w => {
-                    if ev.event_type == EventType::NodeDeleted {
-                        tracing::info!(task = %task, "task was deleted; stopping");
-                        stops.graceful.cancel();
-                        let _ = (&mut run).await;
-                        return Ok(LeadEnd::Deleted);
-                    }
-                    tracing::info!(task = %task, event = ?ev.event_type, "task config changed; restarting from the context");
-                    stops.graceful.cancel();
-                    let _ = (&mut run).await;
-                    break Ok(pipeline::Stopped::Hard);
-                }
-                ev = &mut ctl_w => {
-                    let Some((data, w)) = watch_data(&env.zk, &control_path).await? else {
-                        ctl_w = never();
-                        let _ = ev;
-                        continue;
-                    };
-                    ctl_w = w;
-                    let c = read_control(&data);
-                    if c.switchover > base {
-                        tracing::info!(task = %task, "switchover requested");
-                        stops.graceful.cancel();
-                        let _ = (&mut run).await;
-                        return Ok(LeadEnd::Switchover);
-                    }
-                    if c.snapshot.as_ref().map(|r| r.seq) != snapshot_seq {
-                        tracing::info!(task = %task, "snapshot requested; restarting from the context");
-                        stops.graceful.cancel();
-                        let _ = (&mut run).await;
-                        break Ok(pipeline::Stopped::Hard);
-                    }
-                    if c.desired == Desired::Paused {
-                        tracing::info!(task = %task, "pause requested");
-                        stops.graceful.cancel();
-                        let _ = (&mut run).await;
-                        break Ok(pipeline::Stopped::Hard);
-                    }
-                }
-                _ = env.shutdown.cancelled() => {
-                    stops.graceful.cancel();
-                    let _ = (&mut run).await;
-                    return Ok(LeadEnd::Shutdown);
-                }
-                _ = env.release.cancelled() => {
-                    stops.graceful.cancel();
-                    let _ = (&mut run).await;
-                    return Ok(LeadEnd::Switchover);
-                }
-                _ = env.session_lost.cancelled() => {
-                    stops.hard.cancel();
-                    let _ = (&mut run).await;
-                    return Ok(LeadEnd::SessionLost);
-                }
+        let control_path = layout.control(task);
+        match watch_data(&env.zk, &control_path).await? {
+            Some((ctl_data, ctl_w)) => {
+                return Ok(Some(Inputs {
+                    cfg_data,
+                    cfg_w,
+                    ctl_data,
+                    ctl_w,
+                    control_path,
+                }))
             }
-        };
-        match outcome {
-            Ok(_) => backoff.reset(),
-            Err(TaskError::Fenced { expected, seen }) => {
-                tracing::warn!(task = %task, expected, seen, "fenced: another instance wrote the context");
-                return Ok(LeadEnd::Relist);
-            }
-            Err(TaskError::LeaseLost) => {
-                tracing::warn!(task = %task, "stopped producing: ZooKeeper lease lost");
-                return Ok(if wait_session(env).await {
-                    LeadEnd::Relist
-                } else {
-                    LeadEnd::SessionLost
-                });
-            }
-            Err(TaskError::Definite(e)) => {
-                tracing::error!(task = %task, error = %e, "task stopped; fix the cause (config change restarts it)");
-                inst.clear_failures().await?;
-                inst.set_error(Some(e.to_string())).await?;
-                if let Some(end) = wait_change(env, &mut cfg_w, &mut ctl_w).await {
-                    return Ok(end);
-                }
-            }
-            Err(TaskError::Transient(e)) => {
-                let delay = backoff.next_delay();
-                inst.record_failure(&e).await?;
-                let streak = inst.retrying().expect("a failure was just recorded");
-                let failing_s = (replicator_common::now_ms() - streak.since_ms).max(0) / 1000;
-                tracing::warn!(task = %task, error = %e, attempts = streak.attempts, failing_s,
-                    retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
-                // a config or control change ends the wait: the fix an
-                // operator just made is tried at once
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    ev = &mut cfg_w => {
-                        if ev.event_type == EventType::NodeDeleted {
-                            return Ok(LeadEnd::Deleted);
-                        }
-                    }
-                    _ = &mut ctl_w => {}
-                    _ = env.shutdown.cancelled() => return Ok(LeadEnd::Shutdown),
-                    _ = env.release.cancelled() => return Ok(LeadEnd::Switchover),
-                    _ = env.session_lost.cancelled() => return Ok(LeadEnd::SessionLost),
-                }
+            None => {
+                env.zk.create_if_absent(&control_path, b"").await?;
             }
         }
     }
+}
+
+enum Gate {
+    Run(Box<TaskConfig>),
+    /// Something changed while waiting: read the inputs again.
+    Again,
+    End(LeadEnd),
+}
+
+/// Whether to run now: a config that does not parse is reported and waited
+/// out, a paused task waits for its control to change.
+async fn gate(
+    env: &TaskEnv,
+    task: &TaskRef,
+    inst: &mut Instance,
+    w: &mut Inputs,
+    control: &Control,
+) -> Result<Gate, ZkError> {
+    let cfg = match parse_task_node(&w.cfg_data, task) {
+        Ok(c) => c,
+        Err(reason) => {
+            tracing::warn!(task = %task, reason = %reason, "waiting for a valid task config");
+            inst.set_error(Some(reason.to_string())).await?;
+            return Ok(wait_change(env, &mut w.cfg_w, &mut w.ctl_w)
+                .await
+                .map_or(Gate::Again, Gate::End));
+        }
+    };
+    if control.desired == Desired::Paused {
+        inst.set_error(None).await?;
+        inst.clear_failures().await?;
+        tracing::info!(task = %task, "paused");
+        return Ok(wait_change(env, &mut w.cfg_w, &mut w.ctl_w)
+            .await
+            .map_or(Gate::Again, Gate::End));
+    }
+    Ok(Gate::Run(Box::new(cfg)))
+}
+
+enum Supervised {
+    /// The pipeline ended (on its own, or stopped for a restart).
+    Ended(Result<pipeline::Stopped, TaskError>),
+    /// Leadership ends; the pipeline has stopped.
+    Lead(LeadEnd),
+}
+
+/// Runs the pipeline in a task of its own and reacts while it runs: a
+/// config change, snapshot request or pause restarts it, a switchover,
+/// deletion, shutdown or release stops it, a lost session stops it hard.
+/// A healthy run (something delivered, or up for [`STABLE_RUN`]) ends a
+/// failure streak.
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    env: &TaskEnv,
+    task: &TaskRef,
+    inst: &mut Instance,
+    cfg: TaskConfig,
+    control: &Control,
+    w: &mut Inputs,
+    base: u64,
+    backoff: &mut Backoff,
+) -> Result<Supervised, ZkError> {
+    let stops = Stops::default();
+    let delivered = Arc::new(AtomicBool::new(false));
+    let spec = PipelineSpec {
+        task: task.clone(),
+        config: cfg,
+        zk: env.zk.clone(),
+        epoch: inst.seq,
+        lease: env.lease.clone(),
+        accept_gap: control.accept_gap,
+        options: env.options.clone(),
+        delivered: delivered.clone(),
+        snapshot_request: control.snapshot.clone(),
+    };
+    let snapshot_seq = control.snapshot.as_ref().map(|r| r.seq);
+    let started = Instant::now();
+    // aborted if this function returns early (a ZooKeeper error): never
+    // left running unowned
+    let mut run = AbortOnDropHandle::new(tokio::spawn(pipeline::run(spec, stops.clone())));
+    inst.set_error(None).await?;
+    let mut health = tokio::time::interval(Duration::from_millis(500));
+    // Stops the run (gracefully unless `hard`) and waits for it.
+    macro_rules! stop_run {
+        ($hard:expr) => {{
+            if $hard {
+                stops.hard.cancel();
+            } else {
+                stops.graceful.cancel();
+            }
+            let _ = (&mut run).await;
+        }};
+    }
+    loop {
+        tokio::select! {
+            r = &mut run => {
+                return Ok(Supervised::Ended(r.unwrap_or_else(|e| {
+                    Err(TaskError::transient(format!("pipeline task: {e}")))
+                })))
+            }
+            _ = health.tick(), if inst.retrying().is_some() => {
+                if delivered.load(Ordering::Relaxed) || started.elapsed() >= STABLE_RUN {
+                    let attempts = inst.retrying().map_or(0, |r| r.attempts);
+                    tracing::info!(task = %task, attempts, "healthy again after failed runs");
+                    inst.clear_failures().await?;
+                    backoff.reset();
+                }
+            }
+            ev = &mut w.cfg_w => {
+                if ev.event_type == EventType::NodeDeleted {
+                    tracing::info!(task = %task, "task was deleted; stopping");
+                    stop_run!(false);
+                    return Ok(Supervised::Lead(LeadEnd::Deleted));
+                }
+                tracing::info!(task = %task, event = ?ev.event_type, "task config changed; restarting from the context");
+                stop_run!(false);
+                return Ok(Supervised::Ended(Ok(pipeline::Stopped::Hard)));
+            }
+            _ = &mut w.ctl_w => {
+                let Some((data, next)) = watch_data(&env.zk, &w.control_path).await? else {
+                    w.ctl_w = never();
+                    continue;
+                };
+                w.ctl_w = next;
+                let c = read_control(&data);
+                if c.switchover > base {
+                    tracing::info!(task = %task, "switchover requested");
+                    stop_run!(false);
+                    return Ok(Supervised::Lead(LeadEnd::Switchover));
+                }
+                let restart = if c.snapshot.as_ref().map(|r| r.seq) != snapshot_seq {
+                    Some("snapshot requested; restarting from the context")
+                } else if c.desired == Desired::Paused {
+                    Some("pause requested")
+                } else {
+                    None
+                };
+                if let Some(why) = restart {
+                    tracing::info!(task = %task, "{why}");
+                    stop_run!(false);
+                    return Ok(Supervised::Ended(Ok(pipeline::Stopped::Hard)));
+                }
+            }
+            _ = env.shutdown.cancelled() => {
+                stop_run!(false);
+                return Ok(Supervised::Lead(LeadEnd::Shutdown));
+            }
+            _ = env.release.cancelled() => {
+                stop_run!(false);
+                return Ok(Supervised::Lead(LeadEnd::Switchover));
+            }
+            _ = env.session_lost.cancelled() => {
+                stop_run!(true);
+                return Ok(Supervised::Lead(LeadEnd::SessionLost));
+            }
+        }
+    }
+}
+
+/// Acts on how a run ended: a clean end resets the back-off; fenced or a
+/// lost lease ends leadership (relist); a definite error is reported and
+/// waits for a config or control change; a transient one is recorded and
+/// retried after a back-off that a change cuts short. `None`: run again.
+async fn after_run(
+    env: &TaskEnv,
+    task: &TaskRef,
+    inst: &mut Instance,
+    outcome: Result<pipeline::Stopped, TaskError>,
+    w: &mut Inputs,
+    backoff: &mut Backoff,
+) -> Result<Option<LeadEnd>, ZkError> {
+    match outcome {
+        Ok(_) => backoff.reset(),
+        Err(TaskError::Fenced { expected, seen }) => {
+            tracing::warn!(task = %task, expected, seen, "fenced: another instance wrote the context");
+            return Ok(Some(LeadEnd::Relist));
+        }
+        Err(TaskError::LeaseLost) => {
+            tracing::warn!(task = %task, "stopped producing: ZooKeeper lease lost");
+            return Ok(Some(if wait_session(env).await {
+                LeadEnd::Relist
+            } else {
+                LeadEnd::SessionLost
+            }));
+        }
+        Err(TaskError::Definite(e)) => {
+            tracing::error!(task = %task, error = %e, "task stopped; fix the cause (config change restarts it)");
+            inst.clear_failures().await?;
+            inst.set_error(Some(e.to_string())).await?;
+            return Ok(wait_change(env, &mut w.cfg_w, &mut w.ctl_w).await);
+        }
+        Err(TaskError::Transient(e)) => {
+            let delay = backoff.next_delay();
+            inst.record_failure(&e.to_string()).await?;
+            let streak = inst.retrying().expect("a failure was just recorded");
+            let failing_s = (replicator_common::now_ms() - streak.since_ms).max(0) / 1000;
+            tracing::warn!(task = %task, error = %e, attempts = streak.attempts, failing_s,
+                retry_ms = delay.as_millis() as u64, "transient error; retrying from the context");
+            // a config or control change ends the wait: the fix an
+            // operator just made is tried at once
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                ev = &mut w.cfg_w => {
+                    if ev.event_type == EventType::NodeDeleted {
+                        return Ok(Some(LeadEnd::Deleted));
+                    }
+                }
+                _ = &mut w.ctl_w => {}
+                _ = env.shutdown.cancelled() => return Ok(Some(LeadEnd::Shutdown)),
+                _ = env.release.cancelled() => return Ok(Some(LeadEnd::Switchover)),
+                _ = env.session_lost.cancelled() => return Ok(Some(LeadEnd::SessionLost)),
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Waits for the task config or control to change; `Some` when the wait

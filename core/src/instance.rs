@@ -5,10 +5,10 @@
 //! pid, last definite error, and the streak of transient failures while the
 //! task keeps retrying).
 
+use replicator_common::candidacy;
 use replicator_common::nodes::{InstanceInfo, InstanceState, Retrying};
 use replicator_common::paths::{InstanceName, TaskRef};
 use replicator_common::zk::{Zk, ZkClientError, ZkError};
-use zookeeper_client::CreateMode;
 
 /// An instance node owned by this session.
 #[derive(Debug, Clone)]
@@ -41,28 +41,21 @@ impl Instance {
             error: None,
             retrying: None,
         };
-        let prefix = layout.instance_prefix(task, host).map_err(|e| {
+        // the host is checked as a name before it becomes part of a path
+        layout.instance_prefix(task, host).map_err(|e| {
             ZkError::op(
                 "create",
                 &e.to_string(),
                 ZkClientError::BadArguments(&"bad host"),
             )
         })?;
+        let dir = layout.instances(task);
         let data = serde_json::to_vec(&info).expect("instance info serializes");
-        let (_, seq) = zk
-            .client()
-            .create(&prefix, &data, &zk.options(CreateMode::EphemeralSequential))
-            .await
-            .map_err(|e| ZkError::op("create", &prefix, e))?;
-        let path = format!("{prefix}{seq}");
-        let name = path
-            .rsplit('/')
-            .next()
-            .expect("path has segments")
-            .to_string();
+        let name = candidacy::register(zk, &dir, host, &data).await?;
+        let path = format!("{dir}/{name}");
         let seq = InstanceName::parse(&name)
-            .map(|n| n.seq)
-            .unwrap_or(seq.into_i64());
+            .expect("a checked host and a sequence number make an instance name")
+            .seq;
         Ok(Self {
             zk: zk.clone(),
             path,

@@ -10,7 +10,8 @@
 //! waiting for a reconnection. After a crash the context is simply behind
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
-use crate::error::TaskError;
+use crate::error::{DefiniteError, TaskError};
+use replicator_common::gtid::GtidSetParseError;
 use replicator_common::nodes::{Progress, SnapshotProgress, SourceServer};
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::{Zk, ZkClientError};
@@ -31,19 +32,21 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn from_progress(p: &Progress) -> Self {
         Self {
-            pos: BinlogPos::new(p.file.clone(), p.pos),
-            gtid: p.gtid.clone(),
+            pos: p.position.clone(),
+            gtid: p.gtid.as_ref().map(ToString::to_string),
             event_ts_ms: p.event_ts_ms,
             events: p.events,
             snapshot: p.snapshot.clone().map(Arc::new),
         }
     }
 
-    pub fn to_progress(&self, epoch: i64, clean: bool) -> Progress {
-        Progress {
-            file: self.pos.file.clone(),
-            pos: self.pos.pos,
-            gtid: self.gtid.clone(),
+    /// The context node for this checkpoint. The GTID text comes from the
+    /// source (or from a set this process printed); one that does not parse
+    /// is a definite error rather than a context without its GTID.
+    pub fn to_progress(&self, epoch: i64, clean: bool) -> Result<Progress, GtidSetParseError> {
+        Ok(Progress {
+            position: self.pos.clone(),
+            gtid: self.gtid.as_deref().map(str::parse).transpose()?,
             event_ts_ms: self.event_ts_ms,
             events: self.events,
             updated_ms: replicator_common::now_ms(),
@@ -52,7 +55,7 @@ impl Checkpoint {
             server: None,
             accepted_gap: 0,
             snapshot: self.snapshot.as_deref().cloned(),
-        }
+        })
     }
 }
 
@@ -75,13 +78,10 @@ pub enum Stored {
 
 /// Reads the context node at `path`, creating it empty when absent.
 pub async fn read(zk: &Zk, path: &str) -> Result<Stored, TaskError> {
-    zk.create_if_absent(path, b"")
-        .await
-        .map_err(TaskError::transient)?;
+    zk.create_if_absent(path, b"").await?;
     let (data, version) = zk
         .get(path)
-        .await
-        .map_err(TaskError::transient)?
+        .await?
         .ok_or_else(|| TaskError::transient(format!("context {path} vanished")))?;
     if data.iter().all(u8::is_ascii_whitespace) {
         return Ok(Stored::Empty { version });
@@ -136,7 +136,9 @@ impl ContextWriter {
         if !force && !clean && self.last.as_ref() == Some(cp) {
             return Ok(());
         }
-        let mut progress = cp.to_progress(self.epoch, clean);
+        let mut progress = cp.to_progress(self.epoch, clean).map_err(|e| {
+            DefiniteError::Decode(format!("GTID of the checkpoint at {}: {e}", cp.pos))
+        })?;
         progress.server = self.server.clone();
         progress.accepted_gap = self.accepted_gap;
         let data = serde_json::to_vec(&progress).expect("progress serializes");

@@ -55,6 +55,9 @@ pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
         });
     }
     sessions(&config, &mut backoff, &shutdown).await;
+    if !crate::sink::wait_closed(Duration::from_secs(2)).await {
+        tracing::warn!("Kafka clients still closing at exit");
+    }
     let drained = async { while background.join_next().await.is_some() {} };
     let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
     background.shutdown().await;

@@ -3,16 +3,17 @@
 //! Each monitor creates `/monitor/leader/<host>-<seq>` EPHEMERAL_SEQUENTIAL.
 //! The smallest sequence is the leader; every other monitor watches only the
 //! node just before its own, so one monitor going away wakes one other.
-//! [`decide`] is the pure part; [`campaign`] runs it for one ZooKeeper
-//! session and publishes leadership on a `watch` channel. The node vanishes
+//! [`decide`] is the pure part and `replicator_common::candidacy` the
+//! register / list / watch-predecessor round shared with the Core's task
+//! instances; [`campaign`] runs it for one ZooKeeper session and publishes leadership on a `watch` channel. The node vanishes
 //! with the session (crash) or on shutdown (session closed), and the next
 //! monitor takes over within its watch round trip (crash: once the session
 //! expires).
 
+use replicator_common::candidacy::{self, Standing};
 use replicator_common::zk::{is_terminal, Zk, ZkError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use zookeeper_client::CreateMode;
 
 pub use replicator_common::election::{decide, Role};
 
@@ -37,35 +38,37 @@ async fn stand(
 ) -> Result<(), ZkError> {
     let dir = zk.layout().monitor_leader();
     zk.ensure_path(&dir).await?;
-    let mut own = register(zk, &dir, host).await?;
+    let mut own = candidacy::register(zk, &dir, host, b"").await?;
     tracing::info!(candidate = %own, "standing for monitor leader");
     let mut announced: Option<String> = None;
     loop {
         if stop.is_cancelled() {
             return Ok(());
         }
-        let children = zk.children(&dir).await?;
-        let (watch_path, role) = match decide(&children, &own) {
-            Role::Gone => {
+        // a leader watches its own node: its deletion (or the session's
+        // end) is the next thing to act on
+        let (watch_path, watcher, role) = match candidacy::stand(zk, &dir, &own).await? {
+            Standing::Gone => {
                 leader.send_replace(false);
                 if is_terminal(zk.state()) {
                     return Ok(());
                 }
-                own = register(zk, &dir, host).await?;
+                own = candidacy::register(zk, &dir, host, b"").await?;
                 tracing::info!(candidate = %own, "leader candidate node was gone; registered again");
                 continue;
             }
-            Role::Leader => (format!("{dir}/{own}"), true),
-            Role::Follower { watch } => (format!("{dir}/{watch}"), false),
+            Standing::Leader => {
+                let path = format!("{dir}/{own}");
+                match candidacy::watch_exists(zk, &path).await? {
+                    Some(w) => (path, w, true),
+                    None => continue,
+                }
+            }
+            Standing::Follower {
+                predecessor,
+                watcher,
+            } => (format!("{dir}/{predecessor}"), watcher, false),
         };
-        let (stat, watcher) = zk
-            .client()
-            .check_and_watch_stat(&watch_path)
-            .await
-            .map_err(|e| ZkError::op("watch", &watch_path, e))?;
-        if stat.is_none() {
-            continue;
-        }
         leader.send_replace(role);
         if announced.as_ref() != Some(&watch_path) {
             announced = Some(watch_path.clone());
@@ -82,14 +85,4 @@ async fn stand(
             }
         }
     }
-}
-
-async fn register(zk: &Zk, dir: &str, host: &str) -> Result<String, ZkError> {
-    let prefix = format!("{dir}/{host}-");
-    let (_, seq) = zk
-        .client()
-        .create(&prefix, b"", &zk.options(CreateMode::EphemeralSequential))
-        .await
-        .map_err(|e| ZkError::op("create", &prefix, e))?;
-    Ok(format!("{host}-{seq}"))
 }

@@ -158,10 +158,7 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
                     .map_err(|e| anyhow::anyhow!("--kafka-property {e}"))?,
             );
             let security = replicator_common::kafka_security::KafkaSecurity::parse_only(&props)
-                .map_err(|bad| {
-                    let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-                    anyhow::anyhow!("Kafka properties: {}", list.join("; "))
-                })?;
+                .map_err(|bad| anyhow::anyhow!("Kafka properties: {bad}"))?;
             let properties = security
                 .client_properties()
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -160,8 +160,7 @@ mod tests {
                 desired: Desired::Running,
                 instances: vec![],
                 context: ContextState::Valid(Box::new(Progress {
-                    file: "f.000001".into(),
-                    pos: 4,
+                    position: replicator_common::position::BinlogPos::new("f.000001", 4),
                     gtid: None,
                     event_ts_ms: 1000,
                     events: 42,

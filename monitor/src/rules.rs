@@ -219,8 +219,8 @@ impl TaskEval<'_> {
                     self.t.task,
                     lag / 1000,
                     self.th.lag_ms / 1000,
-                    p.file,
-                    p.pos
+                    p.position.file,
+                    p.position.pos
                 ),
             ));
         }
@@ -337,7 +337,11 @@ fn stalled(
     th: &Thresholds,
     out: &mut Vec<Condition>,
 ) {
-    let marker = (p.file.clone(), p.pos, p.gtid.clone());
+    let marker = (
+        p.position.file.clone(),
+        p.position.pos,
+        p.gtid.as_ref().map(ToString::to_string),
+    );
     let moved = before.marker.as_ref().is_some_and(|m| *m != marker);
     track.marker = Some(marker);
     if moved {
@@ -363,7 +367,7 @@ fn stalled(
         Subject::Task(t.task.clone()),
         format!(
             "task {}: context stands at {}:{} while the source binlog is at {at}{cause}",
-            t.task, p.file, p.pos
+            t.task, p.position.file, p.position.pos
         ),
         since,
         now,
@@ -379,6 +383,7 @@ fn stalled(
 /// when they cannot be compared (different binlog base names).
 pub fn caught_up(p: &Progress, src: &SourceStatus) -> Option<bool> {
     if let (Some(ctx), Some(s)) = (&p.gtid, &src.gtid) {
+        let ctx = &ctx.to_string();
         if let (Ok(ctx), Ok(s)) = (ctx.parse::<MariaGtidState>(), s.parse::<MariaGtidState>()) {
             if !s.is_empty()
                 && s.gtids().iter().all(|g| {
@@ -393,7 +398,7 @@ pub fn caught_up(p: &Progress, src: &SourceStatus) -> Option<bool> {
             return Some(true);
         }
     }
-    let ctx = BinlogPos::new(p.file.clone(), p.pos);
+    let ctx = &p.position;
     let src = BinlogPos::new(src.file.clone(), src.pos);
     ctx.compare(&src).ok().map(|o| o != Ordering::Less)
 }

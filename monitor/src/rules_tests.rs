@@ -62,9 +62,8 @@ fn config(name: &str, redundancy: u32) -> ConfigState {
 
 fn progress(file: &str, pos: u64, gtid: Option<&str>, event_ts_ms: i64) -> ContextState {
     ContextState::Valid(Box::new(Progress {
-        file: file.into(),
-        pos,
-        gtid: gtid.map(str::to_string),
+        position: BinlogPos::new(file, pos),
+        gtid: gtid.map(|g| g.parse().expect("a GTID set")),
         event_ts_ms,
         events: 10,
         updated_ms: event_ts_ms,
@@ -265,10 +264,11 @@ fn stalled_needs_a_still_context_and_a_source_ahead() {
 
 #[test]
 fn caught_up_compares_gtids_then_positions() {
+    // a context's GTID is a real GTID set (the node codec checks it)
+    const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
     let p = |file: &str, pos, gtid: Option<&str>| Progress {
-        file: file.into(),
-        pos,
-        gtid: gtid.map(str::to_string),
+        position: BinlogPos::new(file, pos),
+        gtid: gtid.map(|g| g.parse().expect("a GTID set")),
         event_ts_ms: 0,
         events: 0,
         updated_ms: 0,
@@ -304,8 +304,8 @@ fn caught_up_compares_gtids_then_positions() {
     );
     assert_eq!(
         caught_up(
-            &p("a.000001", 9, Some("u:1-5")),
-            &s("a.000002", 5, Some("u:1-5"))
+            &p("a.000001", 9, Some(&format!("{UUID}:1-5"))),
+            &s("a.000002", 5, Some(&format!("{UUID}:1-5")))
         ),
         Some(true)
     );

@@ -166,9 +166,21 @@ impl From<ClientError> for Failure {
     }
 }
 
-fn token(cli: &Cli) -> Result<Option<Secret>, String> {
+/// `--token-file` cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("token file {path}: {source}")]
+struct TokenFileError {
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+fn token(cli: &Cli) -> Result<Option<Secret>, TokenFileError> {
     if let Some(f) = &cli.token_file {
-        let t = std::fs::read_to_string(f).map_err(|e| format!("token file {f}: {e}"))?;
+        let t = std::fs::read_to_string(f).map_err(|source| TokenFileError {
+            path: f.to_string(),
+            source,
+        })?;
         return Ok(Some(Secret::new(t.trim())));
     }
     Ok(std::env::var("REPLICATOR_TOKEN")

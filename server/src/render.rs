@@ -178,7 +178,10 @@ pub fn task_detail(s: &TaskStatus, now_ms: i64) -> String {
     match &s.progress {
         Some(p) => {
             kv.row(vec!["Position:".into(), p.position.clone()]);
-            kv.row(vec!["GTID:".into(), or_dash(p.gtid.clone())]);
+            kv.row(vec![
+                "GTID:".into(),
+                or_dash(p.gtid.as_ref().map(ToString::to_string)),
+            ]);
             kv.row(vec![
                 "Event time:".into(),
                 match p.lag_ms {

@@ -9,6 +9,7 @@
 //! `config_error`. The config is always shown through
 //! [`TaskConfig::redacted`], so a stored password never leaves the server.
 
+use replicator_common::gtid::GtidSet;
 use replicator_common::nodes::{
     Control, Desired, InstanceInfo, Progress, Retrying, SnapshotProgress,
 };
@@ -83,7 +84,7 @@ pub struct ProgressStatus {
     pub position: String,
     pub file: String,
     pub pos: u64,
-    pub gtid: Option<String>,
+    pub gtid: Option<GtidSet>,
     pub event_ts_ms: i64,
     /// Now minus the source time of the last event (or heartbeat).
     pub lag_ms: Option<i64>,
@@ -204,10 +205,10 @@ pub fn assemble(raw: &RawTask, now_ms: i64) -> TaskStatus {
         .as_deref()
         .and_then(|d| serde_json::from_slice::<Progress>(d).ok())
         .map(|p| ProgressStatus {
-            position: format!("{}:{}", p.file, p.pos),
+            position: p.position.to_string(),
             lag_ms: (p.event_ts_ms > 0).then(|| (now_ms - p.event_ts_ms).max(0)),
-            file: p.file,
-            pos: p.pos,
+            file: p.position.file,
+            pos: p.position.pos,
             gtid: p.gtid,
             event_ts_ms: p.event_ts_ms,
             events: p.events,

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 /// Header of the fence records a Core writes when it takes a task over
 /// (`core/src/sink/takeover.rs`).
-pub const FENCE_HEADER: &str = "replicator.fence";
+pub use replicator_common::message::FENCE_HEADER;
 
 /// How long the brokers may stay unreachable before `tail` gives up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -108,12 +108,7 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
         .map(|ms| Instant::now() + Duration::from_millis(ms));
     let security = KafkaSecurity::flags(&args.kafka_properties)
         .map_err(|e| e.to_string())
-        .and_then(|p| {
-            KafkaSecurity::parse_only(&p).map_err(|bad| {
-                let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-                list.join("; ")
-            })
-        });
+        .and_then(|p| KafkaSecurity::parse_only(&p).map_err(|bad| bad.to_string()));
     let props = match security.and_then(|s| s.client_properties().map_err(|e| e.to_string())) {
         Ok(p) => p,
         Err(e) => {
@@ -298,6 +293,7 @@ fn wait_partitions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replicator_common::message::{POSITION_HEADER, TASK_HEADER};
 
     #[test]
     fn lines() {
@@ -315,10 +311,8 @@ mod tests {
 
     #[test]
     fn fence_records_are_told_by_their_header() {
-        assert!(is_fence(["replicator.task", FENCE_HEADER].into_iter()));
-        assert!(!is_fence(
-            ["replicator.task", "replicator.position"].into_iter()
-        ));
+        assert!(is_fence([TASK_HEADER, FENCE_HEADER].into_iter()));
+        assert!(!is_fence([TASK_HEADER, POSITION_HEADER].into_iter()));
         assert!(!is_fence(std::iter::empty()));
     }
 

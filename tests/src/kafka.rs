@@ -27,7 +27,7 @@ pub const IDLE: Duration = Duration::from_millis(500);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Header of the Core's fence records.
-pub const FENCE_HEADER: &str = "replicator.fence";
+pub use replicator_common::message::FENCE_HEADER;
 
 /// One Kafka message, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,14 +8,11 @@
 mod support;
 
 use mysql_async::prelude::Queryable;
+use replicator_common::message::TASK_HEADER;
 use replicator_tests::{shared_stack, unique_name, Message};
 use serde_json::json;
 use std::time::Duration;
 use support::Scenario;
-
-/// Header naming the task: with the value's `"task"` field, the only parts
-/// expected to differ between tasks.
-const TASK_HEADER: &str = "replicator.task";
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
@@ -39,6 +36,7 @@ fn seen(m: &Message, task: &str) -> Seen {
         .headers
         .iter()
         .map(|(k, v)| {
+            // the task header (with the value's "task" field) is the only part that differs between tasks
             let v = if k == TASK_HEADER { None } else { v.clone() };
             (k.clone(), v)
         })

@@ -146,7 +146,7 @@ async fn a_later_writer_fences_what_an_earlier_one_still_holds() {
     b.flush(TIMEOUT).await.expect("B's records");
 
     // Then A's held records are refused by the broker when A sends them
-    let err = a.flush(TIMEOUT).await.expect_err("A is fenced");
+    let err = a.flush(TIMEOUT).await.expect_err("A is fenced").to_string();
     assert!(err.contains("PRODUCER_FENCED"), "{err}");
     assert!(a_tracker.failure().is_some());
     let later = send_one(&mut a, &to).await;
@@ -198,7 +198,7 @@ async fn an_expired_lease_stops_requests_right_before_the_wire() {
 
     // When its lease expires before the queued request is sent
     lease.store(false, Ordering::Release);
-    let err = a.flush(TIMEOUT).await.expect_err("self-fenced");
+    let err = a.flush(TIMEOUT).await.expect_err("self-fenced").to_string();
 
     // Then nothing more went on the wire, and the producer says why
     assert!(err.contains("self-fenced"), "{err}");

@@ -12,6 +12,7 @@
 
 mod support;
 
+use replicator_common::message::{POSITION_HEADER, TASK_HEADER};
 use replicator_common::nodes::{InstanceInfo, InstanceState};
 use replicator_common::paths::{Layout, TaskRef};
 use replicator_common::zk::Zk;
@@ -92,8 +93,8 @@ async fn takeover(prefix: &str, shape: Shape) {
                     Some(b"[\"x\"]"),
                     b"{\"type\":\"update\",\"after\":{\"id\":-1}}",
                     &[
-                        ("replicator.task", b"another-task"),
-                        ("replicator.position", b"mysql-bin.000001:4:0"),
+                        (TASK_HEADER, b"another-task"),
+                        (POSITION_HEADER, b"mysql-bin.000001:4:0"),
                     ],
                 )
                 .await;

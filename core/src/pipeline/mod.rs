@@ -163,7 +163,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             let accept = spec.accept_gap > progress.accepted_gap;
             match source::failover::decide(
                 progress.server.as_ref(),
-                progress.gtid.as_deref(),
+                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
                 &picked.server,
                 &picked.gtid_pos,
                 checked.flavor,

@@ -1,7 +1,8 @@
 //! Duplicate removal on resume, pure.
 //!
 //! Every message carries the position of its transaction and its row number
-//! in it (header [`POSITION_HEADER`] = `file:pos:row`). Per partition, messages
+//! in it (header [`POSITION_HEADER`] = `file:pos:row`, a [`MsgPos`]; both
+//! are the message contract in `replicator_common::message`). Per partition, messages
 //! are in that order, so the last message of this task in a partition tells
 //! exactly which replayed messages already arrived there: a replayed message
 //! at or before that watermark is dropped, the first one after it clears the
@@ -25,184 +26,13 @@
 //! may hold other rows, so the snapshot decides by key (see
 //! [`Watermarks::snapshot_marks`]).
 
-use replicator_common::position::{BinlogPos, PositionError};
+pub use replicator_common::message::{
+    MsgPos, PosRef, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER, TASK_HEADER,
+};
+use replicator_common::position::PositionError;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Header naming the task that wrote a message.
-pub const TASK_HEADER: &str = "replicator.task";
-/// Header with the message position `file:pos:row`.
-pub const POSITION_HEADER: &str = "replicator.position";
-/// Header of snapshot rows: the raw key (JSON array of `RawValue`s).
-pub const SNAPSHOT_KEY_HEADER: &str = "replicator.snapshot_key";
-/// Header with the sequence number of the instance that wrote the message.
-pub const EPOCH_HEADER: &str = "replicator.epoch";
-/// Header with the GTID of the message's transaction (absent without GTIDs).
-pub const GTID_HEADER: &str = "replicator.gtid";
-
-/// Position of one message: its transaction's start and its row in it, or
-/// for a snapshot row the boundary it was emitted at, its chunk and row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MsgPos {
-    pub pos: BinlogPos,
-    pub row: u64,
-    /// GTID of the transaction (`d-s-n` or `uuid:n`), when the source has them.
-    pub gtid: Option<String>,
-    /// Chunk sequence number of a snapshot row.
-    pub chunk: Option<u64>,
-    /// Raw key of a snapshot row (from [`SNAPSHOT_KEY_HEADER`], tail reads only).
-    pub snap_key: Option<String>,
-}
-
-impl MsgPos {
-    /// A stream message position.
-    pub fn stream(pos: BinlogPos, row: u64) -> Self {
-        MsgPos {
-            pos,
-            row,
-            gtid: None,
-            chunk: None,
-            snap_key: None,
-        }
-    }
-
-    pub fn header(&self) -> String {
-        let mut out = Vec::new();
-        self.write_header(&mut out);
-        String::from_utf8(out).expect("header is UTF-8")
-    }
-
-    /// Appends the header text to `out` without allocating.
-    pub fn write_header(&self, out: &mut Vec<u8>) {
-        self.as_ref().write_header(out);
-    }
-
-    pub fn as_ref(&self) -> PosRef<'_> {
-        PosRef {
-            file: &self.pos.file,
-            pos: self.pos.pos,
-            row: self.row,
-            gtid: self.gtid.as_deref(),
-            chunk: self.chunk,
-        }
-    }
-
-    /// Parses `file:pos:row` or `file:pos:s<chunk>.<row>`.
-    pub fn parse_header(s: &str) -> Option<MsgPos> {
-        let (rest, last) = s.rsplit_once(':')?;
-        let pos: BinlogPos = rest.parse().ok()?;
-        let (chunk, row) = match last.strip_prefix('s') {
-            Some(snap) => {
-                let (c, r) = snap.split_once('.')?;
-                (Some(c.parse().ok()?), r.parse().ok()?)
-            }
-            None => (None, last.parse().ok()?),
-        };
-        Some(MsgPos {
-            pos,
-            row,
-            gtid: None,
-            chunk,
-            snap_key: None,
-        })
-    }
-
-    /// Binlog position first; at the same position snapshot rows come
-    /// before stream rows; then chunk and row.
-    pub fn compare(&self, other: &MsgPos) -> Result<Ordering, PositionError> {
-        let kind = |m: &MsgPos| m.chunk.map_or((1, 0), |c| (0, c));
-        Ok(self
-            .pos
-            .compare(&other.pos)?
-            .then(kind(self).cmp(&kind(other)))
-            .then(self.row.cmp(&other.row)))
-    }
-
-    /// Orders two positions: by GTID sequence when both GTIDs share a domain
-    /// (MariaDB) or source UUID (MySQL), else by file/pos when both come from
-    /// the same server; `same_server` false makes that an error.
-    pub fn compare_any(
-        &self,
-        other: &MsgPos,
-        same_server: bool,
-    ) -> Result<Ordering, PositionError> {
-        if let (Some((da, sa)), Some((db, sb))) = (
-            self.gtid.as_deref().and_then(gtid_order_key),
-            other.gtid.as_deref().and_then(gtid_order_key),
-        ) {
-            if da == db {
-                return Ok(sa.cmp(&sb).then(self.row.cmp(&other.row)));
-            }
-        }
-        if !same_server {
-            return Err(PositionError::DifferentStreams(
-                format!(
-                    "{} ({})",
-                    self.header(),
-                    self.gtid.as_deref().unwrap_or("no GTID")
-                ),
-                format!(
-                    "{} of another server ({})",
-                    other.header(),
-                    other.gtid.as_deref().unwrap_or("no GTID")
-                ),
-            ));
-        }
-        self.compare(other)
-    }
-}
-
-/// The ordering key of a GTID: (domain or source UUID, sequence number).
-/// MariaDB `0-1-42` gives ("0", 42); MySQL `uuid:42` gives ("uuid", 42).
-pub fn gtid_order_key(gtid: &str) -> Option<(&str, u64)> {
-    if let Some((uuid, gno)) = gtid.rsplit_once(':') {
-        return Some((uuid, gno.parse().ok()?));
-    }
-    let mut parts = gtid.splitn(3, '-');
-    let domain = parts.next()?;
-    let _server = parts.next()?;
-    let seq = parts.next()?.parse().ok()?;
-    Some((domain, seq))
-}
-
-/// A message position borrowing its file name (no allocation per message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PosRef<'a> {
-    pub file: &'a str,
-    pub pos: u64,
-    pub row: u64,
-    pub gtid: Option<&'a str>,
-    /// Chunk sequence number of a snapshot row.
-    pub chunk: Option<u64>,
-}
-
-impl PosRef<'_> {
-    pub fn to_owned(&self) -> MsgPos {
-        MsgPos {
-            pos: BinlogPos::new(self.file, self.pos),
-            row: self.row,
-            gtid: self.gtid.map(str::to_string),
-            chunk: self.chunk,
-            snap_key: None,
-        }
-    }
-
-    /// Appends `file:pos:row` (`file:pos:s<chunk>.<row>`) to `out`.
-    pub fn write_header(&self, out: &mut Vec<u8>) {
-        let mut b = itoa::Buffer::new();
-        out.extend_from_slice(self.file.as_bytes());
-        out.push(b':');
-        out.extend_from_slice(b.format(self.pos).as_bytes());
-        out.push(b':');
-        if let Some(c) = self.chunk {
-            out.push(b's');
-            out.extend_from_slice(b.format(c).as_bytes());
-            out.push(b'.');
-        }
-        out.extend_from_slice(b.format(self.row).as_bytes());
-    }
-}
 
 /// The last snapshot row found in one partition's tail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,6 +130,7 @@ impl Watermarks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use replicator_common::position::BinlogPos;
 
     fn mp(pos: u64, row: u64) -> MsgPos {
         MsgPos::stream(BinlogPos::new("mysql-bin.000002", pos), row)
@@ -310,26 +141,6 @@ mod tests {
             chunk: Some(chunk),
             ..mp(pos, row)
         }
-    }
-
-    #[test]
-    fn snapshot_headers_parse_and_order_before_the_stream_at_the_same_boundary() {
-        let s = snap(4711, 7, 3);
-        assert_eq!(s.header(), "mysql-bin.000002:4711:s7.3");
-        assert_eq!(MsgPos::parse_header(&s.header()), Some(s.clone()));
-        // an old-format header still parses, as a stream position
-        assert_eq!(
-            MsgPos::parse_header("mysql-bin.000002:4711:0"),
-            Some(mp(4711, 0))
-        );
-        assert_eq!(MsgPos::parse_header("mysql-bin.000002:4711:s7"), None);
-        assert_eq!(MsgPos::parse_header("mysql-bin.000002:4711:sx.1"), None);
-        use Ordering::*;
-        assert_eq!(s.compare(&mp(4711, 0)).unwrap(), Less);
-        assert_eq!(s.compare(&mp(4700, 9)).unwrap(), Greater);
-        assert_eq!(s.compare(&snap(4711, 7, 4)).unwrap(), Less);
-        assert_eq!(s.compare(&snap(4711, 8, 0)).unwrap(), Less);
-        assert_eq!(s.compare(&snap(4711, 6, 99)).unwrap(), Greater);
     }
 
     #[test]
@@ -356,21 +167,9 @@ mod tests {
 
     fn gp(file: &str, pos: u64, row: u64, gtid: &str) -> MsgPos {
         MsgPos {
-            gtid: Some(gtid.into()),
+            gtid: Some(gtid.parse().unwrap()),
             ..MsgPos::stream(BinlogPos::new(file, pos), row)
         }
-    }
-
-    #[test]
-    fn gtid_keys() {
-        assert_eq!(gtid_order_key("0-1-42"), Some(("0", 42)));
-        assert_eq!(gtid_order_key("12-3-7"), Some(("12", 7)));
-        assert_eq!(
-            gtid_order_key("3e11fa47-71ca-11e1-9e33-c80aa9429562:23"),
-            Some(("3e11fa47-71ca-11e1-9e33-c80aa9429562", 23))
-        );
-        assert_eq!(gtid_order_key("junk"), None);
-        assert_eq!(gtid_order_key("0-1-x"), None);
     }
 
     #[test]
@@ -421,18 +220,6 @@ mod tests {
         );
         assert!(w.already_delivered("t", 0, &mp(100, 0)).unwrap());
         assert!(!w.already_delivered("t", 0, &mp(100, 1)).unwrap());
-    }
-
-    #[test]
-    fn header_round_trip() {
-        let p = mp(4711, 3);
-        assert_eq!(p.header(), "mysql-bin.000002:4711:3");
-        let mut buf = Vec::new();
-        p.write_header(&mut buf);
-        assert_eq!(buf, p.header().as_bytes());
-        assert_eq!(MsgPos::parse_header(&p.header()), Some(p));
-        assert_eq!(MsgPos::parse_header("garbage"), None);
-        assert_eq!(MsgPos::parse_header("f.1:x:1"), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod tail;
 pub mod takeover;
 pub mod tracker;
 
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{DefiniteError, TaskError, TransientError};
 use dedupe::{
     MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER,
     TASK_HEADER,
@@ -36,9 +36,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use takeover::{Step, FENCE_HEADER};
+use tokio_util::task::TaskTracker;
 use tracker::Tracker;
 use tracker::UNTRACKED;
 
@@ -93,10 +94,7 @@ impl KafkaSink {
         check_tails: bool,
         guard: WireGuard,
     ) -> Result<Self, TaskError> {
-        let settings = ProducerSettings::parse(&opts.properties).map_err(|bad| {
-            let list: Vec<String> = bad.iter().map(|(k, e)| format!("{k}: {e}")).collect();
-            DefiniteError::Config(format!("sink.properties: {}", list.join("; ")))
-        })?;
+        let settings = ProducerSettings::parse(&opts.properties).map_err(DefiniteError::from)?;
         let security = &settings.security;
         let client_props = security
             .client_properties()
@@ -486,7 +484,11 @@ impl KafkaSink {
                 Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
                 None => TaskError::transient(e),
             },
-            e if e.is_definite() => DefiniteError::Kafka(format!("{topic}: {e}")).into(),
+            e if e.is_definite() => DefiniteError::KafkaMessage {
+                topic: topic.to_string(),
+                source: e.into(),
+            }
+            .into(),
             e => TaskError::transient(format!("producing to {topic}: {e}")),
         }
     }
@@ -502,23 +504,49 @@ impl KafkaSink {
         if self.producer.lease_expired() {
             return Err(TaskError::LeaseLost);
         }
-        r.map_err(|e| TaskError::transient(format!("flushing Kafka: {e}")))
+        r.map_err(|e| {
+            TransientError::Kafka {
+                context: "flushing Kafka",
+                source: e.into(),
+            }
+            .into()
+        })
     }
 
     /// Stops: the producer's link tasks end at once; the admin client's
-    /// threads are joined off the async runtime.
+    /// threads are joined off the async runtime, tracked by [`close_off_runtime`].
     pub fn close_in_background(self) {
         let Self {
             producer, admin, ..
         } = self;
         drop(producer);
-        tokio::task::spawn_blocking(move || drop(admin));
+        close_off_runtime(admin);
     }
 
     /// Drops every message not yet sent (fenced: someone else owns the task).
     pub fn purge(&self) {
         self.producer.purge();
     }
+}
+
+/// librdkafka clients being closed: dropping one joins its broker threads
+/// (up to about a second), so it is dropped on a blocking thread, tracked
+/// here so that process shutdown can wait for them ([`wait_closed`]).
+static CLOSING: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+
+/// Drops a librdkafka client on a tracked blocking thread. Call inside the
+/// runtime (also from `block_in_place`).
+pub fn close_off_runtime<T: Send + 'static>(client: T) {
+    CLOSING.spawn_blocking(move || drop(client));
+}
+
+/// Waits up to `deadline` for every client handed to [`close_off_runtime`]
+/// to close; false when some were still closing.
+pub async fn wait_closed(deadline: Duration) -> bool {
+    CLOSING.close();
+    let done = tokio::time::timeout(deadline, CLOSING.wait()).await.is_ok();
+    CLOSING.reopen();
+    done
 }
 
 /// A librdkafka client config for `brokers` with the task's TLS/SASL settings.
@@ -532,14 +560,9 @@ pub fn rdkafka_config(brokers: &str, props: &[(&'static str, String)]) -> Client
 }
 
 fn producer_error(e: ProducerError) -> TaskError {
-    if let ProducerError::Conn(c) = &e {
-        if c.is_definite() {
-            return DefiniteError::KafkaSecurity(c.to_string()).into();
-        }
-    }
-    if e.is_definite() {
-        DefiniteError::Kafka(e.to_string()).into()
-    } else {
-        TaskError::transient(format!("starting the Kafka producer: {e}"))
+    match e {
+        ProducerError::Conn(c) if c.is_definite() => DefiniteError::KafkaSecurity(c.into()).into(),
+        e if e.is_definite() => DefiniteError::KafkaProducer(e.into()).into(),
+        e => TaskError::transient(format!("starting the Kafka producer: {e}")),
     }
 }

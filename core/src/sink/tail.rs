@@ -123,7 +123,7 @@ pub fn read_tails(
         if todo.is_empty() {
             // Closing a consumer waits for its broker threads (up to ~100 ms
             // here): let it close off the takeover path.
-            std::thread::spawn(move || drop(consumer));
+            super::close_off_runtime(consumer);
             return Ok(result);
         }
         window = window.saturating_mul(16);
@@ -184,7 +184,7 @@ fn own_position<M: Message>(m: &M, task: &str) -> Option<MsgPos> {
                 gtid = h
                     .value
                     .and_then(|v| std::str::from_utf8(v).ok())
-                    .map(str::to_string)
+                    .and_then(|v| v.parse().ok())
             }
             SNAPSHOT_KEY_HEADER => {
                 snap_key = h

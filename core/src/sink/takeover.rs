@@ -42,7 +42,7 @@
 //! `"type":"fence"` or that carry the `replicator.fence` header.
 
 /// Header present on fence records only (value: the writer's epoch).
-pub const FENCE_HEADER: &str = "replicator.fence";
+pub use replicator_common::message::FENCE_HEADER;
 
 /// One step of preparing a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

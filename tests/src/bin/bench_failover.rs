@@ -8,6 +8,7 @@
 //! the servers of `REPLICATOR_TEST_*` when set, else starts its own.
 
 use mysql_async::prelude::Queryable;
+use replicator_common::message::EPOCH_HEADER;
 use replicator_common::nodes::{Control, InstanceInfo, InstanceState};
 use replicator_common::paths::TaskRef;
 use replicator_tests::{unique_name, unique_root, Process, Stack};
@@ -100,7 +101,7 @@ impl Bench {
             let msgs = self.stack.read_topic(&self.topic).await;
             let first = msgs
                 .iter()
-                .filter(|m| m.header("replicator.epoch") == Some(want.as_bytes()))
+                .filter(|m| m.header(EPOCH_HEADER) == Some(want.as_bytes()))
                 .filter_map(|m| m.timestamp_ms)
                 .min();
             if let Some(t) = first {

@@ -70,7 +70,7 @@ pub async fn wait_recovered(
             if let (Some(host), Some(ctx)) = (single_running(&instances), &context) {
                 let moved = pos_before
                     .as_ref()
-                    .is_none_or(|(f, p)| (&ctx.file, ctx.pos) != (f, *p));
+                    .is_none_or(|(f, p)| (&ctx.position.file, ctx.position.pos) != (f, *p));
                 if ctx.updated_ms > fault_ms && moved {
                     return (fault_at.elapsed(), host);
                 }
@@ -88,7 +88,7 @@ pub async fn wait_recovered(
 /// The context position now, if readable.
 pub async fn position(s: &Scenario, zk: &Zk) -> Option<(String, u64)> {
     let (_, ctx) = observe(s, zk).await?;
-    ctx.map(|c| (c.file, c.pos))
+    ctx.map(|c| (c.position.file, c.position.pos))
 }
 
 /// What a fault test reports: rows committed, and of their inserts how

@@ -6,6 +6,7 @@
 
 pub mod faults;
 
+use replicator_common::message::EPOCH_HEADER;
 use replicator_common::nodes::{Control, InstanceInfo, InstanceState};
 use replicator_common::paths::{Layout, TaskRef};
 use replicator_common::zk::Zk;
@@ -193,7 +194,7 @@ pub fn old_epoch_after_new(messages: &[Message], old_epoch: i64) -> Vec<String> 
     let mut new_seen: HashMap<i32, i64> = HashMap::new();
     let mut problems = Vec::new();
     for m in messages {
-        let epoch: i64 = std::str::from_utf8(m.header("replicator.epoch").expect("epoch header"))
+        let epoch: i64 = std::str::from_utf8(m.header(EPOCH_HEADER).expect("epoch header"))
             .unwrap()
             .parse()
             .unwrap();

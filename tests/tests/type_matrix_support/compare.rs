@@ -2,6 +2,7 @@
 //! expectations.
 
 use super::{Expect, Kind, TableSpec};
+use replicator_common::message::{POSITION_HEADER, TASK_HEADER};
 use replicator_tests::Message;
 use serde_json::{Map, Value};
 
@@ -119,16 +120,16 @@ fn check_envelope(p: &mut Problems<'_>, task: &str, t: &TableSpec, v: &Value, m:
             .map(|h| String::from_utf8_lossy(h).into_owned())
     };
     let want = format!("{file}:{at}:{row}");
-    if header("replicator.task").as_deref() != Some(task) {
+    if header(TASK_HEADER).as_deref() != Some(task) {
         p.push(format!(
             "header replicator.task: expected {task:?}, got {:?}",
-            header("replicator.task")
+            header(TASK_HEADER)
         ));
     }
-    if header("replicator.position").as_deref() != Some(want.as_str()) {
+    if header(POSITION_HEADER).as_deref() != Some(want.as_str()) {
         p.push(format!(
             "header replicator.position: expected {want:?}, got {:?}",
-            header("replicator.position")
+            header(POSITION_HEADER)
         ));
     }
 }

@@ -30,4 +30,6 @@ pub mod sasl;
 pub mod tls;
 pub mod wire;
 
-pub use producer::{no_guard, transactional_id, Producer, ProducerError, WireGuard};
+pub use producer::{
+    no_guard, transactional_id, DeliveryError, FlushError, Producer, ProducerError, WireGuard,
+};

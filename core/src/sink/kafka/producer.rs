@@ -65,8 +65,6 @@ pub fn no_guard() -> WireGuard {
     Arc::new(|| true)
 }
 
-const LEASE_EXPIRED: &str = "lease expired: nothing more goes on the wire (self-fenced)";
-
 /// How long to keep asking a coordinator that is not ready.
 const COORDINATOR_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -87,8 +85,64 @@ pub enum ProducerError {
     TooLarge { size: usize, max: usize },
     #[error("producer stopped: {0}")]
     Stopped(String),
-    #[error("Kafka at {addr}: {why}")]
-    Unsupported { addr: String, why: String },
+    #[error("Kafka at {addr}: {source}")]
+    Unsupported {
+        addr: String,
+        #[source]
+        source: protocol::UnsupportedVersions,
+    },
+}
+
+/// Why one attempt at a `Produce` request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error(transparent)]
+    Connect(#[from] ProducerError),
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    #[error("producing to {topic}/{partition}: Kafka error {name} ({code}){hint}")]
+    Broker {
+        topic: Arc<str>,
+        partition: i32,
+        code: i16,
+        name: &'static str,
+        /// Said of a fenced epoch: who fenced it.
+        hint: &'static str,
+    },
+    #[error("{0} after the broker restarted: not taken on trust")]
+    AfterRestart(Box<AttemptError>),
+    #[error("lease expired: nothing more goes on the wire (self-fenced)")]
+    LeaseExpired,
+}
+
+/// Why records were not delivered; the first one stops the producer.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("compressing a batch with {codec}: {source}")]
+    Compress {
+        codec: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source} (gave up after {attempts} attempts in {elapsed_ms} ms)")]
+    GaveUp {
+        #[source]
+        source: AttemptError,
+        attempts: u32,
+        elapsed_ms: u128,
+    },
+    #[error(transparent)]
+    Stopped(AttemptError),
+}
+
+/// Why a flush did not end with everything acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    /// The first delivery failure, as the tracker recorded it.
+    #[error("{0}")]
+    Failed(String),
+    #[error("{in_flight} messages still unacknowledged after {waited_ms} ms")]
+    TimedOut { in_flight: usize, waited_ms: u128 },
 }
 
 impl ProducerError {
@@ -161,11 +215,11 @@ impl Shared {
         self.unacked_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    fn stop(&self, reason: String) {
+    fn stop(&self, reason: &DeliveryError) {
         if !self.stopped.swap(true, Ordering::AcqRel) {
             tracing::warn!(reason = %reason, "kafka producer stopped");
         }
-        self.tracker.fail(0, reason);
+        self.tracker.fail(0, reason.to_string());
     }
 }
 
@@ -391,7 +445,7 @@ impl Producer {
 
     /// Waits until every accepted record is acknowledged, or the producer
     /// failed, or `timeout` passed.
-    pub async fn flush(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let deadline = tokio::time::Instant::now() + timeout;
         self.shared.urgent.store(true, Ordering::Release);
         for l in self.links.values() {
@@ -400,17 +454,16 @@ impl Producer {
         let r = loop {
             // A failed request settles its records too: check failure first.
             if let Some(f) = self.shared.tracker.failure() {
-                break Err(f);
+                break Err(FlushError::Failed(f));
             }
             if self.in_flight() == 0 {
                 break Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                break Err(format!(
-                    "{} messages still unacknowledged after {} ms",
-                    self.in_flight(),
-                    timeout.as_millis()
-                ));
+                break Err(FlushError::TimedOut {
+                    in_flight: self.in_flight(),
+                    waited_ms: timeout.as_millis(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
@@ -453,10 +506,11 @@ async fn connect(addr: &str, client: &Client) -> Result<(Conn, Versions), Produc
         );
         return Ok((conn, Versions::default()));
     }
-    let versions = protocol::pick_versions(&ranges).map_err(|why| ProducerError::Unsupported {
-        addr: addr.to_string(),
-        why,
-    })?;
+    let versions =
+        protocol::pick_versions(&ranges).map_err(|source| ProducerError::Unsupported {
+            addr: addr.to_string(),
+            source,
+        })?;
     tracing::debug!(broker = addr, ?versions, "negotiated request versions");
     Ok((conn, versions))
 }
@@ -518,7 +572,7 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
         };
         taken.sort_by(|a, b| a.0.cmp(&b.0));
         if let Err(e) = produce(&addr, &mut conn, &mut sequences, taken, &shared).await {
-            shared.stop(e);
+            shared.stop(&e);
             conn = None;
         }
     }
@@ -537,9 +591,9 @@ struct Sealed {
 /// How one attempt at a request failed.
 enum Failure {
     /// Resend the batches not yet acknowledged (after a backoff).
-    Retry(String),
+    Retry(AttemptError),
     /// Stop the producer.
-    Stop(String),
+    Stop(AttemptError),
 }
 
 /// One `Produce` request with the given batches, resent on transient
@@ -550,7 +604,7 @@ async fn produce(
     sequences: &mut HashMap<Tp, i32>,
     taken: Vec<(Tp, Pending)>,
     shared: &Shared,
-) -> Result<(), String> {
+) -> Result<(), DeliveryError> {
     let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
     let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
     let codec = shared.settings.compression;
@@ -559,10 +613,13 @@ async fn produce(
     for ((topic, partition), p) in taken {
         let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
         let count = p.batch.count();
-        let bytes = p
-            .batch
-            .seal(shared.pid, *seq, codec)
-            .map_err(|e| format!("compressing a batch with {}: {e}", codec.name()))?;
+        let bytes =
+            p.batch
+                .seal(shared.pid, *seq, codec)
+                .map_err(|source| DeliveryError::Compress {
+                    codec: codec.name(),
+                    source,
+                })?;
         *seq = seq.wrapping_add(count) & i32::MAX;
         batches.push(Sealed {
             topic,
@@ -580,7 +637,7 @@ async fn produce(
         }
         let reason = match attempt(addr, conn, &mut batches, shared, &mut restarted).await {
             Ok(()) => break Ok(()),
-            Err(Failure::Stop(e)) => break Err(e),
+            Err(Failure::Stop(e)) => break Err(DeliveryError::Stopped(e)),
             Err(Failure::Retry(e)) => e,
         };
         *conn = None;
@@ -591,10 +648,11 @@ async fn produce(
             .saturating_mul(1 << (attempts - 1).min(10))
             .min(Duration::from_secs(1));
         if attempts > s.retries || started.elapsed() + backoff > s.delivery_timeout {
-            break Err(format!(
-                "{reason} (gave up after {attempts} attempts in {} ms)",
-                started.elapsed().as_millis()
-            ));
+            break Err(DeliveryError::GaveUp {
+                source: reason,
+                attempts,
+                elapsed_ms: started.elapsed().as_millis(),
+            });
         }
         tracing::warn!(broker = %addr, error = %reason, attempt = attempts,
             backoff_ms = backoff.as_millis() as u64, "kafka request failed; resending");
@@ -616,12 +674,12 @@ async fn attempt(
 ) -> Result<(), Failure> {
     if conn.is_none() {
         *conn = Some(connect(addr, &shared.client).await.map_err(|e| match e {
-            e @ ProducerError::Unsupported { .. } => Failure::Stop(e.to_string()),
+            e @ ProducerError::Unsupported { .. } => Failure::Stop(e.into()),
             e => {
                 if let ProducerError::Conn(ConnError::Connect { source, .. }) = &e {
                     *restarted |= source.kind() == std::io::ErrorKind::ConnectionRefused;
                 }
-                Failure::Retry(e.to_string())
+                Failure::Retry(e.into())
             }
         })?);
     }
@@ -649,14 +707,14 @@ async fn attempt(
     // process frozen with this request queued finds its lease expired here.
     if !(shared.guard)() {
         shared.lease_expired.store(true, Ordering::Release);
-        return Err(Failure::Stop(LEASE_EXPIRED.to_string()));
+        return Err(Failure::Stop(AttemptError::LeaseExpired));
     }
     let body = c
         .call(protocol::PRODUCE, version, f)
         .await
-        .map_err(|e| Failure::Retry(e.to_string()))?;
+        .map_err(|e| Failure::Retry(e.into()))?;
     let results = protocol::read_produce(&mut super::wire::Reader::new(&body), version)
-        .map_err(|e| Failure::Retry(wire(addr)(e).to_string()))?;
+        .map_err(|e| Failure::Retry(wire(addr)(e).into()))?;
     let mut retry = None;
     let mut stop = None;
     batches.retain(|b| {
@@ -664,21 +722,19 @@ async fn attempt(
             .iter()
             .find(|r| r.partition == b.partition && *r.topic == *b.topic)
             .map_or(-1, |r| r.error);
-        let what = || {
-            format!(
-                "producing to {}/{}: Kafka error {} ({code}){}",
-                b.topic,
-                b.partition,
-                error_name(code),
-                if matches!(
-                    code,
-                    protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
-                ) {
-                    " (a newer writer of this task started: this one is fenced)"
-                } else {
-                    ""
-                }
-            )
+        let what = || AttemptError::Broker {
+            topic: b.topic.clone(),
+            partition: b.partition,
+            code,
+            name: error_name(code),
+            hint: if matches!(
+                code,
+                protocol::PRODUCER_FENCED | protocol::INVALID_PRODUCER_EPOCH
+            ) {
+                " (a newer writer of this task started: this one is fenced)"
+            } else {
+                ""
+            },
         };
         match protocol::classify(code) {
             protocol::Outcome::Appended => {
@@ -693,9 +749,7 @@ async fn attempt(
             // stored (seen in `broker_restart`). Stop instead: the restarted
             // pipeline's tail read checks what the topic holds.
             protocol::Outcome::Duplicate if restarted => {
-                stop.get_or_insert_with(|| {
-                    format!("{} after the broker restarted: not taken on trust", what())
-                });
+                stop.get_or_insert_with(|| AttemptError::AfterRestart(Box::new(what())));
                 true
             }
             protocol::Outcome::Duplicate => {

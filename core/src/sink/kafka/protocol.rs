@@ -47,9 +47,17 @@ impl Default for Versions {
     }
 }
 
+/// The broker speaks no version we do of some requests (each named, with
+/// the versions on both sides).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the broker does not speak versions we do: {}", .missing.join(", "))]
+pub struct UnsupportedVersions {
+    pub missing: Vec<String>,
+}
+
 /// The newest version of each request both sides support, from the
 /// broker's (api key, min, max) list; the error names what does not fit.
-pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, String> {
+pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, UnsupportedVersions> {
     let mut picked = [0i16; 3];
     let mut missing = Vec::new();
     for (i, (key, name, lo, hi)) in OURS.iter().enumerate() {
@@ -62,10 +70,7 @@ pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, String> {
         }
     }
     if !missing.is_empty() {
-        return Err(format!(
-            "the broker does not speak versions we do: {}",
-            missing.join(", ")
-        ));
+        return Err(UnsupportedVersions { missing });
     }
     Ok(Versions {
         produce: picked[0],
@@ -441,7 +446,7 @@ mod tests {
             })
         );
         let old = [(0, 0, 2), (10, 0, 0)];
-        let err = pick_versions(&old).unwrap_err();
+        let err = pick_versions(&old).unwrap_err().to_string();
         assert!(err.contains("Produce v0-v2 (we speak v3-v8)"), "{err}");
         assert!(err.contains("InitProducerId (not offered)"), "{err}");
     }
