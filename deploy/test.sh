@@ -2,7 +2,8 @@
 # The project's test command (CI runs it through .ci/run):
 #   1. deploy/install.sh: Debian packages and Tansu, only what is missing;
 #   2. build every target of the workspace;
-#   3. cargo fmt --check and clippy with warnings as errors;
+#   3. cargo fmt --check, clippy with warnings as errors, and no import
+#      circle between the modules of a crate (.ci/import_circles.py);
 #   4. cargo test --workspace --no-fail-fast (every test binary runs, so one
 #      report shows every failure): the end-to-end tests start their own
 #      ZooKeeper, MariaDB and Tansu through the harness (tests/src), or reuse
@@ -34,6 +35,9 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "import circles"
+python3 .ci/import_circles.py
 
 step "tests"
 cargo test --workspace --no-fail-fast "$@"
