@@ -21,6 +21,8 @@
 //!   core, alert).
 //! - [`zk`]: ZooKeeper session helper (connect with timeout, session events,
 //!   node helpers).
+//! - [`zk_watchdog`]: the workaround for zookeeper-client 0.11.2's busy
+//!   loop (a runtime per session, a silence watchdog).
 //! - [`shutdown`]: a cancellation token for SIGTERM/SIGINT.
 //! - [`telemetry`]: tracing set-up.
 
@@ -41,6 +43,7 @@ pub mod shutdown;
 pub mod task_node;
 pub mod telemetry;
 pub mod zk;
+pub mod zk_watchdog;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
