@@ -111,7 +111,7 @@ pub async fn connect(opts: &ZkOptions) -> Result<Zk, ZkError> {
         connector = connector.with_auth("digest", auth.as_bytes());
     }
     let wait = opts.session_timeout.max(Duration::from_secs(2));
-    let runtime = SessionRuntime::new().map_err(ZkError::Runtime)?;
+    let mut runtime = SessionRuntime::new().map_err(ZkError::Runtime)?;
     let servers = opts.servers.clone();
     // the client spawns its session task where it connects: on `runtime`
     let connecting = runtime.spawn(async move { connector.connect(&servers).await });
@@ -128,8 +128,12 @@ pub async fn connect(opts: &ZkOptions) -> Result<Zk, ZkError> {
                 source,
             })
         }
-        Ok(Ok(Ok(c))) => c,
+        Ok(Ok(Ok(client))) => client,
     };
+    let mut states = client.state_watcher();
+    runtime.until_closed(Box::pin(async move {
+        while !is_terminal(states.changed().await) {}
+    }));
     Ok(Zk {
         client,
         layout: opts.layout.clone(),

@@ -19,7 +19,9 @@
 //! - [`SessionRuntime`]: every session's client task runs on a small
 //!   runtime of its own (one worker thread), owned by the session's handles
 //!   ([`crate::zk::Zk`]); when the last handle is dropped the runtime is shut
-//!   down and the task with it, spinning or not.
+//!   down and the task with it, spinning or not, after giving a healthy
+//!   session up to [`CLOSE_WAIT`] to close (so its ephemeral nodes vanish at
+//!   once, as before).
 //! - [`Silence`]: the Core's lease keeper records every ZooKeeper reply;
 //!   when none came for a whole session timeout the server has expired the
 //!   session (it expires a session it has not heard from for that long), so
@@ -30,11 +32,22 @@
 //! Remove both when the crate polls its deadline or sleeps a minimum
 //! backoff between attempts.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How long a dropped session may take to close before its runtime stops.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Resolves once the session is over (closed, expired).
+pub type Closed = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The runtime a session's client task runs on (see the module doc).
 pub struct SessionRuntime {
     runtime: Option<tokio::runtime::Runtime>,
+    /// In a mutex only so that handles can be shared across threads.
+    closed: Mutex<Option<Closed>>,
 }
 
 impl SessionRuntime {
@@ -47,7 +60,13 @@ impl SessionRuntime {
             .build()?;
         Ok(SessionRuntime {
             runtime: Some(runtime),
+            closed: Mutex::new(None),
         })
+    }
+
+    /// What to wait for (at most [`CLOSE_WAIT`]) before the runtime stops.
+    pub fn until_closed(&mut self, closed: Closed) {
+        *self.closed.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(closed);
     }
 
     /// Spawns `future` on this runtime.
@@ -64,11 +83,38 @@ impl SessionRuntime {
 }
 
 impl Drop for SessionRuntime {
+    /// Does not block the caller: a thread of its own waits for the session
+    /// to close (bounded), then shuts the runtime down without waiting; a
+    /// task spinning in the client's retry loop is dropped at its next
+    /// yield.
     fn drop(&mut self) {
-        // does not wait: a task spinning in the client's retry loop is
-        // dropped at its next yield, on the runtime's own thread
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
+        let Some(rt) = self.runtime.take() else {
+            return;
+        };
+        let closed = self
+            .closed
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let slot = Arc::new(Mutex::new(Some(rt)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("zk-session-close".into())
+            .spawn(move || {
+                let rt = theirs.lock().ok().and_then(|mut g| g.take());
+                if let Some(rt) = rt {
+                    if let Some(closed) = closed {
+                        rt.block_on(async {
+                            let _ = tokio::time::timeout(CLOSE_WAIT, closed).await;
+                        });
+                    }
+                    rt.shutdown_background();
+                }
+            });
+        if spawned.is_err() {
+            if let Some(rt) = slot.lock().ok().and_then(|mut g| g.take()) {
+                rt.shutdown_background();
+            }
         }
     }
 }
@@ -140,10 +186,13 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         });
+        let never: Closed = Box::pin(std::future::pending());
+        let mut rt = rt;
+        rt.until_closed(never);
         drop(rt);
-        // the sender is dropped with the task
+        // the sender is dropped with the task, after CLOSE_WAIT
         assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)),
+            rx.recv_timeout(CLOSE_WAIT + Duration::from_secs(5)),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
         );
     }
