@@ -52,19 +52,19 @@ pub fn pg_bin_dir() -> Option<PathBuf> {
 /// `(uid, gid)` of the system user `postgres` when this process is root
 /// (PostgreSQL will not run as root), `None` otherwise.
 fn server_user() -> Option<(u32, u32)> {
-    let id = |flag: &str, user: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, user]).output().ok()?;
+    let id = |args: &[&str]| -> Option<u32> {
+        let out = Command::new("id").args(args).output().ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
-    if id("-u", "")? != 0 {
+    if id(&["-u"])? != 0 {
         return None;
     }
-    let uid = id("-u", "postgres").unwrap_or_else(|| {
+    let uid = id(&["-u", "postgres"]).unwrap_or_else(|| {
         panic!("running as root, PostgreSQL needs the system user postgres (apt-get install postgresql)")
     });
     Some((
         uid,
-        id("-g", "postgres").expect("the group of user postgres"),
+        id(&["-g", "postgres"]).expect("the group of user postgres"),
     ))
 }
 
