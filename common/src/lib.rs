@@ -28,6 +28,8 @@
 //!   core, alert).
 //! - [`zk`]: ZooKeeper session helper (connect with timeout, session events,
 //!   node helpers).
+//! - [`zk_watchdog`]: the workaround for zookeeper-client 0.11.2's busy
+//!   loop (a runtime per session, a silence watchdog).
 //! - [`shutdown`]: a cancellation token for SIGTERM/SIGINT.
 //! - [`source_conn`]: which server of a task's source to reach and the
 //!   connection options (credentials, `source.tls`), for the Core and the Monitor.
@@ -54,6 +56,7 @@ pub mod source_conn;
 pub mod task_node;
 pub mod telemetry;
 pub mod zk;
+pub mod zk_watchdog;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

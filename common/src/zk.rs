@@ -7,11 +7,17 @@
 //! [`connect`] again (its ephemeral nodes are gone by then). [`StateEvents`]
 //! turns the client's state watcher into events a caller can `select!` on.
 //!
+//! Each session's client task runs on a runtime of its own, shut down with
+//! the session's last handle ([`crate::zk_watchdog`], a workaround for a
+//! busy loop of zookeeper-client 0.11.2).
+//!
 //! Znodes are created with `creator_all` ACLs when the session is
 //! authenticated (only the replicator identity can read or write them) and
 //! open ACLs otherwise (development mode).
 
 use crate::paths::Layout;
+use crate::zk_watchdog::SessionRuntime;
+use std::sync::Arc;
 use std::time::Duration;
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, SessionState, StateWatcher};
 
@@ -59,6 +65,8 @@ pub enum ZkError {
     },
     #[error("ZooKeeper auth must be USER:PASSWORD")]
     BadAuth,
+    #[error("cannot start the ZooKeeper session's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Path(#[from] crate::paths::PathError),
 }
@@ -86,6 +94,8 @@ pub struct Zk {
     client: Client,
     layout: Layout,
     authenticated: bool,
+    /// Runs the client's session task; shut down with the last clone.
+    _runtime: Arc<SessionRuntime>,
 }
 
 /// Opens a session, waiting at most `session_timeout` (at least 2 s) for it.
@@ -101,25 +111,34 @@ pub async fn connect(opts: &ZkOptions) -> Result<Zk, ZkError> {
         connector = connector.with_auth("digest", auth.as_bytes());
     }
     let wait = opts.session_timeout.max(Duration::from_secs(2));
-    let client = match tokio::time::timeout(wait, connector.connect(&opts.servers)).await {
-        Err(_) => {
+    let mut runtime = SessionRuntime::new().map_err(ZkError::Runtime)?;
+    let servers = opts.servers.clone();
+    // the client spawns its session task where it connects: on `runtime`
+    let connecting = runtime.spawn(async move { connector.connect(&servers).await });
+    let client = match tokio::time::timeout(wait, connecting).await {
+        Err(_) | Ok(Err(_)) => {
             return Err(ZkError::Unreachable {
                 servers: opts.servers.clone(),
                 waited_ms: wait.as_millis(),
             })
         }
-        Ok(Err(source)) => {
+        Ok(Ok(Err(source))) => {
             return Err(ZkError::Connect {
                 servers: opts.servers.clone(),
                 source,
             })
         }
-        Ok(Ok(c)) => c,
+        Ok(Ok(Ok(client))) => client,
     };
+    let mut states = client.state_watcher();
+    runtime.until_closed(Box::pin(async move {
+        while !is_terminal(states.changed().await) {}
+    }));
     Ok(Zk {
         client,
         layout: opts.layout.clone(),
         authenticated: opts.auth.is_some(),
+        _runtime: Arc::new(runtime),
     })
 }
 

@@ -25,6 +25,17 @@ pub const SNAPSHOT_ROWS: &str = "replicator_core_snapshot_rows_total";
 /// Tables the task's snapshot has still to copy.
 pub const SNAPSHOT_TABLES_REMAINING: &str = "replicator_core_snapshot_tables_remaining";
 
+/// ZooKeeper sessions this Core gave up because no reply came for a whole
+/// session timeout (`replicator_common::zk_watchdog`).
+pub const ZK_SESSIONS_ABANDONED: &str = "replicator_core_zk_sessions_abandoned_total";
+
+static SESSIONS_ABANDONED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts a session given up by the watchdog.
+pub fn session_abandoned() {
+    SESSIONS_ABANDONED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[derive(Debug, Default, Clone)]
 struct TaskMetrics {
     running: bool,
@@ -115,6 +126,11 @@ pub fn render(now_ms: i64) -> String {
         "tables the task's snapshot has still to copy",
         &|m| m.snapshot.map(|s| s.1.to_string()),
     );
+    out.push_str(&format!(
+        "# HELP {ZK_SESSIONS_ABANDONED} ZooKeeper sessions given up after a session timeout without a reply\n\
+         # TYPE {ZK_SESSIONS_ABANDONED} counter\n{ZK_SESSIONS_ABANDONED} {}\n",
+        SESSIONS_ABANDONED.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     out
 }
 

@@ -16,6 +16,7 @@ use crate::running::Running;
 use replicator_common::nodes::CoreInfo;
 use replicator_common::paths::TaskRef;
 use replicator_common::zk::{self, is_terminal, Zk, ZkOptions};
+use replicator_common::zk_watchdog::Silence;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -170,6 +171,12 @@ async fn session(config: &Arc<CoreConfig>, zk: Zk, shutdown: &CancellationToken)
                 zk.close().await;
                 return;
             }
+            _ = session_lost.cancelled() => {
+                // the lease keeper's watchdog gave the session up
+                while tasks.join_next().await.is_some() {}
+                background.shutdown().await;
+                return;
+            }
             state = events.next() => {
                 if is_terminal(state) {
                     tracing::warn!(state = ?state, "ZooKeeper session is over; rejoining as a candidate");
@@ -203,15 +210,24 @@ async fn wait_for_node(env: &TaskEnv, path: &str) -> bool {
     }
 }
 
-/// Renews the lease after each confirmed round trip.
+/// Renews the lease after each confirmed round trip. When no reply came
+/// for a whole session timeout, ends the session as expired (the watchdog
+/// of `replicator_common::zk_watchdog`: zookeeper-client 0.11.2 may never
+/// report the expiry itself).
 async fn keep_lease(zk: Zk, lease: Lease, session_lost: CancellationToken) {
-    let every = (zk.session_timeout() / 6).max(Duration::from_millis(50));
+    let timeout = zk.session_timeout();
+    let every = (timeout / 6).max(Duration::from_millis(50));
     let root = zk.layout().root().to_string();
+    let mut silence = Silence::new(Instant::now(), timeout);
     loop {
         let sent = Instant::now();
-        match zk.client().check_stat(&root).await {
-            Ok(_) => lease.renew(sent),
-            Err(e) => {
+        // bounded: a request may wait in the client until it reconnects
+        match tokio::time::timeout(every, zk.client().check_stat(&root)).await {
+            Ok(Ok(_)) => {
+                lease.renew(sent);
+                silence.heard(Instant::now());
+            }
+            Ok(Err(e)) => {
                 if is_terminal(zk.state()) {
                     lease.revoke();
                     session_lost.cancel();
@@ -219,6 +235,22 @@ async fn keep_lease(zk: Zk, lease: Lease, session_lost: CancellationToken) {
                 }
                 tracing::debug!(error = %e, "lease ping failed");
             }
+            Err(_) => tracing::debug!(
+                waited_ms = every.as_millis() as u64,
+                "lease ping unanswered"
+            ),
+        }
+        if let Some(silent) = silence.overdue(Instant::now()) {
+            lease.revoke();
+            crate::metrics::session_abandoned();
+            tracing::warn!(
+                silent_ms = silent.as_millis() as u64,
+                session_timeout_ms = timeout.as_millis() as u64,
+                state = ?zk.state(),
+                "no ZooKeeper reply for a whole session timeout: the session is over; opening a new one"
+            );
+            session_lost.cancel();
+            return;
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -82,8 +82,10 @@
 //! - [`process`]: the project's binaries as child processes.
 //! - [`secure_kafka`]: a private Tansu behind a TLS terminator (and SASL),
 //!   with test certificates.
-//! - [`s3_kafka`]: a private Tansu on S3 storage (moto), restartable without
-//!   losing its data.
+//! - [`postgres`]: a PostgreSQL server of a test's own.
+//! - [`pg_kafka`]: a private Tansu on PostgreSQL storage (the
+//!   postgres-enabled build), restartable without losing its data or its
+//!   SCRAM users.
 //! - [`zk_ensemble`]: a ZooKeeper ensemble of a test's own (3 servers, or 1
 //!   listening on every address), whose members can be killed and restarted.
 //! - [`netns`]: network namespaces joined by veth links a test can cut
@@ -99,9 +101,10 @@ pub mod mariadb_pair;
 pub mod mysql;
 pub mod names;
 pub mod netns;
+pub mod pg_kafka;
+pub mod postgres;
 pub mod process;
 pub mod reaper;
-pub mod s3_kafka;
 pub mod secure_kafka;
 pub mod servers;
 pub mod stack;

@@ -7,8 +7,13 @@
 //! command: a CA, a server certificate for `localhost` signed by it, and a
 //! second CA that signed nothing (for the "wrong CA" case).
 //!
-//! With `authentication`, Tansu also requires SASL SCRAM.
+//! With `authentication`, Tansu also requires SASL SCRAM. Its memory
+//! storage keeps no user, so no login can succeed there;
+//! [`SecureKafka::start_on_postgres`] puts the TLS front before a Tansu on
+//! PostgreSQL ([`crate::pg_kafka`]), where users made with `tansu user
+//! create` survive the restart that turns `--authentication` on.
 
+use crate::pg_kafka::PgKafka;
 use crate::process::Process;
 use crate::reaper;
 use crate::servers::tansu_path;
@@ -29,8 +34,14 @@ pub struct SecureKafka {
     /// PEM of a CA that signed nothing here.
     pub wrong_ca_file: PathBuf,
     pub dir: PathBuf,
-    tansu: Process,
+    broker: Broker,
     socat: Process,
+}
+
+/// The Tansu behind the TLS front.
+enum Broker {
+    Memory(Process),
+    Postgres(Box<PgKafka>),
 }
 
 fn free_port() -> u16 {
@@ -159,6 +170,23 @@ impl SecureKafka {
         }
         let mut tansu = Process::spawn_command("tansu-secure", cmd);
         wait_port(inner, "tansu", &mut tansu);
+        SecureKafka::front(dir, inner, port, Broker::Memory(tansu))
+    }
+
+    /// Starts PostgreSQL, a Tansu on it (without `--authentication`; see
+    /// [`SecureKafka::postgres`] to add users and turn it on) and socat in
+    /// front of it.
+    pub fn start_on_postgres() -> SecureKafka {
+        let dir = reaper::fresh_dir("secure-kafka");
+        make_certificates(&dir);
+        let inner = free_port();
+        let port = free_port();
+        let kafka = PgKafka::start_advertising(inner, &format!("tcp://localhost:{port}"));
+        SecureKafka::front(dir, inner, port, Broker::Postgres(Box::new(kafka)))
+    }
+
+    /// socat on `port` terminating TLS for the broker on `inner`.
+    fn front(dir: PathBuf, inner: u16, port: u16, broker: Broker) -> SecureKafka {
         let mut cmd = Command::new("socat");
         cmd.arg(format!(
             "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
@@ -174,8 +202,17 @@ impl SecureKafka {
             ca_file: dir.join("ca.pem"),
             wrong_ca_file: dir.join("other-ca.pem"),
             dir,
-            tansu,
+            broker,
             socat,
+        }
+    }
+
+    /// The Tansu on PostgreSQL behind the front (its plaintext port is for
+    /// `tansu user create`); panics for [`SecureKafka::start`]'s memory broker.
+    pub fn postgres(&mut self) -> &mut PgKafka {
+        match &mut self.broker {
+            Broker::Postgres(k) => k,
+            Broker::Memory(_) => panic!("SecureKafka::start_on_postgres has a PostgreSQL storage"),
         }
     }
 
@@ -193,9 +230,14 @@ impl SecureKafka {
         base.with_kafka(&self.bootstrap, props)
     }
 
-    /// Stops both processes.
+    /// Stops the front and the broker (and its PostgreSQL).
     pub async fn stop(mut self) {
         self.socat.kill();
-        self.tansu.kill();
+        match self.broker {
+            Broker::Memory(mut tansu) => {
+                tansu.kill();
+            }
+            Broker::Postgres(kafka) => kafka.stop().await,
+        }
     }
 }

@@ -1,67 +1,113 @@
-//! A broker restart mid-stream, on a storage that survives it (Tansu on S3,
-//! see `replicator_tests::s3_kafka`): a writer commits multi-row
-//! transactions throughout; the broker is stopped (SIGTERM) and started
-//! again on the same port and data. Every row must arrive exactly once and
-//! the counter row's updates in commit order. Prints how long the broker
-//! was away, how many requests the producer resent and whether the pipeline
-//! had to restart from its context.
+//! A broker restart mid-stream, on a storage that survives it: Tansu on
+//! PostgreSQL (`replicator_tests::pg_kafka`, the postgres-enabled Tansu
+//! build). A writer commits 5-row transactions throughout; the broker is
+//! stopped with SIGTERM and started again on the same port and database,
+//! then, once the task has recovered, killed with SIGKILL and started
+//! again. After each restart the task must resume by itself; at the end
+//! every row must be in the topic exactly once and the counter row's
+//! updates in commit order. Prints its figures (recovery time per restart,
+//! rows, lost, duplicated), how long the broker was away, how many requests
+//! the producer resent and whether the pipeline had to restart from its
+//! context.
 //!
-//! Ignored: no broker that runs here keeps its data through a restart
-//! reliably. Tansu 0.6.0's prebuilt binary stores only in memory or S3; on
-//! S3 (moto, `pip install 'moto[server]'`) a batch in flight at SIGTERM can
-//! be lost while the restarted broker answers its resend with
-//! `DUPLICATE_SEQUENCE_NUMBER` (this test caught it as lost rows: the
-//! producer no longer takes that answer on trust from a broker that
-//! refused a connection in between), and a tail read after the restart can
-//! get no records below the reported end, so the task stops with a
-//! reported "did not reach their end" error instead of guessing. Runs here:
-//! before that change 3 of 5 passed and 2 lost rows; with it 3 of 8 passed
-//! (one of them through a pipeline restart, still exactly once) and 5
-//! stalled, visibly, in the tail read. Run it with `--ignored`.
+//! Needs the postgres-enabled Tansu (`deploy/install.sh` builds it);
+//! `REPLICATOR_TEST_SKIP_TANSU_PG=1` skips it explicitly.
+//!
+//! Ignored: Tansu 0.6.0's `list_latest_offset_committed.sql` (a ListOffsets
+//! for the latest offset at `read_committed`, what every tail read and
+//! librdkafka's watermark query send) selects from a subquery without an
+//! alias, which PostgreSQL accepts from version 16 only; Debian 12 has 15,
+//! where the broker answers it by closing the connection ("subquery in
+//! FROM must have an alias" in its log). Runs here (2026-11-26): the
+//! SIGTERM restart recovered without a pipeline restart (5,164 and 5,092
+//! ms, Tansu takes about 5 s to exit on SIGTERM); after the SIGKILL the task
+//! produced again within 193 ms, but a later pipeline restart's tail read,
+//! and the test's own reader, hit that query and stalled (reported as a
+//! transient error, never guessed past). Run it with `--ignored` on
+//! PostgreSQL 16 or later (`REPLICATOR_PG_BIN_DIR`).
 
 mod support;
 
-use replicator_tests::s3_kafka::S3Kafka;
-use replicator_tests::{shared_stack, Stack};
-use std::time::Duration;
+use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
+use replicator_tests::{shared_stack, Signal, Stack};
+use std::time::{Duration, Instant};
+use support::faults::{now_ms, position, print_figures, tally, wait_recovered};
 use support::{counter_in_order, exactly_once, Scenario, Writer};
 
+const SESSION_MS: u64 = 6000;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "Tansu 0.6 on S3 loses an in-flight batch across a restart and may not serve a tail read after it (see the module doc)"]
+#[ignore = "Tansu 0.6.0's read_committed ListOffsets query needs PostgreSQL 16+; Debian 12 has 15 (see the module doc)"]
 async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let base = shared_stack!();
-    let mut kafka = S3Kafka::start();
+    if skip_tansu_pg_tests() {
+        return;
+    }
+    let mut kafka = tokio::task::block_in_place(PgKafka::start);
     let stack: &'static Stack = Box::leak(Box::new(kafka.stack(base)));
+    // Given a RUNNING Core and a writer
     let s = Scenario::new(stack, "brestart").await;
-    let mut core = s.core("h1", 1500);
+    let mut core = s.core("h1", SESSION_MS);
     core.wait_for_log("replication starts", Duration::from_secs(30))
         .await;
-
     let writer = Writer::start(stack, &s.db, &s.table, 5, Duration::from_millis(10));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let away = kafka.restart().await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    let n = writer.finish().await;
-    // every transaction inserts 5 rows and bumps the counter row once
-    let txns = n / 5;
 
-    let msgs = s.wait_messages(n as usize, Duration::from_secs(90)).await;
+    let mut recoveries = Vec::new();
+    for signal in [Signal::Term, Signal::Kill] {
+        // When the broker is stopped (or killed) mid-stream and started again
+        let before = position(&s, &s.zk).await;
+        let (fault_at, fault_ms) = (Instant::now(), now_ms());
+        let away = kafka.restart(signal).await;
+        // Then the task produces again by itself
+        let (took, _) = wait_recovered(
+            &s,
+            &s.zk,
+            fault_at,
+            fault_ms,
+            before,
+            Duration::from_secs(120),
+        )
+        .await;
+        eprintln!(
+            "broker restart ({signal:?}): back after {} ms, task produces again {} ms after the signal",
+            away.as_millis(),
+            took.as_millis()
+        );
+        recoveries.push(took);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+
+    // Then every row arrives exactly once, the counter in commit order
+    let n = writer.finish().await;
+    let txns = n / 5;
+    let msgs = s.wait_messages(n as usize, Duration::from_secs(120)).await;
+    // give late duplicates a moment to show up
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let msgs = if msgs.len() > n as usize + txns as usize + 1 {
+        msgs
+    } else {
+        stack.read_topic(&s.topic).await
+    };
     let mut problems = exactly_once(&msgs, n);
     problems.extend(counter_in_order(&msgs, txns));
     let resends = core.log_lines_matching("resending").len();
     let restarts = core
         .log_lines_matching("transient error; retrying from the context")
         .len();
+    print_figures(
+        "broker-restart-term-then-kill",
+        &recoveries,
+        tally(&msgs, n),
+    );
+    eprintln!("producer: {resends} requests resent, {restarts} pipeline restarts");
     assert!(
         problems.is_empty(),
-        "{n} rows, {} messages: {problems:#?}\n{}",
+        "{n} rows, {} messages: {problems:#?}\n{}\n{}",
         msgs.len(),
-        core.tail(40)
-    );
-    println!(
-        "broker restart: away {} ms, rows {n}, lost 0, duplicated 0, resent requests {resends}, pipeline restarts {restarts}",
-        away.as_millis()
+        core.tail(60),
+        kafka.log_tail(40)
     );
     core.stop().await;
-    kafka.stop();
+    kafka.stop().await;
 }

@@ -7,19 +7,24 @@
 //! definite errors in the instance node, not a retry loop; turning host
 //! name verification off accepts the second.
 //!
-//! SASL: Tansu 0.6.0 with `--authentication` speaks SCRAM, but its
-//! memory and S3 storages never store a user (`tansu user create` succeeds
-//! and keeps nothing), so no login can succeed against the brokers that run
-//! here. What the broker does answer is tested: a SCRAM-SHA-512 exchange
-//! whose final message is `e=unknown-user` (Tansu sends it with error code
-//! 0, so only the client's check of the server's final message catches it)
-//! must be a definite error naming the user, not a retry loop and not a
-//! connection that goes on unauthenticated. The successful exchange is
-//! checked against RFC 7677's test vector in the Core's unit tests.
+//! SASL: Tansu 0.6.0 with `--authentication` speaks SCRAM. Its memory
+//! storage never stores a user, so against it only the refusal can be
+//! tested: a SCRAM-SHA-512 exchange whose final message is `e=unknown-user`
+//! (Tansu sends it with error code 0, so only the client's check of the
+//! server's final message catches it) must be a definite error naming the
+//! user, not a retry loop and not a connection that goes on
+//! unauthenticated. On its PostgreSQL storage (the postgres-enabled Tansu
+//! build, `replicator_tests::pg_kafka`) users survive a restart: a
+//! SCRAM-SHA-256 and a SCRAM-SHA-512 user are created while the broker runs
+//! without `--authentication`, the broker is restarted with it, and a task
+//! replicates over TLS + SCRAM with each mechanism, every row once, read
+//! back by librdkafka logged in as the SCRAM-SHA-256 user; a wrong password
+//! is a definite error naming the mechanism and the user.
 
 mod support;
 
 use replicator_common::nodes::InstanceInfo;
+use replicator_tests::pg_kafka::{skip_tansu_pg_tests, Scram};
 use replicator_tests::secure_kafka::SecureKafka;
 use replicator_tests::{shared_stack, Stack};
 use serde_json::{json, Value};
@@ -247,5 +252,112 @@ async fn a_refused_scram_login_is_a_definite_error() {
     // the password's variable missing on the Core's host: a config error naming it
     let error = definite_error_case(stack, "scramenv", &kafka.bootstrap, &props).await;
     assert!(error.contains("REPLICATOR_TEST_KAFKA_PW"), "{error}");
+    kafka.stop().await;
+}
+
+/// `sink.properties` for TLS with `ca` and a SCRAM login whose password is
+/// in the Core's environment variable `password_env`.
+fn scram_properties(
+    ca: &Path,
+    mechanism: Scram,
+    user: &str,
+    password_env: &str,
+) -> Vec<(String, String)> {
+    let mut props = SecureKafka::tls_properties(ca);
+    props[0].1 = "sasl_ssl".into();
+    props.extend([
+        ("sasl.mechanism".to_string(), mechanism.name().to_string()),
+        ("sasl.username".to_string(), user.to_string()),
+        ("sasl.password_env".to_string(), password_env.to_string()),
+    ]);
+    props
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_log_in_with_scram_sha_256_and_512_over_tls() {
+    let base = shared_stack!();
+    if skip_tansu_pg_tests() {
+        return;
+    }
+    // Given two users created while the broker needs no authentication,
+    // then a broker restarted with --authentication
+    let mut kafka = tokio::task::block_in_place(SecureKafka::start_on_postgres);
+    let users = [
+        (Scram::Sha256, "ann256", "pw-of-ann-256"),
+        (Scram::Sha512, "bob512", "pw-of-bob-512"),
+    ];
+    for (mechanism, user, password) in users {
+        kafka.postgres().create_user(mechanism, user, password);
+    }
+    kafka.postgres().set_authentication(true).await;
+    // the harness's own clients (librdkafka) log in as the SCRAM-SHA-256 user
+    let mut reader = SecureKafka::tls_properties(&kafka.ca_file);
+    reader[0].1 = "sasl_ssl".into();
+    reader.extend([
+        ("sasl.mechanism".to_string(), "SCRAM-SHA-256".to_string()),
+        ("sasl.username".to_string(), "ann256".to_string()),
+        ("sasl.password".to_string(), "pw-of-ann-256".to_string()),
+        // Tansu 0.6.0's read_committed ListOffsets query needs PostgreSQL 16+
+        (
+            "isolation.level".to_string(),
+            "read_uncommitted".to_string(),
+        ),
+    ]);
+    let stack = leak(kafka.stack(base, reader));
+
+    for (mechanism, user, password) in users {
+        // When a task logs in with that mechanism
+        let s = Scenario::new(stack, "scramok").await;
+        let props = scram_properties(&kafka.ca_file, mechanism, user, "REPLICATOR_TEST_KAFKA_PW");
+        s.put_config(with_properties(s.config(), &props)).await;
+        // a long session: a lease lost under load restarts the pipeline, whose
+        // tail read Tansu 0.6.0 on PostgreSQL 15 cannot serve (docs/faults.md)
+        let session = "6000".to_string();
+        let args = ["--task", &s.task, "--zk-session-timeout-ms", &session];
+        let mut core = stack.core(
+            &s.root,
+            "h1",
+            &args,
+            &[("REPLICATOR_TEST_KAFKA_PW", password)],
+        );
+        core.wait_for_log("replication starts", Duration::from_secs(30))
+            .await;
+        insert_rows(stack, &s, 1..=40).await;
+        // Then every row arrives exactly once, with no error on the way
+        let msgs = s.wait_messages(40, Duration::from_secs(30)).await;
+        let problems = exactly_once(&msgs, 40);
+        assert!(
+            problems.is_empty(),
+            "{}: {problems:#?}\n{}",
+            mechanism.name(),
+            core.tail(30)
+        );
+        assert!(
+            s.instances().await.iter().all(|(_, i)| i.error.is_none()),
+            "{:?}",
+            s.instances().await
+        );
+        println!("{} as {user}: 40 rows, each once", mechanism.name());
+        core.stop().await;
+    }
+
+    // a wrong password: a definite error naming the mechanism and the user
+    for (mechanism, user, _) in users {
+        let props = scram_properties(&kafka.ca_file, mechanism, user, "REPLICATOR_TEST_KAFKA_PW");
+        let error = definite_error_with_env(
+            stack,
+            "scrambad",
+            &kafka.bootstrap,
+            &props,
+            &[("REPLICATOR_TEST_KAFKA_PW", "not-the-password")],
+        )
+        .await;
+        println!("wrong password, {}: {error}", mechanism.name());
+        assert!(
+            error.contains(mechanism.name()) && error.contains(user),
+            "{error}"
+        );
+        assert!(!error.contains("not-the-password"), "{error}");
+    }
     kafka.stop().await;
 }
