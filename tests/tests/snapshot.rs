@@ -4,8 +4,10 @@
 //! removing the key) equals `SELECT *` of the table, value for value, with
 //! no snapshot row delivered twice, across SIGKILLs and a switchover.
 //!
-//! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big table of
-//! `snapshot_of_a_big_table_under_writes` (default 1,000,000).
+//! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big tables of
+//! `snapshot_of_a_big_table_under_writes` and
+//! `snapshot_under_writes_survives_two_sigkills_and_a_switchover` (default
+//! 1,000,000).
 
 mod server_support;
 mod support;
@@ -187,6 +189,14 @@ async fn wait_snapshot_done(s: &Scenario, timeout: Duration) -> u64 {
     }
 }
 
+/// Rows of the big tables: `REPLICATOR_SNAPSHOT_ROWS`, else 1,000,000.
+fn big_rows() -> i64 {
+    std::env::var("REPLICATOR_SNAPSHOT_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
 fn with_chunk_rows(s: &Scenario, chunk: u32) -> Value {
     let mut cfg = s.config();
     cfg["source"]["snapshot"] = json!("initial");
@@ -197,22 +207,24 @@ fn with_chunk_rows(s: &Scenario, chunk: u32) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     let stack = shared_stack!();
-    // Given a table of 20,000 rows and a new task (snapshot: initial by
-    // default) reading it in chunks of 200 rows
+    // Given a table of 1,000,000 rows and a new task (snapshot: initial by
+    // default) reading it in chunks of 10,000 rows
     let s = Scenario::new(stack, "snap").await;
-    let n = 20_000i64;
+    let n = big_rows();
     fill(stack, &s.db, &s.table, n as u64).await;
-    s.put_config(with_chunk_rows(&s, 200)).await;
+    s.put_config(with_chunk_rows(&s, 10_000)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writes = churn(stack, &s.db, &s.table, n, stop.clone());
     let mut core = s.core("h1", 1500);
 
     // When the RUNNING Core is SIGKILLed twice during the copy, and a
     // second Core takes over by switchover, while rows change all along
-    wait_snapshot_rows(&s, 3_000, Duration::from_secs(60)).await;
+    let at = |share: f64| (n as f64 * share) as u64;
+    let copying = Duration::from_secs(600);
+    wait_snapshot_rows(&s, at(0.15), copying).await;
     core.kill();
     core = s.core("h1", 1500);
-    wait_snapshot_rows(&s, 8_000, Duration::from_secs(60)).await;
+    wait_snapshot_rows(&s, at(0.4), copying).await;
     core.kill();
     core = s.core("h1", 1500);
     // (h2 registers after h1 runs again, so that h1 stays first in line)
@@ -222,7 +234,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     standby
         .wait_for_log("STANDBY", Duration::from_secs(30))
         .await;
-    wait_snapshot_rows(&s, 13_000, Duration::from_secs(60)).await;
+    wait_snapshot_rows(&s, at(0.65), copying).await;
     assert_eq!(s.running_host(Duration::from_secs(10)).await, "h1");
     s.switchover().await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -230,7 +242,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
         assert!(Instant::now() < deadline, "no switchover to h2");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let copied = wait_snapshot_done(&s, Duration::from_secs(120)).await;
+    let copied = wait_snapshot_done(&s, copying).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     let statements = writes.await.unwrap();
@@ -239,7 +251,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     // Then the table rebuilt from the topic equals the table, and no
     // snapshot row arrived twice
     let want = table_rows(stack, &s.db, &s.table).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let (got, problems, msgs) = loop {
         let msgs = stack.read_topic(&s.topic).await;
         let (got, problems) = rebuild(&msgs);
@@ -357,10 +369,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_of_a_big_table_under_writes() {
     let stack = shared_stack!();
-    let n: i64 = std::env::var("REPLICATOR_SNAPSHOT_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = big_rows();
     // Given a table of n rows and a task copying it in chunks of 10,000
     let s = Scenario::new(stack, "snapbig").await;
     fill(stack, &s.db, &s.table, n as u64).await;
