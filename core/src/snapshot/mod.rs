@@ -197,14 +197,19 @@ impl SnapshotRun {
             .any(|t| !t.done && t.database == db && t.table == table)
     }
 
-    /// The stream changed `key` in the transaction starting at `at`.
-    pub fn record(&mut self, db: &str, table: &str, key: &[u8], file: &str, at: u64) {
-        self.changes.record(
-            db,
-            table,
-            key,
-            &replicator_common::position::BinlogPos::new(file, at),
-        );
+    /// The stream changed a row from key `before` to key `after` in the
+    /// transaction starting at `at` (see [`Changes::record_row`]).
+    pub fn record(
+        &mut self,
+        db: &str,
+        table: &str,
+        before: Option<&[u8]>,
+        after: Option<&[u8]>,
+        file: &str,
+        at: u64,
+    ) {
+        self.changes
+            .record_row(db, table, before, after, &BinlogPos::new(file, at));
     }
 
     /// True when the next chunk may be taken from the reader.
