@@ -69,3 +69,58 @@ async fn updates_that_change_the_key_during_the_copy() {
     }
     core.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_table_the_user_may_not_select_is_named_before_copying() {
+    let stack = shared_stack!();
+    // Given a source user that may read the binlog and select the scenario
+    // table, but only insert into a second table (so it sees it)
+    let s = Scenario::new(stack, "snapacl").await;
+    fill(stack, &s.db, &s.table, 10).await;
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{}`.`secret` (id BIGINT PRIMARY KEY, v INT)",
+            s.db
+        ))
+        .await;
+    let user = format!("snapacl{}", &s.db[s.db.len() - 6..]);
+    stack
+        .sql(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; \
+             GRANT REPLICATION SLAVE, BINLOG MONITOR, REPLICATION CLIENT ON *.* TO '{user}'@'%'; \
+             GRANT SELECT ON `{db}`.`{t}` TO '{user}'@'%'; \
+             GRANT INSERT ON `{db}`.`secret` TO '{user}'@'%'",
+            db = s.db,
+            t = s.table
+        ))
+        .await;
+    let mut cfg = with_chunk_rows(&s, 100);
+    cfg["source"]["user"] = user.clone().into();
+    cfg["source"]["password"] = "pw".into();
+    s.put_config(cfg).await;
+
+    // When the task starts
+    let mut core = s.core("h1", 3000);
+
+    // Then its instance node names the table and the user before any row
+    // is copied
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let e = loop {
+        if let Some(e) = s.instances().await.into_iter().find_map(|(_, i)| i.error) {
+            break e;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error in the instance node\n{}",
+            core.tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        e.contains(&format!("lacks SELECT on {}.secret", s.db)) && e.contains(&user),
+        "{e}"
+    );
+    assert!(!e.contains(&format!("{}.{}", s.db, s.table)), "{e}");
+    assert!(stack.read_topic(&s.topic).await.is_empty());
+    core.stop().await;
+}

@@ -309,6 +309,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     // The snapshot goes on where the context says, if it is not done.
     let snap = match start.snapshot.as_deref() {
         Some(p) if p.remaining() > 0 => {
+            snapshot::preflight(&mut meta_conn, &cfg.source.user, p).await?;
             let mut marks = Vec::new();
             if !clean {
                 if let Some(t) = p.current() {

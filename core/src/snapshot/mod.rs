@@ -114,6 +114,45 @@ pub async fn estimate(
     Ok(())
 }
 
+/// Server errors of a `SELECT` the user may not run (table, column).
+const DENIED: &[u16] = &[1142, 1143];
+
+/// Preflight before copying: every table still to copy must be readable by
+/// the source user. Returns a definite error naming every table whose
+/// `SELECT` is denied (a table gone since it was planned is left to the
+/// reader, which finishes it as gone).
+pub async fn preflight(
+    conn: &mut mysql_async::Conn,
+    user: &str,
+    progress: &SnapshotProgress,
+) -> Result<(), TaskError> {
+    let mut denied = Vec::new();
+    for t in progress.tables.iter().filter(|t| !t.done) {
+        let sql = format!(
+            "SELECT 1 FROM `{}`.`{}` LIMIT 0",
+            t.database.replace('`', "``"),
+            t.table.replace('`', "``")
+        );
+        match conn.query_drop(sql).await {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(e)) if DENIED.contains(&e.code) => {
+                denied.push(format!("{}.{}", t.database, t.table));
+            }
+            Err(mysql_async::Error::Server(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(DefiniteError::Preflight(format!(
+        "snapshot: source user `{user}` lacks SELECT on {}: grant it, exclude the tables, \
+         or set \"snapshot\": \"never\"",
+        denied.join(", ")
+    ))
+    .into())
+}
+
 /// `when_needed` after a purged binlog: writes a context at the source's
 /// current position with a snapshot of every included table (nothing after
 /// it was sent by the failed run).
