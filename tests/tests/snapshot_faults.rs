@@ -124,3 +124,126 @@ async fn a_table_the_user_may_not_select_is_named_before_copying() {
     assert!(stack.read_topic(&s.topic).await.is_empty());
     core.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_chunk_read_whose_connection_is_killed_is_retried() {
+    let stack = shared_stack!();
+    // Given 20,000 rows copied in chunks of 200 under concurrent writes
+    let s = Scenario::new(stack, "snapkill").await;
+    let n = 20_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 200)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let mut core = s.core("h1", 3000);
+
+    // When the test kills the connection of a running chunk read (KILL
+    // <id>) three times
+    use mysql_async::prelude::Queryable;
+    let mut conn = stack.conn().await;
+    let pattern = format!("%FROM `{}`.`{}`%ORDER BY%", s.db, s.table);
+    let mut killed = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while killed < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caught only {killed} chunk reads running\n{}",
+            core.tail(20)
+        );
+        let ids: Vec<u64> = conn
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE ? AND ID <> CONNECTION_ID()",
+                (&pattern,),
+            )
+            .await
+            .unwrap();
+        if let Some(id) = ids.first() {
+            // the query may have ended in between: then nothing is killed
+            if conn.query_drop(format!("KILL {id}")).await.is_ok() {
+                killed += 1;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    wait_snapshot_done(&s, Duration::from_secs(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let statements = writes.await.unwrap();
+
+    // Then the reads were retried, and the rebuilt table equals the table
+    // with no row lost or copied twice
+    let retried = core.log_lines_matching("snapshot chunk read failed, retrying");
+    assert!(!retried.is_empty(), "no retry logged\n{}", core.tail(30));
+    let got =
+        wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60)).await;
+    if let Err(e) = got {
+        panic!(
+            "{statements} writes, {killed} kills: {e}\n{}",
+            core.tail(30)
+        );
+    }
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_column_added_during_the_copy() {
+    let stack = shared_stack!();
+    // Given 20,000 rows copied in chunks of 200 under concurrent writes
+    let s = Scenario::new(stack, "snapalter").await;
+    let n = 20_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 200)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
+    let mut core = s.core("h1", 3000);
+
+    // When a column is added halfway through the copy
+    wait_snapshot_rows(&s, n as u64 / 2, Duration::from_secs(300)).await;
+    stack
+        .sql(&format!(
+            "ALTER TABLE `{}`.`{}` ADD COLUMN extra INT NOT NULL DEFAULT 7",
+            s.db, s.table
+        ))
+        .await;
+    wait_snapshot_done(&s, Duration::from_secs(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let statements = writes.await.unwrap();
+
+    // Then every row's last message has the row's values: rows copied or
+    // changed after the ALTER carry the new column (its default), rows
+    // copied before it and not changed since keep the old shape
+    let want = table_rows(stack, &s.db, &s.table).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut msgs = stack.read_topic(&s.topic).await;
+        msgs.sort_by_cached_key(order);
+        let (mut got, problems) = rebuild(&msgs);
+        let (mut with, mut without) = (0, 0);
+        let mut bad_extra = Vec::new();
+        for (id, row) in got.iter_mut() {
+            match row.as_object_mut().and_then(|o| o.remove("extra")) {
+                Some(v) if v == 7 => with += 1,
+                Some(v) => bad_extra.push(format!("id {id}: extra {v}")),
+                None => without += 1,
+            }
+        }
+        let diff = differences(&got, &want);
+        if diff.is_empty() && problems.is_empty() && bad_extra.is_empty() {
+            assert!(
+                with > 0 && without > 0,
+                "{with} rows with extra, {without} without"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{statements} writes; differences: {:#?}; problems: {:#?}; extra: {:#?}\n{}",
+            &diff[..diff.len().min(20)],
+            &problems[..problems.len().min(20)],
+            &bad_extra[..bad_extra.len().min(20)],
+            core.tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    core.stop().await;
+}

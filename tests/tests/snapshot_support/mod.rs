@@ -12,15 +12,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The table rebuilt from `messages` (in partition order): last message per
-/// key, deletes removing it. Returns the rows by id and every problem seen
-/// (a snapshot row of a key delivered twice).
+/// The table rebuilt from `messages` (in the order given): last message per
+/// key, deletes removing it, an update that changes the key removing the
+/// old one, `ddl` messages skipped. Returns the rows by id and every problem
+/// seen (a snapshot row of a key delivered twice).
 pub fn rebuild(messages: &[Message]) -> (BTreeMap<i64, Value>, Vec<String>) {
     let mut rows = BTreeMap::new();
     let mut reads: HashMap<i64, usize> = HashMap::new();
     let mut problems = Vec::new();
     for m in messages {
         let v = m.value_json();
+        if v["type"] == "ddl" {
+            // the schema change of an ALTER: no row
+            continue;
+        }
         let key = m.key_json();
         let id = key[0].as_i64().unwrap_or_else(|| panic!("key {key}"));
         match v["type"].as_str().unwrap() {
@@ -262,7 +267,7 @@ pub async fn wait_topic_equals_table(
 /// The order of a message in the source: its `replicator.position` header
 /// `file:pos:row`, or `file:pos:s<chunk>.<row>` for a snapshot row, which
 /// comes before the stream's rows at the same `file:pos`.
-fn order(m: &Message) -> (String, u64, u8, u64, u64) {
+pub fn order(m: &Message) -> (String, u64, u8, u64, u64) {
     let h = std::str::from_utf8(m.header("replicator.position").expect("position header"))
         .expect("utf-8 position");
     let mut parts = h.rsplitn(3, ':');
