@@ -116,7 +116,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
             fill(stack, &s.db, t, rows).await;
         }
     }
-    // a table without any key is not copied (said in the progress)
+    // and a table without any key (copied in one consistent read)
     stack
         .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
         .await;
@@ -130,7 +130,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
     let copied = wait_snapshot_done(&s, Duration::from_secs(60)).await;
 
     // Then each table's topic holds exactly its rows as reads
-    assert_eq!(copied, 4);
+    assert_eq!(copied, 5);
     for (t, rows) in [("e1", 1usize), ("e3", 3)] {
         let topic = format!("{}.{t}", s.db);
         let msgs = stack
@@ -153,13 +153,14 @@ async fn snapshot_edges_empty_one_few_and_never() {
     let ctx = s.context().await.unwrap();
     let tables = ctx["snapshot"]["tables"].as_array().unwrap();
     let nokey = tables.iter().find(|t| t["table"] == "nokey").unwrap();
-    assert!(
-        nokey["skipped"]
-            .as_str()
-            .unwrap()
-            .contains("no primary key"),
-        "{nokey}"
-    );
+    assert_eq!(nokey["mode"], "single_read", "{nokey}");
+    assert_eq!(nokey["rows"], 1, "{nokey}");
+    let msgs = stack
+        .read_topic_until(&format!("{}.nokey", s.db), 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].value_json()["type"], "read");
+    assert_eq!(msgs[0].value_json()["after"], json!({"a": 1, "b": 2}));
     core.stop().await;
 
     // And a task with "snapshot": "never" copies nothing

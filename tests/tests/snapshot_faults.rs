@@ -247,3 +247,150 @@ async fn a_column_added_during_the_copy() {
     }
     core.stop().await;
 }
+
+/// A table without a primary key rebuilt from `msgs` in position order:
+/// the stream and the copy key such rows by the whole row, so the rebuilt
+/// table is the set of rows (each row's JSON) that the last message of
+/// each row leaves; also every row whose `read` arrived more than once.
+fn rebuild_rows(
+    msgs: &mut [replicator_tests::Message],
+) -> (std::collections::BTreeSet<String>, Vec<String>) {
+    msgs.sort_by_cached_key(order);
+    let mut rows = std::collections::BTreeSet::new();
+    let mut reads = std::collections::HashMap::<String, usize>::new();
+    for m in msgs.iter() {
+        let v = m.value_json();
+        let (before, after) = (v["before"].to_string(), v["after"].to_string());
+        match v["type"].as_str().unwrap() {
+            "read" => {
+                *reads.entry(after.clone()).or_default() += 1;
+                rows.insert(after);
+            }
+            "insert" => {
+                rows.insert(after);
+            }
+            "update" => {
+                rows.remove(&before);
+                rows.insert(after);
+            }
+            "delete" => {
+                rows.remove(&before);
+            }
+            _ => {}
+        }
+    }
+    let twice = reads
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(k, n)| format!("{k} read {n} times"))
+        .collect();
+    (rows, twice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_without_a_primary_key_are_copied_once() {
+    let stack = shared_stack!();
+    // Given a table with only a unique NOT NULL key and a table with no key
+    // at all, 5,000 rows each, copied in chunks of 300 while rows of both
+    // are inserted, updated and deleted
+    let s = Scenario::new(stack, "snapnopk").await;
+    let db = s.db.clone();
+    for (t, ddl) in [
+        (
+            "uk",
+            "a BIGINT NOT NULL, code VARCHAR(20) NOT NULL, b VARCHAR(40), UNIQUE KEY (code)",
+        ),
+        (
+            "nk",
+            "a BIGINT NOT NULL, code VARCHAR(20) NOT NULL, b VARCHAR(40)",
+        ),
+    ] {
+        stack
+            .sql(&format!("CREATE TABLE `{db}`.`{t}` ({ddl})"))
+            .await;
+        stack
+            .sql(&format!(
+                "INSERT INTO `{db}`.`{t}` SELECT seq, CONCAT('c', seq), CONCAT('row ', seq) \
+                 FROM `{db}`.seq_1_to_5000"
+            ))
+            .await;
+    }
+    s.put_config(with_chunk_rows(&s, 300)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, db) = (stop.clone(), db.clone());
+        tokio::spawn(async move {
+            use mysql_async::prelude::Queryable;
+            let mut conn = stack.conn().await;
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let id = 1 + (i * 7919) % 5000;
+                for t in ["uk", "nk"] {
+                    let sql = match i % 3 {
+                        0 => format!(
+                            "INSERT INTO `{db}`.`{t}` VALUES ({}, 'n{i}', 'new')",
+                            10_000 + i
+                        ),
+                        1 => format!("UPDATE `{db}`.`{t}` SET b = 'upd {i}' WHERE a = {id}"),
+                        _ => format!("DELETE FROM `{db}`.`{t}` WHERE a = {id}"),
+                    };
+                    conn.query_drop(sql).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            i
+        })
+    };
+    let mut core = s.core("h1", 3000);
+
+    // When the copy ends
+    wait_snapshot_done(&s, Duration::from_secs(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let rounds = writer.await.unwrap();
+
+    // Then the no-key table was read in one consistent read (said in the
+    // progress), and each table rebuilt from its topic equals the table,
+    // with no row read twice
+    let ctx = s.context().await.unwrap();
+    let tables = ctx["snapshot"]["tables"].as_array().unwrap().clone();
+    let mode = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap()["mode"].clone();
+    assert_eq!(mode("nk"), "single_read", "{tables:?}");
+    assert!(mode("uk").is_null(), "{tables:?}");
+    for t in ["uk", "nk"] {
+        let want: Vec<(i64, String, Option<String>)> = stack
+            .query(&format!("SELECT a, code, b FROM `{db}`.`{t}`"))
+            .await;
+        let want_rows: std::collections::BTreeSet<String> = want
+            .into_iter()
+            .map(|(a, code, b)| serde_json::json!({"a": a, "code": code, "b": b}).to_string())
+            .collect();
+        let topic = format!("{db}.{t}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut msgs = stack.read_topic(&topic).await;
+            let (got, twice) = rebuild_rows(&mut msgs);
+            if got == want_rows && twice.is_empty() {
+                let reads = msgs
+                    .iter()
+                    .filter(|m| m.value_json()["type"] == "read")
+                    .count();
+                assert!(reads >= 3000, "{t}: {reads} reads");
+                break;
+            }
+            let missing: Vec<_> = want_rows.difference(&got).take(10).collect();
+            let extra: Vec<_> = got.difference(&want_rows).take(10).collect();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{t}: {} rows, {} rebuilt, {rounds} write rounds; missing {missing:?}; extra {extra:?}; \
+                 twice {:?}\n{}",
+                want_rows.len(),
+                got.len(),
+                &twice[..twice.len().min(10)],
+                core.tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    core.stop().await;
+}

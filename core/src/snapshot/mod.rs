@@ -29,8 +29,10 @@
 //! Failure: reading errors come through the reader (transient: the run
 //! restarts from its context at the same chunk; definite: the task stops
 //! with the error in its instance node). A table dropped during the copy is
-//! finished empty (the stream carries the DROP); a table without a usable
-//! key is not copied, said in the log and in the progress (`skipped`).
+//! finished empty (the stream carries the DROP). A table without a usable
+//! key is read in one consistent read, streamed in pieces at the same
+//! position (`mode: single_read` in the progress); a run that stops during
+//! it reads that table again from its start.
 
 pub mod merge;
 pub mod reader;
@@ -50,7 +52,7 @@ use merge::Changes;
 use mysql_async::prelude::Queryable;
 use reader::{Chunk, Reader, ReaderSpec};
 use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
-use replicator_common::nodes::{SnapshotProgress, SnapshotTable};
+use replicator_common::nodes::{CopyMode, SnapshotProgress, SnapshotTable};
 use replicator_common::position::BinlogPos;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,6 +83,7 @@ pub async fn plan(
             rows: 0,
             estimate: estimate.unwrap_or(0),
             skipped: None,
+            mode: None,
         })
         .collect();
     Ok(SnapshotProgress {
@@ -406,6 +409,9 @@ impl SnapshotRun {
         t.done = chunk.done || topic.is_none();
         if chunk.skipped.is_some() {
             t.skipped = chunk.skipped.clone();
+        }
+        if chunk.single_read {
+            t.mode = Some(CopyMode::SingleRead);
         }
         self.progress.rows += delivered;
         self.progress.next_chunk = chunk.seq + 1;
