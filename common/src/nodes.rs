@@ -155,9 +155,24 @@ pub struct SnapshotTable {
     /// Row estimate of the source (`information_schema.TABLES.TABLE_ROWS`).
     #[serde(default)]
     pub estimate: u64,
-    /// Why the table was not copied (no usable key, dropped during the copy).
+    /// Why the table was not copied (dropped during the copy, a column type
+    /// snapshots do not read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// How the table is read: absent for key-ordered chunks,
+    /// `"single_read"` for a table without a primary key nor a unique NOT
+    /// NULL key (one consistent read, streamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CopyMode>,
+}
+
+/// How a table without a usable key is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyMode {
+    /// One `START TRANSACTION WITH CONSISTENT SNAPSHOT` read of the whole
+    /// table, streamed in pieces of the chunk size.
+    SingleRead,
 }
 
 /// A column value as the source sent it: text, or base64 of bytes that

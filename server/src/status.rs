@@ -11,7 +11,7 @@
 
 use replicator_common::gtid::GtidSet;
 use replicator_common::nodes::{
-    Control, Desired, InstanceInfo, Progress, Retrying, SnapshotProgress,
+    Control, CopyMode, Desired, InstanceInfo, Progress, Retrying, SnapshotProgress,
 };
 use replicator_common::paths::{InstanceName, TaskRef};
 use replicator_common::task_node::{parse_task_node, TaskNodeError};
@@ -115,6 +115,9 @@ pub struct SnapshotStatus {
     pub eta_s: Option<u64>,
     /// `db.table: reason` of tables not copied.
     pub skipped: Vec<String>,
+    /// `db.table` of tables without a usable key, copied in one consistent
+    /// read (`mode: single_read` in the context).
+    pub single_read: Vec<String>,
 }
 
 impl SnapshotStatus {
@@ -147,6 +150,12 @@ impl SnapshotStatus {
                         .as_ref()
                         .map(|r| format!("{}.{}: {r}", t.database, t.table))
                 })
+                .collect(),
+            single_read: p
+                .tables
+                .iter()
+                .filter(|t| t.mode == Some(CopyMode::SingleRead))
+                .map(|t| format!("{}.{}", t.database, t.table))
                 .collect(),
         }
     }
@@ -314,6 +323,7 @@ mod snapshot_status_tests {
                     table: "b".into(),
                     rows: 3000,
                     estimate: 10_000,
+                    mode: Some(CopyMode::SingleRead),
                     ..Default::default()
                 },
                 SnapshotTable {
@@ -336,6 +346,7 @@ mod snapshot_status_tests {
         assert_eq!(s.rows_per_s, Some(2000));
         assert_eq!(s.eta_s, Some(3), "7000 rows left at 2000 rows/s");
         assert_eq!(s.skipped, vec!["d.c: no key"]);
+        assert_eq!(s.single_read, vec!["d.b"]);
         let just_started = SnapshotStatus::of(&p, 10_500);
         assert_eq!((just_started.rows_per_s, just_started.eta_s), (None, None));
         let mut done = p.clone();

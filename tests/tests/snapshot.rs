@@ -4,215 +4,45 @@
 //! removing the key) equals `SELECT *` of the table, value for value, with
 //! no snapshot row delivered twice, across SIGKILLs and a switchover.
 //!
-//! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big table of
-//! `snapshot_of_a_big_table_under_writes` (default 1,000,000).
+//! `REPLICATOR_SNAPSHOT_ROWS` sets the size of the big tables of
+//! `snapshot_of_a_big_table_under_writes` and
+//! `snapshot_under_writes_survives_two_sigkills_and_a_switchover` (default
+//! 1,000,000).
 
 mod server_support;
+mod snapshot_support;
 mod support;
 
-use replicator_tests::{shared_stack, Message, Stack};
-use serde_json::{json, Value};
+use replicator_tests::shared_stack;
+use serde_json::json;
 use server_support::{ctl, ServerProc};
-use std::collections::{BTreeMap, HashMap};
+use snapshot_support::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::Scenario;
 
-/// The table rebuilt from `messages` (in partition order): last message per
-/// key, deletes removing it. Returns the rows by id and every problem seen
-/// (a snapshot row of a key delivered twice).
-fn rebuild(messages: &[Message]) -> (BTreeMap<i64, Value>, Vec<String>) {
-    let mut rows = BTreeMap::new();
-    let mut reads: HashMap<i64, usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for m in messages {
-        let v = m.value_json();
-        let key = m.key_json();
-        let id = key[0].as_i64().unwrap_or_else(|| panic!("key {key}"));
-        match v["type"].as_str().unwrap() {
-            "delete" => {
-                rows.remove(&id);
-            }
-            "read" => {
-                *reads.entry(id).or_default() += 1;
-                assert!(v["before"].is_null(), "read has no before image: {v}");
-                rows.insert(id, v["after"].clone());
-            }
-            "insert" | "update" => {
-                rows.insert(id, v["after"].clone());
-            }
-            other => panic!("unexpected message type {other}: {v}"),
-        }
-    }
-    for (id, n) in reads {
-        if n > 1 {
-            problems.push(format!("snapshot row of id {id} delivered {n} times"));
-        }
-    }
-    (rows, problems)
-}
-
-/// `SELECT *` of the scenario table, as the messages render it.
-async fn table_rows(stack: &Stack, db: &str, table: &str) -> BTreeMap<i64, Value> {
-    let rows: Vec<(i64, i32, i64, Option<String>)> = stack
-        .query(&format!(
-            "SELECT id, v, txn, note FROM `{db}`.`{table}` ORDER BY id"
-        ))
-        .await;
-    rows.into_iter()
-        .map(|(id, v, txn, note)| (id, json!({"id": id, "v": v, "txn": txn, "note": note})))
-        .collect()
-}
-
-fn differences(got: &BTreeMap<i64, Value>, want: &BTreeMap<i64, Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (id, w) in want {
-        match got.get(id) {
-            None => out.push(format!("id {id} missing (want {w})")),
-            Some(g) if g != w => out.push(format!("id {id}: got {g}, want {w}")),
-            _ => {}
-        }
-    }
-    for id in got.keys().filter(|id| !want.contains_key(id)) {
-        out.push(format!("id {id} in the topic but not in the table"));
-    }
-    out
-}
-
-/// Fills the scenario table with ids 1..=n.
-async fn fill(stack: &Stack, db: &str, table: &str, n: u64) {
-    let mut from = 1u64;
-    while from <= n {
-        let to = (from + 99_999).min(n);
-        stack
-            .sql(&format!(
-                "INSERT INTO `{db}`.`{table}` (id, v, txn, note) \
-                 SELECT seq, seq % 1000, 0, CONCAT('row ', seq) FROM `{db}`.seq_{from}_to_{to}"
-            ))
-            .await;
-        from = to + 1;
-    }
-}
-
-/// Updates, deletes and inserts random rows of ids 1..=n (and inserts new
-/// ids above n) until stopped; returns how many statements it committed.
-fn churn(
-    stack: &'static Stack,
-    db: &str,
-    table: &str,
-    n: i64,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<u64> {
-    let t = format!("`{db}`.`{table}`");
-    tokio::spawn(async move {
-        use mysql_async::prelude::Queryable;
-        let mut conn = stack.conn().await;
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let mut done = 0u64;
-        let mut new_id = n + 1;
-        while !stop.load(Ordering::SeqCst) {
-            let id = 1 + (next() % n as u64) as i64;
-            let sql = match next() % 4 {
-                0 => format!("DELETE FROM {t} WHERE id = {id}"),
-                1 => {
-                    new_id += 1;
-                    format!("INSERT INTO {t} (id, v, txn, note) VALUES ({new_id}, 1, 1, 'new')")
-                }
-                _ => format!("UPDATE {t} SET v = v + 1, note = 'upd {done}' WHERE id = {id}"),
-            };
-            conn.query_drop(sql).await.expect("churn statement");
-            done += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        done
-    })
-}
-
-/// The context's snapshot progress: (rows, tables remaining).
-async fn snapshot_progress(s: &Scenario) -> Option<(u64, usize)> {
-    let ctx = s.context().await?;
-    let snap = ctx.get("snapshot")?;
-    let rows = snap["rows"].as_u64()?;
-    let remaining = snap["tables"]
-        .as_array()?
-        .iter()
-        .filter(|t| t["done"] != true)
-        .count();
-    Some((rows, remaining))
-}
-
-/// Waits until the snapshot delivered at least `rows` rows; panics after
-/// `timeout` or when it finished first.
-async fn wait_snapshot_rows(s: &Scenario, rows: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some((got, remaining)) = snapshot_progress(s).await {
-            assert!(
-                remaining > 0 || got >= rows,
-                "snapshot finished at {got} rows before reaching {rows}"
-            );
-            if got >= rows {
-                assert!(remaining > 0, "snapshot already done");
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "snapshot did not reach {rows} rows within {timeout:?}: {:?}",
-            snapshot_progress(s).await
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_snapshot_done(s: &Scenario, timeout: Duration) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some((rows, 0)) = snapshot_progress(s).await {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "snapshot not done within {timeout:?}: {:?}",
-            snapshot_progress(s).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn with_chunk_rows(s: &Scenario, chunk: u32) -> Value {
-    let mut cfg = s.config();
-    cfg["source"]["snapshot"] = json!("initial");
-    cfg["source"]["snapshot_chunk_rows"] = json!(chunk);
-    cfg
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     let stack = shared_stack!();
-    // Given a table of 20,000 rows and a new task (snapshot: initial by
-    // default) reading it in chunks of 200 rows
+    // Given a table of 1,000,000 rows and a new task (snapshot: initial by
+    // default) reading it in chunks of 10,000 rows
     let s = Scenario::new(stack, "snap").await;
-    let n = 20_000i64;
+    let n = big_rows();
     fill(stack, &s.db, &s.table, n as u64).await;
-    s.put_config(with_chunk_rows(&s, 200)).await;
+    s.put_config(with_chunk_rows(&s, 10_000)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writes = churn(stack, &s.db, &s.table, n, stop.clone());
     let mut core = s.core("h1", 1500);
 
     // When the RUNNING Core is SIGKILLed twice during the copy, and a
     // second Core takes over by switchover, while rows change all along
-    wait_snapshot_rows(&s, 3_000, Duration::from_secs(60)).await;
+    let at = |share: f64| (n as f64 * share) as u64;
+    let copying = Duration::from_secs(600);
+    wait_snapshot_rows(&s, at(0.15), copying).await;
     core.kill();
     core = s.core("h1", 1500);
-    wait_snapshot_rows(&s, 8_000, Duration::from_secs(60)).await;
+    wait_snapshot_rows(&s, at(0.4), copying).await;
     core.kill();
     core = s.core("h1", 1500);
     // (h2 registers after h1 runs again, so that h1 stays first in line)
@@ -222,7 +52,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     standby
         .wait_for_log("STANDBY", Duration::from_secs(30))
         .await;
-    wait_snapshot_rows(&s, 13_000, Duration::from_secs(60)).await;
+    wait_snapshot_rows(&s, at(0.65), copying).await;
     assert_eq!(s.running_host(Duration::from_secs(10)).await, "h1");
     s.switchover().await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -230,7 +60,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
         assert!(Instant::now() < deadline, "no switchover to h2");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let copied = wait_snapshot_done(&s, Duration::from_secs(120)).await;
+    let copied = wait_snapshot_done(&s, copying).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::SeqCst);
     let statements = writes.await.unwrap();
@@ -239,7 +69,7 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
     // Then the table rebuilt from the topic equals the table, and no
     // snapshot row arrived twice
     let want = table_rows(stack, &s.db, &s.table).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let (got, problems, msgs) = loop {
         let msgs = stack.read_topic(&s.topic).await;
         let (got, problems) = rebuild(&msgs);
@@ -286,7 +116,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
             fill(stack, &s.db, t, rows).await;
         }
     }
-    // a table without any key is not copied (said in the progress)
+    // and a table without any key (copied in one consistent read)
     stack
         .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
         .await;
@@ -300,7 +130,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
     let copied = wait_snapshot_done(&s, Duration::from_secs(60)).await;
 
     // Then each table's topic holds exactly its rows as reads
-    assert_eq!(copied, 4);
+    assert_eq!(copied, 5);
     for (t, rows) in [("e1", 1usize), ("e3", 3)] {
         let topic = format!("{}.{t}", s.db);
         let msgs = stack
@@ -323,13 +153,14 @@ async fn snapshot_edges_empty_one_few_and_never() {
     let ctx = s.context().await.unwrap();
     let tables = ctx["snapshot"]["tables"].as_array().unwrap();
     let nokey = tables.iter().find(|t| t["table"] == "nokey").unwrap();
-    assert!(
-        nokey["skipped"]
-            .as_str()
-            .unwrap()
-            .contains("no primary key"),
-        "{nokey}"
-    );
+    assert_eq!(nokey["mode"], "single_read", "{nokey}");
+    assert_eq!(nokey["rows"], 1, "{nokey}");
+    let msgs = stack
+        .read_topic_until(&format!("{}.nokey", s.db), 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].value_json()["type"], "read");
+    assert_eq!(msgs[0].value_json()["after"], json!({"a": 1, "b": 2}));
     core.stop().await;
 
     // And a task with "snapshot": "never" copies nothing
@@ -357,10 +188,7 @@ async fn snapshot_edges_empty_one_few_and_never() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_of_a_big_table_under_writes() {
     let stack = shared_stack!();
-    let n: i64 = std::env::var("REPLICATOR_SNAPSHOT_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = big_rows();
     // Given a table of n rows and a task copying it in chunks of 10,000
     let s = Scenario::new(stack, "snapbig").await;
     fill(stack, &s.db, &s.table, n as u64).await;

@@ -105,6 +105,18 @@ impl RowOut {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Writes the key of the before image to `out` (cleared first), for an
+    /// update whose key may have changed; `false` when there is no before
+    /// image.
+    pub fn before_key(&self, table: &Table, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if !self.has_before {
+            return false;
+        }
+        key(table, (&self.before, &self.spans_before), None, out);
+        true
+    }
 }
 
 const NO_SPAN: (u32, u32) = (u32::MAX, 0);

@@ -309,6 +309,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     // The snapshot goes on where the context says, if it is not done.
     let snap = match start.snapshot.as_deref() {
         Some(p) if p.remaining() > 0 => {
+            snapshot::preflight(&mut meta_conn, &cfg.source.user, p).await?;
             let mut marks = Vec::new();
             if !clean {
                 if let Some(t) = p.current() {
@@ -350,6 +351,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         out: RowOut::default(),
         msg: Vec::with_capacity(1024),
         key: Vec::with_capacity(64),
+        before_key: Vec::with_capacity(64),
         format: task_format,
         server_id: 0,
         txn_topic: cfg.sink.transactions_topic.as_deref().map(Arc::<str>::from),
@@ -574,6 +576,8 @@ struct RunState {
     msg: Vec<u8>,
     /// Key of a format that writes its own.
     key: Vec<u8>,
+    /// The before image's key of an update (snapshot merge).
+    before_key: Vec<u8>,
     format: TaskFormat,
     /// Server id of the event being handled.
     server_id: u32,
@@ -865,10 +869,23 @@ impl RunState {
             }
             if entry.snapshot {
                 if let (Some(s), Some(t)) = (self.snap.as_mut(), self.cursor.open()) {
+                    // an update may change the key: both keys are merged
+                    let (before, after) = match kind {
+                        ChangeType::Update => {
+                            self.out.before_key(&entry.table, &mut self.before_key);
+                            (
+                                Some(self.before_key.as_slice()),
+                                Some(self.out.key.as_slice()),
+                            )
+                        }
+                        ChangeType::Delete => (Some(self.out.key.as_slice()), None),
+                        _ => (None, Some(self.out.key.as_slice())),
+                    };
                     s.record(
                         &entry.table.database,
                         &entry.table.name,
-                        &self.out.key,
+                        before,
+                        after,
                         self.cursor.file(),
                         t.start,
                     );

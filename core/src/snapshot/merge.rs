@@ -44,6 +44,26 @@ impl Changes {
         }
     }
 
+    /// The transaction starting at `at` changed a row of `db`.`table` from
+    /// key `before` (update, delete) to key `after` (insert, update): both
+    /// are recorded, so an update that changes the key leaves the old key
+    /// out of a chunk read before it as well as the new one.
+    pub fn record_row(
+        &mut self,
+        db: &str,
+        table: &str,
+        before: Option<&[u8]>,
+        after: Option<&[u8]>,
+        at: &BinlogPos,
+    ) {
+        if let Some(k) = after {
+            self.record(db, table, k, at);
+        }
+        if let Some(k) = before.filter(|b| Some(*b) != after) {
+            self.record(db, table, k, at);
+        }
+    }
+
     /// True when the stream changed `key` in a transaction starting at or
     /// after `at` (a chunk read at `at` must leave that key out).
     pub fn changed_since(
@@ -118,5 +138,26 @@ mod tests {
         assert_eq!(c.len(), 1, "only the change at 400 is left");
         c.prune(&p(500));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn an_update_of_the_key_leaves_both_keys_out() {
+        let mut c = Changes::default();
+        // key 1 becomes key 7 at 300; a chunk read at 200 holds key 1 (old
+        // value), one read at 400 holds key 7 (the stream sent it before)
+        c.record_row("d", "t", Some(b"[1]"), Some(b"[7]"), &p(300));
+        assert!(c.changed_since("d", "t", b"[1]", &p(200)).unwrap());
+        assert!(c.changed_since("d", "t", b"[7]", &p(200)).unwrap());
+        assert!(!c.changed_since("d", "t", b"[1]", &p(400)).unwrap());
+        assert_eq!(c.len(), 2);
+        // an update that keeps its key, an insert and a delete: one key each
+        c.record_row("d", "t", Some(b"[2]"), Some(b"[2]"), &p(300));
+        c.record_row("d", "t", None, Some(b"[3]"), &p(300));
+        c.record_row("d", "t", Some(b"[4]"), None, &p(300));
+        assert_eq!(c.len(), 5);
+        for k in [&b"[2]"[..], b"[3]", b"[4]"] {
+            assert!(c.changed_since("d", "t", k, &p(300)).unwrap());
+        }
+        assert!(!c.changed_since("d", "t", b"[5]", &p(200)).unwrap());
     }
 }

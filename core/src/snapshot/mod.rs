@@ -29,8 +29,10 @@
 //! Failure: reading errors come through the reader (transient: the run
 //! restarts from its context at the same chunk; definite: the task stops
 //! with the error in its instance node). A table dropped during the copy is
-//! finished empty (the stream carries the DROP); a table without a usable
-//! key is not copied, said in the log and in the progress (`skipped`).
+//! finished empty (the stream carries the DROP). A table without a usable
+//! key is read in one consistent read, streamed in pieces at the same
+//! position (`mode: single_read` in the progress); a run that stops during
+//! it reads that table again from its start.
 
 pub mod merge;
 pub mod reader;
@@ -50,7 +52,7 @@ use merge::Changes;
 use mysql_async::prelude::Queryable;
 use reader::{Chunk, Reader, ReaderSpec};
 use replicator_common::config::{NamedStart, StartPosition, TaskConfig};
-use replicator_common::nodes::{SnapshotProgress, SnapshotTable};
+use replicator_common::nodes::{CopyMode, SnapshotProgress, SnapshotTable};
 use replicator_common::position::BinlogPos;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -81,6 +83,7 @@ pub async fn plan(
             rows: 0,
             estimate: estimate.unwrap_or(0),
             skipped: None,
+            mode: None,
         })
         .collect();
     Ok(SnapshotProgress {
@@ -112,6 +115,45 @@ pub async fn estimate(
         t.estimate = rows.flatten().unwrap_or(0);
     }
     Ok(())
+}
+
+/// Server errors of a `SELECT` the user may not run (table, column).
+const DENIED: &[u16] = &[1142, 1143];
+
+/// Preflight before copying: every table still to copy must be readable by
+/// the source user. Returns a definite error naming every table whose
+/// `SELECT` is denied (a table gone since it was planned is left to the
+/// reader, which finishes it as gone).
+pub async fn preflight(
+    conn: &mut mysql_async::Conn,
+    user: &str,
+    progress: &SnapshotProgress,
+) -> Result<(), TaskError> {
+    let mut denied = Vec::new();
+    for t in progress.tables.iter().filter(|t| !t.done) {
+        let sql = format!(
+            "SELECT 1 FROM `{}`.`{}` LIMIT 0",
+            t.database.replace('`', "``"),
+            t.table.replace('`', "``")
+        );
+        match conn.query_drop(sql).await {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(e)) if DENIED.contains(&e.code) => {
+                denied.push(format!("{}.{}", t.database, t.table));
+            }
+            Err(mysql_async::Error::Server(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if denied.is_empty() {
+        return Ok(());
+    }
+    Err(DefiniteError::Preflight(format!(
+        "snapshot: source user `{user}` lacks SELECT on {}: grant it, exclude the tables, \
+         or set \"snapshot\": \"never\"",
+        denied.join(", ")
+    ))
+    .into())
 }
 
 /// `when_needed` after a purged binlog: writes a context at the source's
@@ -197,14 +239,19 @@ impl SnapshotRun {
             .any(|t| !t.done && t.database == db && t.table == table)
     }
 
-    /// The stream changed `key` in the transaction starting at `at`.
-    pub fn record(&mut self, db: &str, table: &str, key: &[u8], file: &str, at: u64) {
-        self.changes.record(
-            db,
-            table,
-            key,
-            &replicator_common::position::BinlogPos::new(file, at),
-        );
+    /// The stream changed a row from key `before` to key `after` in the
+    /// transaction starting at `at` (see [`Changes::record_row`]).
+    pub fn record(
+        &mut self,
+        db: &str,
+        table: &str,
+        before: Option<&[u8]>,
+        after: Option<&[u8]>,
+        file: &str,
+        at: u64,
+    ) {
+        self.changes
+            .record_row(db, table, before, after, &BinlogPos::new(file, at));
     }
 
     /// True when the next chunk may be taken from the reader.
@@ -362,6 +409,9 @@ impl SnapshotRun {
         t.done = chunk.done || topic.is_none();
         if chunk.skipped.is_some() {
             t.skipped = chunk.skipped.clone();
+        }
+        if chunk.single_read {
+            t.mode = Some(CopyMode::SingleRead);
         }
         self.progress.rows += delivered;
         self.progress.next_chunk = chunk.seq + 1;

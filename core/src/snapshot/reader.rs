@@ -86,6 +86,8 @@ pub struct Chunk {
     pub skipped: Option<String>,
     /// Key column names of the message (`primary_key` field).
     pub key_names: Vec<String>,
+    /// A piece of a table read in one consistent read (no usable key).
+    pub single_read: bool,
 }
 
 /// The reading task; dropping it stops the task.
@@ -140,6 +142,26 @@ async fn read_all(
                 marks,
             )
             .await?;
+            let chunk = match chunk {
+                Read::Chunk(c) => c,
+                Read::Unkeyed(spec_t) => {
+                    let more = single_read(
+                        &spec,
+                        &mut conn,
+                        &spec_t,
+                        &t.database,
+                        &t.table,
+                        index,
+                        &mut seq,
+                        tx,
+                    )
+                    .await?;
+                    if !more {
+                        return Ok(());
+                    }
+                    break;
+                }
+            };
             let done = chunk.done;
             let next = chunk.last_key.clone();
             let Ok(()) = tx
@@ -180,7 +202,7 @@ async fn read_with_retries(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
-) -> Result<Chunk, TaskError> {
+) -> Result<Read, TaskError> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
@@ -319,10 +341,8 @@ pub async fn table_spec(
         if still.unwrap_or(0) == 0 {
             return Ok(Err("the table no longer exists".into()));
         }
-        return Ok(Err(
-            "no primary key nor unique NOT NULL key: not copied (rows arrive with the stream only)"
-                .into(),
-        ));
+        // no usable key: the whole row is the message key, as the stream
+        // keys such tables, and the table is read in one consistent read
     }
     Ok(Ok(TableSpec {
         columns,
@@ -338,11 +358,12 @@ async fn read_chunk(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
-) -> Result<Chunk, Failure> {
+) -> Result<Read, Failure> {
     let t = match table_spec(conn, db, table).await? {
+        Ok(t) if t.order_cols.is_empty() => return Ok(Read::Unkeyed(t)),
         Ok(t) => t,
         Err(reason) => {
-            return Ok(Chunk {
+            return Ok(Read::Chunk(Chunk {
                 seq: 0,
                 table: 0,
                 at: BinlogPos::new("", 0),
@@ -351,7 +372,8 @@ async fn read_chunk(
                 done: true,
                 skipped: Some(reason),
                 key_names: Vec::new(),
-            })
+                single_read: false,
+            }))
         }
     };
     let order: Vec<String> = t
@@ -412,35 +434,7 @@ async fn read_chunk(
     }
     sql.push_str(&format!(" ORDER BY {order} LIMIT {}", spec.chunk_rows));
 
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        .await?;
-    let status: Vec<(String, String)> =
-        match conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = conn.query_drop("ROLLBACK").await;
-                return Err(e.into());
-            }
-        };
-    let get = |n: &str| {
-        status
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
-    let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
-    else {
-        let _ = conn.query_drop("ROLLBACK").await;
-        return Err(Failure::Definite(
-            DefiniteError::Preflight(
-                "snapshots need MariaDB (binlog_snapshot_file/position status); \
-                 use \"snapshot\": \"never\" with this server"
-                    .into(),
-            )
-            .into(),
-        ));
-    };
-    let at = BinlogPos::new(file, pos.parse().unwrap_or(0));
+    let at = begin(conn).await?;
     let rows: Result<Vec<mysql_async::Row>, _> =
         conn.exec(sql.as_str(), Params::Positional(params)).await;
     let _ = conn.query_drop("COMMIT").await;
@@ -485,7 +479,7 @@ async fn read_chunk(
         .iter()
         .map(|&i| t.columns[i].name.clone())
         .collect();
-    Ok(Chunk {
+    Ok(Read::Chunk(Chunk {
         seq: 0,
         table: 0,
         at,
@@ -494,7 +488,134 @@ async fn read_chunk(
         done,
         skipped: None,
         key_names,
-    })
+        single_read: false,
+    }))
+}
+
+/// Starts a consistent-snapshot transaction and returns the binlog
+/// position its read view corresponds to (MariaDB's `binlog_snapshot_*`).
+async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await?;
+    let status: Vec<(String, String)> =
+        match conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = conn.query_drop("ROLLBACK").await;
+                return Err(e.into());
+            }
+        };
+    let get = |n: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
+    else {
+        let _ = conn.query_drop("ROLLBACK").await;
+        return Err(Failure::Definite(
+            DefiniteError::Preflight(
+                "snapshots need MariaDB (binlog_snapshot_file/position status); \
+                 use \"snapshot\": \"never\" with this server"
+                    .into(),
+            )
+            .into(),
+        ));
+    };
+    Ok(BinlogPos::new(file, pos.parse().unwrap_or(0)))
+}
+
+/// Reads table `index` (`db`.`table`, without a usable key) in one
+/// consistent read, streamed: pieces of `chunk_rows` rows, all at the same
+/// position, sent as they fill (the last one `done`). Returns `false` when
+/// the receiver is gone. Nothing is retried here: a failure ends the run
+/// (transient or definite as classified) and the next run reads the table
+/// again from its start.
+#[allow(clippy::too_many_arguments)]
+async fn single_read(
+    spec: &ReaderSpec,
+    conn: &mut Conn,
+    t: &TableSpec,
+    db: &str,
+    table: &str,
+    index: usize,
+    seq: &mut u64,
+    tx: &mpsc::Sender<Result<Chunk, TaskError>>,
+) -> Result<bool, TaskError> {
+    let fail = |f: Failure| match f {
+        Failure::Retry(e) | Failure::Definite(e) => e,
+    };
+    // the server waits on us while a piece waits for the stream
+    conn.query_drop("SET SESSION net_write_timeout = 86400")
+        .await?;
+    let sql = format!(
+        "SELECT {} FROM {}.{}",
+        t.columns
+            .iter()
+            .map(|c| quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(","),
+        quote(db),
+        quote(table)
+    );
+    let at = begin(conn).await.map_err(fail)?;
+    tracing::info!(database = %db, table = %table, at = %at,
+        "no primary key nor unique NOT NULL key: copying the table in one consistent read");
+    let piece = |rows: Vec<ChunkRow>, seq: u64, done: bool| Chunk {
+        seq,
+        table: index,
+        at: at.clone(),
+        rows,
+        last_key: None,
+        done,
+        skipped: None,
+        key_names: Vec::new(),
+        single_read: true,
+    };
+    let chunk_rows = spec.chunk_rows as usize;
+    let mut r = Rendered::default();
+    let mut rows = Vec::with_capacity(chunk_rows.min(65_536));
+    let read: Result<bool, TaskError> = async {
+        let mut result = conn.exec_iter(sql.as_str(), ()).await?;
+        while let Some(row) = result.next().await? {
+            let values = row.unwrap();
+            render::render_row(&t.columns, &t.key_cols, &t.order_cols, &values, &mut r)
+                .map_err(|e| DefiniteError::Decode(format!("{db}.{table}: {e}")))?;
+            rows.push(ChunkRow {
+                key: r.key.clone(),
+                after: r.after.clone(),
+                raw_key: b"[]".to_vec(),
+                at_or_before_mark: 0,
+            });
+            if rows.len() == chunk_rows {
+                let full = std::mem::replace(&mut rows, Vec::with_capacity(chunk_rows.min(65_536)));
+                if tx.send(Ok(piece(full, *seq, false))).await.is_err() {
+                    return Ok(false);
+                }
+                *seq += 1;
+            }
+        }
+        Ok(true)
+    }
+    .await;
+    let _ = conn.query_drop("COMMIT").await;
+    if !read? {
+        return Ok(false);
+    }
+    let last = piece(std::mem::take(&mut rows), *seq, true);
+    if tx.send(Ok(last)).await.is_err() {
+        return Ok(false);
+    }
+    *seq += 1;
+    Ok(true)
+}
+
+/// What one read of a table gives.
+enum Read {
+    Chunk(Chunk),
+    /// The table has no usable key: read it with [`single_read`].
+    Unkeyed(TableSpec),
 }
 
 /// A placeholder for an ordering column: DECIMAL compared as DECIMAL (a
