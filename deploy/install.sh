@@ -15,10 +15,15 @@
 #     feature that the prebuilt binary lacks, into $REPLICATOR_TANSU_PG_ROOT
 #     (default ~/.local/share/mysql-replicator/tansu-pg; the tests look for
 #     bin/tansu there): the broker-restart and SASL tests run Tansu on
-#     PostgreSQL (Debian package postgresql), whose data and SCRAM users
-#     survive a restart. Built once (about 74 minutes measured on a loaded machine, less when quiet on 2 cores); kept
+#     PostgreSQL, whose data and SCRAM users survive a restart. Built once (about 74 minutes measured on a loaded machine, less when quiet on 2 cores); kept
 #     while its `--version` is tansu $TANSU_VERSION and its `--help` lists
 #     the postgres storage engine; REPLICATOR_SKIP_TANSU_PG=1 skips it;
+#   - PostgreSQL 16 server binaries for that storage (Tansu 0.6.0 needs
+#     16+, Debian 12 has 15): the unmodified PostgreSQL 16.2 of the PyPI
+#     wheel pgserver 0.1.4, unpacked into $REPLICATOR_PG16_DIR (default
+#     /usr/local/lib/mysql-replicator/pg16/pgserver/pginstall, the wheel's
+#     layout, which its binaries' library path needs), a few seconds; the
+#     Debian package postgresql still provides the user it runs as;
 #   - the PyPI package pydbzengine $PYDBZENGINE_VERSION (Debezium 3.6.3's
 #     MySQL connector, embedded through JPype; run by the Debezium
 #     comparison test) into a venv at $REPLICATOR_DEBEZIUM_VENV (default
@@ -38,6 +43,8 @@ CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 LOCK=/tmp/mysql-replicator-install.lock
 PYDBZENGINE_VERSION=3.6.3.0
 DEBEZIUM_VENV="${REPLICATOR_DEBEZIUM_VENV:-$HOME/.local/share/mysql-replicator/pydbzengine-venv}"
+PGSERVER_VERSION=0.1.4
+PG16_DIR="${REPLICATOR_PG16_DIR:-/usr/local/lib/mysql-replicator/pg16/pgserver/pginstall}"
 TANSU_PG_ROOT="${REPLICATOR_TANSU_PG_ROOT:-$HOME/.local/share/mysql-replicator/tansu-pg}"
 
 log() { echo "install.sh: $*" >&2; }
@@ -160,6 +167,44 @@ install_pydbzengine() {
     log "pydbzengine $PYDBZENGINE_VERSION installed into $DEBEZIUM_VENV in $((SECONDS - started)) s"
 }
 
+# PostgreSQL 16 server binaries for Tansu's postgres storage: Tansu 0.6.0's
+# read_committed ListOffsets query needs PostgreSQL 16 or later, and Debian
+# 12 has 15. The PyPI wheel pgserver $PGSERVER_VERSION ships unmodified
+# PostgreSQL 16.2 binaries (pgserver/pginstall); they are unpacked under
+# $PG16_DIR, outside /root, because the server runs as user postgres.
+install_pg16() {
+    if [[ "$("$PG16_DIR/bin/postgres" --version 2>/dev/null)" == "postgres (PostgreSQL) 16."* ]] \
+        && "$PG16_DIR/bin/initdb" --version >/dev/null 2>&1; then
+        log "PostgreSQL 16 present ($PG16_DIR)"
+        return
+    fi
+    local started=$SECONDS dir
+    dir="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --dest "$dir" "pgserver==$PGSERVER_VERSION" >&2
+    python3 -m zipfile -e "$dir"/pgserver-*.whl "$dir/x"
+    # bin/ finds its libraries at $ORIGIN/../../../pgserver.libs: keep the
+    # wheel's whole tree, $PG16_DIR being its pgserver/pginstall.
+    local root="${PG16_DIR%/pgserver/pginstall}"
+    [[ "$root" != "$PG16_DIR" ]] || {
+        log "REPLICATOR_PG16_DIR must end in /pgserver/pginstall (the wheel's layout)"
+        exit 1
+    }
+    rm -rf "$root"
+    mkdir -p "$(dirname "$root")"
+    mv "$dir/x" "$root"
+    rm -rf "$dir"
+    chmod -R a+rX "$root"
+    chmod a+x "$PG16_DIR"/bin/*
+    local version
+    version="$("$PG16_DIR/bin/postgres" --version 2>/dev/null || true)"
+    [[ "$version" == "postgres (PostgreSQL) 16."* ]] || {
+        log "$PG16_DIR/bin/postgres is not PostgreSQL 16: '$version'"
+        exit 1
+    }
+    log "$version from PyPI pgserver $PGSERVER_VERSION into $PG16_DIR in $((SECONDS - started)) s"
+}
+
 main() {
     exec 9>"$LOCK"
     if ! flock -n 9; then
@@ -169,6 +214,7 @@ main() {
     install_apt_packages
     install_tansu
     install_tansu_pg
+    install_pg16
     install_pydbzengine
 }
 

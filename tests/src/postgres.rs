@@ -8,9 +8,10 @@
 //! PostgreSQL refuses to run as root: when the tests run as root (here and
 //! in CI) the server runs as the system user `postgres` (created by the
 //! Debian package), which then owns the data directory. The binaries are
-//! taken from `$REPLICATOR_PG_BIN_DIR`, else the newest
-//! `/usr/lib/postgresql/<major>/bin` (Debian's layout; `deploy/install.sh`
-//! installs the `postgresql` package).
+//! taken from `$REPLICATOR_PG_BIN_DIR`, else the PostgreSQL 16 that
+//! `deploy/install.sh` unpacks (Tansu 0.6.0's postgres storage needs 16 or
+//! later), else the newest `/usr/lib/postgresql/<major>/bin` (Debian's
+//! layout).
 
 use crate::process::{Process, Signal};
 use crate::reaper;
@@ -31,10 +32,18 @@ pub struct Postgres {
     server: Process,
 }
 
+/// Where `deploy/install.sh` unpacks PostgreSQL 16 (its default
+/// `REPLICATOR_PG16_DIR`).
+const PG16_BIN_DIR: &str = "/usr/local/lib/mysql-replicator/pg16/pgserver/pginstall/bin";
+
 /// The directory holding `initdb`, `postgres` (see the module doc).
 pub fn pg_bin_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("REPLICATOR_PG_BIN_DIR") {
         return Some(PathBuf::from(dir));
+    }
+    let pg16 = Path::new(PG16_BIN_DIR);
+    if pg16.join("postgres").is_file() {
+        return Some(pg16.to_path_buf());
     }
     let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
@@ -80,8 +89,8 @@ impl Postgres {
     pub fn start() -> Postgres {
         let bin_dir = pg_bin_dir().unwrap_or_else(|| {
             panic!(
-                "no PostgreSQL server binaries (looked at $REPLICATOR_PG_BIN_DIR and \
-                 /usr/lib/postgresql/*/bin): run deploy/install.sh (Debian package postgresql)"
+                "no PostgreSQL server binaries (looked at $REPLICATOR_PG_BIN_DIR, {PG16_BIN_DIR} and \
+                 /usr/lib/postgresql/*/bin): run deploy/install.sh"
             )
         });
         let dir = reaper::fresh_dir("postgres");

@@ -13,18 +13,12 @@
 //! Needs the postgres-enabled Tansu (`deploy/install.sh` builds it);
 //! `REPLICATOR_TEST_SKIP_TANSU_PG=1` skips it explicitly.
 //!
-//! Ignored: Tansu 0.6.0's `list_latest_offset_committed.sql` (a ListOffsets
-//! for the latest offset at `read_committed`, what every tail read and
-//! librdkafka's watermark query send) selects from a subquery without an
-//! alias, which PostgreSQL accepts from version 16 only; Debian 12 has 15,
-//! where the broker answers it by closing the connection ("subquery in
-//! FROM must have an alias" in its log). Runs here (2026-11-26): the
-//! SIGTERM restart recovered without a pipeline restart (5,164 and 5,092
-//! ms, Tansu takes about 5 s to exit on SIGTERM); after the SIGKILL the task
-//! produced again within 193 ms, but a later pipeline restart's tail read,
-//! and the test's own reader, hit that query and stalled (reported as a
-//! transient error, never guessed past). Run it with `--ignored` on
-//! PostgreSQL 16 or later (`REPLICATOR_PG_BIN_DIR`).
+//! PostgreSQL 16 or later: Tansu 0.6.0's `list_latest_offset_committed.sql`
+//! (a ListOffsets for the latest offset at `read_committed`, what every tail
+//! read and librdkafka's watermark query send) selects from a subquery
+//! without an alias, which PostgreSQL accepts from version 16 only (on
+//! Debian 12's 15 the broker answers it by closing the connection). The
+//! harness takes the PostgreSQL 16 that `deploy/install.sh` installs.
 
 mod support;
 
@@ -37,7 +31,6 @@ use support::{counter_in_order, exactly_once, Scenario, Writer};
 const SESSION_MS: u64 = 6000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "Tansu 0.6.0's read_committed ListOffsets query needs PostgreSQL 16+; Debian 12 has 15 (see the module doc)"]
 async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let base = shared_stack!();
     if skip_tansu_pg_tests() {
