@@ -324,7 +324,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 }
             }
             Some(SnapshotRun::start(
-                spec.task.name(),
+                task_format.clone(),
                 ReaderSpec {
                     source: source_cfg.clone(),
                     password: password.clone(),
@@ -897,6 +897,7 @@ impl RunState {
                         total_order,
                         data_collection_order,
                     }),
+                    snapshot: format::SnapshotMark::Stream,
                 };
                 let key_out = entry
                     .format

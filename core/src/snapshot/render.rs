@@ -14,10 +14,11 @@
 //! the context and in a message header, and bound back as statement
 //! parameters to read the next chunk or compare keys in SQL.
 
-use crate::decode::charset::{escape_utf8, write_base64};
+use crate::decode::charset::{escape_utf8, write_base64, BINARY_COLLATION};
 use crate::decode::rows::push_key;
 use crate::decode::temporal::{push_date, push_frac, push_hms};
 use crate::decode::value::{write_f32, write_f64};
+use crate::decode::Column;
 use base64::Engine;
 use mysql_async::Value;
 use replicator_common::nodes::RawValue;
@@ -91,16 +92,178 @@ pub fn kind_of(
     })
 }
 
-/// A value that does not fit its column kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column `{column}`: {what}")]
-pub struct RenderError {
-    pub column: String,
-    pub what: String,
+/// One row of `information_schema.COLUMNS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaColumn {
+    pub name: String,
+    /// `DATA_TYPE` (`varchar`).
+    pub data_type: String,
+    /// `COLUMN_TYPE` (`varchar(32)`, `int(10) unsigned`, `enum('a','b')`).
+    pub column_type: String,
+    /// `NUMERIC_PRECISION` (DECIMAL digits, BIT width).
+    pub precision: Option<u64>,
+    /// `NUMERIC_SCALE`.
+    pub scale: Option<u64>,
+    /// `DATETIME_PRECISION`.
+    pub fsp: Option<u32>,
+    /// `CHARACTER_SET_NAME`; `None` for binary and non-character columns.
+    pub charset: Option<String>,
+    pub nullable: bool,
 }
 
+/// The column as a binlog table map describes it (type code, metadata,
+/// signedness, binary or not, ENUM/SET labels), so that a snapshot row goes
+/// through the same message format code as a stream row of the table.
+/// `None` for a type snapshots do not read (see [`kind_of`]).
+pub fn table_column(c: &SchemaColumn, json_text: bool) -> Option<Column> {
+    use crate::decode::table::types;
+    let ty = c.data_type.to_ascii_lowercase();
+    let full = c.column_type.to_ascii_lowercase();
+    let fsp = c.fsp.unwrap_or(0).min(6) as u16;
+    let binary = c
+        .charset
+        .as_deref()
+        .is_none_or(|cs| cs.eq_ignore_ascii_case("binary"));
+    let blob_meta = |prefix: &str| match prefix {
+        "tiny" => 1,
+        "medium" => 3,
+        "long" => 4,
+        _ => 2,
+    };
+    let (type_code, meta) = match ty.as_str() {
+        "tinyint" => (types::TINY, 0),
+        "smallint" => (types::SHORT, 0),
+        "mediumint" => (types::INT24, 0),
+        "int" | "integer" => (types::LONG, 0),
+        "bigint" => (types::LONGLONG, 0),
+        "year" => (types::YEAR, 0),
+        "decimal" | "numeric" => (
+            types::NEWDECIMAL,
+            ((c.precision.unwrap_or(10) as u16) << 8) | (c.scale.unwrap_or(0) as u16 & 0xff),
+        ),
+        "float" => (types::FLOAT, 4),
+        "double" | "real" => (types::DOUBLE, 8),
+        "bit" => {
+            let n = c.precision.unwrap_or(1) as u16;
+            (types::BIT, ((n / 8) << 8) | (n % 8))
+        }
+        "date" => (types::DATE, 0),
+        "datetime" => (types::DATETIME2, fsp),
+        "timestamp" => (types::TIMESTAMP2, fsp),
+        "time" => (types::TIME2, fsp),
+        "char" | "binary" => (types::STRING, 0),
+        "varchar" | "varbinary" => (types::VARCHAR, 0),
+        "tinytext" | "text" | "mediumtext" | "longtext" => {
+            (types::BLOB, blob_meta(ty.trim_end_matches("text")))
+        }
+        "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            (types::BLOB, blob_meta(ty.trim_end_matches("blob")))
+        }
+        "enum" => (types::ENUM, 0),
+        "set" => (types::SET, 0),
+        "json" => (types::JSON, 0),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" => (types::GEOMETRY, 0),
+        _ => return None,
+    };
+    let mut col = Column::new(0, type_code, meta);
+    col.name.clone_from(&c.name);
+    col.unsigned = full.contains("unsigned");
+    col.nullable = c.nullable;
+    col.json_text = json_text;
+    col.column_type = Some(c.column_type.clone());
+    let character = matches!(
+        ty.as_str(),
+        "char"
+            | "varchar"
+            | "tinytext"
+            | "text"
+            | "mediumtext"
+            | "longtext"
+            | "binary"
+            | "varbinary"
+            | "tinyblob"
+            | "blob"
+            | "mediumblob"
+            | "longblob"
+    );
+    if character && binary {
+        col.charset = Some(BINARY_COLLATION);
+    }
+    match ty.as_str() {
+        "enum" => col.enum_values = labels(&c.column_type),
+        "set" => col.set_values = labels(&c.column_type),
+        _ => {}
+    }
+    Some(col)
+}
+
+/// The labels of `enum('a','b''c')` / `set(..)`, unquoted.
+fn labels(column_type: &str) -> Vec<String> {
+    let Some(inner) = column_type
+        .find('(')
+        .and_then(|i| column_type[i + 1..].strip_suffix(')'))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = inner.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (quoted, ch) {
+            (false, '\'') => quoted = true,
+            (true, '\'') if chars.peek() == Some(&'\'') => {
+                chars.next();
+                cur.push('\'');
+            }
+            (true, '\'') => {
+                quoted = false;
+                out.push(std::mem::take(&mut cur));
+            }
+            (true, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (true, c) => cur.push(c),
+            (false, _) => {}
+        }
+    }
+    out
+}
+
+/// A value the source sent that does not fit its column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("geometry shorter than its SRID")]
+    ShortGeometry,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("unexpected value {value} for a {kind:?} column")]
+    Unexpected { value: String, kind: ColKind },
+}
+
+/// A row that cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{got} values for {want} columns")]
+    Count { got: usize, want: usize },
+    #[error("column `{column}`: {source}")]
+    Value {
+        column: String,
+        #[source]
+        source: ValueError,
+    },
+}
+
+/// A raw key value that cannot be bound back as a parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad base64 in a snapshot key: {0}")]
+pub struct KeyError(#[from] base64::DecodeError);
+
 /// Appends the JSON of `v` for a column of kind `kind`.
-pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), String> {
+pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), ValueError> {
     let mut buf = itoa::Buffer::new();
     match (kind, v) {
         (_, Value::NULL) => out.extend_from_slice(b"null"),
@@ -165,15 +328,20 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), St
         }
         (ColKind::Binary, Value::Bytes(b)) => write_base64(out, b),
         (ColKind::Geometry, Value::Bytes(b)) => {
-            let wkb = b.get(4..).ok_or("geometry shorter than its SRID")?;
+            let wkb = b.get(4..).ok_or(ValueError::ShortGeometry)?;
             write_base64(out, wkb);
         }
         (ColKind::Json, Value::Bytes(b)) => {
             let v: serde_json::Value =
-                serde_json::from_slice(b).map_err(|e| format!("invalid JSON: {e}"))?;
+                serde_json::from_slice(b).map_err(|e| ValueError::Json(e.to_string()))?;
             serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
         }
-        (kind, v) => return Err(format!("unexpected value {v:?} for a {kind:?} column")),
+        (kind, v) => {
+            return Err(ValueError::Unexpected {
+                value: format!("{v:?}").chars().take(80).collect(),
+                kind,
+            })
+        }
     }
     Ok(())
 }
@@ -211,9 +379,9 @@ pub fn render_row(
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
     if values.len() < cols.len() {
-        return Err(RenderError {
-            column: String::new(),
-            what: format!("{} values for {} columns", values.len(), cols.len()),
+        return Err(RenderError::Count {
+            got: values.len(),
+            want: cols.len(),
         });
     }
     out.after.clear();
@@ -227,9 +395,9 @@ pub fn render_row(
         }
         push_key(&mut out.after, &col.name);
         let start = out.after.len();
-        write_value(&mut out.after, v, col.kind).map_err(|what| RenderError {
+        write_value(&mut out.after, v, col.kind).map_err(|source| RenderError::Value {
             column: col.name.clone(),
-            what,
+            source,
         })?;
         spans.push((start, out.after.len()));
     }
@@ -282,15 +450,13 @@ pub fn raw_value(v: &Value) -> RawValue {
 }
 
 /// A raw value as a statement parameter.
-pub fn param(v: &RawValue) -> Result<Value, String> {
+pub fn param(v: &RawValue) -> Result<Value, KeyError> {
     Ok(match v {
         RawValue::Null => Value::NULL,
         RawValue::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
-        RawValue::Bytes { b64 } => Value::Bytes(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| format!("bad base64 in a snapshot key: {e}"))?,
-        ),
+        RawValue::Bytes { b64 } => {
+            Value::Bytes(base64::engine::general_purpose::STANDARD.decode(b64)?)
+        }
     })
 }
 
@@ -419,6 +585,91 @@ mod tests {
             vec![RawValue::Text("x".into()), RawValue::Text("7".into())]
         );
         assert!(render_row(&cols, &[0], &[0], &values[..1], &mut r).is_err());
+    }
+
+    fn schema(data_type: &str, column_type: &str) -> SchemaColumn {
+        SchemaColumn {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: true,
+            ..SchemaColumn::default()
+        }
+    }
+
+    #[test]
+    fn columns_from_information_schema_describe_the_table_map() {
+        use crate::pipeline::format::columns::ColKind as F;
+        let kind = |c: &SchemaColumn, json: bool| F::of(&table_column(c, json).unwrap());
+        let dec = SchemaColumn {
+            precision: Some(10),
+            scale: Some(2),
+            ..schema("decimal", "decimal(10,2)")
+        };
+        assert_eq!(
+            kind(&dec, false),
+            F::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        );
+        let bit = SchemaColumn {
+            precision: Some(12),
+            ..schema("bit", "bit(12)")
+        };
+        assert_eq!(kind(&bit, false), F::Bit { bits: 12 });
+        assert_eq!(
+            kind(&schema("int", "int(10) unsigned"), false),
+            F::Int {
+                bits: 32,
+                unsigned: true
+            }
+        );
+        let dt = SchemaColumn {
+            fsp: Some(3),
+            ..schema("datetime", "datetime(3)")
+        };
+        assert_eq!(kind(&dt, false), F::DateTime { fsp: 3 });
+        let text = SchemaColumn {
+            charset: Some("utf8mb4".into()),
+            ..schema("mediumtext", "mediumtext")
+        };
+        assert_eq!(
+            kind(&text, false),
+            F::Text {
+                fixed: false,
+                blob: true
+            }
+        );
+        assert_eq!(
+            F::of(&table_column(&text, false).unwrap())
+                .mysql_type(&table_column(&text, false).unwrap()),
+            "mediumtext"
+        );
+        let json_text = SchemaColumn {
+            charset: Some("utf8mb4".into()),
+            ..schema("longtext", "longtext")
+        };
+        assert_eq!(kind(&json_text, true), F::Json);
+        assert_eq!(
+            kind(&schema("varbinary", "varbinary(16)"), false),
+            F::Bytes {
+                fixed: false,
+                blob: false
+            }
+        );
+        let e = table_column(&schema("enum", "enum('a','it''s','x,y')"), false).unwrap();
+        assert_eq!(e.enum_values, ["a", "it's", "x,y"]);
+        assert_eq!(e.column_type.as_deref(), Some("enum('a','it''s','x,y')"));
+        let s = table_column(&schema("set", "set()"), false).unwrap();
+        assert!(s.set_values.is_empty());
+        assert_eq!(kind(&schema("point", "point"), false), F::Geometry);
+        assert!(table_column(&schema("vector", "vector(3)"), false).is_none());
+        let nn = SchemaColumn {
+            nullable: false,
+            ..schema("int", "int(11)")
+        };
+        assert!(!table_column(&nn, false).unwrap().nullable);
     }
 
     #[test]

@@ -125,18 +125,16 @@ fn write_source(
     db: &[u8],
     table: &[u8],
     ts_ms: i64,
-    snapshot: bool,
+    snapshot: super::SnapshotMark,
     server_id: u32,
     txn: &super::Txn<'_>,
     row: u64,
 ) {
     out.extend_from_slice(head);
     columns::push_int(out, ts_ms);
-    out.extend_from_slice(if snapshot {
-        b",\"snapshot\":\"true\""
-    } else {
-        b",\"snapshot\":\"false\""
-    });
+    out.extend_from_slice(b",\"snapshot\":\"");
+    out.extend_from_slice(snapshot.as_str().as_bytes());
+    out.push(b'"');
     out.extend_from_slice(db);
     out.extend_from_slice(b"\"ts_us\":");
     columns::push_int(out, ts_ms * 1000);
@@ -198,7 +196,14 @@ impl TableFormat for DebeziumTable {
             &self.source_db,
             &self.source_table,
             r.ts_ms,
-            r.kind == ChangeType::Read,
+            if r.kind == ChangeType::Read {
+                match r.snapshot {
+                    super::SnapshotMark::Stream => super::SnapshotMark::Row,
+                    m => m,
+                }
+            } else {
+                super::SnapshotMark::Stream
+            },
             r.server_id,
             &r.txn,
             r.row,
@@ -508,7 +513,7 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
         &db,
         &table,
         d.ts_ms,
-        false,
+        super::SnapshotMark::Stream,
         d.server_id,
         &d.txn,
         d.row,

@@ -99,6 +99,58 @@ pub struct RowChange<'a> {
     pub after: Option<&'a [u8]>,
     /// The row's place in its transaction, when transaction events are on.
     pub order: Option<transaction::TxnOrder<'a>>,
+    /// A snapshot row's place in the snapshot (`SnapshotMark::Stream` for
+    /// stream rows).
+    pub snapshot: SnapshotMark,
+}
+
+/// Where a row stands in the snapshot, as Debezium marks it in
+/// `source.snapshot` (the other formats only tell snapshot rows apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotMark {
+    /// Not a snapshot row (`"false"`).
+    #[default]
+    Stream,
+    /// `"true"`: neither first nor last of its table.
+    Row,
+    /// `"first"`: the first row of the first table.
+    First,
+    /// `"first_in_data_collection"`: the first row of another table.
+    FirstInTable,
+    /// `"last_in_data_collection"`: the last row of a table but the last.
+    LastInTable,
+    /// `"last"`: the last row of the last table.
+    Last,
+}
+
+impl SnapshotMark {
+    /// The mark of a row, with Debezium's precedence (its
+    /// `RelationalSnapshotChangeEventSource.setSnapshotMarker`).
+    pub fn of(first_table: bool, last_table: bool, first_row: bool, last_row: bool) -> Self {
+        if last_row && last_table {
+            SnapshotMark::Last
+        } else if first_row && first_table {
+            SnapshotMark::First
+        } else if last_row {
+            SnapshotMark::LastInTable
+        } else if first_row {
+            SnapshotMark::FirstInTable
+        } else {
+            SnapshotMark::Row
+        }
+    }
+
+    /// The value of Debezium's `source.snapshot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMark::Stream => "false",
+            SnapshotMark::Row => "true",
+            SnapshotMark::First => "first",
+            SnapshotMark::FirstInTable => "first_in_data_collection",
+            SnapshotMark::LastInTable => "last_in_data_collection",
+            SnapshotMark::Last => "last",
+        }
+    }
 }
 
 /// One DDL statement on a table.
@@ -268,12 +320,6 @@ impl<'de> Visitor<'de> for ImageVisitor<'de> {
 /// True for the JSON `null`.
 pub fn is_null(v: &RawValue) -> bool {
     v.get() == "null"
-}
-
-/// The message kind of a change, by format: `ChangeType::Read` rows of a
-/// snapshot are written as each tool writes its snapshot rows.
-pub fn snapshot(kind: ChangeType) -> bool {
-    kind == ChangeType::Read
 }
 
 #[cfg(test)]

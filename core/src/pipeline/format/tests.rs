@@ -82,6 +82,7 @@ fn change(
         before: before.map(str::as_bytes),
         after: after.map(str::as_bytes),
         order: None,
+        snapshot: SnapshotMark::Stream,
     }
 }
 
@@ -452,4 +453,40 @@ fn debezium_rows_name_their_transaction_when_asked() {
         v["transaction"],
         json!({"id": "0-42-9", "total_order": 3, "data_collection_order": 2})
     );
+}
+
+#[test]
+fn snapshot_marks_follow_debeziums_precedence() {
+    use SnapshotMark as M;
+    // one table of one row: last wins over first
+    assert_eq!(M::of(true, true, true, true), M::Last);
+    assert_eq!(M::of(true, false, true, true), M::First);
+    assert_eq!(M::of(false, false, true, true), M::LastInTable);
+    assert_eq!(M::of(true, false, true, false), M::First);
+    assert_eq!(M::of(false, false, true, false), M::FirstInTable);
+    assert_eq!(M::of(false, true, false, true), M::Last);
+    assert_eq!(M::of(false, false, false, false), M::Row);
+    let f = fmt(MessageFormat::Debezium, false, false);
+    for (mark, want) in [
+        (M::Stream, "true"),
+        (M::Row, "true"),
+        (M::First, "first"),
+        (M::FirstInTable, "first_in_data_collection"),
+        (M::LastInTable, "last_in_data_collection"),
+        (M::Last, "last"),
+    ] {
+        let r = RowChange {
+            snapshot: mark,
+            ..change(ChangeType::Read, None, Some(AFTER))
+        };
+        let (v, _) = render(&f, &r);
+        assert_eq!(v["source"]["snapshot"], want, "{mark:?}");
+        assert_eq!(v["op"], "r");
+    }
+    // a stream row is never marked
+    let r = RowChange {
+        snapshot: M::Last,
+        ..change(ChangeType::Insert, None, Some(AFTER))
+    };
+    assert_eq!(render(&f, &r).0["source"]["snapshot"], "false");
 }
