@@ -22,7 +22,7 @@
 //! then reported as a transient error (the run restarts from its context
 //! and resumes at the same chunk); missing privileges are definite.
 
-use super::render::{self, ColKind, Rendered, SchemaColumn, SnapColumn};
+use super::render::{self, ColKind, Rendered, SnapColumn};
 use crate::decode::Table;
 use crate::error::{classify_mysql, DefiniteError, TaskError};
 use crate::source;
@@ -239,54 +239,16 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// `COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE,
-/// DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE`.
-type ColumnRow = (
-    String,
-    String,
-    String,
-    Option<u64>,
-    Option<u64>,
-    Option<u32>,
-    Option<String>,
-    String,
-);
-
 /// Loads how to read and render `db`.`table`; `Ok(None)` when it is gone.
 pub async fn table_spec(
     conn: &mut Conn,
     db: &str,
     table: &str,
 ) -> Result<Result<TableSpec, NotCopied>, mysql_async::Error> {
-    let rows: Vec<ColumnRow> = conn
-        .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, \
-             DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
-            (db, table),
-        )
-        .await?;
-    if rows.is_empty() {
+    let cols = crate::source::schema::column_defs(conn, db, table).await?;
+    if cols.is_empty() {
         return Ok(Err(NotCopied::Gone));
     }
-    let cols: Vec<SchemaColumn> = rows
-        .into_iter()
-        .map(
-            |(name, data_type, column_type, precision, scale, fsp, charset, nullable)| {
-                SchemaColumn {
-                    name,
-                    data_type,
-                    column_type,
-                    precision,
-                    scale,
-                    fsp,
-                    charset,
-                    nullable: nullable == "YES",
-                }
-            },
-        )
-        .collect();
     let checks: Vec<String> = conn
         .exec(
             "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
@@ -312,11 +274,12 @@ pub async fn table_spec(
         let json_text = json.contains(&c.name);
         let kind = render::kind_of(
             &c.data_type,
-            c.fsp.map(|f| f as u8),
+            c.fsp.map(|f| f.min(6) as u8),
             c.charset.as_deref(),
             json_text,
         );
-        let (Some(kind), Some(col)) = (kind, render::table_column(c, json_text)) else {
+        let (Some(kind), Some(col)) = (kind, crate::source::schema::table_column(c, json_text))
+        else {
             return Ok(Err(NotCopied::UnreadType {
                 column: c.name.clone(),
                 data_type: c.data_type.clone(),
