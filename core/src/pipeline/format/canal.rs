@@ -4,7 +4,7 @@
 //! `{"data": [row], "database", "table", "pkNames", "isDdl": false,
 //! "type": "INSERT"|"UPDATE"|"DELETE", "es": event time ms, "ts": send
 //! time ms, "sql": "", "sqlType": {col: java.sql.Types}, "mysqlType": {col:
-//! type}, "old": [changed columns' old values] | null, "id": transaction
+//! COLUMN_TYPE}, "old": [changed columns' old values] | null, "id": transaction
 //! start position, "gtid"}`. Values are strings as Canal renders them:
 //! numbers as their text, DATETIME `2024-01-02 03:04:05.120`, TIMESTAMP the
 //! same in UTC, binary as ISO-8859-1 text (one char per byte), NULL as null.
@@ -76,7 +76,13 @@ impl CanalTable {
                 types.push(b',');
             }
             types.extend_from_slice(&c.label);
-            columns::push_str(&mut types, &c.kind.mysql_type(col));
+            // the column's type as the server prints it (`varchar(32)`,
+            // `int(11)`), as Canal reads it from the table's definition;
+            // without the schema, the type the binlog tells
+            match &col.column_type {
+                Some(t) => columns::push_str(&mut types, t),
+                None => columns::push_str(&mut types, &c.kind.mysql_type(col)),
+            }
         }
         types.extend_from_slice(b"},\"old\":");
         CanalTable {

@@ -487,8 +487,82 @@ fn schemas(task: &str, table: &Table, cols: &[Col]) -> (Value, Value) {
     (value, key)
 }
 
+/// `tableChanges` of a schema change: for CREATE and ALTER (RENAME, index
+/// changes) of a table that exists, `[{"type", "id": "\"db\".\"table\"",
+/// "table": {"defaultCharsetName", "primaryKeyColumnNames", "columns":
+/// [..], "comment"}}]` from the table's definition after the statement;
+/// for DROP `[{"type": "DROP", "id", "table": null}]`; otherwise (TRUNCATE,
+/// statements that are not table DDL, a table gone by the time the Core
+/// read it) `[]`.
+fn table_changes(d: &DdlChange<'_>) -> Value {
+    use crate::pipeline::ddl::{ddl_kind, DdlKind};
+    let id = format!("\"{}\".\"{}\"", d.database, d.table);
+    let kind = match ddl_kind(d.sql) {
+        DdlKind::CreateTable => "CREATE",
+        DdlKind::DropTable => return json!([{"type": "DROP", "id": id, "table": null}]),
+        DdlKind::AlterTable | DdlKind::RenameTable | DdlKind::CreateIndex | DdlKind::DropIndex => {
+            "ALTER"
+        }
+        DdlKind::Truncate | DdlKind::Other => return json!([]),
+    };
+    let Some(def) = d.def else {
+        return json!([]);
+    };
+    let columns: Vec<Value> = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = if c.unsigned() {
+                format!("{} UNSIGNED", c.data_type.to_ascii_uppercase())
+            } else {
+                c.data_type.to_ascii_uppercase()
+            };
+            let jdbc = crate::source::schema::table_column(c, false)
+                .map(|col| ColKind::of(&col).java_sql_type());
+            let labels = matches!(c.data_type.as_str(), "enum" | "set").then(|| c.labels());
+            json!({"name": c.name, "jdbcType": jdbc, "nativeType": null, "typeName": name,
+                   "typeExpression": name, "charsetName": c.charset, "length": c.length,
+                   "scale": c.scale.or(c.fsp), "position": i + 1, "optional": c.nullable,
+                   "autoIncremented": c.auto_increment, "generated": c.generated,
+                   "comment": c.comment, "defaultValueExpression": null, "enumValues": labels})
+        })
+        .collect();
+    json!([{"type": kind, "id": id, "table": {
+        "defaultCharsetName": def.charset, "primaryKeyColumnNames": def.primary_key,
+        "columns": columns, "comment": null}}])
+}
+
+/// Kafka Connect schema of one `tableChanges` item
+/// (`io.debezium.connector.schema.Change`).
+fn table_change_schema() -> Value {
+    let f = |ty: &str, optional: bool, field: &str| json!({"type": ty, "optional": optional, "field": field});
+    let strings = |field: &str| {
+        json!({"type": "array", "items": {"type": "string", "optional": false},
+                                       "optional": true, "field": field})
+    };
+    let column = json!({"type": "struct", "optional": false, "name": "io.debezium.connector.schema.Column",
+        "version": 1, "fields": [
+        f("string", false, "name"), f("int32", false, "jdbcType"), f("int32", true, "nativeType"),
+        f("string", false, "typeName"), f("string", true, "typeExpression"),
+        f("string", true, "charsetName"), f("int32", true, "length"), f("int32", true, "scale"),
+        f("int32", false, "position"), f("boolean", true, "optional"),
+        f("boolean", true, "autoIncremented"), f("boolean", true, "generated"),
+        f("string", true, "comment"), f("string", true, "defaultValueExpression"),
+        strings("enumValues")]});
+    json!({"type": "struct", "optional": false, "name": "io.debezium.connector.schema.Change",
+        "version": 1, "fields": [
+        f("string", false, "type"), f("string", false, "id"),
+        {"type": "struct", "optional": true, "name": "io.debezium.connector.schema.Table",
+         "version": 1, "field": "table", "fields": [
+            f("string", true, "defaultCharsetName"), strings("primaryKeyColumnNames"),
+            {"type": "array", "items": column, "optional": false, "field": "columns"},
+            f("string", true, "comment")]}]})
+}
+
 /// A schema change event (Debezium's schema change topic shape), keyed
-/// `{"databaseName": db}`.
+/// `{"databaseName": db}`, written to the schema change topic
+/// ([`TaskFormat::ddl_topic`]).
 pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'_>) {
     let (head, db, table) = source_parts(&f.task, d.database, d.table);
     if f.schemas {
@@ -498,8 +572,8 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
             {"type": "string", "optional": true, "field": "databaseName"},
             {"type": "string", "optional": true, "field": "schemaName"},
             {"type": "string", "optional": true, "field": "ddl"},
-            {"type": "array", "items": {"type": "struct", "fields": [], "optional": false},
-             "optional": false, "field": "tableChanges"}],
+            {"type": "array", "items": table_change_schema(), "optional": false,
+             "field": "tableChanges"}],
             "optional": false, "name": "io.debezium.connector.mysql.SchemaChangeValue", "version": 1});
         out.extend_from_slice(b"{\"schema\":");
         serde_json::to_writer(&mut *out, &s).expect("writing to a Vec cannot fail");
@@ -525,7 +599,9 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
     columns::push_str(out, d.database);
     out.extend_from_slice(b",\"schemaName\":null,\"ddl\":");
     columns::push_str(out, d.sql);
-    out.extend_from_slice(b",\"tableChanges\":[]}");
+    out.extend_from_slice(b",\"tableChanges\":");
+    serde_json::to_writer(&mut *out, &table_changes(d)).expect("writing to a Vec cannot fail");
+    out.push(b'}');
     if f.schemas {
         out.push(b'}');
         key.extend_from_slice(

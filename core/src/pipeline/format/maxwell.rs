@@ -9,15 +9,18 @@
 //! columns' old values}}` (`old` on updates only). Values: numbers as
 //! numbers (DECIMAL too), DATETIME `2024-01-02 03:04:05.120`, TIMESTAMP the
 //! same in UTC, SET as an array of labels, BIT(1) as a boolean, binary as
-//! base64, JSON as JSON. `commit` is not written: rows are sent as they are
-//! decoded, before the transaction's end is known. Key: Maxwell's `hash`
-//! key `{"database", "table", "pk.<col>": value, ...}`.
+//! base64, JSON as JSON. `"commit": true` on the last row of a transaction
+//! is added when the transaction commits ([`mark_commit`], the pipeline
+//! holds the newest row until then). Key: Maxwell's `hash` key
+//! `{"database", "table", "pk.<col>": value, ...}`.
 
 use super::columns::{self, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat};
 use crate::decode::Table;
 use crate::pipeline::ddl::{ddl_kind, DdlKind};
 use crate::pipeline::message::ChangeType;
+use crate::source::schema::TableDef;
+use serde_json::json;
 use serde_json::value::RawValue;
 
 struct Col {
@@ -164,6 +167,17 @@ impl TableFormat for MaxwellTable {
     }
 }
 
+/// Marks a row message as its transaction's last: `"commit":true` after
+/// `xid`, where Maxwell writes it. The first `,"position":` of a message is
+/// the one after `xid` (database and table names before it are JSON
+/// strings, whose quotes are escaped).
+pub fn mark_commit(msg: &mut Vec<u8>) {
+    const AT: &[u8] = b",\"position\":";
+    if let Some(i) = msg.windows(AT.len()).position(|w| w == AT) {
+        msg.splice(i..i, b",\"commit\":true".iter().copied());
+    }
+}
+
 /// One value as Maxwell renders it.
 fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> {
     if is_null(raw) {
@@ -206,9 +220,12 @@ fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> 
     Ok(())
 }
 
-/// A schema change as Maxwell writes it (`table-create`, `table-alter`,
-/// `table-drop`, with `sql`; Maxwell's `def`/`old` table definitions are
-/// not written), keyed `{"database", "table"}`.
+/// A schema change as Maxwell writes it: `{"type": "table-create" |
+/// "table-alter" | "table-drop", "database", "table", "def": {table
+/// definition}, "ts": event time in ms, "sql", "position"}` (`def` on
+/// create and alter when the table exists; Maxwell's `old`, the definition
+/// before an ALTER, is not written: the Core keeps no schema history), keyed
+/// `{"database", "table"}`.
 pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, d: &DdlChange<'_>) {
     let kind = match ddl_kind(d.sql) {
         DdlKind::CreateTable => "table-create",
@@ -219,15 +236,63 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, d: &DdlChange<'_>) {
     columns::push_str(key, d.database);
     key.extend_from_slice(b",\"table\":");
     columns::push_str(key, d.table);
+    key.push(b'}');
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"database\":");
     columns::push_str(out, d.database);
     out.extend_from_slice(b",\"table\":");
     columns::push_str(out, d.table);
-    write_position(out, d.ts_ms, &d.txn, d.server_id);
+    if let (Some(def), false) = (d.def, kind == "table-drop") {
+        out.extend_from_slice(b",\"def\":");
+        serde_json::to_writer(&mut *out, &definition(d.database, d.table, def))
+            .expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(b",\"ts\":");
+    columns::push_int(out, d.ts_ms);
     out.extend_from_slice(b",\"sql\":");
     columns::push_str(out, d.sql);
+    out.extend_from_slice(b",\"position\":");
+    columns::push_str(out, &format!("{}:{}", d.txn.file, d.txn.pos));
     out.push(b'}');
-    key.push(b'}');
+}
+
+/// Maxwell's table definition: `{"database", "charset", "table", "columns":
+/// [{"type", "name", "signed" (integers), "charset" (text), "enum-values",
+/// "set-values", "column-length" (fractional seconds)}], "primary-key"}`.
+fn definition(db: &str, table: &str, def: &TableDef) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = def
+        .columns
+        .iter()
+        .map(|c| {
+            let mut m = serde_json::Map::new();
+            m.insert("type".into(), json!(c.data_type));
+            m.insert("name".into(), json!(c.name));
+            match c.data_type.as_str() {
+                "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+                    m.insert("signed".into(), json!(!c.unsigned()));
+                }
+                "enum" => {
+                    m.insert("charset".into(), json!(c.charset));
+                    m.insert("enum-values".into(), json!(c.labels()));
+                }
+                "set" => {
+                    m.insert("charset".into(), json!(c.charset));
+                    m.insert("set-values".into(), json!(c.labels()));
+                }
+                "datetime" | "timestamp" | "time" => {
+                    if let Some(fsp) = c.fsp.filter(|&f| f > 0) {
+                        m.insert("column-length".into(), json!(fsp));
+                    }
+                }
+                _ if c.charset.is_some() => {
+                    m.insert("charset".into(), json!(c.charset));
+                }
+                _ => {}
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    json!({"database": db, "charset": def.charset, "table": table, "columns": columns,
+           "primary-key": def.primary_key})
 }

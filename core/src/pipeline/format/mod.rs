@@ -32,6 +32,7 @@ pub mod transaction;
 
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
+use crate::source::schema::TableDef;
 use replicator_common::config::{MessageFormat, TaskConfig};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -163,6 +164,9 @@ pub struct DdlChange<'a> {
     pub server_id: u32,
     pub txn: Txn<'a>,
     pub row: u64,
+    /// The table's definition after the statement, when the format wants
+    /// it ([`TaskFormat::wants_definition`]) and the table exists.
+    pub def: Option<&'a TableDef>,
 }
 
 /// A format bound to one table.
@@ -217,6 +221,22 @@ impl TaskFormat {
             MessageFormat::Canal => Box::new(canal::CanalTable::new(table)),
             MessageFormat::Maxwell => Box::new(maxwell::MaxwellTable::new(table)),
         }
+    }
+
+    /// True when DDL events carry the table's definition (Maxwell's `def`,
+    /// Debezium's `tableChanges`).
+    pub fn wants_definition(&self) -> bool {
+        matches!(
+            self.format,
+            MessageFormat::Debezium | MessageFormat::Maxwell
+        )
+    }
+
+    /// The topic of DDL events when the format has its own: Debezium's
+    /// schema change topic, named by its topic prefix (the server name,
+    /// which is the task's name in `source.name`). `None`: the table's topic.
+    pub fn ddl_topic(&self) -> Option<&str> {
+        (self.format == MessageFormat::Debezium).then_some(self.task.as_str())
     }
 
     /// Writes the message of a DDL statement; the key is always written.
