@@ -29,8 +29,8 @@
 //! (fenced, lease lost) drops queued messages and returns at once.
 
 pub mod ddl;
-pub mod held;
 pub mod format;
+pub mod held;
 pub mod message;
 pub mod route;
 pub mod txn;

@@ -105,15 +105,27 @@ impl MaxwellTable {
     }
 }
 
-fn write_position(out: &mut Vec<u8>, ts_ms: i64, txn: &super::Txn<'_>, server_id: u32) {
+/// `ts`, `xid`, `position`, `server_id`; a snapshot row (Maxwell's
+/// bootstrap rows belong to no transaction) has no `xid` nor `server_id`.
+fn write_position(
+    out: &mut Vec<u8>,
+    ts_ms: i64,
+    txn: &super::Txn<'_>,
+    server_id: u32,
+    snapshot: bool,
+) {
     out.extend_from_slice(b",\"ts\":");
     columns::push_int(out, ts_ms.div_euclid(1000));
-    out.extend_from_slice(b",\"xid\":");
-    columns::push_int(out, txn.pos);
+    if !snapshot {
+        out.extend_from_slice(b",\"xid\":");
+        columns::push_int(out, txn.pos);
+    }
     out.extend_from_slice(b",\"position\":");
     columns::push_str(out, &format!("{}:{}", txn.file, txn.pos));
-    out.extend_from_slice(b",\"server_id\":");
-    columns::push_int(out, server_id);
+    if !snapshot {
+        out.extend_from_slice(b",\"server_id\":");
+        columns::push_int(out, server_id);
+    }
 }
 
 impl TableFormat for MaxwellTable {
@@ -139,7 +151,13 @@ impl TableFormat for MaxwellTable {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(kind.as_bytes());
         out.push(b'"');
-        write_position(out, r.ts_ms, &r.txn, r.server_id);
+        write_position(
+            out,
+            r.ts_ms,
+            &r.txn,
+            r.server_id,
+            r.kind == ChangeType::Read,
+        );
         out.extend_from_slice(b",\"primary_key\":[");
         for (n, &i) in self.table.primary_key.iter().enumerate() {
             if n > 0 {

@@ -598,11 +598,18 @@ fn maxwell_commit_mark_follows_xid() {
         ..table()
     });
     let (mut out, mut key) = (Vec::new(), Vec::new());
-    t.row(&mut out, &mut key, &change(ChangeType::Insert, None, Some(AFTER)))
-        .unwrap();
+    t.row(
+        &mut out,
+        &mut key,
+        &change(ChangeType::Insert, None, Some(AFTER)),
+    )
+    .unwrap();
     maxwell::mark_commit(&mut out);
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.contains(r#""xid":4711,"commit":true,"position":"#), "{text}");
+    assert!(
+        text.contains(r#""xid":4711,"commit":true,"position":"#),
+        "{text}"
+    );
     let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["commit"], true);
     assert_eq!(v["table"], "a\",\"position\":\"x");
