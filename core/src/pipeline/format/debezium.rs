@@ -88,14 +88,14 @@ impl DebeziumTable {
         }
     }
 
-    fn image(&self, out: &mut Vec<u8>, img: &Image<'_>) -> Result<(), FormatError> {
+    fn image(&self, out: &mut Vec<u8>, img: &Image<'_>, read: bool) -> Result<(), FormatError> {
         out.push(b'{');
         for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             out.extend_from_slice(&c.label);
-            value(out, c, v)?;
+            value(out, c, v, read)?;
         }
         out.push(b'}');
         Ok(())
@@ -177,17 +177,18 @@ impl TableFormat for DebeziumTable {
         key.clear();
         let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
         let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let read = r.kind == ChangeType::Read;
         if let Some(s) = &self.value_schema {
             out.extend_from_slice(s);
         }
         out.extend_from_slice(b"{\"before\":");
         match &before {
-            Some(img) => self.image(out, img)?,
+            Some(img) => self.image(out, img, read)?,
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"after\":");
         match &after {
-            Some(img) => self.image(out, img)?,
+            Some(img) => self.image(out, img, read)?,
             None => out.extend_from_slice(b"null"),
         }
         write_source(
@@ -250,7 +251,7 @@ impl TableFormat for DebeziumTable {
             }
             let c = &self.cols[i];
             key.extend_from_slice(&c.label);
-            value(key, c, img.0[i])?;
+            value(key, c, img.0[i], read)?;
         }
         key.push(b'}');
         if self.key_schema.is_some() {
@@ -281,8 +282,11 @@ impl TableFormat for DebeziumTable {
     }
 }
 
-/// One column value as Debezium renders it.
-fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> {
+/// One column value as Debezium renders it; `read`: as its snapshot renders
+/// it, which reads rows over JDBC (text protocol) where its stream reads the
+/// binlog: FLOAT with the 6 significant digits the server prints, TIMESTAMP
+/// without trailing fractional zeros, the zero YEAR as 2000.
+fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue, read: bool) -> Result<(), FormatError> {
     if is_null(raw) {
         out.extend_from_slice(b"null");
         return Ok(());
@@ -338,10 +342,29 @@ fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> 
                     };
                     columns::push_str(out, &format!("1970-01-01T00:00:00{frac}Z"));
                 }
+            } else if read {
+                // `2024-01-02T03:04:05.120Z` -> `…05.12Z`, `…05.000Z` -> `…05Z`
+                let body = s.strip_suffix('Z').unwrap_or(&s);
+                let body = match body.split_once('.') {
+                    Some((whole, frac)) => match frac.trim_end_matches('0') {
+                        "" => whole.to_string(),
+                        f => format!("{whole}.{f}"),
+                    },
+                    None => body.to_string(),
+                };
+                columns::push_str(out, &format!("{body}Z"));
             } else {
                 out.extend_from_slice(text.as_bytes());
             }
         }
+        ColKind::Float if read => {
+            let v: f32 = text
+                .parse()
+                .map_err(|_| FormatError::value(&c.name, "a float", text))?;
+            let shown: f32 = format!("{v:.5e}").parse().unwrap_or(v);
+            crate::decode::value::write_f32(out, shown);
+        }
+        ColKind::Year if read && text == "0" => out.extend_from_slice(b"2000"),
         ColKind::Time { .. } => columns::push_int(
             out,
             columns::time_us(&columns::string(raw, &c.name)?, &c.name)?,

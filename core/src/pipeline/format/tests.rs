@@ -615,3 +615,33 @@ fn maxwell_commit_mark_follows_xid() {
     assert_eq!(v["table"], "a\",\"position\":\"x");
     assert_eq!(v["position"], "mysql-bin.000003:4711");
 }
+
+#[test]
+fn debezium_reads_render_as_its_jdbc_snapshot() {
+    let f = fmt(MessageFormat::Debezium, false, false);
+    let row = |kind| {
+        let after = r#"{"id":7,"big":1,"d":"12.50","f":16777216,"b1":0,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.00Z","tm":"12:00:00.5","s":"x","bin":"AP9h","j":{"a": [1, 2]},"st":"","n":3,"y":0}"#;
+        render(&f, &change(kind, None, Some(after))).0["after"].clone()
+    };
+    let (stream, read) = (row(ChangeType::Insert), row(ChangeType::Read));
+    assert_eq!(
+        (&stream["f"], &stream["tz"], &stream["y"]),
+        (
+            &json!(16777216),
+            &json!("2024-01-02T03:04:05.00Z"),
+            &json!(1900)
+        )
+    );
+    assert_eq!(
+        (&read["f"], &read["tz"], &read["y"]),
+        (
+            &json!(16777200),
+            &json!("2024-01-02T03:04:05Z"),
+            &json!(2000)
+        )
+    );
+    // everything else as the stream
+    for c in ["id", "d", "dt", "ts3", "ts6", "tm", "s", "bin", "j"] {
+        assert_eq!(stream[c], read[c], "{c}");
+    }
+}
