@@ -275,19 +275,21 @@ impl MessageFormat {
     }
 }
 
-impl std::str::FromStr for MessageFormat {
-    type Err = String;
+/// A `sink.format` that is none of [`MessageFormat::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format `{0}`; valid formats: {names}", names = MessageFormat::NAMES.join(", "))]
+pub struct UnknownFormat(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for MessageFormat {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
         match s {
             "json" => Ok(MessageFormat::Json),
             "debezium" => Ok(MessageFormat::Debezium),
             "canal" => Ok(MessageFormat::Canal),
             "maxwell" => Ok(MessageFormat::Maxwell),
-            _ => Err(format!(
-                "unknown format `{s}`; valid formats: {}",
-                MessageFormat::NAMES.join(", ")
-            )),
+            _ => Err(UnknownFormat(s.to_string())),
         }
     }
 }
@@ -300,7 +302,7 @@ impl fmt::Display for MessageFormat {
 
 impl SinkConfig {
     /// The configured format (validation refused any other value).
-    pub fn message_format(&self) -> Result<MessageFormat, String> {
+    pub fn message_format(&self) -> Result<MessageFormat, UnknownFormat> {
         self.format.parse()
     }
 }
@@ -801,7 +803,7 @@ impl SinkConfig {
             }
         }
         if let Err(e) = self.message_format() {
-            p.add("sink.format", e);
+            p.add("sink.format", e.to_string());
         }
         if let Err(e) = check_topic_template(&self.topic) {
             p.add("sink.topic", e.to_string());

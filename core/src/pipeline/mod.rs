@@ -144,7 +144,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .resolve_password()
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
-    let task_format = TaskFormat::new(cfg).map_err(DefiniteError::Config)?;
+    let task_format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
     let ctx_path = spec.zk.layout().context(&spec.task);
     let (picked, stored) = tokio::join!(
         source::pick(&cfg.source, password.as_ref()),

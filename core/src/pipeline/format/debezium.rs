@@ -13,7 +13,7 @@
 //! together are the message position); `thread` and `query` are null.
 //! Snapshot rows (`Read`) get `op: "r"` and `source.snapshot: "true"`.
 
-use super::columns::{self, ColKind};
+use super::columns::{self, Col, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat, TaskFormat};
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
@@ -22,14 +22,6 @@ use serde_json::{json, Value};
 
 /// Written into `source.version`.
 pub const VERSION: &str = concat!("replicator-", env!("CARGO_PKG_VERSION"));
-
-struct Col {
-    /// `"name":`
-    label: Vec<u8>,
-    name: String,
-    kind: ColKind,
-    nullable: bool,
-}
 
 /// `debezium` rows of one table.
 pub struct DebeziumTable {
@@ -48,21 +40,7 @@ pub struct DebeziumTable {
 
 impl DebeziumTable {
     pub fn new(f: &TaskFormat, table: &Table) -> DebeziumTable {
-        let cols: Vec<Col> = table
-            .columns
-            .iter()
-            .map(|c| {
-                let mut label = Vec::with_capacity(c.name.len() + 3);
-                columns::push_str(&mut label, &c.name);
-                label.push(b':');
-                Col {
-                    label,
-                    name: c.name.clone(),
-                    kind: ColKind::of(c),
-                    nullable: c.nullable,
-                }
-            })
-            .collect();
+        let cols = Col::of_table(table);
         let (source_head, source_db, source_table) =
             source_parts(&f.task, &table.database, &table.name);
         let (value_schema, key_schema) = if f.schemas {
@@ -89,16 +67,9 @@ impl DebeziumTable {
     }
 
     fn image(&self, out: &mut Vec<u8>, img: &Image<'_>, read: bool) -> Result<(), FormatError> {
-        out.push(b'{');
-        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&c.label);
-            value(out, c, v, read)?;
-        }
-        out.push(b'}');
-        Ok(())
+        columns::write_image(out, &self.cols, img, None, |out, c, v| {
+            value(out, c, v, read)
+        })
     }
 }
 

@@ -14,7 +14,7 @@
 //! holds the newest row until then). Key: Maxwell's `hash` key
 //! `{"database", "table", "pk.<col>": value, ...}`.
 
-use super::columns::{self, ColKind};
+use super::columns::{self, Col, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat};
 use crate::decode::Table;
 use crate::pipeline::ddl::{ddl_kind, DdlKind};
@@ -23,18 +23,12 @@ use crate::source::schema::TableDef;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-struct Col {
-    label: Vec<u8>,
-    /// `"pk.name":`
-    pk_label: Vec<u8>,
-    name: String,
-    kind: ColKind,
-}
-
 /// `maxwell` rows of one table.
 pub struct MaxwellTable {
     table: Table,
     cols: Vec<Col>,
+    /// `"pk.name":` per column.
+    pk_labels: Vec<Vec<u8>>,
     /// `{"database":"d","table":"t","type":"`
     head: Vec<u8>,
     /// `,"primary_key_columns":[..]`
@@ -45,22 +39,15 @@ pub struct MaxwellTable {
 
 impl MaxwellTable {
     pub fn new(table: &Table) -> MaxwellTable {
-        let cols: Vec<Col> = table
+        let cols = Col::of_table(table);
+        let pk_labels = table
             .columns
             .iter()
             .map(|c| {
-                let mut label = Vec::new();
-                columns::push_str(&mut label, &c.name);
-                label.push(b':');
                 let mut pk_label = Vec::new();
                 columns::push_str(&mut pk_label, &format!("pk.{}", c.name));
                 pk_label.push(b':');
-                Col {
-                    label,
-                    pk_label,
-                    name: c.name.clone(),
-                    kind: ColKind::of(c),
-                }
+                pk_label
             })
             .collect();
         let mut key_head = b"{\"database\":".to_vec();
@@ -75,6 +62,7 @@ impl MaxwellTable {
         MaxwellTable {
             table: table.clone(),
             cols,
+            pk_labels,
             head,
             pk_columns,
             key_head,
@@ -87,21 +75,7 @@ impl MaxwellTable {
         img: &Image<'_>,
         changed_in: Option<&Image<'_>>,
     ) -> Result<(), FormatError> {
-        out.push(b'{');
-        let mut first = true;
-        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
-            if changed_in.is_some_and(|a| a.0[i].get() == v.get()) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(&c.label);
-            value(out, c, v)?;
-        }
-        out.push(b'}');
-        Ok(())
+        columns::write_image(out, &self.cols, img, changed_in, value)
     }
 }
 
@@ -177,7 +151,7 @@ impl TableFormat for MaxwellTable {
         key.extend_from_slice(&self.key_head);
         for &i in &self.table.primary_key {
             key.push(b',');
-            key.extend_from_slice(&self.cols[i].pk_label);
+            key.extend_from_slice(&self.pk_labels[i]);
             value(key, &self.cols[i], data.0[i])?;
         }
         key.push(b'}');

@@ -33,7 +33,7 @@ pub mod transaction;
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
 use crate::source::schema::TableDef;
-use replicator_common::config::{MessageFormat, TaskConfig};
+use replicator_common::config::{MessageFormat, TaskConfig, UnknownFormat};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -204,7 +204,7 @@ pub struct TaskFormat {
 }
 
 impl TaskFormat {
-    pub fn new(cfg: &TaskConfig) -> Result<TaskFormat, String> {
+    pub fn new(cfg: &TaskConfig) -> Result<TaskFormat, UnknownFormat> {
         Ok(TaskFormat {
             format: cfg.sink.message_format()?,
             task: cfg.name.clone(),
