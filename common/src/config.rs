@@ -133,17 +133,10 @@ impl MessageFormat {
     }
 }
 
-/// `sink.format` names no format this version writes.
+/// A `sink.format` that is none of [`MessageFormat::NAMES`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown format `{0}`; valid formats: {names}", names = MessageFormat::NAMES.join(", "))]
 pub struct UnknownFormat(pub String);
-
-/// For callers that still report problems as text.
-impl From<UnknownFormat> for String {
-    fn from(e: UnknownFormat) -> String {
-        e.to_string()
-    }
-}
 
 impl std::str::FromStr for MessageFormat {
     type Err = UnknownFormat;
@@ -289,7 +282,6 @@ impl TaskConfig {
             return Err(ConfigErrors(problems.0));
         };
         check_fields(obj, &mut problems);
-        default_snapshot_for_format(obj);
         match serde_json::from_value::<TaskConfig>(Value::Object(obj.clone())) {
             Ok(cfg) => {
                 cfg.check(&mut problems);
@@ -318,18 +310,6 @@ impl TaskConfig {
     }
 
     fn check(&self, p: &mut Problems) {
-        if let Ok(f) = self.sink.message_format() {
-            if f != MessageFormat::Json && self.source.snapshot != SnapshotMode::Never {
-                p.add(
-                    "source.snapshot",
-                    format!(
-                        "snapshot rows are written in the `json` format only: give \"never\" \
-                         with sink.format `{}` (the default for it)",
-                        self.sink.format
-                    ),
-                );
-            }
-        }
         if let Err(e) = validate_name(&self.name) {
             p.add("name", e.to_string());
         }
@@ -419,22 +399,6 @@ impl SinkConfig {
                 p.add(&format!("sink.properties.{key}"), problem);
             }
         }
-    }
-}
-
-/// A task whose `sink.format` is not `json` copies no existing rows unless
-/// it says otherwise (snapshot rows are written in the `json` format only):
-/// its missing `source.snapshot` becomes `never`.
-fn default_snapshot_for_format(obj: &mut Map<String, Value>) {
-    let non_json = obj
-        .get("sink")
-        .and_then(|s| s.get("format"))
-        .and_then(Value::as_str)
-        .is_some_and(|f| f != MessageFormat::Json.as_str());
-    if let (true, Some(Value::Object(source))) = (non_json, obj.get_mut("source")) {
-        source
-            .entry("snapshot")
-            .or_insert_with(|| Value::String(SnapshotMode::Never.as_str().into()));
     }
 }
 

@@ -355,18 +355,19 @@ fn source_tls_modes() {
 }
 
 #[test]
-fn other_formats_copy_no_rows_by_default_and_refuse_a_snapshot() {
-    let mut v = good();
-    v["sink"]["format"] = json!("debezium");
-    let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
-    assert_eq!(cfg.source.snapshot, SnapshotMode::Never);
-    v["source"]["snapshot"] = json!("initial");
-    let err = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
-    assert!(err.to_string().contains("`json` format only"), "{err}");
-    assert_eq!(problems(v), vec!["source.snapshot"]);
-    // json keeps the `initial` default
-    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
-    assert_eq!(cfg.source.snapshot, SnapshotMode::Initial);
+fn every_format_copies_existing_rows_by_default() {
+    for format in ["json", "debezium", "canal", "maxwell"] {
+        let mut v = good();
+        v["sink"]["format"] = json!(format);
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.source.snapshot, SnapshotMode::Initial, "{format}");
+        for mode in ["initial", "when_needed", "never"] {
+            v["source"]["snapshot"] = json!(mode);
+            let cfg = TaskConfig::parse(v.to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{format} with {mode}: {e}"));
+            assert_eq!(cfg.source.snapshot.as_str(), mode);
+        }
+    }
 }
 
 /// The lenient walker's field lists (`config/fields.rs`) restate the

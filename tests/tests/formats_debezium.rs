@@ -10,13 +10,16 @@
 //! `binary.handling.mode=base64`, `bigint.unsigned.handling.mode=long`,
 //! `tombstones.on.delete=true`, schemas disabled.
 //!
-//! The type-matrix table gets the type-matrix changes (edge values of every
-//! column type: inserts, updates, a key change, deletes); then every record
-//! of both, in binlog order, is compared field by field: key, tombstones,
-//! `op`, every column of `before` and `after`, and `source.connector`,
-//! `db`, `table`, `snapshot`, `server_id`, `file`, `ts_ms`. (`source.pos`,
-//! `row`, `gtid`, `version` and the top-level `ts_*` differ by design: see
-//! docs/formats.md.)
+//! The type-matrix table holds rows before either starts (both copy them
+//! with an initial snapshot: `op: "r"`), then gets the type-matrix changes
+//! (edge values of every column type: inserts, updates, a key change,
+//! deletes, and changes of snapshot rows); then every record of both, in
+//! binlog order, is compared field by field: key, tombstones, `op`, every
+//! column of `before` and `after`, and `source.connector`, `db`, `table`,
+//! `snapshot` (Debezium's `first` / `true` / `last` marks on the reads),
+//! `server_id`, `file`, `ts_ms` (not for reads: both give the time of the
+//! copy). (`source.pos`, `row`, `gtid`, `version` and the top-level `ts_*`
+//! differ by design: see docs/formats.md.)
 //!
 //! Needs the venv: set `REPLICATOR_SKIP_DEBEZIUM=1` to skip this test
 //! explicitly where it cannot be installed; it is never skipped silently.
@@ -158,13 +161,22 @@ fn same_value(ours: &Value, theirs: &Value) -> bool {
     }
 }
 
-/// The binlog order of one of our messages: its position header.
-fn position(m: &replicator_tests::Message) -> (String, u64, u64) {
+/// The binlog order of one of our messages: its position header (a
+/// snapshot row, `file:pos:s<chunk>.<row>`, before the stream rows of the
+/// transaction at its boundary).
+fn position(m: &replicator_tests::Message) -> (String, u64, u8, u64, u64) {
     let h = std::str::from_utf8(m.header("replicator.position").expect("position header")).unwrap();
     let mut it = h.rsplitn(3, ':');
-    let row = it.next().unwrap().parse().unwrap();
+    let last = it.next().unwrap();
     let pos = it.next().unwrap().parse().unwrap();
-    (it.next().unwrap().to_string(), pos, row)
+    let file = it.next().unwrap().to_string();
+    match last.strip_prefix('s') {
+        Some(cr) => {
+            let (c, r) = cr.split_once('.').unwrap();
+            (file, pos, 0, c.parse().unwrap(), r.parse().unwrap())
+        }
+        None => (file, pos, 1, 0, last.parse().unwrap()),
+    }
 }
 
 fn compare(ours: &[(Value, Value)], theirs: &[(Value, Value)]) -> Vec<String> {
@@ -191,6 +203,7 @@ fn compare(ours: &[(Value, Value)], theirs: &[(Value, Value)]) -> Vec<String> {
         if ov["op"] != tv["op"] {
             out.push(format!("#{i} op: ours {}, Debezium {}", ov["op"], tv["op"]));
         }
+        let read = tv["op"] == "r";
         compare_images(
             &format!("#{i} before"),
             &ov["before"],
@@ -207,6 +220,9 @@ fn compare(ours: &[(Value, Value)], theirs: &[(Value, Value)]) -> Vec<String> {
             "file",
             "ts_ms",
         ] {
+            if read && f == "ts_ms" {
+                continue; // the time of the copy, on both sides
+            }
             if ov["source"][f] != tv["source"][f] {
                 out.push(format!(
                     "#{i} source.{f}: ours {}, Debezium {}",
@@ -293,8 +309,19 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
     let types = columns::types_table(&db);
     let mut rec = Recorder::with_conn(mysql_async::Conn::new(opts.clone()).await.unwrap()).await;
     rec.exec(&types.create_sql()).await;
+    // and rows in the table already
+    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
+    let sql = types.insert_sql(&[
+        (&["101"], a),
+        (&["102"], b),
+        (&["103"], c),
+        (&["104"], null),
+    ]);
+    rec.existing(&types, &sql, "id IN (101, 102, 103, 104)")
+        .await;
+    let seeded = 4;
 
-    // and Debezium streaming it (it says so once a ping row comes through)
+    // and Debezium copying and streaming it
     let dir = tempdir("dbz");
     let props = json!({
         "name": "dbz-compare",
@@ -311,7 +338,8 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         "database.server.id": "5401",
         "topic.prefix": s.task,
         "database.include.list": db,
-        "snapshot.mode": "no_data",
+        "table.include.list": format!("{db}\\.{}", types.name),
+        "snapshot.mode": "initial",
         "include.schema.changes": "false",
         "decimal.handling.mode": "string",
         "time.precision.mode": "adaptive_time_microseconds",
@@ -323,38 +351,47 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         "value.converter.schemas.enable": schemas.to_string(),
     });
     let dbz = Debezium::start(&python, props, &dir);
-    let ping_topic = format!("{}.{db}.ping", s.task);
+    // (its snapshot copies this one table only, as the Core's does, so
+    // that both mark the same rows first and last)
+    let topic = format!("{}.{db}.{}", s.task, types.name);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let mut ready = false;
     while !ready && tokio::time::Instant::now() < deadline {
-        admin
-            .query_drop(format!("INSERT INTO `{db}`.ping VALUES ()"))
-            .await
-            .unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        ready = !dbz.of(&ping_topic).is_empty();
+        ready = dbz.of(&topic).len() >= seeded;
     }
     assert!(
         ready,
-        "Debezium did not stream within 180 s:\n{}",
+        "Debezium did not copy the table within 180 s:\n{}",
         dbz.log_tail()
     );
 
     // and a Core writing the same changes in the debezium format
     let mut cfg = s.config();
     cfg["source"]["port"] = json!(maria.port());
+    cfg["source"]["snapshot"] = json!("initial");
+    // the table Debezium's snapshot copies first and last: the same marks
+    cfg["source"]["include"] = json!([format!("{db}\\.{}", types.name)]);
     cfg["sink"]["format"] = json!("debezium");
     cfg["sink"]["tombstones"] = json!(true);
     cfg["sink"]["debezium"] = json!({"schemas": schemas});
     cfg["sink"]["partitions"] = json!(1);
     s.put_config(cfg).await;
     let mut core = s.core("h1", 3000);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
+    core.wait_for_log("snapshot done", Duration::from_secs(60))
         .await;
 
-    // When the type-matrix changes run
+    // When the type-matrix changes run, some on rows of the snapshot
     let tq = types.sql_name();
-    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
+    rec.update(
+        &types,
+        &types.update_sql(c, "id = 101"),
+        "id = 101",
+        "id = 101",
+    )
+    .await;
+    let sql = format!("DELETE FROM {tq} WHERE id = 102");
+    rec.delete(&types, &sql, "id = 102").await;
     rec.insert(
         &types,
         &types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c)]),
@@ -378,13 +415,13 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
     rec.delete(&types, &sql, "id IN (2, 4)").await;
 
     // Then Debezium's records and ours agree field by field
-    let topic = format!("{}.{db}.{}", s.task, types.name);
-    // 3 + 1 inserts, 4 + 1 + 2 updates (the key change is a delete, its
-    // tombstone and an insert for Debezium), 3 deletes with tombstones
+    // 4 reads, 1 update and 1 delete (with its tombstone) of them, 3 + 1
+    // inserts, 4 + 1 + 2 updates (the key change is a delete, its tombstone
+    // and an insert for Debezium), 3 deletes with tombstones
     let theirs_n = replicator_tests::try_wait_for(Duration::from_secs(60), || async {
         let n = dbz.of(&topic).len();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        (n >= 17).then_some(n)
+        (n >= seeded + 3 + 17).then_some(n)
     })
     .await;
     let theirs: Vec<(Value, Value)> = dbz
@@ -436,7 +473,21 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         core.tail(20)
     );
     let tombstones = ours.iter().filter(|(_, v)| v.is_null()).count();
-    assert!(tombstones >= 3, "tombstones: {tombstones}");
+    assert!(tombstones >= 4, "tombstones: {tombstones}");
+    let marks: Vec<&Value> = theirs
+        .iter()
+        .filter(|(_, v)| v["op"] == "r")
+        .map(|(_, v)| &v["source"]["snapshot"])
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            &json!("first"),
+            &json!("true"),
+            &json!("true"),
+            &json!("last")
+        ]
+    );
     core.stop().await;
     drop(dbz);
     let _ = std::fs::remove_dir_all(&dir);

@@ -27,27 +27,86 @@ use std::time::Duration;
 use support::Scenario;
 use type_matrix_support::{columns, same, Expect, Kind, Recorder, Set, TableSpec};
 
-/// Our messages of a topic in binlog order (position header).
+/// Our messages of a topic in binlog order (position header): a snapshot
+/// row (`file:pos:s<chunk>.<row>`) before the stream rows of the
+/// transaction at its boundary `file:pos`.
 fn in_order(mut msgs: Vec<Message>) -> Vec<Message> {
-    let pos = |m: &Message| -> (String, u64, u64) {
-        let h = std::str::from_utf8(m.header("replicator.position").expect("position header"))
-            .unwrap()
-            .to_string();
-        let mut it = h.rsplitn(3, ':');
-        let row = it.next().unwrap().parse().unwrap();
-        let at = it.next().unwrap().parse().unwrap();
-        (it.next().unwrap().to_string(), at, row)
-    };
-    msgs.sort_by_key(pos);
+    msgs.sort_by_key(position);
     msgs
 }
 
-/// Runs the type-matrix changes; returns the table.
-async fn type_changes(rec: &mut Recorder, db: &str) -> TableSpec {
-    let types = columns::types_table(db);
+/// `(file, pos, 0 snapshot | 1 stream, chunk, row)` of a message.
+fn position(m: &Message) -> (String, u64, u8, u64, u64) {
+    let h = std::str::from_utf8(m.header("replicator.position").expect("position header"))
+        .unwrap()
+        .to_string();
+    let mut it = h.rsplitn(3, ':');
+    let last = it.next().unwrap();
+    let at = it.next().unwrap().parse().unwrap();
+    let file = it.next().unwrap().to_string();
+    match last.strip_prefix('s') {
+        Some(cr) => {
+            let (c, r) = cr.split_once('.').expect("s<chunk>.<row>");
+            (file, at, 0, c.parse().unwrap(), r.parse().unwrap())
+        }
+        None => (file, at, 1, 0, last.parse().unwrap()),
+    }
+}
+
+/// Rows in the tables before the task starts: the types table with four
+/// rows and 21 rows of the busy table (three chunks of 7 exactly).
+async fn existing_rows(rec: &mut Recorder, s: &Scenario) -> TableSpec {
+    let types = columns::types_table(&s.db);
+    rec.exec(&types.create_sql()).await;
+    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
+    let sql = types.insert_sql(&[
+        (&["101"], a),
+        (&["102"], b),
+        (&["103"], c),
+        (&["104"], null),
+    ]);
+    rec.existing(&types, &sql, "id IN (101, 102, 103, 104)")
+        .await;
+    let rows: Vec<String> = (1..=21)
+        .map(|i| {
+            let note = if i % 4 == 0 {
+                "NULL".to_string()
+            } else {
+                format!("'s{i}'")
+            };
+            format!("({}, {i}, 0, {note})", 20_000 + i)
+        })
+        .collect();
+    rec.exec(&format!(
+        "INSERT INTO `{}`.`{}` VALUES {}",
+        s.db,
+        s.table,
+        rows.join(", ")
+    ))
+    .await;
+    types
+}
+
+/// Runs the type-matrix changes on `types` (which holds rows 101..104 of
+/// the snapshot).
+async fn type_changes(rec: &mut Recorder, types: &TableSpec) {
+    let types = types.clone();
     let tq = types.sql_name();
     let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    rec.ddl(&types, &types.create_sql()).await;
+    // snapshot rows changed by the stream
+    rec.update(
+        &types,
+        &types.update_sql(c, "id = 101"),
+        "id = 101",
+        "id = 101",
+    )
+    .await;
+    rec.delete(
+        &types,
+        &format!("DELETE FROM {tq} WHERE id = 102"),
+        "id = 102",
+    )
+    .await;
     rec.insert(
         &types,
         &types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c)]),
@@ -69,7 +128,6 @@ async fn type_changes(rec: &mut Recorder, db: &str) -> TableSpec {
         .await;
     rec.delete(&types, &format!("DELETE FROM {tq} WHERE id = 1"), "id = 1")
         .await;
-    types
 }
 
 /// Many changes on the scenario's table `t (id, v, txn, note)`.
@@ -101,6 +159,13 @@ async fn busy_changes(rec: &mut Recorder, s: &Scenario) {
     ))
     .await;
     rec.exec(&format!("UPDATE {t} SET note = NULL WHERE id = 5000"))
+        .await;
+    // snapshot rows changed by the stream
+    rec.exec(&format!(
+        "UPDATE {t} SET v = -v WHERE id IN (20001, 20007, 20021)"
+    ))
+    .await;
+    rec.exec(&format!("DELETE FROM {t} WHERE id IN (20002, 20014)"))
         .await;
 }
 
@@ -271,7 +336,8 @@ fn type_matrix(format: &str, t: &TableSpec, expected: &[Expect], msgs: &[Message
                 },
             ) => {
                 let ty = match *kind {
-                    "insert" => "INSERT",
+                    // Canal has no snapshot type
+                    "insert" | "read" => "INSERT",
                     "update" => "UPDATE",
                     _ => "DELETE",
                 };
@@ -334,8 +400,12 @@ fn type_matrix(format: &str, t: &TableSpec, expected: &[Expect], msgs: &[Message
                     ..
                 },
             ) => {
-                if v["type"] != json!(kind) {
-                    out.push(format!("{at}: type {}, expected {kind}", v["type"]));
+                let ty = match *kind {
+                    "read" => "bootstrap-insert",
+                    k => k,
+                };
+                if v["type"] != json!(ty) {
+                    out.push(format!("{at}: type {}, expected {ty}", v["type"]));
                 }
                 if v["database"] != json!(t.db)
                     || v["table"] != json!(t.name)
@@ -475,19 +545,30 @@ fn replay(
 async fn format_end_to_end(format: &str) {
     let stack = shared_stack!();
     // Given a Core writing the task's tables in `format`, with tombstones
+    // and rows in its tables already, copied by the snapshot in chunks of 7
     let s = Scenario::new(stack, &format!("fmt_{format}")).await;
+    let mut rec = Recorder::connect(stack).await;
+    let types = existing_rows(&mut rec, &s).await;
     let mut cfg = s.config();
     cfg["sink"]["format"] = json!(format);
     cfg["sink"]["tombstones"] = json!(true);
+    cfg["source"]["snapshot"] = json!("initial");
+    cfg["source"]["snapshot_chunk_rows"] = json!(7);
     s.put_config(cfg).await;
     let mut core = s.core("h1", 3000);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
+    core.wait_for_log("snapshot done", Duration::from_secs(60))
         .await;
 
     // When the type-matrix changes and many changes of a busy table run
-    let mut rec = Recorder::connect(stack).await;
-    let types = type_changes(&mut rec, &s.db).await;
+    type_changes(&mut rec, &types).await;
     busy_changes(&mut rec, &s).await;
+    // and a table is created
+    let later = format!("later_{format}");
+    rec.exec(&format!(
+        "CREATE TABLE `{}`.`{later}` (id INT PRIMARY KEY)",
+        s.db
+    ))
+    .await;
 
     // Then the busy table rebuilt from its messages equals SELECT *
     let want = busy_table(&s).await;
@@ -495,12 +576,15 @@ async fn format_end_to_end(format: &str) {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    // rows: 100 inserts, 33 updates, 20 deletes, 2 key changes, 1 insert
-    // and 1 update (Debezium writes a key change as delete + create, and
-    // every delete is followed by its tombstone here)
+    // rows: 21 snapshot reads, 100 inserts, 33 updates, 20 deletes, 2 key
+    // changes, 1 insert and 1 update, 3 updates and 2 deletes of snapshot
+    // rows (Debezium writes a key change as delete + create, and every
+    // delete is followed by its tombstone here)
+    // (the busy updates and deletes of every third and fifth id hit 7 and 4
+    // snapshot rows too)
     let n = match format {
-        "debezium" => 100 + 33 + 20 * 2 + 2 * 3 + 2,
-        _ => 100 + 33 + 20 * 2 + 2 + 2,
+        "debezium" => 21 + 100 + 33 + 20 * 2 + 2 * 3 + 2 + 3 + 2 * 2 + 7 + 4 * 2,
+        _ => 21 + 100 + 33 + 20 * 2 + 2 + 2 + 3 + 2 * 2 + 7 + 4 * 2,
     };
     let msgs = in_order(
         stack
@@ -509,8 +593,27 @@ async fn format_end_to_end(format: &str) {
     );
     assert_eq!(msgs.len(), n, "messages of {}", s.topic);
     let tombstones = msgs.iter().filter(|m| m.value.is_none()).count();
-    let deletes = if format == "debezium" { 22 } else { 20 };
+    let deletes = if format == "debezium" { 28 } else { 26 };
     assert_eq!(tombstones, deletes, "a tombstone per delete");
+    let reads = msgs
+        .iter()
+        .filter(|m| m.value.is_some())
+        .filter(|m| {
+            let v = m.value_json();
+            v["op"] == "r" || v["type"] == "bootstrap-insert" || v["type"] == "read"
+        })
+        .count();
+    match format {
+        // Canal has no snapshot type: its reads are INSERTs
+        "canal" => assert_eq!(reads, 0),
+        _ => assert_eq!(reads, 21, "snapshot reads"),
+    }
+    if format == "debezium" {
+        check_snapshot_marks(&msgs);
+    }
+    if format == "maxwell" {
+        check_commit_flags(&msgs);
+    }
     let got = replay(format, &msgs, &key).unwrap_or_else(|e| panic!("{format} replay: {e}"));
     let want: BTreeMap<String, Map<String, Value>> = if format == "canal" {
         want.into_iter()
@@ -583,7 +686,119 @@ async fn format_end_to_end(format: &str) {
         }
         assert!(out.is_empty(), "{}", out.join("\n"));
     }
+
+    // and the CREATE is written as the tool writes a DDL event
+    check_ddl(format, &s, &later).await;
     core.stop().await;
+}
+
+/// Debezium's `source.snapshot` marks of one topic's reads: the first row of
+/// the table `first` or `first_in_data_collection`, its last row `last` or
+/// `last_in_data_collection`, every other row `true`.
+fn check_snapshot_marks(msgs: &[Message]) {
+    let marks: Vec<String> = msgs
+        .iter()
+        .filter(|m| m.value.is_some() && m.value_json()["op"] == "r")
+        .map(|m| {
+            m.value_json()["source"]["snapshot"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let n = marks.len();
+    assert!(n >= 2, "{marks:?}");
+    assert!(
+        ["first", "first_in_data_collection"].contains(&marks[0].as_str()),
+        "{marks:?}"
+    );
+    assert!(
+        ["last", "last_in_data_collection"].contains(&marks[n - 1].as_str()),
+        "{marks:?}"
+    );
+    assert!(marks[1..n - 1].iter().all(|m| m == "true"), "{marks:?}");
+}
+
+/// Maxwell's `commit: true`: on the last row of every transaction (rows
+/// grouped by `xid`, in binlog order), on no other row; never on snapshot
+/// rows (`bootstrap-insert`, outside transactions).
+fn check_commit_flags(msgs: &[Message]) {
+    let rows: Vec<Value> = msgs
+        .iter()
+        .filter(|m| m.value.is_some())
+        .map(Message::value_json)
+        .collect();
+    let mut txns = 0;
+    for (i, v) in rows.iter().enumerate() {
+        if v["type"] == "bootstrap-insert" {
+            assert!(v.get("commit").is_none() && v.get("xid").is_none(), "{v}");
+            continue;
+        }
+        let last = rows.get(i + 1).is_none_or(|n| n["xid"] != v["xid"]);
+        assert_eq!(v.get("commit") == Some(&json!(true)), last, "row #{i}: {v}");
+        txns += usize::from(last);
+    }
+    // the 100-row insert, the updates, deletes, key changes, the odd row
+    // and its update, the updates and deletes of snapshot rows: 8
+    assert_eq!(txns, 8, "transactions");
+}
+
+/// The DDL event of `CREATE TABLE later` in the format's shape.
+async fn check_ddl(format: &str, s: &Scenario, later: &str) {
+    let stack = s.stack;
+    // Debezium: the schema change topic, named by the topic prefix (the task)
+    let topic = match format {
+        "debezium" => s.task.clone(),
+        _ => format!("{}.{later}", s.db),
+    };
+    let pick =
+        |v: &Value| format != "debezium" || v["ddl"].as_str().is_some_and(|d| d.contains(later));
+    let msgs = stack
+        .read_topic_until(&topic, 1, Duration::from_secs(30))
+        .await;
+    let v = msgs
+        .iter()
+        .filter(|m| m.value.is_some())
+        .map(Message::value_json)
+        .find(|v| pick(v))
+        .unwrap_or_else(|| panic!("no DDL event of {later} in {topic}"));
+    let sql = format!("CREATE TABLE `{}`.`{later}` (id INT PRIMARY KEY)", s.db);
+    match format {
+        "canal" => {
+            assert_eq!(v["isDdl"], true, "{v}");
+            assert_eq!(v["type"], "CREATE", "{v}");
+            assert_eq!(v["sql"], json!(sql), "{v}");
+            assert_eq!(v["table"], json!(later), "{v}");
+        }
+        "maxwell" => {
+            assert_eq!(v["type"], "table-create", "{v}");
+            assert_eq!(v["sql"], json!(sql), "{v}");
+            assert_eq!(v["database"], json!(s.db), "{v}");
+            assert_eq!(v["table"], json!(later), "{v}");
+            assert_eq!(v["def"]["table"], json!(later), "{v}");
+            assert_eq!(v["def"]["columns"][0]["name"], "id", "{v}");
+            assert_eq!(v["def"]["primary-key"], json!(["id"]), "{v}");
+        }
+        _ => {
+            assert_eq!(v["ddl"], json!(sql), "{v}");
+            assert_eq!(v["databaseName"], json!(s.db), "{v}");
+            assert_eq!(v["source"]["table"], json!(later), "{v}");
+            let change = &v["tableChanges"][0];
+            assert_eq!(change["type"], "CREATE", "{v}");
+            assert_eq!(
+                change["id"],
+                json!(format!("\"{}\".\"{later}\"", s.db)),
+                "{v}"
+            );
+            assert_eq!(
+                change["table"]["primaryKeyColumnNames"],
+                json!(["id"]),
+                "{v}"
+            );
+            assert_eq!(change["table"]["columns"][0]["name"], "id", "{v}");
+            assert_eq!(change["table"]["columns"][0]["typeName"], "INT", "{v}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

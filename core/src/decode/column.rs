@@ -23,6 +23,10 @@ pub struct Column {
     /// Set by the caller for text columns holding JSON (MariaDB's JSON is
     /// LONGTEXT): valid text is emitted as a raw JSON value.
     pub json_text: bool,
+    /// The type as `information_schema.COLUMNS.COLUMN_TYPE` gives it
+    /// (`varchar(32)`, `int(11) unsigned`), when the schema was read; the
+    /// binlog carries no lengths nor display widths.
+    pub column_type: Option<String>,
 }
 
 impl Column {
@@ -38,6 +42,7 @@ impl Column {
             enum_values: Vec::new(),
             set_values: Vec::new(),
             json_text: false,
+            column_type: None,
         }
     }
 

@@ -30,6 +30,7 @@
 
 pub mod ddl;
 pub mod format;
+pub mod held;
 pub mod message;
 pub mod route;
 pub mod txn;
@@ -143,7 +144,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         .resolve_password()
         .map_err(|e| DefiniteError::Config(e.to_string()))?;
     let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
-    let task_format = TaskFormat::new(cfg).map_err(DefiniteError::Config)?;
+    let task_format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
     let ctx_path = spec.zk.layout().context(&spec.task);
     let (picked, stored) = tokio::join!(
         source::pick(&cfg.source, password.as_ref()),
@@ -325,7 +326,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 }
             }
             Some(SnapshotRun::start(
-                spec.task.name(),
+                task_format.clone(),
                 ReaderSpec {
                     source: source_cfg.clone(),
                     password: password.clone(),
@@ -352,6 +353,8 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         msg: Vec::with_capacity(1024),
         key: Vec::with_capacity(64),
         before_key: Vec::with_capacity(64),
+        held: (task_format.format == replicator_common::config::MessageFormat::Maxwell)
+            .then(held::Held::default),
         format: task_format,
         server_id: 0,
         txn_topic: cfg.sink.transactions_topic.as_deref().map(Arc::<str>::from),
@@ -587,6 +590,9 @@ struct RunState {
     txn_meta: Option<TxnMeta>,
     lease: Lease,
     snap: Option<SnapshotRun>,
+    /// Maxwell: the newest row message of the open transaction, sent at the
+    /// next row or marked `commit: true` at the commit (see [`held`]).
+    held: Option<held::Held>,
 }
 
 /// How often an emitted snapshot chunk's acknowledgements are checked.
@@ -652,6 +658,9 @@ impl RunState {
         tracker: &Tracker,
         sink: &mut KafkaSink,
     ) -> Result<(), TaskError> {
+        if let Some(h) = self.held.as_mut() {
+            h.send(sink, Some(format::maxwell::mark_commit)).await?;
+        }
         if let Some(meta) = self.txn_meta.take().filter(|m| m.begun) {
             self.send_txn_event(&meta, true, ts_ms, sink).await?;
         }
@@ -936,6 +945,7 @@ impl RunState {
                         total_order,
                         data_collection_order,
                     }),
+                    snapshot: format::SnapshotMark::Stream,
                 };
                 let key_out = entry
                     .format
@@ -950,7 +960,13 @@ impl RunState {
                     gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
                     ..message::msg_pos(self.cursor.file(), start, row)
                 };
-                sink.send(&topic, key, Some(&self.msg), pos, slot).await?;
+                match self.held.as_mut() {
+                    Some(h) => {
+                        h.send(sink, None).await?;
+                        h.push(&topic, key, Some(&self.msg), pos, slot);
+                    }
+                    None => sink.send(&topic, key, Some(&self.msg), pos, slot).await?,
+                }
                 self.txn_events += 1;
                 if kind == ChangeType::Delete && self.format.tombstones {
                     // A tombstone has a position of its own (the next row
@@ -960,7 +976,10 @@ impl RunState {
                         gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
                         ..message::msg_pos(self.cursor.file(), start, row)
                     };
-                    sink.send(&topic, key, None, pos, slot).await?;
+                    match self.held.as_mut() {
+                        Some(h) => h.push(&topic, key, None, pos, slot),
+                        None => sink.send(&topic, key, None, pos, slot).await?,
+                    }
                     self.txn_events += 1;
                 }
             }
@@ -976,10 +995,21 @@ impl RunState {
         ts_ms: i64,
         sink: &mut KafkaSink,
     ) -> Result<(), TaskError> {
-        let Some(topic) = self.router.route(db, table).map(Arc::<str>::from) else {
+        let Some(routed) = self.router.route(db, table) else {
             return Ok(());
         };
+        // Debezium writes schema changes to a topic of their own
+        let topic: Arc<str> = match self.format.ddl_topic() {
+            Some(t) => Arc::from(t),
+            None => Arc::from(routed),
+        };
         sink.prepare_topic(&topic).await?;
+        let def = if self.format.wants_definition() && ddl::ddl_kind(sql) != ddl::DdlKind::DropTable
+        {
+            self.schema.definition(db, table).await?
+        } else {
+            None
+        };
         if !self.lease.is_valid() {
             return Err(TaskError::LeaseLost);
         }
@@ -1000,6 +1030,7 @@ impl RunState {
                     json_position: &self.pos_prefix,
                 },
                 row,
+                def: def.as_ref(),
             },
         );
         let pos = PosRef {

@@ -392,21 +392,21 @@ impl KafkaSink {
     pub async fn send_snapshot_row(
         &mut self,
         topic: &Arc<str>,
-        key: &[u8],
+        key: Option<&[u8]>,
         payload: &[u8],
         pos: PosRef<'_>,
         txn: u64,
         raw_key: &[u8],
     ) -> Result<(), TaskError> {
-        self.send_with(topic, Some(key), Some(payload), pos, txn, Some(raw_key))
+        self.send_with(topic, key, Some(payload), pos, txn, Some(raw_key))
             .await
     }
 
     /// Partition of `key` in `topic` (prepared by `prepare_topic`).
-    pub fn partition_of(&self, topic: &str, key: &[u8]) -> Option<i32> {
+    pub fn partition_of(&self, topic: &str, key: Option<&[u8]>) -> Option<i32> {
         self.topics
             .get(topic)
-            .map(|l| partition::partition_for(key, l.len() as u32))
+            .map(|l| partition::partition_for(key.unwrap_or_default(), l.len() as u32))
     }
 
     /// What the tail of `topic` says about chunk `chunk` of a snapshot.

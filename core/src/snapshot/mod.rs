@@ -40,7 +40,8 @@ pub mod render;
 
 use crate::error::{DefiniteError, TaskError};
 use crate::lease::Lease;
-use crate::pipeline::message::{self, ChangeType, RowParts};
+use crate::pipeline::format::{self, KeyOut, SnapshotMark, TaskFormat};
+use crate::pipeline::message::{self, ChangeType};
 use crate::pipeline::route::Router;
 use crate::pipeline::txn::TxnCursor;
 use crate::progress::{Checkpoint, ContextWriter};
@@ -199,7 +200,11 @@ pub struct SnapshotRun {
     /// partition with a mark, the mark's index.
     marked_chunk: u64,
     marks: HashMap<i32, usize>,
+    /// The task's message format: snapshot rows are rendered by the same
+    /// format code as stream rows.
+    format: TaskFormat,
     msg: Vec<u8>,
+    key: Vec<u8>,
     logged_done: bool,
 }
 
@@ -207,7 +212,12 @@ impl SnapshotRun {
     /// Starts reading where `progress` says. `marks` are the tail marks of
     /// chunk `progress.next_chunk` (partition, raw key), empty after a clean
     /// stop.
-    pub fn start(task: &str, mut spec: ReaderSpec, marks: Vec<(i32, String)>) -> SnapshotRun {
+    pub fn start(
+        format: TaskFormat,
+        mut spec: ReaderSpec,
+        marks: Vec<(i32, String)>,
+    ) -> SnapshotRun {
+        let task = format.task.clone();
         let progress = spec.progress.clone();
         spec.marks = marks.iter().map(|(_, k)| k.clone()).collect();
         let by_partition = marks
@@ -226,7 +236,9 @@ impl SnapshotRun {
             progress,
             changes: Changes::default(),
             marks: by_partition,
+            format,
             msg: Vec::with_capacity(1024),
+            key: Vec::with_capacity(64),
             logged_done: false,
         }
     }
@@ -346,10 +358,9 @@ impl SnapshotRun {
         if let Some(reason) = &chunk.skipped {
             tracing::warn!(task = %self.task, database = %db, table = %name, reason = %reason,
                 "table not copied by the snapshot");
-        } else if let Some(topic) = &topic {
+        } else if let (Some(topic), Some(def)) = (&topic, &chunk.def) {
             sink.prepare_topic(topic).await?;
-            let prefix = message::table_prefix(&self.task, &db, &name);
-            let key_names = message::key_names(chunk.key_names.iter().map(String::as_str));
+            let table = self.format.table(def);
             let position = message::position_prefix(
                 &boundary.pos.file,
                 boundary.pos.pos,
@@ -357,20 +368,60 @@ impl SnapshotRun {
             );
             let ts_ms = replicator_common::now_ms();
             let check_marks = chunk.seq == self.marked_chunk && !self.marks.is_empty();
+            // rows the stream changed since the read view are left out (it
+            // sends them); the first and last rows written get the marks
+            let mut keep = Vec::with_capacity(chunk.rows.len());
             for (i, row) in chunk.rows.iter().enumerate() {
-                if !lease.is_valid() {
-                    return Err(TaskError::LeaseLost);
-                }
                 let changed = self
                     .changes
                     .changed_since(&db, &name, &row.key, &chunk.at)
                     .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
-                if changed {
-                    continue;
+                if !changed {
+                    keep.push(i);
                 }
+            }
+            let t = &self.progress.tables[chunk.table];
+            let first_row = t.rows == 0 && t.last_key.is_none();
+            let last_table = chunk.table + 1 == self.progress.tables.len();
+            for (n, &i) in keep.iter().enumerate() {
+                let row = &chunk.rows[i];
+                if !lease.is_valid() {
+                    return Err(TaskError::LeaseLost);
+                }
+                let mark = SnapshotMark::of(
+                    chunk.table == 0,
+                    last_table,
+                    first_row && n == 0,
+                    chunk.done && n + 1 == keep.len(),
+                );
+                let change = format::RowChange {
+                    kind: ChangeType::Read,
+                    ts_ms,
+                    server_id: 0,
+                    txn: format::Txn {
+                        file: &boundary.pos.file,
+                        pos: boundary.pos.pos,
+                        gtid: boundary.gtid.as_deref(),
+                        json_position: &position,
+                    },
+                    row: i as u64,
+                    key: &row.key,
+                    before: None,
+                    after: Some(&row.after),
+                    order: None,
+                    snapshot: mark,
+                };
+                let key = match table
+                    .row(&mut self.msg, &mut self.key, &change)
+                    .map_err(|e| DefiniteError::Decode(format!("{db}.{name}: {e}")))?
+                {
+                    KeyOut::Row => Some(row.key.as_slice()),
+                    KeyOut::Written => Some(self.key.as_slice()),
+                    KeyOut::Null => None,
+                };
                 if check_marks {
                     let mark = sink
-                        .partition_of(topic, &row.key)
+                        .partition_of(topic, key)
                         .and_then(|p| self.marks.get(&p));
                     if mark.is_some_and(|&m| row.at_or_before_mark & (1 << m) != 0) {
                         sink.count_skipped();
@@ -378,19 +429,6 @@ impl SnapshotRun {
                         continue;
                     }
                 }
-                message::write_row(
-                    &mut self.msg,
-                    &RowParts {
-                        prefix: &prefix,
-                        kind: ChangeType::Read,
-                        ts_ms,
-                        position: &position,
-                        row: i as u64,
-                        key_names: &key_names,
-                        before: None,
-                        after: Some(&row.after),
-                    },
-                );
                 let pos = PosRef {
                     file: &boundary.pos.file,
                     pos: boundary.pos.pos,
@@ -398,7 +436,7 @@ impl SnapshotRun {
                     gtid: None,
                     chunk: Some(chunk.seq),
                 };
-                sink.send_snapshot_row(topic, &row.key, &self.msg, pos, slot, &row.raw_key)
+                sink.send_snapshot_row(topic, key, &self.msg, pos, slot, &row.raw_key)
                     .await?;
                 delivered += 1;
             }

@@ -10,7 +10,9 @@
 //! (MariaDB): `START TRANSACTION WITH CONSISTENT SNAPSHOT`, then
 //! `SHOW STATUS LIKE 'binlog_snapshot_%'` gives the binlog position `L` the
 //! read view corresponds to exactly, then `SELECT .. WHERE (key) > (last)
-//! ORDER BY key LIMIT n`, `COMMIT`. No lock is taken and no table is written.
+//! ORDER BY key LIMIT n+1`, `COMMIT` (the extra row only tells whether the
+//! table goes on: a table's last chunk holds its last row). No lock is
+//! taken and no table is written.
 //!
 //! Failures: a table that no longer exists gives a chunk marked `gone` (the
 //! snapshot moves on; the stream carries the DROP); a table without a
@@ -21,6 +23,7 @@
 //! and resumes at the same chunk); missing privileges are definite.
 
 use super::render::{self, ColKind, Rendered, SnapColumn};
+use crate::decode::Table;
 use crate::error::{classify_mysql, DefiniteError, TaskError};
 use crate::source;
 use mysql_async::prelude::Queryable;
@@ -29,6 +32,7 @@ use replicator_common::config::SourceConfig;
 use replicator_common::nodes::{RawValue, SnapshotProgress};
 use replicator_common::position::BinlogPos;
 use replicator_common::secret::Secret;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -58,6 +62,18 @@ pub struct TableSpec {
     pub key_cols: Vec<usize>,
     /// Chunk order: the primary key, else a unique NOT NULL key.
     pub order_cols: Vec<usize>,
+    /// The table as a binlog table map describes it (for the message
+    /// formats), its primary key being `key_cols`.
+    pub table: Arc<Table>,
+}
+
+/// Why a table is not copied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotCopied {
+    #[error("the table no longer exists")]
+    Gone,
+    #[error("column `{column}` has type {data_type}, which snapshots do not read")]
+    UnreadType { column: String, data_type: String },
 }
 
 /// One row of a chunk.
@@ -88,6 +104,8 @@ pub struct Chunk {
     pub key_names: Vec<String>,
     /// A piece of a table read in one consistent read (no usable key).
     pub single_read: bool,
+    /// The table's columns and primary key (`None` when skipped).
+    pub def: Option<Arc<Table>>,
 }
 
 /// The reading task; dropping it stops the task.
@@ -241,25 +259,15 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// `COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE`.
-type ColumnRow = (String, String, Option<u32>, Option<String>, String);
-
 /// Loads how to read and render `db`.`table`; `Ok(None)` when it is gone.
 pub async fn table_spec(
     conn: &mut Conn,
     db: &str,
     table: &str,
-) -> Result<Result<TableSpec, String>, mysql_async::Error> {
-    let cols: Vec<ColumnRow> = conn
-        .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, DATETIME_PRECISION, CHARACTER_SET_NAME, IS_NULLABLE \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
-            (db, table),
-        )
-        .await?;
+) -> Result<Result<TableSpec, NotCopied>, mysql_async::Error> {
+    let cols = crate::source::schema::column_defs(conn, db, table).await?;
     if cols.is_empty() {
-        return Ok(Err("the table no longer exists".into()));
+        return Ok(Err(NotCopied::Gone));
     }
     let checks: Vec<String> = conn
         .exec(
@@ -274,22 +282,34 @@ pub async fn table_spec(
         .filter_map(|c| crate::source::schema::json_valid_column(c))
         .collect();
     let mut columns = Vec::with_capacity(cols.len());
-    for (name, data_type, fsp, charset, _) in &cols {
+    let mut def = Table {
+        table_id: 0,
+        database: db.to_string(),
+        name: table.to_string(),
+        columns: Vec::with_capacity(cols.len()),
+        primary_key: Vec::new(),
+        has_names: true,
+    };
+    for c in &cols {
+        let json_text = json.contains(&c.name);
         let kind = render::kind_of(
-            data_type,
-            fsp.map(|f| f as u8),
-            charset.as_deref(),
-            json.contains(name),
+            &c.data_type,
+            c.fsp.map(|f| f.min(6) as u8),
+            c.charset.as_deref(),
+            json_text,
         );
-        let Some(kind) = kind else {
-            return Ok(Err(format!(
-                "column `{name}` has type {data_type}, which snapshots do not read"
-            )));
+        let (Some(kind), Some(col)) = (kind, crate::source::schema::table_column(c, json_text))
+        else {
+            return Ok(Err(NotCopied::UnreadType {
+                column: c.name.clone(),
+                data_type: c.data_type.clone(),
+            }));
         };
         columns.push(SnapColumn {
-            name: name.clone(),
+            name: c.name.clone(),
             kind,
         });
+        def.columns.push(col);
     }
     let index: Vec<(String, String, u32)> = conn
         .exec(
@@ -299,8 +319,8 @@ pub async fn table_spec(
             (db, table),
         )
         .await?;
-    let pos = |c: &str| cols.iter().position(|x| x.0 == c);
-    let nullable = |i: usize| cols[i].4 == "YES";
+    let pos = |c: &str| cols.iter().position(|x| x.name == c);
+    let nullable = |i: usize| cols[i].nullable;
     let mut key_cols = Vec::new();
     let mut order_cols: Vec<usize> = Vec::new();
     let mut current: Option<&str> = None;
@@ -339,15 +359,17 @@ pub async fn table_spec(
             )
             .await?;
         if still.unwrap_or(0) == 0 {
-            return Ok(Err("the table no longer exists".into()));
+            return Ok(Err(NotCopied::Gone));
         }
         // no usable key: the whole row is the message key, as the stream
         // keys such tables, and the table is read in one consistent read
     }
+    def.primary_key.clone_from(&key_cols);
     Ok(Ok(TableSpec {
         columns,
         key_cols,
         order_cols,
+        table: Arc::new(def),
     }))
 }
 
@@ -370,9 +392,10 @@ async fn read_chunk(
                 rows: Vec::new(),
                 last_key: None,
                 done: true,
-                skipped: Some(reason),
+                skipped: Some(reason.to_string()),
                 key_names: Vec::new(),
                 single_read: false,
+                def: None,
             }))
         }
     };
@@ -432,13 +455,20 @@ async fn read_chunk(
             ));
         }
     }
-    sql.push_str(&format!(" ORDER BY {order} LIMIT {}", spec.chunk_rows));
+    // one row more than a chunk: whether the table goes on is known
+    // exactly, so a table's last chunk is never empty unless the table is
+    sql.push_str(&format!(
+        " ORDER BY {order} LIMIT {}",
+        u64::from(spec.chunk_rows) + 1
+    ));
 
     let at = begin(conn).await?;
     let rows: Result<Vec<mysql_async::Row>, _> =
         conn.exec(sql.as_str(), Params::Positional(params)).await;
     let _ = conn.query_drop("COMMIT").await;
-    let rows = rows?;
+    let mut rows = rows?;
+    let more = rows.len() > spec.chunk_rows as usize;
+    rows.truncate(spec.chunk_rows as usize);
 
     let n = t.columns.len();
     let mut out = Vec::with_capacity(rows.len());
@@ -473,7 +503,7 @@ async fn read_chunk(
         });
         last_key = Some(std::mem::take(&mut r.raw_key));
     }
-    let done = out.len() < spec.chunk_rows as usize;
+    let done = !more;
     let key_names = t
         .key_cols
         .iter()
@@ -489,6 +519,7 @@ async fn read_chunk(
         skipped: None,
         key_names,
         single_read: false,
+        def: Some(t.table.clone()),
     }))
 }
 
@@ -572,6 +603,7 @@ async fn single_read(
         skipped: None,
         key_names: Vec::new(),
         single_read: true,
+        def: Some(t.table.clone()),
     };
     let chunk_rows = spec.chunk_rows as usize;
     let mut r = Rendered::default();
@@ -638,7 +670,7 @@ fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
             return Ok(Value::UInt(u));
         }
     }
-    render::param(r).map_err(|e| Failure::Definite(DefiniteError::Decode(e).into()))
+    render::param(r).map_err(|e| Failure::Definite(DefiniteError::Decode(e.to_string()).into()))
 }
 
 #[cfg(test)]

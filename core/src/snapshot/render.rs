@@ -91,16 +91,37 @@ pub fn kind_of(
     })
 }
 
-/// A value that does not fit its column kind.
+/// A value the source sent that does not fit its column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column `{column}`: {what}")]
-pub struct RenderError {
-    pub column: String,
-    pub what: String,
+pub enum ValueError {
+    #[error("geometry shorter than its SRID")]
+    ShortGeometry,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("unexpected value {value} for a {kind:?} column")]
+    Unexpected { value: String, kind: ColKind },
 }
 
+/// A row that cannot be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("{got} values for {want} columns")]
+    Count { got: usize, want: usize },
+    #[error("column `{column}`: {source}")]
+    Value {
+        column: String,
+        #[source]
+        source: ValueError,
+    },
+}
+
+/// A raw key value that cannot be bound back as a parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad base64 in a snapshot key: {0}")]
+pub struct KeyError(#[from] base64::DecodeError);
+
 /// Appends the JSON of `v` for a column of kind `kind`.
-pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), String> {
+pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), ValueError> {
     let mut buf = itoa::Buffer::new();
     match (kind, v) {
         (_, Value::NULL) => out.extend_from_slice(b"null"),
@@ -165,15 +186,20 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value, kind: ColKind) -> Result<(), St
         }
         (ColKind::Binary, Value::Bytes(b)) => write_base64(out, b),
         (ColKind::Geometry, Value::Bytes(b)) => {
-            let wkb = b.get(4..).ok_or("geometry shorter than its SRID")?;
+            let wkb = b.get(4..).ok_or(ValueError::ShortGeometry)?;
             write_base64(out, wkb);
         }
         (ColKind::Json, Value::Bytes(b)) => {
             let v: serde_json::Value =
-                serde_json::from_slice(b).map_err(|e| format!("invalid JSON: {e}"))?;
+                serde_json::from_slice(b).map_err(|e| ValueError::Json(e.to_string()))?;
             serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
         }
-        (kind, v) => return Err(format!("unexpected value {v:?} for a {kind:?} column")),
+        (kind, v) => {
+            return Err(ValueError::Unexpected {
+                value: format!("{v:?}").chars().take(80).collect(),
+                kind,
+            })
+        }
     }
     Ok(())
 }
@@ -211,9 +237,9 @@ pub fn render_row(
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
     if values.len() < cols.len() {
-        return Err(RenderError {
-            column: String::new(),
-            what: format!("{} values for {} columns", values.len(), cols.len()),
+        return Err(RenderError::Count {
+            got: values.len(),
+            want: cols.len(),
         });
     }
     out.after.clear();
@@ -227,9 +253,9 @@ pub fn render_row(
         }
         push_key(&mut out.after, &col.name);
         let start = out.after.len();
-        write_value(&mut out.after, v, col.kind).map_err(|what| RenderError {
+        write_value(&mut out.after, v, col.kind).map_err(|source| RenderError::Value {
             column: col.name.clone(),
-            what,
+            source,
         })?;
         spans.push((start, out.after.len()));
     }
@@ -282,15 +308,13 @@ pub fn raw_value(v: &Value) -> RawValue {
 }
 
 /// A raw value as a statement parameter.
-pub fn param(v: &RawValue) -> Result<Value, String> {
+pub fn param(v: &RawValue) -> Result<Value, KeyError> {
     Ok(match v {
         RawValue::Null => Value::NULL,
         RawValue::Text(s) => Value::Bytes(s.as_bytes().to_vec()),
-        RawValue::Bytes { b64 } => Value::Bytes(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|e| format!("bad base64 in a snapshot key: {e}"))?,
-        ),
+        RawValue::Bytes { b64 } => {
+            Value::Bytes(base64::engine::general_purpose::STANDARD.decode(b64)?)
+        }
     })
 }
 

@@ -350,6 +350,19 @@ impl Recorder {
         self.push_rows(t, "insert", Vec::new(), rows);
     }
 
+    /// Runs an INSERT before the task starts: its rows (those matching
+    /// `after`) are expected as snapshot `read` messages.
+    pub async fn existing(&mut self, t: &TableSpec, sql: &str, after: &str) {
+        self.exec(sql).await;
+        let rows = self.rows(t, after).await;
+        assert!(
+            !rows.is_empty(),
+            "insert added no row: {}",
+            shorten(sql, 300)
+        );
+        self.push_rows(t, "read", Vec::new(), rows);
+    }
+
     /// Runs an UPDATE; the rows match `before` before it and `after` after
     /// it, in the same (key) order.
     pub async fn update(&mut self, t: &TableSpec, sql: &str, before: &str, after: &str) {

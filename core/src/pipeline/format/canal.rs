@@ -4,25 +4,19 @@
 //! `{"data": [row], "database", "table", "pkNames", "isDdl": false,
 //! "type": "INSERT"|"UPDATE"|"DELETE", "es": event time ms, "ts": send
 //! time ms, "sql": "", "sqlType": {col: java.sql.Types}, "mysqlType": {col:
-//! type}, "old": [changed columns' old values] | null, "id": transaction
+//! COLUMN_TYPE}, "old": [changed columns' old values] | null, "id": transaction
 //! start position, "gtid"}`. Values are strings as Canal renders them:
 //! numbers as their text, DATETIME `2024-01-02 03:04:05.120`, TIMESTAMP the
 //! same in UTC, binary as ISO-8859-1 text (one char per byte), NULL as null.
 //! DELETE carries the deleted row in `data`; snapshot rows (`Read`) are
 //! INSERTs. The key is ours (JSON array of the primary-key values).
 
-use super::columns::{self, ColKind};
+use super::columns::{self, Col, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat};
 use crate::decode::Table;
 use crate::pipeline::ddl::{ddl_kind, DdlKind};
 use crate::pipeline::message::ChangeType;
 use serde_json::value::RawValue;
-
-struct Col {
-    label: Vec<u8>,
-    name: String,
-    kind: ColKind,
-}
 
 /// `canal` rows of one table.
 pub struct CanalTable {
@@ -36,20 +30,7 @@ pub struct CanalTable {
 
 impl CanalTable {
     pub fn new(table: &Table) -> CanalTable {
-        let cols: Vec<Col> = table
-            .columns
-            .iter()
-            .map(|c| {
-                let mut label = Vec::new();
-                columns::push_str(&mut label, &c.name);
-                label.push(b':');
-                Col {
-                    label,
-                    name: c.name.clone(),
-                    kind: ColKind::of(c),
-                }
-            })
-            .collect();
+        let cols = Col::of_table(table);
         let mut head = b",\"database\":".to_vec();
         columns::push_str(&mut head, &table.database);
         head.extend_from_slice(b",\"table\":");
@@ -76,7 +57,13 @@ impl CanalTable {
                 types.push(b',');
             }
             types.extend_from_slice(&c.label);
-            columns::push_str(&mut types, &c.kind.mysql_type(col));
+            // the column's type as the server prints it (`varchar(32)`,
+            // `int(11)`), as Canal reads it from the table's definition;
+            // without the schema, the type the binlog tells
+            match &col.column_type {
+                Some(t) => columns::push_str(&mut types, t),
+                None => columns::push_str(&mut types, &c.kind.mysql_type(col)),
+            }
         }
         types.extend_from_slice(b"},\"old\":");
         CanalTable {
@@ -142,21 +129,7 @@ impl CanalTable {
         img: &Image<'_>,
         changed_in: Option<&Image<'_>>,
     ) -> Result<(), FormatError> {
-        out.push(b'{');
-        let mut first = true;
-        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
-            if changed_in.is_some_and(|a| a.0[i].get() == v.get()) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(&c.label);
-            value(out, c, v)?;
-        }
-        out.push(b'}');
-        Ok(())
+        columns::write_image(out, &self.cols, img, changed_in, value)
     }
 }
 

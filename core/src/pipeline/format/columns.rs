@@ -8,9 +8,9 @@
 //! [`FormatError`] naming the column: a value the decoder could not have
 //! written is never guessed at.
 
-use super::FormatError;
+use super::{FormatError, Image};
 use crate::decode::table::types;
-use crate::decode::Column;
+use crate::decode::{Column, Table};
 use base64::Engine;
 use serde_json::value::RawValue;
 
@@ -220,6 +220,64 @@ impl ColKind {
             ColKind::Bytes { .. } => -3,
         }
     }
+}
+
+/// One column as the formats write it: its `"name":` label (escaped
+/// once per table), name, kind and nullability.
+#[derive(Debug, Clone)]
+pub struct Col {
+    pub label: Vec<u8>,
+    pub name: String,
+    pub kind: ColKind,
+    pub nullable: bool,
+}
+
+impl Col {
+    /// The columns of `table`, in table order.
+    pub fn of_table(table: &Table) -> Vec<Col> {
+        table
+            .columns
+            .iter()
+            .map(|c| {
+                let mut label = Vec::with_capacity(c.name.len() + 3);
+                push_str(&mut label, &c.name);
+                label.push(b':');
+                Col {
+                    label,
+                    name: c.name.clone(),
+                    kind: ColKind::of(c),
+                    nullable: c.nullable,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes an image as `{"col": value, ...}`, each value by the format's
+/// `value`; with `changed_in`, only the columns whose value differs there
+/// (the old values of an update, as Canal and Maxwell write them).
+pub fn write_image(
+    out: &mut Vec<u8>,
+    cols: &[Col],
+    img: &Image<'_>,
+    changed_in: Option<&Image<'_>>,
+    value: impl Fn(&mut Vec<u8>, &Col, &RawValue) -> Result<(), FormatError>,
+) -> Result<(), FormatError> {
+    out.push(b'{');
+    let mut first = true;
+    for (i, (c, v)) in cols.iter().zip(&img.0).enumerate() {
+        if changed_in.is_some_and(|a| a.0[i].get() == v.get()) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(&c.label);
+        value(out, c, v)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// The text of a JSON string value.

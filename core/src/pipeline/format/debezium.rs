@@ -13,7 +13,7 @@
 //! together are the message position); `thread` and `query` are null.
 //! Snapshot rows (`Read`) get `op: "r"` and `source.snapshot: "true"`.
 
-use super::columns::{self, ColKind};
+use super::columns::{self, Col, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat, TaskFormat};
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
@@ -22,14 +22,6 @@ use serde_json::{json, Value};
 
 /// Written into `source.version`.
 pub const VERSION: &str = concat!("replicator-", env!("CARGO_PKG_VERSION"));
-
-struct Col {
-    /// `"name":`
-    label: Vec<u8>,
-    name: String,
-    kind: ColKind,
-    nullable: bool,
-}
 
 /// `debezium` rows of one table.
 pub struct DebeziumTable {
@@ -48,21 +40,7 @@ pub struct DebeziumTable {
 
 impl DebeziumTable {
     pub fn new(f: &TaskFormat, table: &Table) -> DebeziumTable {
-        let cols: Vec<Col> = table
-            .columns
-            .iter()
-            .map(|c| {
-                let mut label = Vec::with_capacity(c.name.len() + 3);
-                columns::push_str(&mut label, &c.name);
-                label.push(b':');
-                Col {
-                    label,
-                    name: c.name.clone(),
-                    kind: ColKind::of(c),
-                    nullable: c.nullable,
-                }
-            })
-            .collect();
+        let cols = Col::of_table(table);
         let (source_head, source_db, source_table) =
             source_parts(&f.task, &table.database, &table.name);
         let (value_schema, key_schema) = if f.schemas {
@@ -88,17 +66,10 @@ impl DebeziumTable {
         }
     }
 
-    fn image(&self, out: &mut Vec<u8>, img: &Image<'_>) -> Result<(), FormatError> {
-        out.push(b'{');
-        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&c.label);
-            value(out, c, v)?;
-        }
-        out.push(b'}');
-        Ok(())
+    fn image(&self, out: &mut Vec<u8>, img: &Image<'_>, read: bool) -> Result<(), FormatError> {
+        columns::write_image(out, &self.cols, img, None, |out, c, v| {
+            value(out, c, v, read)
+        })
     }
 }
 
@@ -125,18 +96,16 @@ fn write_source(
     db: &[u8],
     table: &[u8],
     ts_ms: i64,
-    snapshot: bool,
+    snapshot: super::SnapshotMark,
     server_id: u32,
     txn: &super::Txn<'_>,
     row: u64,
 ) {
     out.extend_from_slice(head);
     columns::push_int(out, ts_ms);
-    out.extend_from_slice(if snapshot {
-        b",\"snapshot\":\"true\""
-    } else {
-        b",\"snapshot\":\"false\""
-    });
+    out.extend_from_slice(b",\"snapshot\":\"");
+    out.extend_from_slice(snapshot.as_str().as_bytes());
+    out.push(b'"');
     out.extend_from_slice(db);
     out.extend_from_slice(b"\"ts_us\":");
     columns::push_int(out, ts_ms * 1000);
@@ -179,17 +148,18 @@ impl TableFormat for DebeziumTable {
         key.clear();
         let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
         let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let read = r.kind == ChangeType::Read;
         if let Some(s) = &self.value_schema {
             out.extend_from_slice(s);
         }
         out.extend_from_slice(b"{\"before\":");
         match &before {
-            Some(img) => self.image(out, img)?,
+            Some(img) => self.image(out, img, read)?,
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"after\":");
         match &after {
-            Some(img) => self.image(out, img)?,
+            Some(img) => self.image(out, img, read)?,
             None => out.extend_from_slice(b"null"),
         }
         write_source(
@@ -198,7 +168,14 @@ impl TableFormat for DebeziumTable {
             &self.source_db,
             &self.source_table,
             r.ts_ms,
-            r.kind == ChangeType::Read,
+            if r.kind == ChangeType::Read {
+                match r.snapshot {
+                    super::SnapshotMark::Stream => super::SnapshotMark::Row,
+                    m => m,
+                }
+            } else {
+                super::SnapshotMark::Stream
+            },
             r.server_id,
             &r.txn,
             r.row,
@@ -245,7 +222,7 @@ impl TableFormat for DebeziumTable {
             }
             let c = &self.cols[i];
             key.extend_from_slice(&c.label);
-            value(key, c, img.0[i])?;
+            value(key, c, img.0[i], read)?;
         }
         key.push(b'}');
         if self.key_schema.is_some() {
@@ -276,8 +253,11 @@ impl TableFormat for DebeziumTable {
     }
 }
 
-/// One column value as Debezium renders it.
-fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> {
+/// One column value as Debezium renders it; `read`: as its snapshot renders
+/// it, which reads rows over JDBC (text protocol) where its stream reads the
+/// binlog: FLOAT with the 6 significant digits the server prints, TIMESTAMP
+/// without trailing fractional zeros, the zero YEAR as 2000.
+fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue, read: bool) -> Result<(), FormatError> {
     if is_null(raw) {
         out.extend_from_slice(b"null");
         return Ok(());
@@ -333,10 +313,29 @@ fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> 
                     };
                     columns::push_str(out, &format!("1970-01-01T00:00:00{frac}Z"));
                 }
+            } else if read {
+                // `2024-01-02T03:04:05.120Z` -> `…05.12Z`, `…05.000Z` -> `…05Z`
+                let body = s.strip_suffix('Z').unwrap_or(&s);
+                let body = match body.split_once('.') {
+                    Some((whole, frac)) => match frac.trim_end_matches('0') {
+                        "" => whole.to_string(),
+                        f => format!("{whole}.{f}"),
+                    },
+                    None => body.to_string(),
+                };
+                columns::push_str(out, &format!("{body}Z"));
             } else {
                 out.extend_from_slice(text.as_bytes());
             }
         }
+        ColKind::Float if read => {
+            let v: f32 = text
+                .parse()
+                .map_err(|_| FormatError::value(&c.name, "a float", text))?;
+            let shown: f32 = format!("{v:.5e}").parse().unwrap_or(v);
+            crate::decode::float::write_f32(out, shown);
+        }
+        ColKind::Year if read && text == "0" => out.extend_from_slice(b"2000"),
         ColKind::Time { .. } => columns::push_int(
             out,
             columns::time_us(&columns::string(raw, &c.name)?, &c.name)?,
@@ -482,8 +481,82 @@ fn schemas(task: &str, table: &Table, cols: &[Col]) -> (Value, Value) {
     (value, key)
 }
 
+/// `tableChanges` of a schema change: for CREATE and ALTER (RENAME, index
+/// changes) of a table that exists, `[{"type", "id": "\"db\".\"table\"",
+/// "table": {"defaultCharsetName", "primaryKeyColumnNames", "columns":
+/// [..], "comment"}}]` from the table's definition after the statement;
+/// for DROP `[{"type": "DROP", "id", "table": null}]`; otherwise (TRUNCATE,
+/// statements that are not table DDL, a table gone by the time the Core
+/// read it) `[]`.
+fn table_changes(d: &DdlChange<'_>) -> Value {
+    use crate::pipeline::ddl::{ddl_kind, DdlKind};
+    let id = format!("\"{}\".\"{}\"", d.database, d.table);
+    let kind = match ddl_kind(d.sql) {
+        DdlKind::CreateTable => "CREATE",
+        DdlKind::DropTable => return json!([{"type": "DROP", "id": id, "table": null}]),
+        DdlKind::AlterTable | DdlKind::RenameTable | DdlKind::CreateIndex | DdlKind::DropIndex => {
+            "ALTER"
+        }
+        DdlKind::Truncate | DdlKind::Other => return json!([]),
+    };
+    let Some(def) = d.def else {
+        return json!([]);
+    };
+    let columns: Vec<Value> = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let name = if c.unsigned() {
+                format!("{} UNSIGNED", c.data_type.to_ascii_uppercase())
+            } else {
+                c.data_type.to_ascii_uppercase()
+            };
+            let jdbc = crate::source::schema::table_column(c, false)
+                .map(|col| ColKind::of(&col).java_sql_type());
+            let labels = matches!(c.data_type.as_str(), "enum" | "set").then(|| c.labels());
+            json!({"name": c.name, "jdbcType": jdbc, "nativeType": null, "typeName": name,
+                   "typeExpression": name, "charsetName": c.charset, "length": c.length,
+                   "scale": c.scale.or(c.fsp), "position": i + 1, "optional": c.nullable,
+                   "autoIncremented": c.auto_increment, "generated": c.generated,
+                   "comment": c.comment, "defaultValueExpression": null, "enumValues": labels})
+        })
+        .collect();
+    json!([{"type": kind, "id": id, "table": {
+        "defaultCharsetName": def.charset, "primaryKeyColumnNames": def.primary_key,
+        "columns": columns, "comment": null}}])
+}
+
+/// Kafka Connect schema of one `tableChanges` item
+/// (`io.debezium.connector.schema.Change`).
+fn table_change_schema() -> Value {
+    let f = |ty: &str, optional: bool, field: &str| json!({"type": ty, "optional": optional, "field": field});
+    let strings = |field: &str| {
+        json!({"type": "array", "items": {"type": "string", "optional": false},
+                                       "optional": true, "field": field})
+    };
+    let column = json!({"type": "struct", "optional": false, "name": "io.debezium.connector.schema.Column",
+        "version": 1, "fields": [
+        f("string", false, "name"), f("int32", false, "jdbcType"), f("int32", true, "nativeType"),
+        f("string", false, "typeName"), f("string", true, "typeExpression"),
+        f("string", true, "charsetName"), f("int32", true, "length"), f("int32", true, "scale"),
+        f("int32", false, "position"), f("boolean", true, "optional"),
+        f("boolean", true, "autoIncremented"), f("boolean", true, "generated"),
+        f("string", true, "comment"), f("string", true, "defaultValueExpression"),
+        strings("enumValues")]});
+    json!({"type": "struct", "optional": false, "name": "io.debezium.connector.schema.Change",
+        "version": 1, "fields": [
+        f("string", false, "type"), f("string", false, "id"),
+        {"type": "struct", "optional": true, "name": "io.debezium.connector.schema.Table",
+         "version": 1, "field": "table", "fields": [
+            f("string", true, "defaultCharsetName"), strings("primaryKeyColumnNames"),
+            {"type": "array", "items": column, "optional": false, "field": "columns"},
+            f("string", true, "comment")]}]})
+}
+
 /// A schema change event (Debezium's schema change topic shape), keyed
-/// `{"databaseName": db}`.
+/// `{"databaseName": db}`, written to the schema change topic
+/// ([`TaskFormat::ddl_topic`]).
 pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'_>) {
     let (head, db, table) = source_parts(&f.task, d.database, d.table);
     if f.schemas {
@@ -493,8 +566,8 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
             {"type": "string", "optional": true, "field": "databaseName"},
             {"type": "string", "optional": true, "field": "schemaName"},
             {"type": "string", "optional": true, "field": "ddl"},
-            {"type": "array", "items": {"type": "struct", "fields": [], "optional": false},
-             "optional": false, "field": "tableChanges"}],
+            {"type": "array", "items": table_change_schema(), "optional": false,
+             "field": "tableChanges"}],
             "optional": false, "name": "io.debezium.connector.mysql.SchemaChangeValue", "version": 1});
         out.extend_from_slice(b"{\"schema\":");
         serde_json::to_writer(&mut *out, &s).expect("writing to a Vec cannot fail");
@@ -508,7 +581,7 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
         &db,
         &table,
         d.ts_ms,
-        false,
+        super::SnapshotMark::Stream,
         d.server_id,
         &d.txn,
         d.row,
@@ -520,7 +593,9 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, f: &TaskFormat, d: &DdlChange<'
     columns::push_str(out, d.database);
     out.extend_from_slice(b",\"schemaName\":null,\"ddl\":");
     columns::push_str(out, d.sql);
-    out.extend_from_slice(b",\"tableChanges\":[]}");
+    out.extend_from_slice(b",\"tableChanges\":");
+    serde_json::to_writer(&mut *out, &table_changes(d)).expect("writing to a Vec cannot fail");
+    out.push(b'}');
     if f.schemas {
         out.push(b'}');
         key.extend_from_slice(

@@ -9,29 +9,26 @@
 //! columns' old values}}` (`old` on updates only). Values: numbers as
 //! numbers (DECIMAL too), DATETIME `2024-01-02 03:04:05.120`, TIMESTAMP the
 //! same in UTC, SET as an array of labels, BIT(1) as a boolean, binary as
-//! base64, JSON as JSON. `commit` is not written: rows are sent as they are
-//! decoded, before the transaction's end is known. Key: Maxwell's `hash`
-//! key `{"database", "table", "pk.<col>": value, ...}`.
+//! base64, JSON as JSON. `"commit": true` on the last row of a transaction
+//! is added when the transaction commits ([`mark_commit`], the pipeline
+//! holds the newest row until then). Key: Maxwell's `hash` key
+//! `{"database", "table", "pk.<col>": value, ...}`.
 
-use super::columns::{self, ColKind};
+use super::columns::{self, Col, ColKind};
 use super::{is_null, DdlChange, FormatError, Image, KeyOut, RowChange, TableFormat};
 use crate::decode::Table;
 use crate::pipeline::ddl::{ddl_kind, DdlKind};
 use crate::pipeline::message::ChangeType;
+use crate::source::schema::TableDef;
+use serde_json::json;
 use serde_json::value::RawValue;
-
-struct Col {
-    label: Vec<u8>,
-    /// `"pk.name":`
-    pk_label: Vec<u8>,
-    name: String,
-    kind: ColKind,
-}
 
 /// `maxwell` rows of one table.
 pub struct MaxwellTable {
     table: Table,
     cols: Vec<Col>,
+    /// `"pk.name":` per column.
+    pk_labels: Vec<Vec<u8>>,
     /// `{"database":"d","table":"t","type":"`
     head: Vec<u8>,
     /// `,"primary_key_columns":[..]`
@@ -42,22 +39,15 @@ pub struct MaxwellTable {
 
 impl MaxwellTable {
     pub fn new(table: &Table) -> MaxwellTable {
-        let cols: Vec<Col> = table
+        let cols = Col::of_table(table);
+        let pk_labels = table
             .columns
             .iter()
             .map(|c| {
-                let mut label = Vec::new();
-                columns::push_str(&mut label, &c.name);
-                label.push(b':');
                 let mut pk_label = Vec::new();
                 columns::push_str(&mut pk_label, &format!("pk.{}", c.name));
                 pk_label.push(b':');
-                Col {
-                    label,
-                    pk_label,
-                    name: c.name.clone(),
-                    kind: ColKind::of(c),
-                }
+                pk_label
             })
             .collect();
         let mut key_head = b"{\"database\":".to_vec();
@@ -72,6 +62,7 @@ impl MaxwellTable {
         MaxwellTable {
             table: table.clone(),
             cols,
+            pk_labels,
             head,
             pk_columns,
             key_head,
@@ -84,33 +75,31 @@ impl MaxwellTable {
         img: &Image<'_>,
         changed_in: Option<&Image<'_>>,
     ) -> Result<(), FormatError> {
-        out.push(b'{');
-        let mut first = true;
-        for (i, (c, v)) in self.cols.iter().zip(&img.0).enumerate() {
-            if changed_in.is_some_and(|a| a.0[i].get() == v.get()) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(&c.label);
-            value(out, c, v)?;
-        }
-        out.push(b'}');
-        Ok(())
+        columns::write_image(out, &self.cols, img, changed_in, value)
     }
 }
 
-fn write_position(out: &mut Vec<u8>, ts_ms: i64, txn: &super::Txn<'_>, server_id: u32) {
+/// `ts`, `xid`, `position`, `server_id`; a snapshot row (Maxwell's
+/// bootstrap rows belong to no transaction) has no `xid` nor `server_id`.
+fn write_position(
+    out: &mut Vec<u8>,
+    ts_ms: i64,
+    txn: &super::Txn<'_>,
+    server_id: u32,
+    snapshot: bool,
+) {
     out.extend_from_slice(b",\"ts\":");
     columns::push_int(out, ts_ms.div_euclid(1000));
-    out.extend_from_slice(b",\"xid\":");
-    columns::push_int(out, txn.pos);
+    if !snapshot {
+        out.extend_from_slice(b",\"xid\":");
+        columns::push_int(out, txn.pos);
+    }
     out.extend_from_slice(b",\"position\":");
     columns::push_str(out, &format!("{}:{}", txn.file, txn.pos));
-    out.extend_from_slice(b",\"server_id\":");
-    columns::push_int(out, server_id);
+    if !snapshot {
+        out.extend_from_slice(b",\"server_id\":");
+        columns::push_int(out, server_id);
+    }
 }
 
 impl TableFormat for MaxwellTable {
@@ -136,7 +125,13 @@ impl TableFormat for MaxwellTable {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(kind.as_bytes());
         out.push(b'"');
-        write_position(out, r.ts_ms, &r.txn, r.server_id);
+        write_position(
+            out,
+            r.ts_ms,
+            &r.txn,
+            r.server_id,
+            r.kind == ChangeType::Read,
+        );
         out.extend_from_slice(b",\"primary_key\":[");
         for (n, &i) in self.table.primary_key.iter().enumerate() {
             if n > 0 {
@@ -156,11 +151,22 @@ impl TableFormat for MaxwellTable {
         key.extend_from_slice(&self.key_head);
         for &i in &self.table.primary_key {
             key.push(b',');
-            key.extend_from_slice(&self.cols[i].pk_label);
+            key.extend_from_slice(&self.pk_labels[i]);
             value(key, &self.cols[i], data.0[i])?;
         }
         key.push(b'}');
         Ok(KeyOut::Written)
+    }
+}
+
+/// Marks a row message as its transaction's last: `"commit":true` after
+/// `xid`, where Maxwell writes it. The first `,"position":` of a message is
+/// the one after `xid` (database and table names before it are JSON
+/// strings, whose quotes are escaped).
+pub fn mark_commit(msg: &mut Vec<u8>) {
+    const AT: &[u8] = b",\"position\":";
+    if let Some(i) = msg.windows(AT.len()).position(|w| w == AT) {
+        msg.splice(i..i, b",\"commit\":true".iter().copied());
     }
 }
 
@@ -206,9 +212,12 @@ fn value(out: &mut Vec<u8>, c: &Col, raw: &RawValue) -> Result<(), FormatError> 
     Ok(())
 }
 
-/// A schema change as Maxwell writes it (`table-create`, `table-alter`,
-/// `table-drop`, with `sql`; Maxwell's `def`/`old` table definitions are
-/// not written), keyed `{"database", "table"}`.
+/// A schema change as Maxwell writes it: `{"type": "table-create" |
+/// "table-alter" | "table-drop", "database", "table", "def": {table
+/// definition}, "ts": event time in ms, "sql", "position"}` (`def` on
+/// create and alter when the table exists; Maxwell's `old`, the definition
+/// before an ALTER, is not written: the Core keeps no schema history), keyed
+/// `{"database", "table"}`.
 pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, d: &DdlChange<'_>) {
     let kind = match ddl_kind(d.sql) {
         DdlKind::CreateTable => "table-create",
@@ -219,15 +228,63 @@ pub fn ddl(out: &mut Vec<u8>, key: &mut Vec<u8>, d: &DdlChange<'_>) {
     columns::push_str(key, d.database);
     key.extend_from_slice(b",\"table\":");
     columns::push_str(key, d.table);
+    key.push(b'}');
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\",\"database\":");
     columns::push_str(out, d.database);
     out.extend_from_slice(b",\"table\":");
     columns::push_str(out, d.table);
-    write_position(out, d.ts_ms, &d.txn, d.server_id);
+    if let (Some(def), false) = (d.def, kind == "table-drop") {
+        out.extend_from_slice(b",\"def\":");
+        serde_json::to_writer(&mut *out, &definition(d.database, d.table, def))
+            .expect("writing to a Vec cannot fail");
+    }
+    out.extend_from_slice(b",\"ts\":");
+    columns::push_int(out, d.ts_ms);
     out.extend_from_slice(b",\"sql\":");
     columns::push_str(out, d.sql);
+    out.extend_from_slice(b",\"position\":");
+    columns::push_str(out, &format!("{}:{}", d.txn.file, d.txn.pos));
     out.push(b'}');
-    key.push(b'}');
+}
+
+/// Maxwell's table definition: `{"database", "charset", "table", "columns":
+/// [{"type", "name", "signed" (integers), "charset" (text), "enum-values",
+/// "set-values", "column-length" (fractional seconds)}], "primary-key"}`.
+fn definition(db: &str, table: &str, def: &TableDef) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = def
+        .columns
+        .iter()
+        .map(|c| {
+            let mut m = serde_json::Map::new();
+            m.insert("type".into(), json!(c.data_type));
+            m.insert("name".into(), json!(c.name));
+            match c.data_type.as_str() {
+                "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+                    m.insert("signed".into(), json!(!c.unsigned()));
+                }
+                "enum" => {
+                    m.insert("charset".into(), json!(c.charset));
+                    m.insert("enum-values".into(), json!(c.labels()));
+                }
+                "set" => {
+                    m.insert("charset".into(), json!(c.charset));
+                    m.insert("set-values".into(), json!(c.labels()));
+                }
+                "datetime" | "timestamp" | "time" => {
+                    if let Some(fsp) = c.fsp.filter(|&f| f > 0) {
+                        m.insert("column-length".into(), json!(fsp));
+                    }
+                }
+                _ if c.charset.is_some() => {
+                    m.insert("charset".into(), json!(c.charset));
+                }
+                _ => {}
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect();
+    json!({"database": db, "charset": def.charset, "table": table, "columns": columns,
+           "primary-key": def.primary_key})
 }

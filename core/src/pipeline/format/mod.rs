@@ -32,7 +32,8 @@ pub mod transaction;
 
 use crate::decode::Table;
 use crate::pipeline::message::ChangeType;
-use replicator_common::config::{MessageFormat, TaskConfig};
+use crate::source::schema::TableDef;
+use replicator_common::config::{MessageFormat, TaskConfig, UnknownFormat};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -99,6 +100,58 @@ pub struct RowChange<'a> {
     pub after: Option<&'a [u8]>,
     /// The row's place in its transaction, when transaction events are on.
     pub order: Option<transaction::TxnOrder<'a>>,
+    /// A snapshot row's place in the snapshot (`SnapshotMark::Stream` for
+    /// stream rows).
+    pub snapshot: SnapshotMark,
+}
+
+/// Where a row stands in the snapshot, as Debezium marks it in
+/// `source.snapshot` (the other formats only tell snapshot rows apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotMark {
+    /// Not a snapshot row (`"false"`).
+    #[default]
+    Stream,
+    /// `"true"`: neither first nor last of its table.
+    Row,
+    /// `"first"`: the first row of the first table.
+    First,
+    /// `"first_in_data_collection"`: the first row of another table.
+    FirstInTable,
+    /// `"last_in_data_collection"`: the last row of a table but the last.
+    LastInTable,
+    /// `"last"`: the last row of the last table.
+    Last,
+}
+
+impl SnapshotMark {
+    /// The mark of a row, with Debezium's precedence (its
+    /// `RelationalSnapshotChangeEventSource.setSnapshotMarker`).
+    pub fn of(first_table: bool, last_table: bool, first_row: bool, last_row: bool) -> Self {
+        if last_row && last_table {
+            SnapshotMark::Last
+        } else if first_row && first_table {
+            SnapshotMark::First
+        } else if last_row {
+            SnapshotMark::LastInTable
+        } else if first_row {
+            SnapshotMark::FirstInTable
+        } else {
+            SnapshotMark::Row
+        }
+    }
+
+    /// The value of Debezium's `source.snapshot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMark::Stream => "false",
+            SnapshotMark::Row => "true",
+            SnapshotMark::First => "first",
+            SnapshotMark::FirstInTable => "first_in_data_collection",
+            SnapshotMark::LastInTable => "last_in_data_collection",
+            SnapshotMark::Last => "last",
+        }
+    }
 }
 
 /// One DDL statement on a table.
@@ -111,6 +164,9 @@ pub struct DdlChange<'a> {
     pub server_id: u32,
     pub txn: Txn<'a>,
     pub row: u64,
+    /// The table's definition after the statement, when the format wants
+    /// it ([`TaskFormat::wants_definition`]) and the table exists.
+    pub def: Option<&'a TableDef>,
 }
 
 /// A format bound to one table.
@@ -148,7 +204,7 @@ pub struct TaskFormat {
 }
 
 impl TaskFormat {
-    pub fn new(cfg: &TaskConfig) -> Result<TaskFormat, String> {
+    pub fn new(cfg: &TaskConfig) -> Result<TaskFormat, UnknownFormat> {
         Ok(TaskFormat {
             format: cfg.sink.message_format()?,
             task: cfg.name.clone(),
@@ -165,6 +221,22 @@ impl TaskFormat {
             MessageFormat::Canal => Box::new(canal::CanalTable::new(table)),
             MessageFormat::Maxwell => Box::new(maxwell::MaxwellTable::new(table)),
         }
+    }
+
+    /// True when DDL events carry the table's definition (Maxwell's `def`,
+    /// Debezium's `tableChanges`).
+    pub fn wants_definition(&self) -> bool {
+        matches!(
+            self.format,
+            MessageFormat::Debezium | MessageFormat::Maxwell
+        )
+    }
+
+    /// The topic of DDL events when the format has its own: Debezium's
+    /// schema change topic, named by its topic prefix (the server name,
+    /// which is the task's name in `source.name`). `None`: the table's topic.
+    pub fn ddl_topic(&self) -> Option<&str> {
+        (self.format == MessageFormat::Debezium).then_some(self.task.as_str())
     }
 
     /// Writes the message of a DDL statement; the key is always written.
@@ -268,12 +340,6 @@ impl<'de> Visitor<'de> for ImageVisitor<'de> {
 /// True for the JSON `null`.
 pub fn is_null(v: &RawValue) -> bool {
     v.get() == "null"
-}
-
-/// The message kind of a change, by format: `ChangeType::Read` rows of a
-/// snapshot are written as each tool writes its snapshot rows.
-pub fn snapshot(kind: ChangeType) -> bool {
-    kind == ChangeType::Read
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ fn change(
         before: before.map(str::as_bytes),
         after: after.map(str::as_bytes),
         order: None,
+        snapshot: SnapshotMark::Stream,
     }
 }
 
@@ -337,6 +338,29 @@ fn maxwell_json() {
 
 #[test]
 fn ddl_per_format() {
+    use crate::source::schema::{ColumnDef, TableDef};
+    let def = TableDef {
+        charset: Some("utf8mb4".into()),
+        columns: vec![
+            ColumnDef {
+                name: "id".into(),
+                data_type: "int".into(),
+                column_type: "int(10) unsigned".into(),
+                length: Some(10),
+                auto_increment: true,
+                ..ColumnDef::default()
+            },
+            ColumnDef {
+                name: "c".into(),
+                data_type: "enum".into(),
+                column_type: "enum('a','b')".into(),
+                nullable: true,
+                charset: Some("utf8mb4".into()),
+                ..ColumnDef::default()
+            },
+        ],
+        primary_key: vec!["id".into()],
+    };
     let d = DdlChange {
         database: "shop",
         table: "t",
@@ -345,6 +369,7 @@ fn ddl_per_format() {
         server_id: 1,
         txn: change(ChangeType::Ddl, None, None).txn,
         row: 0,
+        def: Some(&def),
     };
     let run = |f: MessageFormat, schemas: bool| {
         let (mut out, mut key) = (Vec::new(), Vec::new());
@@ -369,7 +394,49 @@ fn ddl_per_format() {
         (Some(d.sql), Some("shop"), Some("t"))
     );
     assert_eq!(k, json!({"databaseName": "shop"}));
+    let change = &v["tableChanges"][0];
+    assert_eq!(change["type"], "ALTER");
+    assert_eq!(change["id"], "\"shop\".\"t\"");
+    let t = &change["table"];
+    assert_eq!(t["primaryKeyColumnNames"], json!(["id"]));
+    assert_eq!(t["defaultCharsetName"], "utf8mb4");
+    let id = &t["columns"][0];
+    assert_eq!(
+        (
+            &id["typeName"],
+            &id["jdbcType"],
+            &id["position"],
+            &id["optional"],
+            &id["autoIncremented"]
+        ),
+        (
+            &json!("INT UNSIGNED"),
+            &json!(-5),
+            &json!(1),
+            &json!(false),
+            &json!(true)
+        )
+    );
+    assert_eq!(t["columns"][1]["enumValues"], json!(["a", "b"]));
     let (v, k) = run(MessageFormat::Debezium, true);
+    // the schema describes the payload's tableChanges
+    let fields = &v["schema"]["fields"][5]["items"]["fields"][2]["fields"][2]["items"]["fields"];
+    let names: Vec<&str> = fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    let payload_names: Vec<String> = v["payload"]["tableChanges"][0]["table"]["columns"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        names, payload_names,
+        "column fields of schema and payload, in order"
+    );
     assert_eq!(
         (v["payload"]["ddl"].as_str(), k["payload"].clone()),
         (Some(d.sql), json!({"databaseName": "shop"}))
@@ -385,6 +452,39 @@ fn ddl_per_format() {
         (Some("table-alter"), Some(d.sql))
     );
     assert_eq!(k, json!({"database": "shop", "table": "t"}));
+    assert_eq!(
+        v["def"],
+        json!({"database": "shop", "charset": "utf8mb4", "table": "t", "primary-key": ["id"],
+               "columns": [{"type": "int", "name": "id", "signed": false},
+                           {"type": "enum", "name": "c", "charset": "utf8mb4",
+                            "enum-values": ["a", "b"]}]})
+    );
+    assert_eq!(
+        (v["ts"].as_i64(), v["position"].as_str()),
+        (Some(5_000), Some("mysql-bin.000003:4711"))
+    );
+    // a drop carries no definition; a statement without one neither
+    let drop = DdlChange {
+        sql: "DROP TABLE t",
+        ..d
+    };
+    let (mut out, mut key) = (Vec::new(), Vec::new());
+    fmt(MessageFormat::Maxwell, false, false).ddl(&mut out, &mut key, &drop);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v.get("def")),
+        (Some("table-drop"), None)
+    );
+    fmt(MessageFormat::Debezium, false, false).ddl(&mut out, &mut key, &drop);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["tableChanges"],
+        json!([{"type": "DROP", "id": "\"shop\".\"t\"", "table": null}])
+    );
+    let none = DdlChange { def: None, ..d };
+    fmt(MessageFormat::Debezium, false, false).ddl(&mut out, &mut key, &none);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["tableChanges"], json!([]));
 }
 
 #[test]
@@ -452,4 +552,96 @@ fn debezium_rows_name_their_transaction_when_asked() {
         v["transaction"],
         json!({"id": "0-42-9", "total_order": 3, "data_collection_order": 2})
     );
+}
+
+#[test]
+fn snapshot_marks_follow_debeziums_precedence() {
+    use SnapshotMark as M;
+    // one table of one row: last wins over first
+    assert_eq!(M::of(true, true, true, true), M::Last);
+    assert_eq!(M::of(true, false, true, true), M::First);
+    assert_eq!(M::of(false, false, true, true), M::LastInTable);
+    assert_eq!(M::of(true, false, true, false), M::First);
+    assert_eq!(M::of(false, false, true, false), M::FirstInTable);
+    assert_eq!(M::of(false, true, false, true), M::Last);
+    assert_eq!(M::of(false, false, false, false), M::Row);
+    let f = fmt(MessageFormat::Debezium, false, false);
+    for (mark, want) in [
+        (M::Stream, "true"),
+        (M::Row, "true"),
+        (M::First, "first"),
+        (M::FirstInTable, "first_in_data_collection"),
+        (M::LastInTable, "last_in_data_collection"),
+        (M::Last, "last"),
+    ] {
+        let r = RowChange {
+            snapshot: mark,
+            ..change(ChangeType::Read, None, Some(AFTER))
+        };
+        let (v, _) = render(&f, &r);
+        assert_eq!(v["source"]["snapshot"], want, "{mark:?}");
+        assert_eq!(v["op"], "r");
+    }
+    // a stream row is never marked
+    let r = RowChange {
+        snapshot: M::Last,
+        ..change(ChangeType::Insert, None, Some(AFTER))
+    };
+    assert_eq!(render(&f, &r).0["source"]["snapshot"], "false");
+}
+
+#[test]
+fn maxwell_commit_mark_follows_xid() {
+    let f = fmt(MessageFormat::Maxwell, false, false);
+    let t = f.table(&Table {
+        name: "a\",\"position\":\"x".into(),
+        ..table()
+    });
+    let (mut out, mut key) = (Vec::new(), Vec::new());
+    t.row(
+        &mut out,
+        &mut key,
+        &change(ChangeType::Insert, None, Some(AFTER)),
+    )
+    .unwrap();
+    maxwell::mark_commit(&mut out);
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(
+        text.contains(r#""xid":4711,"commit":true,"position":"#),
+        "{text}"
+    );
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["commit"], true);
+    assert_eq!(v["table"], "a\",\"position\":\"x");
+    assert_eq!(v["position"], "mysql-bin.000003:4711");
+}
+
+#[test]
+fn debezium_reads_render_as_its_jdbc_snapshot() {
+    let f = fmt(MessageFormat::Debezium, false, false);
+    let row = |kind| {
+        let after = r#"{"id":7,"big":1,"d":"12.50","f":16777216,"b1":0,"b12":2049,"dt":"2024-02-29","dtz":"0000-00-00","ts3":"2024-01-02T03:04:05.120","ts6":"1969-12-31T23:59:59.999999","tz":"2024-01-02T03:04:05.00Z","tm":"12:00:00.5","s":"x","bin":"AP9h","j":{"a": [1, 2]},"st":"","n":3,"y":0}"#;
+        render(&f, &change(kind, None, Some(after))).0["after"].clone()
+    };
+    let (stream, read) = (row(ChangeType::Insert), row(ChangeType::Read));
+    assert_eq!(
+        (&stream["f"], &stream["tz"], &stream["y"]),
+        (
+            &json!(16777216),
+            &json!("2024-01-02T03:04:05.00Z"),
+            &json!(1900)
+        )
+    );
+    assert_eq!(
+        (&read["f"], &read["tz"], &read["y"]),
+        (
+            &json!(16777200),
+            &json!("2024-01-02T03:04:05Z"),
+            &json!(2000)
+        )
+    );
+    // everything else as the stream
+    for c in ["id", "d", "dt", "ts3", "ts6", "tm", "s", "bin", "j"] {
+        assert_eq!(stream[c], read[c], "{c}");
+    }
 }
