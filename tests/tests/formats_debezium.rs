@@ -327,50 +327,67 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         .await;
     let seeded = 4;
 
-    // and Debezium copying and streaming it
-    let dir = tempdir("dbz");
-    let props = json!({
-        "name": "dbz-compare",
-        "connector.class": "io.debezium.connector.mysql.MySqlConnector",
-        "offset.storage": "org.apache.kafka.connect.storage.FileOffsetBackingStore",
-        "offset.storage.file.filename": dir.join("offsets.dat"),
-        "offset.flush.interval.ms": "1000",
-        "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
-        "schema.history.internal.file.filename": dir.join("history.dat"),
-        "database.hostname": "127.0.0.1",
-        "database.port": maria.port().to_string(),
-        "database.user": "repl",
-        "database.password": "repl",
-        "database.server.id": "5401",
-        "topic.prefix": s.task,
-        "database.include.list": db,
-        "table.include.list": format!("{db}\\.{}", types.name),
-        "snapshot.mode": "initial",
-        "include.schema.changes": "false",
-        "decimal.handling.mode": "string",
-        "time.precision.mode": "adaptive_time_microseconds",
-        "binary.handling.mode": "base64",
-        "bigint.unsigned.handling.mode": "long",
-        "tombstones.on.delete": "true",
-        "converter.schemas.enable": schemas.to_string(),
-        "key.converter.schemas.enable": schemas.to_string(),
-        "value.converter.schemas.enable": schemas.to_string(),
-    });
-    let dbz = Debezium::start(&python, props, &dir);
+    // and Debezium copying and streaming it (a fresh start, in a fresh
+    // directory, when its snapshot does not arrive within 60 s: under
+    // load an embedded run sometimes started streaming without ever
+    // delivering its snapshot records, seen twice in CI-like runs; what is
+    // compared is the records of the run that delivers them)
+    let start_debezium = || {
+        let dir = tempdir("dbz");
+        let props = json!({
+            "name": "dbz-compare",
+            "connector.class": "io.debezium.connector.mysql.MySqlConnector",
+            "offset.storage": "org.apache.kafka.connect.storage.FileOffsetBackingStore",
+            "offset.storage.file.filename": dir.join("offsets.dat"),
+            "offset.flush.interval.ms": "1000",
+            "schema.history.internal": "io.debezium.storage.file.history.FileSchemaHistory",
+            "schema.history.internal.file.filename": dir.join("history.dat"),
+            "database.hostname": "127.0.0.1",
+            "database.port": maria.port().to_string(),
+            "database.user": "repl",
+            "database.password": "repl",
+            "database.server.id": "5401",
+            "topic.prefix": s.task,
+            "database.include.list": db,
+            "table.include.list": format!("{db}\\.{}", types.name),
+            "snapshot.mode": "initial",
+            "include.schema.changes": "false",
+            "decimal.handling.mode": "string",
+            "time.precision.mode": "adaptive_time_microseconds",
+            "binary.handling.mode": "base64",
+            "bigint.unsigned.handling.mode": "long",
+            "tombstones.on.delete": "true",
+            "converter.schemas.enable": schemas.to_string(),
+            "key.converter.schemas.enable": schemas.to_string(),
+            "value.converter.schemas.enable": schemas.to_string(),
+        });
+        (Debezium::start(&python, props, &dir), dir)
+    };
     // (its snapshot copies this one table only, as the Core's does, so
     // that both mark the same rows first and last)
     let topic = format!("{}.{db}.{}", s.task, types.name);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    let mut ready = false;
-    while !ready && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        ready = dbz.of(&topic).len() >= seeded;
-    }
-    assert!(
-        ready,
-        "Debezium did not copy the table within 180 s:\n{}",
-        dbz.log_tail()
-    );
+    let mut attempt = 0;
+    let (dbz, dir) = loop {
+        attempt += 1;
+        let (dbz, dir) = start_debezium();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut ready = false;
+        while !ready && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            ready = dbz.of(&topic).len() >= seeded;
+        }
+        if ready {
+            break (dbz, dir);
+        }
+        assert!(
+            attempt < 3,
+            "Debezium did not copy the table within 60 s, 3 starts:\n{}",
+            dbz.log_tail()
+        );
+        eprintln!(
+            "Debezium delivered no snapshot within 60 s (start {attempt}); starting it again"
+        );
+    };
 
     // and a Core writing the same changes in the debezium format
     let mut cfg = s.config();
