@@ -49,7 +49,7 @@ use format::{KeyOut, TableFormat, TaskFormat};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::{NamedStart, SnapshotMode, StartPosition, TaskConfig};
-use replicator_common::nodes::SnapshotRequest;
+use replicator_common::nodes::{SnapshotRequest, SourceServer};
 use replicator_common::paths::TaskRef;
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::Zk;
@@ -152,84 +152,23 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     );
     let picked = picked?;
     let (mut meta_conn, checked, source_cfg) = (picked.conn, picked.checked, picked.cfg);
-    let mut accepted_gap = 0;
-    let mut other_server = false;
-
-    // Where to start, and claim the context for this epoch.
-    let (mut start, version, clean) = match stored? {
-        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
-        Stored::Valid { progress, version } => {
-            let mut cp = Checkpoint::from_progress(&progress);
-            accepted_gap = progress.accepted_gap;
-            let accept = spec.accept_gap > progress.accepted_gap;
-            match source::failover::decide(
-                progress.server.as_ref(),
-                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
-                &picked.server,
-                &picked.gtid_pos,
-                checked.flavor,
-                accept,
-            )
-            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
-            {
-                source::failover::Resume::Position => (cp, version, progress.clean),
-                source::failover::Resume::Gtid {
-                    state,
-                    accepted_gap: accepted,
-                } => {
-                    tracing::warn!(task = %spec.task, from = ?progress.server, to = %picked.server.id,
-                        addr = %picked.server.addr, gtid = %state, accepted,
-                        "source server changed; resuming by GTID");
-                    if accepted {
-                        accepted_gap = spec.accept_gap;
-                    }
-                    other_server = true;
-                    cp.pos = BinlogPos::new("", 0);
-                    cp.gtid = Some(state);
-                    // after an accepted gap the old run's messages belong to
-                    // another history: no duplicate check against them
-                    (cp, version, progress.clean || accepted)
-                }
-            }
-        }
-        Stored::Empty { version } => {
-            let at = source::resolve_start(&mut meta_conn, &cfg.source.start).await?;
-            let snapshot = match cfg.source.snapshot {
-                SnapshotMode::Never => None,
-                SnapshotMode::Initial | SnapshotMode::WhenNeeded => {
-                    Some(Arc::new(snapshot::plan(&mut meta_conn, &router).await?))
-                }
-            };
-            let cp = match at {
-                StartAt::File(pos) => Checkpoint {
-                    pos,
-                    gtid: None,
-                    event_ts_ms: 0,
-                    events: 0,
-                    snapshot,
-                },
-                StartAt::Gtid(g) => Checkpoint {
-                    pos: BinlogPos::new("", 0),
-                    gtid: Some(g),
-                    event_ts_ms: 0,
-                    events: 0,
-                    snapshot,
-                },
-            };
-            (cp, version, true)
-        }
-    };
-    // An on-demand snapshot request not taken in yet: copy those tables
-    // again while the stream goes on.
-    if let Some(req) = &spec.snapshot_request {
-        let mut p = start.snapshot.as_deref().cloned().unwrap_or_default();
-        let added = p.take_request(req, replicator_common::now_ms());
-        if p.request != start.snapshot.as_ref().map_or(0, |s| s.request) {
-            tracing::info!(task = %spec.task, request = req.seq, tables = ?added, "on-demand snapshot taken in");
-            snapshot::estimate(&mut meta_conn, &mut p).await?;
-            start.snapshot = Some(Arc::new(p));
-        }
-    }
+    let ResumePoint {
+        mut start,
+        version,
+        clean,
+        accepted_gap,
+        other_server,
+    } = resume_point(
+        &spec,
+        stored?,
+        &picked.server,
+        &picked.gtid_pos,
+        checked.flavor,
+        &mut meta_conn,
+        &router,
+    )
+    .await?;
+    take_snapshot_request(&spec, &mut start, &mut meta_conn).await?;
     // Where the binlog ends now: an earlier writer that did not stop cleanly
     // cannot have sent anything beyond it (its lease expired before this
     // run began, and its producer sends nothing after that). Until this run
@@ -371,12 +310,184 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
             .unwrap_or_else(|| format!("__replicator-heartbeat.{}", spec.task.name()));
         (Duration::from_millis(ms), Arc::<str>::from(topic))
     });
+    let result = drive(
+        &spec,
+        &stops,
+        &mut state,
+        &mut stream,
+        &mut sink,
+        &tracker,
+        &mut writer,
+        &start,
+        replay_end.as_ref(),
+        heartbeat,
+    )
+    .await;
+    let result = settle(
+        result,
+        &spec,
+        other_server,
+        &picked.server,
+        &start,
+        &source_cfg,
+        password.as_ref(),
+        &state.router,
+        &mut writer,
+    )
+    .await;
+    if !matches!(result, Ok(Stopped::Graceful { .. })) {
+        // Drop what was not sent, and let what is in flight resolve before a
+        // new run reads the topic tails, so it cannot land after them.
+        sink.purge();
+        let _ = sink.flush(spec.options.message_timeout).await;
+    }
+    drop(stream);
+    sink.close_in_background();
+    crate::metrics::set_running(spec.task.name(), false);
+    result
+}
+
+/// Where a run starts, from its context or, for a new task, its config.
+struct ResumePoint {
+    start: Checkpoint,
+    /// The context node's version, for the claim.
+    version: i32,
+    /// No earlier writer may have sent beyond the context.
+    clean: bool,
+    accepted_gap: u64,
+    /// The context belongs to another source server: resume by GTID.
+    other_server: bool,
+}
+
+/// Step 1 of [`run`]: where to resume (the context's position, or its GTID
+/// state on another server, or a new task's start with its snapshot plan).
+async fn resume_point(
+    spec: &PipelineSpec,
+    stored: Stored,
+    server: &SourceServer,
+    gtid_pos: &str,
+    flavor: Flavor,
+    meta_conn: &mut mysql_async::Conn,
+    router: &Router,
+) -> Result<ResumePoint, TaskError> {
+    let cfg = &spec.config;
+    let mut accepted_gap = 0;
+    let mut other_server = false;
+    let (start, version, clean) = match stored {
+        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
+        Stored::Valid { progress, version } => {
+            let mut cp = Checkpoint::from_progress(&progress);
+            accepted_gap = progress.accepted_gap;
+            let accept = spec.accept_gap > progress.accepted_gap;
+            match source::failover::decide(
+                progress.server.as_ref(),
+                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
+                server,
+                gtid_pos,
+                flavor,
+                accept,
+            )
+            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
+            {
+                source::failover::Resume::Position => (cp, version, progress.clean),
+                source::failover::Resume::Gtid {
+                    state,
+                    accepted_gap: accepted,
+                } => {
+                    tracing::warn!(task = %spec.task, from = ?progress.server, to = %server.id,
+                        addr = %server.addr, gtid = %state, accepted,
+                        "source server changed; resuming by GTID");
+                    if accepted {
+                        accepted_gap = spec.accept_gap;
+                    }
+                    other_server = true;
+                    cp.pos = BinlogPos::new("", 0);
+                    cp.gtid = Some(state);
+                    // after an accepted gap the old run's messages belong to
+                    // another history: no duplicate check against them
+                    (cp, version, progress.clean || accepted)
+                }
+            }
+        }
+        Stored::Empty { version } => {
+            let at = source::resolve_start(meta_conn, &cfg.source.start).await?;
+            let snapshot = match cfg.source.snapshot {
+                SnapshotMode::Never => None,
+                SnapshotMode::Initial | SnapshotMode::WhenNeeded => {
+                    Some(Arc::new(snapshot::plan(meta_conn, router).await?))
+                }
+            };
+            let cp = match at {
+                StartAt::File(pos) => Checkpoint {
+                    pos,
+                    gtid: None,
+                    event_ts_ms: 0,
+                    events: 0,
+                    snapshot,
+                },
+                StartAt::Gtid(g) => Checkpoint {
+                    pos: BinlogPos::new("", 0),
+                    gtid: Some(g),
+                    event_ts_ms: 0,
+                    events: 0,
+                    snapshot,
+                },
+            };
+            (cp, version, true)
+        }
+    };
+    Ok(ResumePoint {
+        start,
+        version,
+        clean,
+        accepted_gap,
+        other_server,
+    })
+}
+
+/// Step 2 of [`run`]: an on-demand snapshot request not taken in yet copies
+/// those tables again while the stream goes on.
+async fn take_snapshot_request(
+    spec: &PipelineSpec,
+    start: &mut Checkpoint,
+    meta_conn: &mut mysql_async::Conn,
+) -> Result<(), TaskError> {
+    if let Some(req) = &spec.snapshot_request {
+        let mut p = start.snapshot.as_deref().cloned().unwrap_or_default();
+        let added = p.take_request(req, replicator_common::now_ms());
+        if p.request != start.snapshot.as_ref().map_or(0, |s| s.request) {
+            tracing::info!(task = %spec.task, request = req.seq, tables = ?added, "on-demand snapshot taken in");
+            snapshot::estimate(meta_conn, &mut p).await?;
+            start.snapshot = Some(Arc::new(p));
+        }
+    }
+    Ok(())
+}
+
+/// Step 3 of [`run`]: streams until a stop or an error. Binlog events go
+/// through [`RunState::handle`]; snapshot chunks are merged in as they
+/// arrive (the stream waits while a chunk is unacknowledged); every
+/// commit interval the acknowledged position goes to the context (and a
+/// heartbeat out, when configured).
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    spec: &PipelineSpec,
+    stops: &Stops,
+    state: &mut RunState,
+    stream: &mut mysql_async::BinlogStream,
+    sink: &mut KafkaSink,
+    tracker: &Tracker,
+    writer: &mut ContextWriter,
+    start: &Checkpoint,
+    replay_end: Option<&BinlogPos>,
+    heartbeat: Option<(Duration, Arc<str>)>,
+) -> Result<Stopped, TaskError> {
     let mut last_cp = start.clone();
     let mut last_heartbeat = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(spec.options.commit_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let result: Result<Stopped, TaskError> = loop {
+    loop {
         let in_txn = state.cursor.in_txn();
         let snap_wants = state.snap.as_ref().is_some_and(SnapshotRun::wants_chunk);
         let snap_awaiting = state.snap.as_ref().is_some_and(SnapshotRun::awaiting);
@@ -401,7 +512,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     if let Some(s) = state.snap.as_mut() {
                         s.acked();
                     }
-                    if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
+                    if let Err(e) = state.emit_snapshot(sink, tracker).await {
                         break Err(e);
                     }
                 }
@@ -414,12 +525,12 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 if let Err(e) = taken {
                     break Err(e);
                 }
-                if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
+                if let Err(e) = state.emit_snapshot(sink, tracker).await {
                     break Err(e);
                 }
             }
             _ = stops.graceful.cancelled(), if !in_txn => {
-                break finish(&sink, &tracker, &mut writer, &state, replay_end.as_ref(), spec.options.flush_timeout).await;
+                break finish(sink, tracker, writer, state, replay_end, spec.options.flush_timeout).await;
             }
             _ = tick.tick() => {
                 if !state.lease.is_valid() || sink.lease_expired() {
@@ -454,7 +565,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     Some(Err(e)) => break Err(e.into()),
                     Some(Ok(ev)) => ev,
                 };
-                if let Err(e) = state.handle(&ev, &mut sink, &tracker).await {
+                if let Err(e) = state.handle(&ev, sink, tracker).await {
                     break Err(e);
                 }
                 // Take what is already buffered without another trip
@@ -472,7 +583,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     drained = match next {
                         None => Err(TaskError::transient("source closed the binlog stream")),
                         Some(Err(e)) => Err(e.into()),
-                        Some(Ok(ev)) => state.handle(&ev, &mut sink, &tracker).await,
+                        Some(Ok(ev)) => state.handle(&ev, sink, tracker).await,
                     };
                     if drained.is_err() {
                         break;
@@ -481,19 +592,33 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                 if let Err(e) = drained {
                     break Err(e);
                 }
-                if let Err(e) = state.emit_snapshot(&mut sink, &tracker).await {
+                if let Err(e) = state.emit_snapshot(sink, tracker).await {
                     break Err(e);
                 }
             }
         }
-    };
+    }
+}
+
+/// Step 4 of [`run`]: what an ended run reports. After a source failover
+/// an error says which server the run had moved to; under `when_needed` a
+/// purged binlog is not the end: the next run starts at the current
+/// position and copies every table instead.
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    result: Result<Stopped, TaskError>,
+    spec: &PipelineSpec,
+    other_server: bool,
+    server: &SourceServer,
+    start: &Checkpoint,
+    source_cfg: &replicator_common::config::SourceConfig,
+    password: Option<&replicator_common::secret::Secret>,
+    router: &Router,
+    writer: &mut ContextWriter,
+) -> Result<Stopped, TaskError> {
     let result = match (&result, other_server) {
         (Err(_), true) => result.map_err(|e| {
-            source::failover::gone_after_failover(
-                e,
-                &picked.server,
-                start.gtid.as_deref().unwrap_or(""),
-            )
+            source::failover::gone_after_failover(e, server, start.gtid.as_deref().unwrap_or(""))
         }),
         _ => result,
     };
@@ -501,19 +626,13 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     // the current position and copies every table instead.
     let result = match result {
         Err(TaskError::Definite(DefiniteError::BinlogGone(msg)))
-            if cfg.source.snapshot == SnapshotMode::WhenNeeded =>
+            if spec.config.source.snapshot == SnapshotMode::WhenNeeded =>
         {
             // the server this run picked (`source.hosts`)
-            let mut picked_cfg = cfg.clone();
+            let mut picked_cfg = spec.config.clone();
             picked_cfg.source = source_cfg.clone();
-            match snapshot::restart_with_snapshot(
-                &picked_cfg,
-                password.as_ref(),
-                &state.router,
-                &mut writer,
-                &start,
-            )
-            .await
+            match snapshot::restart_with_snapshot(&picked_cfg, password, router, writer, start)
+                .await
             {
                 Ok(at) => {
                     tracing::warn!(task = %spec.task, error = %msg, at = %at,
@@ -527,15 +646,6 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         }
         other => other,
     };
-    if !matches!(result, Ok(Stopped::Graceful { .. })) {
-        // Drop what was not sent, and let what is in flight resolve before a
-        // new run reads the topic tails, so it cannot land after them.
-        sink.purge();
-        let _ = sink.flush(spec.options.message_timeout).await;
-    }
-    drop(stream);
-    sink.close_in_background();
-    crate::metrics::set_running(spec.task.name(), false);
     result
 }
 
