@@ -491,7 +491,7 @@ fn array_elements(doc: &[u8]) -> Res<Vec<Span>> {
 /// Tested on bytes built to MySQL's documented format: no MySQL server can
 /// be installed where these tests run.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::decode::jsonb::tests::{encode, J};
     use crate::decode::table::testing::packed;
@@ -500,8 +500,9 @@ mod tests {
         Column::new(1, types::JSON, 4)
     }
 
-    /// A partial value: 4-byte length, then the diffs.
-    fn diffs(list: &[(u8, &str, Option<J>)]) -> Vec<u8> {
+    /// A partial value: 4-byte length, then the diffs (also used by the
+    /// rows-event tests).
+    pub(crate) fn diffs(list: &[(u8, &str, Option<J>)]) -> Vec<u8> {
         let mut d = Vec::new();
         for (op, path, value) in list {
             d.push(*op);

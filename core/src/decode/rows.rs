@@ -476,18 +476,7 @@ mod tests {
                 (8, packed(0)),
             ],
         );
-        let h = EventHeader {
-            timestamp: 0,
-            type_code: 19,
-            server_id: 1,
-            event_size: (19 + body.len() + 4) as u32,
-            log_pos: 0,
-            flags: 0,
-        };
-        match parse_event(&h, &body, Flavor::MySql).unwrap() {
-            Event::TableMap(t) => t,
-            e => panic!("{e:?}"),
-        }
+        parse_table_map(&body)
     }
 
     fn full_row(id: u64, name: &str) -> Vec<u8> {
@@ -608,13 +597,8 @@ mod tests {
         assert_eq!(RowKind::Update.as_str(), "update");
     }
 
-    /// `id BIGINT PK, a JSON, b JSON` as MySQL 8 maps it.
-    fn json_table() -> Table {
-        let body = table_map(
-            42,
-            &[(col::LONGLONG, &[]), (col::JSON, &[4]), (col::JSON, &[4])],
-            &[(4, strings(&["id", "a", "b"])), (8, packed(0))],
-        );
+    /// A MySQL TABLE_MAP event body, parsed.
+    fn parse_table_map(body: &[u8]) -> Table {
         let h = EventHeader {
             timestamp: 0,
             type_code: 19,
@@ -623,10 +607,20 @@ mod tests {
             log_pos: 0,
             flags: 0,
         };
-        match parse_event(&h, &body, Flavor::MySql).unwrap() {
+        match parse_event(&h, body, Flavor::MySql).unwrap() {
             Event::TableMap(t) => t,
             e => panic!("{e:?}"),
         }
+    }
+
+    /// `id BIGINT PK, a JSON, b JSON` as MySQL 8 maps it.
+    fn json_table() -> Table {
+        let body = table_map(
+            42,
+            &[(col::LONGLONG, &[]), (col::JSON, &[4]), (col::JSON, &[4])],
+            &[(4, strings(&["id", "a", "b"])), (8, packed(0))],
+        );
+        parse_table_map(&body)
     }
 
     fn json_value(j: &J) -> Vec<u8> {
@@ -634,24 +628,6 @@ mod tests {
         let mut v = (doc.len() as u32).to_le_bytes().to_vec();
         v.extend(doc);
         v
-    }
-
-    /// A partial value: 4-byte length, then (operation, path, value) diffs.
-    fn diff_value(list: &[(u8, &str, Option<J>)]) -> Vec<u8> {
-        let mut d = Vec::new();
-        for (op, path, value) in list {
-            d.push(*op);
-            d.extend(packed(path.len() as u64));
-            d.extend_from_slice(path.as_bytes());
-            if let Some(v) = value {
-                let v = encode(v);
-                d.extend(packed(v.len() as u64));
-                d.extend(v);
-            }
-        }
-        let mut out = (d.len() as u32).to_le_bytes().to_vec();
-        out.extend(d);
-        out
     }
 
     /// Tested on bytes built to MySQL's documented format (`rpl_record.h`):
@@ -672,7 +648,7 @@ mod tests {
         // after image: id 7, a as diffs, b as a whole document
         data.push(0);
         data.extend_from_slice(&7u64.to_le_bytes());
-        data.extend(diff_value(&[
+        data.extend(super::super::partial::tests::diffs(&[
             (partial::REPLACE, "$.k[1]", Some(J::I(20))),
             (partial::INSERT, "$.m", Some(J::Bool(true))),
             (partial::REMOVE, "$.n", None),
@@ -726,11 +702,14 @@ mod tests {
         };
         let cases = [
             // unknown operation
-            after(&[1, 1], diff_value(&[(9, "$.k", Some(J::I(2)))])),
+            after(
+                &[1, 1],
+                super::super::partial::tests::diffs(&[(9, "$.k", Some(J::I(2)))]),
+            ),
             // path not in the before image
             after(
                 &[1, 1],
-                diff_value(&[(partial::REPLACE, "$.z", Some(J::I(2)))]),
+                super::super::partial::tests::diffs(&[(partial::REPLACE, "$.z", Some(J::I(2)))]),
             ),
             // unknown value_options bit
             after(&[2], json_value(&J::I(2))),
@@ -760,7 +739,7 @@ mod tests {
         // the same diffs in an ordinary UPDATE_ROWS are not read as diffs
         let data = after(
             &[1, 1],
-            diff_value(&[(partial::REPLACE, "$.k", Some(J::I(2)))]),
+            super::super::partial::tests::diffs(&[(partial::REPLACE, "$.k", Some(J::I(2)))]),
         );
         let (h, body) = rows_body(31, Some(&[]), 3, &[0b111], Some(&[0b111]), &data);
         let Event::Rows(mut rows) = parse_event(&h, &body, Flavor::MySql).unwrap() else {
