@@ -1,0 +1,309 @@
+//! The steps of [`super::run`], in order: where to resume
+//! ([`resume_point`]), an on-demand snapshot request ([`take_snapshot_request`]),
+//! streaming until a stop or an error ([`drive`]) and what the run reports
+//! ([`settle`]). Opening the stream, the sink and the snapshot run stays in
+//! `run`, between the second and the third.
+
+use super::*;
+
+/// Where a run starts, from its context or, for a new task, its config.
+pub(super) struct ResumePoint {
+    pub(super) start: Checkpoint,
+    /// The context node's version, for the claim.
+    pub(super) version: i32,
+    /// No earlier writer may have sent beyond the context.
+    pub(super) clean: bool,
+    pub(super) accepted_gap: u64,
+    /// The context belongs to another source server: resume by GTID.
+    pub(super) other_server: bool,
+}
+
+/// Step 1 of [`run`]: where to resume (the context's position, or its GTID
+/// state on another server, or a new task's start with its snapshot plan).
+pub(super) async fn resume_point(
+    spec: &PipelineSpec,
+    stored: Stored,
+    server: &SourceServer,
+    gtid_pos: &str,
+    flavor: Flavor,
+    meta_conn: &mut mysql_async::Conn,
+    router: &Router,
+) -> Result<ResumePoint, TaskError> {
+    let cfg = &spec.config;
+    let mut accepted_gap = 0;
+    let mut other_server = false;
+    let (start, version, clean) = match stored {
+        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
+        Stored::Valid { progress, version } => {
+            let mut cp = Checkpoint::from_progress(&progress);
+            accepted_gap = progress.accepted_gap;
+            let accept = spec.accept_gap > progress.accepted_gap;
+            match source::failover::decide(
+                progress.server.as_ref(),
+                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
+                server,
+                gtid_pos,
+                flavor,
+                accept,
+            )
+            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
+            {
+                source::failover::Resume::Position => (cp, version, progress.clean),
+                source::failover::Resume::Gtid {
+                    state,
+                    accepted_gap: accepted,
+                } => {
+                    tracing::warn!(task = %spec.task, from = ?progress.server, to = %server.id,
+                        addr = %server.addr, gtid = %state, accepted,
+                        "source server changed; resuming by GTID");
+                    if accepted {
+                        accepted_gap = spec.accept_gap;
+                    }
+                    other_server = true;
+                    cp.pos = BinlogPos::new("", 0);
+                    cp.gtid = Some(state);
+                    // after an accepted gap the old run's messages belong to
+                    // another history: no duplicate check against them
+                    (cp, version, progress.clean || accepted)
+                }
+            }
+        }
+        Stored::Empty { version } => {
+            let at = source::resolve_start(meta_conn, &cfg.source.start).await?;
+            let snapshot = match cfg.source.snapshot {
+                SnapshotMode::Never => None,
+                SnapshotMode::Initial | SnapshotMode::WhenNeeded => {
+                    Some(Arc::new(snapshot::plan(meta_conn, router).await?))
+                }
+            };
+            let cp = match at {
+                StartAt::File(pos) => Checkpoint {
+                    pos,
+                    gtid: None,
+                    event_ts_ms: 0,
+                    events: 0,
+                    snapshot,
+                },
+                StartAt::Gtid(g) => Checkpoint {
+                    pos: BinlogPos::new("", 0),
+                    gtid: Some(g),
+                    event_ts_ms: 0,
+                    events: 0,
+                    snapshot,
+                },
+            };
+            (cp, version, true)
+        }
+    };
+    Ok(ResumePoint {
+        start,
+        version,
+        clean,
+        accepted_gap,
+        other_server,
+    })
+}
+
+/// Step 2 of [`run`]: an on-demand snapshot request not taken in yet copies
+/// those tables again while the stream goes on.
+pub(super) async fn take_snapshot_request(
+    spec: &PipelineSpec,
+    start: &mut Checkpoint,
+    meta_conn: &mut mysql_async::Conn,
+) -> Result<(), TaskError> {
+    if let Some(req) = &spec.snapshot_request {
+        let mut p = start.snapshot.as_deref().cloned().unwrap_or_default();
+        let added = p.take_request(req, replicator_common::now_ms());
+        if p.request != start.snapshot.as_ref().map_or(0, |s| s.request) {
+            tracing::info!(task = %spec.task, request = req.seq, tables = ?added, "on-demand snapshot taken in");
+            snapshot::estimate(meta_conn, &mut p).await?;
+            start.snapshot = Some(Arc::new(p));
+        }
+    }
+    Ok(())
+}
+
+/// Step 3 of [`run`]: streams until a stop or an error. Binlog events go
+/// through [`RunState::handle`]; snapshot chunks are merged in as they
+/// arrive (the stream waits while a chunk is unacknowledged); every
+/// commit interval the acknowledged position goes to the context (and a
+/// heartbeat out, when configured).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn drive(
+    spec: &PipelineSpec,
+    stops: &Stops,
+    state: &mut RunState,
+    stream: &mut mysql_async::BinlogStream,
+    sink: &mut KafkaSink,
+    tracker: &Tracker,
+    writer: &mut ContextWriter,
+    start: &Checkpoint,
+    replay_end: Option<&BinlogPos>,
+    heartbeat: Option<(Duration, Arc<str>)>,
+) -> Result<Stopped, TaskError> {
+    let mut last_cp = start.clone();
+    let mut last_heartbeat = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(spec.options.commit_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        let in_txn = state.cursor.in_txn();
+        let snap_wants = state.snap.as_ref().is_some_and(SnapshotRun::wants_chunk);
+        let snap_awaiting = state.snap.as_ref().is_some_and(SnapshotRun::awaiting);
+        tokio::select! {
+            biased;
+            _ = stops.hard.cancelled() => break Ok(Stopped::Hard),
+            _ = tokio::time::sleep(SNAPSHOT_ACK_POLL), if snap_awaiting => {
+                if !state.lease.is_valid() || sink.lease_expired() {
+                    break Err(TaskError::LeaseLost);
+                }
+                if let Some(f) = tracker.failure() {
+                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                }
+                if tracker.open() == 0 {
+                    // The chunk is in Kafka: record it before anything else
+                    // is sent (see `snapshot`'s resume rule).
+                    if let Some(cp) = tracker.acked() {
+                        if let Err(e) = writer.write(&cp, false, true).await {
+                            break Err(e);
+                        }
+                    }
+                    if let Some(s) = state.snap.as_mut() {
+                        s.acked();
+                    }
+                    if let Err(e) = state.emit_snapshot(sink, tracker).await {
+                        break Err(e);
+                    }
+                }
+            }
+            chunk = next_chunk(&mut state.snap), if snap_wants => {
+                let taken = match state.snap.as_mut() {
+                    Some(s) => s.received(chunk),
+                    None => Ok(()),
+                };
+                if let Err(e) = taken {
+                    break Err(e);
+                }
+                if let Err(e) = state.emit_snapshot(sink, tracker).await {
+                    break Err(e);
+                }
+            }
+            _ = stops.graceful.cancelled(), if !in_txn => {
+                break finish(sink, tracker, writer, state, replay_end, spec.options.flush_timeout).await;
+            }
+            _ = tick.tick() => {
+                if !state.lease.is_valid() || sink.lease_expired() {
+                    break Err(TaskError::LeaseLost);
+                }
+                if let Some(f) = tracker.failure() {
+                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                }
+                if let Some(cp) = tracker.acked() {
+                    if let Err(e) = writer.write(&cp, false, false).await {
+                        break Err(e);
+                    }
+                    if cp.events > start.events {
+                        spec.delivered.store(true, Ordering::Relaxed);
+                    }
+                    crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
+                    last_cp = cp;
+                }
+                if let Some((every, topic)) = &heartbeat {
+                    if last_heartbeat.elapsed() >= *every {
+                        last_heartbeat = tokio::time::Instant::now();
+                        state.format.heartbeat(&mut state.msg, &mut state.key, &last_cp, replicator_common::now_ms());
+                        if let Err(e) = sink.send_untracked(topic, &state.key, &state.msg).await {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+            ev = stream.next(), if !snap_awaiting => {
+                let ev = match ev {
+                    None => break Err(TaskError::transient("source closed the binlog stream")),
+                    Some(Err(e)) => break Err(e.into()),
+                    Some(Ok(ev)) => ev,
+                };
+                if let Err(e) = state.handle(&ev, sink, tracker).await {
+                    break Err(e);
+                }
+                // Take what is already buffered without another trip
+                // through select!, up to a bound so stops and commits still
+                // get their turn.
+                let mut drained = Ok(());
+                for _ in 0..BURST {
+                    if stops.hard.is_cancelled() {
+                        break;
+                    }
+                    if state.snapshot_ready() {
+                        break;
+                    }
+                    let Some(next) = stream.next().now_or_never() else { break };
+                    drained = match next {
+                        None => Err(TaskError::transient("source closed the binlog stream")),
+                        Some(Err(e)) => Err(e.into()),
+                        Some(Ok(ev)) => state.handle(&ev, sink, tracker).await,
+                    };
+                    if drained.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = drained {
+                    break Err(e);
+                }
+                if let Err(e) = state.emit_snapshot(sink, tracker).await {
+                    break Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Step 4 of [`run`]: what an ended run reports. After a source failover
+/// an error says which server the run had moved to; under `when_needed` a
+/// purged binlog is not the end: the next run starts at the current
+/// position and copies every table instead.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn settle(
+    result: Result<Stopped, TaskError>,
+    spec: &PipelineSpec,
+    other_server: bool,
+    server: &SourceServer,
+    start: &Checkpoint,
+    source_cfg: &replicator_common::config::SourceConfig,
+    password: Option<&replicator_common::secret::Secret>,
+    router: &Router,
+    writer: &mut ContextWriter,
+) -> Result<Stopped, TaskError> {
+    let result = match (&result, other_server) {
+        (Err(_), true) => result.map_err(|e| {
+            source::failover::gone_after_failover(e, server, start.gtid.as_deref().unwrap_or(""))
+        }),
+        _ => result,
+    };
+    // `when_needed`: a purged binlog is not the end; the next run starts at
+    // the current position and copies every table instead.
+    let result = match result {
+        Err(TaskError::Definite(DefiniteError::BinlogGone(msg)))
+            if spec.config.source.snapshot == SnapshotMode::WhenNeeded =>
+        {
+            // the server this run picked (`source.hosts`)
+            let mut picked_cfg = spec.config.clone();
+            picked_cfg.source = source_cfg.clone();
+            match snapshot::restart_with_snapshot(&picked_cfg, password, router, writer, start)
+                .await
+            {
+                Ok(at) => {
+                    tracing::warn!(task = %spec.task, error = %msg, at = %at,
+                        "binlog gone: restarting from the current position with a snapshot (when_needed)");
+                    Err(TaskError::transient(format!(
+                        "binlog gone ({msg}); snapshot.when_needed restarts at {at} with a snapshot"
+                    )))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
+    result
+}
