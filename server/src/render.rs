@@ -195,6 +195,12 @@ pub fn task_detail(s: &TaskStatus, now_ms: i64) -> String {
                 for sk in &sn.skipped {
                     kv.row(vec!["".into(), format!("not copied: {sk}")]);
                 }
+                for t in &sn.single_read {
+                    kv.row(vec![
+                        "".into(),
+                        format!("{t}: no usable key, copied in one consistent read"),
+                    ]);
+                }
             }
             kv.row(vec![
                 "Updated:".into(),
@@ -407,6 +413,44 @@ mod tests {
             assert!(detail.contains(want), "missing {want} in\n{detail}");
         }
         assert!(!detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_snapshot_names_tables_not_copied_and_tables_read_at_once() {
+        let cfg = serde_json::json!({"name": "orders",
+            "source": {"host": "db", "user": "u", "password": "p", "server_id": 1},
+            "sink": {"brokers": "k:1"}});
+        let context = serde_json::json!({"file": "mysql-bin.000001", "pos": 400,
+            "event_ts_ms": 1000, "events": 3, "updated_ms": 11_000, "epoch": 1,
+            "snapshot": {"next_chunk": 4, "rows": 30, "started_ms": 1000, "tables": [
+                {"database": "d", "table": "gone", "done": true, "skipped": "dropped during the copy"},
+                {"database": "d", "table": "nokey", "done": true, "rows": 20, "estimate": 20,
+                 "mode": "single_read"},
+                {"database": "d", "table": "big", "done": false, "rows": 10, "estimate": 100,
+                 "last_key": ["10"]}]}});
+        let s = assemble(
+            &RawTask {
+                task: TaskRef::hot("orders").unwrap(),
+                config: cfg.to_string().into_bytes(),
+                version: 2,
+                instances: vec![(
+                    "h1-0000000001".into(),
+                    Some(br#"{"host":"h1","pid":7,"state":"RUNNING","since_ms":0}"#.to_vec()),
+                )],
+                context: Some(context.to_string().into_bytes()),
+                control: None,
+            },
+            12_000,
+        );
+        let detail = task_detail(&s, 12_000);
+        for want in [
+            "copying d.big (10 of ~100 rows), 30 of ~120 rows in all (25%), 2 of 3 tables done, 3 rows/s",
+            "not copied: d.gone: dropped during the copy",
+            "d.nokey: no usable key, copied in one consistent read",
+        ] {
+            assert!(detail.contains(want), "missing {want} in\n{detail}");
+        }
+        assert!(!detail.contains("d.big: no usable key"), "{detail}");
     }
 
     #[test]
