@@ -251,7 +251,11 @@ mod tests {
             .seal(ProducerId { id: 42, epoch: 3 }, 17, Compression::None)
             .unwrap();
         assert!(sealed.len() <= size, "{} > {size}", sealed.len());
-        assert_eq!(sealed.len() - HEADER_LEN, size - HEADER_LEN - 3 * 4, "offset deltas of 1 byte, not 5");
+        assert_eq!(
+            sealed.len() - HEADER_LEN,
+            size - HEADER_LEN - 3 * 4,
+            "offset deltas of 1 byte, not 5"
+        );
         let (info, recs) = decode(&sealed);
         assert_eq!(
             (info.producer_id, info.producer_epoch, info.base_sequence),
@@ -259,7 +263,10 @@ mod tests {
         );
         assert_eq!((info.record_count, info.min_offset), (3, 0));
         assert_eq!(info.compression, records::Compression::None);
-        assert!(!info.transactional && !info.control, "plain idempotent batch");
+        assert!(
+            !info.transactional && !info.control,
+            "plain idempotent batch"
+        );
         assert_eq!(info.timestamp_type, TimestampType::Creation);
         assert_eq!(info.partition_leader_epoch, -1);
         assert_eq!(info.min_timestamp, 1_000);
@@ -268,13 +275,20 @@ mod tests {
         let ts: Vec<_> = recs.iter().map(|r| r.timestamp).collect();
         assert_eq!(ts, [1_000, 1_005, 1_002]);
         assert_eq!(recs[0].key.as_deref(), Some(&b"k1"[..]));
-        assert_eq!(header(&recs[0], "replicator.task").as_deref(), Some(&b"t"[..]));
+        assert_eq!(
+            header(&recs[0], "replicator.task").as_deref(),
+            Some(&b"t"[..])
+        );
         assert_eq!(header(&recs[0], "e").as_deref(), Some(&b""[..]));
         let names: Vec<_> = recs[0].headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["replicator.task", "e"], "header order kept");
         assert_eq!(recs[1].value.as_deref(), Some(&big[..]));
         assert!(recs[1].headers.is_empty());
-        assert_eq!(recs[2].key.as_deref(), Some(&b""[..]), "empty key is not null");
+        assert_eq!(
+            recs[2].key.as_deref(),
+            Some(&b""[..]),
+            "empty key is not null"
+        );
         assert_eq!(header(&recs[2], "h").as_deref(), Some(&b"x"[..]));
     }
 

@@ -226,7 +226,10 @@ impl Conn {
     }
 
     /// Sends an encoded request and returns its decoded response.
-    pub async fn exchange<R: Request>(&mut self, frame: Frame<R>) -> Result<R::Response, ConnError> {
+    pub async fn exchange<R: Request>(
+        &mut self,
+        frame: Frame<R>,
+    ) -> Result<R::Response, ConnError> {
         let ms = self.timeout.as_millis();
         let body = tokio::time::timeout(self.timeout, self.round_trip(&frame.bytes))
             .await
@@ -252,7 +255,11 @@ impl Conn {
     }
 
     /// [`Conn::encode`] and [`Conn::exchange`].
-    pub async fn call<R: Request>(&mut self, req: &R, version: i16) -> Result<R::Response, ConnError> {
+    pub async fn call<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, ConnError> {
         let frame = self.encode(req, version)?;
         self.exchange(frame).await
     }

@@ -20,12 +20,12 @@
 //!   and its name in our messages ([`error_name`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, RequestHeader,
     ResponseHeader, TopicName, TransactionalId,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::sync::Arc;
 
@@ -72,10 +72,7 @@ fn api_name(key: i16) -> &'static str {
         ApiVersionsRequest::KEY => "ApiVersions",
         kafka_protocol::messages::SaslHandshakeRequest::KEY => "SaslHandshake",
         kafka_protocol::messages::SaslAuthenticateRequest::KEY => "SaslAuthenticate",
-        k => OURS
-            .iter()
-            .find(|o| o.0 == k)
-            .map_or("request", |o| o.1),
+        k => OURS.iter().find(|o| o.0 == k).map_or("request", |o| o.1),
     }
 }
 
@@ -148,9 +145,7 @@ pub fn encode_request<R: Request>(
         .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
     let header_version = R::header_version(version);
     let size = (|| {
-        Ok::<_, anyhow::Error>(
-            header.compute_size(header_version)? + req.compute_size(version)?,
-        )
+        Ok::<_, anyhow::Error>(header.compute_size(header_version)? + req.compute_size(version)?)
     })()
     .map_err(WireError::of::<R>(version))?;
     let mut frame = BytesMut::with_capacity(4 + size);
@@ -425,7 +420,10 @@ mod tests {
             let f = encode_request(&init_producer_id("t", 60_000), v, 2, "").unwrap();
             let (h, req): (_, InitProducerIdRequest) = as_broker(f);
             assert_eq!(h.request_api_version, v);
-            assert_eq!(req.transactional_id.as_ref().map(|t| t.0.as_str()), Some("t"));
+            assert_eq!(
+                req.transactional_id.as_ref().map(|t| t.0.as_str()),
+                Some("t")
+            );
             assert_eq!(req.transaction_timeout_ms, 60_000);
             assert_eq!((req.producer_id, req.producer_epoch), (Pid(-1), -1));
         }
@@ -436,9 +434,21 @@ mod tests {
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let (x, y) = (Bytes::from_static(b"x"), Bytes::from_static(b"yy"));
         let batches = [
-            PartitionBatch { topic: &a, partition: 0, batch: &x },
-            PartitionBatch { topic: &a, partition: 2, batch: &y },
-            PartitionBatch { topic: &b, partition: 1, batch: &x },
+            PartitionBatch {
+                topic: &a,
+                partition: 0,
+                batch: &x,
+            },
+            PartitionBatch {
+                topic: &a,
+                partition: 2,
+                batch: &y,
+            },
+            PartitionBatch {
+                topic: &b,
+                partition: 1,
+                batch: &x,
+            },
         ];
         for v in [3, 7, 8] {
             let f = encode_request(&produce(1_500, batches.clone()), v, 1, "rc").unwrap();
@@ -482,11 +492,19 @@ mod tests {
             ])]);
         for v in [3, 8] {
             let mut body = reply::<ProduceRequest>(&resp, v, 9);
-            assert_eq!(response_correlation::<ProduceRequest>(&mut body, v).unwrap(), 9);
+            assert_eq!(
+                response_correlation::<ProduceRequest>(&mut body, v).unwrap(),
+                9
+            );
             let res = read_produce(&decode_response::<ProduceRequest>(&mut body, v).unwrap());
             assert_eq!(res.len(), 2);
             assert_eq!(
-                (res[0].topic.as_str(), res[0].partition, res[0].error, res[0].base_offset),
+                (
+                    res[0].topic.as_str(),
+                    res[0].partition,
+                    res[0].error,
+                    res[0].base_offset
+                ),
                 ("topic", 0, 0, 100)
             );
             assert_eq!(error_name(res[1].error), "PRODUCER_FENCED");
@@ -517,7 +535,10 @@ mod tests {
             .with_producer_epoch(5);
         for v in [1, 3] {
             let mut body = reply::<InitProducerIdRequest>(&resp, v, 4);
-            assert_eq!(response_correlation::<InitProducerIdRequest>(&mut body, v).unwrap(), 4);
+            assert_eq!(
+                response_correlation::<InitProducerIdRequest>(&mut body, v).unwrap(),
+                4
+            );
             let r = decode_response::<InitProducerIdRequest>(&mut body, v).unwrap();
             assert_eq!(read_producer_id(&r), (0, 12, 5), "v{v}");
         }
