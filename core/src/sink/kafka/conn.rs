@@ -1,11 +1,17 @@
 //! One connection to a broker: TCP, TLS when configured, SASL login when
-//! configured, then a request frame out and its response in, one at a time,
-//! each bounded by a timeout.
+//! configured, then a request out and its response in, one at a time, each
+//! bounded by a timeout. Requests and responses are the `kafka-protocol`
+//! crate's message types (framed by [`protocol`]); ours is the
+//! connection: correlation ids, the timeout, the login sequence.
 
+use super::protocol::{self, WireError};
 use super::sasl::{self, Login, SaslError, Scram};
-use super::wire::{Reader, WireError};
-use super::{protocol, tls};
+use super::tls;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::{Request, StrBytes};
 use replicator_common::kafka_security::Mechanism;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -57,7 +63,7 @@ pub enum ConnError {
     Timeout { addr: String, ms: u128 },
     #[error("Kafka at {addr} answered correlation id {got}, expected {want}")]
     Correlation { addr: String, got: i32, want: i32 },
-    #[error("Kafka at {addr} sent a response that does not parse: {source}")]
+    #[error("Kafka at {addr}, a message that does not encode or decode: {source}")]
     Wire { addr: String, source: WireError },
     #[error("TLS with Kafka at {addr}: {source}")]
     Tls {
@@ -143,14 +149,11 @@ impl Conn {
             user: login.username.clone(),
             source,
         };
-        let mut frame = self.request(sasl::SASL_HANDSHAKE, sasl::SASL_HANDSHAKE_VERSION);
-        sasl::handshake(&mut frame, login.mechanism);
-        let body = self
-            .call(sasl::SASL_HANDSHAKE, sasl::SASL_HANDSHAKE_VERSION, frame)
-            .await?;
-        let (error, offered) =
-            sasl::read_handshake(&mut Reader::new(&body)).map_err(wire(&self.addr))?;
-        if error != 0 {
+        let hello = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(login.mechanism.name()));
+        let answer = self.call(&hello, sasl::SASL_VERSION).await?;
+        if answer.error_code != 0 {
+            let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(fail(
                 &self.addr,
                 SaslError::Unsupported {
@@ -187,49 +190,48 @@ impl Conn {
     }
 
     /// One SaslAuthenticate round trip: the broker's bytes, or its refusal.
-    async fn authenticate(&mut self, auth: &[u8]) -> Result<Result<Vec<u8>, SaslError>, ConnError> {
-        let mut frame = self.request(sasl::SASL_AUTHENTICATE, sasl::SASL_AUTHENTICATE_VERSION);
-        sasl::authenticate(&mut frame, auth);
-        let body = self
-            .call(
-                sasl::SASL_AUTHENTICATE,
-                sasl::SASL_AUTHENTICATE_VERSION,
-                frame,
-            )
-            .await?;
-        let (error, message, bytes) =
-            sasl::read_authenticate(&mut Reader::new(&body)).map_err(wire(&self.addr))?;
-        if error != 0 {
+    async fn authenticate(&mut self, auth: &[u8]) -> Result<Result<Bytes, SaslError>, ConnError> {
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(auth));
+        let answer = self.call(&req, sasl::SASL_VERSION).await?;
+        if answer.error_code != 0 {
+            let error = answer.error_code;
             return Ok(Err(SaslError::Failed(format!(
                 "{} ({error}){}",
                 protocol::error_name(error),
-                message.map(|m| format!(": {m}")).unwrap_or_default()
+                answer
+                    .error_message
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ))));
         }
-        Ok(Ok(bytes))
+        Ok(Ok(answer.auth_bytes))
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// A new request frame; append the body and pass it to [`Conn::call`].
-    pub fn request(&mut self, api_key: i16, version: i16) -> Vec<u8> {
+    /// Encodes `req` with the next correlation id, ready for
+    /// [`Conn::exchange`] (apart, so a check can run between the two).
+    pub fn encode<R: Request>(&mut self, req: &R, version: i16) -> Result<Frame<R>, ConnError> {
         self.next = self.next.wrapping_add(1);
-        protocol::start(api_key, version, self.next, &self.client_id)
+        let bytes = protocol::encode_request(req, version, self.next, &self.client_id)
+            .map_err(wire(&self.addr))?;
+        Ok(Frame {
+            bytes,
+            correlation: self.next,
+            version,
+            request: PhantomData,
+        })
     }
 
-    /// Sends `frame` and returns the response body after its header.
-    pub async fn call(
+    /// Sends an encoded request and returns its decoded response.
+    pub async fn exchange<R: Request>(
         &mut self,
-        api_key: i16,
-        version: i16,
-        mut frame: Vec<u8>,
-    ) -> Result<Vec<u8>, ConnError> {
-        protocol::finish(&mut frame);
-        let want = self.next;
+        frame: Frame<R>,
+    ) -> Result<R::Response, ConnError> {
         let ms = self.timeout.as_millis();
-        let body = tokio::time::timeout(self.timeout, self.round_trip(&frame))
+        let body = tokio::time::timeout(self.timeout, self.round_trip(&frame.bytes))
             .await
             .map_err(|_| ConnError::Timeout {
                 addr: self.addr.clone(),
@@ -239,20 +241,27 @@ impl Conn {
                 addr: self.addr.clone(),
                 source,
             })?;
-        let (got, r) =
-            protocol::response(api_key, version, &body).map_err(|source| ConnError::Wire {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        if got != want {
+        let mut body = Bytes::from(body);
+        let got = protocol::response_correlation::<R>(&mut body, frame.version)
+            .map_err(wire(&self.addr))?;
+        if got != frame.correlation {
             return Err(ConnError::Correlation {
                 addr: self.addr.clone(),
                 got,
-                want,
+                want: frame.correlation,
             });
         }
-        let consumed = body.len() - r.remaining();
-        Ok(body[consumed..].to_vec())
+        protocol::decode_response::<R>(&mut body, frame.version).map_err(wire(&self.addr))
+    }
+
+    /// [`Conn::encode`] and [`Conn::exchange`].
+    pub async fn call<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, ConnError> {
+        let frame = self.encode(req, version)?;
+        self.exchange(frame).await
     }
 
     async fn round_trip(&mut self, frame: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -270,7 +279,16 @@ impl Conn {
     }
 }
 
-/// A `WireError` while reading a response body, with the broker named.
+/// A request encoded for one connection (its correlation id), not sent yet.
+pub struct Frame<R> {
+    bytes: BytesMut,
+    correlation: i32,
+    version: i16,
+    request: PhantomData<R>,
+}
+
+/// A request that does not encode or a response that does not decode, with
+/// the broker named.
 pub fn wire(addr: &str) -> impl Fn(WireError) -> ConnError + '_ {
     move |source| ConnError::Wire {
         addr: addr.to_string(),

@@ -9,26 +9,33 @@
 //! once the new epoch landed there: see [`crate::sink::takeover`]), and it
 //! asks the writer's lease before each request goes on the wire.
 //!
+//! # Which crate does what
+//! The wire format is the `kafka-protocol` crate's (generated from Kafka's
+//! own message schemas): every request and response we send and read
+//! (ApiVersions, FindCoordinator, InitProducerId, Produce, SaslHandshake,
+//! SaslAuthenticate) with their headers, and the record batch v2 with its
+//! CRC-32C and the gzip, snappy (xerial framing), lz4 (liblz4 frames) and
+//! zstd codecs. TLS is rustls'; the SCRAM primitives are RustCrypto's. Ours
+//! is what no crate does: batching, fencing and self-fencing, resends with
+//! the same sequence numbers, acknowledgement tracking, the choice of
+//! request versions, the meaning of error codes, the SCRAM exchange.
+//!
 //! # Layout
-//! - [`wire`]: integers, strings, varints (pure).
-//! - [`batch`]: record batch v2 builder with CRC-32C (pure).
-//! - [`compress`]: the `compression.type` codecs, framed as Kafka's Java
-//!   client writes them (pure).
-//! - [`protocol`]: the ApiVersions, FindCoordinator, InitProducerId and
-//!   Produce messages, version choice, error classes (pure).
+//! - [`batch`]: one partition's batch: size bound, producer id, epoch and
+//!   sequence; sealed by the crate's record batch encoder (pure).
+//! - [`protocol`]: which requests and versions, built as the crate's
+//!   messages and framed; what an error code means (pure).
 //! - [`tls`]: rustls client configuration and handshake.
-//! - [`sasl`]: SaslHandshake/SaslAuthenticate, PLAIN and SCRAM (pure).
+//! - [`sasl`]: the PLAIN and SCRAM mechanisms (pure).
 //! - [`conn`]: one broker connection (TCP, TLS, SASL), request/response with a timeout.
 //! - [`producer`]: batching, fencing, acknowledgements to the tracker.
 
 pub mod batch;
-pub mod compress;
 pub mod conn;
 pub mod producer;
 pub mod protocol;
 pub mod sasl;
 pub mod tls;
-pub mod wire;
 
 pub use producer::{
     no_guard, transactional_id, DeliveryError, FlushError, Producer, ProducerError, WireGuard,

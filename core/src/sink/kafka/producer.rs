@@ -45,7 +45,7 @@
 //! what it had queued on the wire.
 
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
-use super::conn::{wire, Client, Conn, ConnError};
+use super::conn::{Client, Conn, ConnError};
 use super::protocol::{self, error_name, Versions};
 use crate::sink::tracker::Tracker;
 use replicator_common::producer::ProducerSettings;
@@ -288,13 +288,8 @@ impl Producer {
         let deadline = Instant::now() + COORDINATOR_PATIENCE;
         let (mut conn, v) = connect(bootstrap, client).await?;
         loop {
-            let mut f = conn.request(protocol::FIND_COORDINATOR, v.find_coordinator);
-            protocol::find_coordinator(&mut f, transactional_id);
-            let body = conn
-                .call(protocol::FIND_COORDINATOR, v.find_coordinator, f)
-                .await?;
-            let c = protocol::read_coordinator(&mut super::wire::Reader::new(&body))
-                .map_err(wire(conn.addr()))?;
+            let find = protocol::find_coordinator(transactional_id);
+            let c = protocol::read_coordinator(&conn.call(&find, v.find_coordinator).await?);
             if c.error != 0 {
                 if retriable_coordinator_error(c.error) && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -315,16 +310,9 @@ impl Producer {
                 Some((c, cv)) => (c, *cv),
                 None => (&mut conn, v),
             };
-            let mut f = cc.request(protocol::INIT_PRODUCER_ID, cv.init_producer_id);
-            protocol::init_producer_id(&mut f, cv.init_producer_id, transactional_id, 60_000);
-            let body = cc
-                .call(protocol::INIT_PRODUCER_ID, cv.init_producer_id, f)
-                .await?;
-            let (error, id, epoch) = protocol::read_producer_id(
-                &mut super::wire::Reader::new(&body),
-                cv.init_producer_id,
-            )
-            .map_err(wire(cc.addr()))?;
+            let init = protocol::init_producer_id(transactional_id, 60_000);
+            let (error, id, epoch) =
+                protocol::read_producer_id(&cc.call(&init, cv.init_producer_id).await?);
             match error {
                 0 => return Ok(ProducerId { id, epoch }),
                 e if retriable_coordinator_error(e) && Instant::now() < deadline => {
@@ -492,12 +480,10 @@ impl Drop for Producer {
 /// (`ApiVersions`; a broker that refuses v0 gets our defaults).
 async fn connect(addr: &str, client: &Client) -> Result<(Conn, Versions), ProducerError> {
     let mut conn = Conn::connect(addr, client).await?;
-    let f = conn.request(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION);
-    let body = conn
-        .call(protocol::API_VERSIONS, protocol::API_VERSIONS_VERSION, f)
+    let answer = conn
+        .call(&protocol::api_versions(), protocol::API_VERSIONS_VERSION)
         .await?;
-    let (error, ranges) = protocol::read_api_versions(&mut super::wire::Reader::new(&body))
-        .map_err(wire(conn.addr()))?;
+    let (error, ranges) = protocol::read_api_versions(&answer);
     if error != 0 {
         tracing::debug!(
             broker = addr,
@@ -584,7 +570,7 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
 struct Sealed {
     topic: Arc<str>,
     partition: i32,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
     txns: Vec<(u64, u64)>,
 }
 
@@ -686,35 +672,29 @@ async fn attempt(
     let restarted = *restarted;
     let (c, v) = conn.as_mut().expect("connected");
     let version = v.produce;
-    let mut f = c.request(protocol::PRODUCE, version);
-    // `batches` is sorted by topic: one entry per topic with its partition count.
-    let mut groups: Vec<(&str, usize)> = Vec::new();
-    for b in batches.iter() {
-        match groups.last_mut() {
-            Some((t, n)) if *t == &*b.topic => *n += 1,
-            _ => groups.push((&b.topic, 1)),
-        }
-    }
-    protocol::produce(&mut f, shared.timeout.as_millis() as i32, groups.len());
-    let mut it = batches.iter();
-    for (topic, n) in groups {
-        protocol::produce_topic(&mut f, topic, n);
-        for b in it.by_ref().take(n) {
-            protocol::produce_partition(&mut f, b.partition, &b.bytes);
-        }
-    }
+    // `batches` is sorted by topic: one entry per topic.
+    let request = protocol::produce(
+        shared.timeout.as_millis() as i32,
+        batches.iter().map(|b| protocol::PartitionBatch {
+            topic: &b.topic,
+            partition: b.partition,
+            batch: &b.bytes,
+        }),
+    );
+    let frame = c
+        .encode(&request, version)
+        .map_err(|e| Failure::Stop(e.into()))?;
     // Self-fence: the last check before the request goes on the wire. A
     // process frozen with this request queued finds its lease expired here.
     if !(shared.guard)() {
         shared.lease_expired.store(true, Ordering::Release);
         return Err(Failure::Stop(AttemptError::LeaseExpired));
     }
-    let body = c
-        .call(protocol::PRODUCE, version, f)
+    let response = c
+        .exchange(frame)
         .await
         .map_err(|e| Failure::Retry(e.into()))?;
-    let results = protocol::read_produce(&mut super::wire::Reader::new(&body), version)
-        .map_err(|e| Failure::Retry(wire(addr)(e).into()))?;
+    let results = protocol::read_produce(&response);
     let mut retry = None;
     let mut stop = None;
     batches.retain(|b| {

@@ -1,32 +1,80 @@
-//! The Kafka requests the producer sends, encoded and decoded: learn what a
-//! broker speaks (`ApiVersions` v0, on every connection; [`pick_versions`]
-//! takes the newest version both sides speak), find the transaction
-//! coordinator (`FindCoordinator` v1-v2), obtain a producer id and bump its
-//! epoch (`InitProducerId` v0-v4, which fences earlier holders of the same
-//! transactional id) and write record batches (`Produce` v3-v8). Pure.
+//! The Kafka requests the producer sends and what it makes of the answers.
+//! Pure.
+//!
+//! The bytes are the `kafka-protocol` crate's: its message types, generated
+//! from Kafka's own JSON schemas, encode every request (with its request
+//! header) and decode every response (with its response header), in any
+//! version of the schema; a field a version lacks is refused at encoding.
+//! Ours is the policy around them:
+//!
+//! - which requests: learn what a broker speaks (`ApiVersions` v0, on every
+//!   connection, which every broker answers), find the transaction
+//!   coordinator (`FindCoordinator`), obtain a producer id and bump its epoch
+//!   (`InitProducerId`, which fences earlier holders of the same
+//!   transactional id) and write record batches (`Produce`, acks=all, not
+//!   transactional);
+//! - which versions: [`pick_versions`] takes the newest version both sides
+//!   speak within the range this producer was tested with (Kafka 2.0 to 4.x,
+//!   Tansu);
+//! - what an error code means for a batch ([`classify`], [`is_definite`])
+//!   and its name in our messages ([`error_name`]).
 
-use super::wire::{Put, Reader, WireError};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use std::sync::Arc;
 
-pub const PRODUCE: i16 = 0;
-pub const FIND_COORDINATOR: i16 = 10;
-pub const API_VERSIONS: i16 = 18;
-pub const INIT_PRODUCER_ID: i16 = 22;
+/// A message `kafka-protocol` could not encode or a response it could not
+/// decode (truncated, malformed, or a version it does not know).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} v{version}: {source:#}")]
+pub struct WireError {
+    pub what: &'static str,
+    pub version: i16,
+    #[source]
+    pub source: CodecError,
+}
 
-pub const PRODUCE_VERSION: i16 = 7;
-pub const FIND_COORDINATOR_VERSION: i16 = 1;
-/// First version that carries the producer id and epoch (flexible).
-pub const INIT_PRODUCER_ID_VERSION: i16 = 3;
-/// Every broker answers v0 (Kafka 0.10 to 4.x, Tansu).
+/// The crate's own error (it reports with `anyhow`).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CodecError(#[from] anyhow::Error);
+
+impl WireError {
+    fn of<R: Request>(version: i16) -> impl FnOnce(anyhow::Error) -> Self {
+        move |e| WireError {
+            what: api_name(R::KEY),
+            version,
+            source: CodecError(e),
+        }
+    }
+}
+
+/// `ApiVersions` v0: every broker answers it (Kafka 0.10 to 4.x, Tansu).
 pub const API_VERSIONS_VERSION: i16 = 0;
 
-/// Versions this producer can speak: Produce v3 (record batches v2) to v8
-/// share one request layout; FindCoordinator v1 and v2 carry the key type;
+/// Versions this producer speaks: Produce v3 (record batches v2) to v8,
+/// FindCoordinator v1 and v2 (with the key type, before the batched v4),
 /// InitProducerId v0 to v4. From Kafka 2.0 to 4.x.
 const OURS: [(i16, &str, i16, i16); 3] = [
-    (PRODUCE, "Produce", 3, 8),
-    (FIND_COORDINATOR, "FindCoordinator", 1, 2),
-    (INIT_PRODUCER_ID, "InitProducerId", 0, 4),
+    (ProduceRequest::KEY, "Produce", 3, 8),
+    (FindCoordinatorRequest::KEY, "FindCoordinator", 1, 2),
+    (InitProducerIdRequest::KEY, "InitProducerId", 0, 4),
 ];
+
+fn api_name(key: i16) -> &'static str {
+    match key {
+        ApiVersionsRequest::KEY => "ApiVersions",
+        kafka_protocol::messages::SaslHandshakeRequest::KEY => "SaslHandshake",
+        kafka_protocol::messages::SaslAuthenticateRequest::KEY => "SaslAuthenticate",
+        k => OURS.iter().find(|o| o.0 == k).map_or("request", |o| o.1),
+    }
+}
 
 /// The versions a connection uses, picked from what the broker supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +85,13 @@ pub struct Versions {
 }
 
 impl Default for Versions {
-    /// Before negotiation (or when a broker does not answer ApiVersions).
+    /// When a broker refuses ApiVersions: the versions Kafka 2.x to 4.x and
+    /// Tansu all speak.
     fn default() -> Self {
         Self {
-            produce: PRODUCE_VERSION,
-            find_coordinator: FIND_COORDINATOR_VERSION,
-            init_producer_id: INIT_PRODUCER_ID_VERSION,
+            produce: 7,
+            find_coordinator: 1,
+            init_producer_id: 3,
         }
     }
 }
@@ -54,6 +103,9 @@ impl Default for Versions {
 pub struct UnsupportedVersions {
     pub missing: Vec<String>,
 }
+
+/// (api key, min version, max version) of one request a broker speaks.
+pub type VersionRange = (i16, i16, i16);
 
 /// The newest version of each request both sides support, from the
 /// broker's (api key, min, max) list; the error names what does not fit.
@@ -79,68 +131,68 @@ pub fn pick_versions(broker: &[VersionRange]) -> Result<Versions, UnsupportedVer
     })
 }
 
-/// (api key, min version, max version) of one request a broker speaks.
-pub type VersionRange = (i16, i16, i16);
-
-/// (error code, ranges) of an ApiVersions v0 response.
-pub fn read_api_versions(r: &mut Reader<'_>) -> Result<(i16, Vec<VersionRange>), WireError> {
-    let error = r.i16()?;
-    let mut out = Vec::new();
-    for _ in 0..r.count()? {
-        out.push((r.i16()?, r.i16()?, r.i16()?));
-    }
-    Ok((error, out))
-}
-
-/// Starts a request frame: size placeholder and header (v1, or v2 for a
-/// flexible version). Append the body, then call [`finish`].
-pub fn start(api_key: i16, version: i16, correlation: i32, client_id: &str) -> Vec<u8> {
-    let mut b = Vec::with_capacity(64);
-    b.i32(0);
-    b.i16(api_key);
-    b.i16(version);
-    b.i32(correlation);
-    b.nullable_string(Some(client_id));
-    if is_flexible(api_key, version) {
-        b.no_tags();
-    }
-    b
-}
-
-/// Writes the size prefix of a frame built with [`start`].
-pub fn finish(frame: &mut [u8]) {
-    let len = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&len.to_be_bytes());
-}
-
-pub fn is_flexible(api_key: i16, version: i16) -> bool {
-    match api_key {
-        API_VERSIONS => false, // a v3+ response header is never flexible
-        PRODUCE => version >= 9,
-        FIND_COORDINATOR => version >= 3,
-        INIT_PRODUCER_ID => version >= 2,
-        _ => false,
-    }
-}
-
-/// Splits a response body into its correlation id and the rest.
-pub fn response<'a>(
-    api_key: i16,
+/// A request frame: size prefix, request header, body.
+pub fn encode_request<R: Request>(
+    req: &R,
     version: i16,
-    body: &'a [u8],
-) -> Result<(i32, Reader<'a>), WireError> {
-    let mut r = Reader::new(body);
-    let correlation = r.i32()?;
-    if is_flexible(api_key, version) {
-        r.skip_tags()?;
-    }
-    Ok((correlation, r))
+    correlation: i32,
+    client_id: &str,
+) -> Result<BytesMut, WireError> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
+    let header_version = R::header_version(version);
+    let size = (|| {
+        Ok::<_, anyhow::Error>(header.compute_size(header_version)? + req.compute_size(version)?)
+    })()
+    .map_err(WireError::of::<R>(version))?;
+    let mut frame = BytesMut::with_capacity(4 + size);
+    frame.put_i32(size as i32);
+    header
+        .encode(&mut frame, header_version)
+        .and_then(|()| req.encode(&mut frame, version))
+        .map_err(WireError::of::<R>(version))?;
+    debug_assert_eq!(frame.len(), 4 + size);
+    Ok(frame)
+}
+
+/// The correlation id of a response to `R` (the header is taken off `body`).
+pub fn response_correlation<R: Request>(body: &mut Bytes, version: i16) -> Result<i32, WireError> {
+    ResponseHeader::decode(body, R::Response::header_version(version))
+        .map(|h| h.correlation_id)
+        .map_err(WireError::of::<R>(version))
+}
+
+/// The body of a response to `R`, after [`response_correlation`].
+pub fn decode_response<R: Request>(
+    body: &mut Bytes,
+    version: i16,
+) -> Result<R::Response, WireError> {
+    R::Response::decode(body, version).map_err(WireError::of::<R>(version))
+}
+
+/// `ApiVersions` (v0 has no fields).
+pub fn api_versions() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+}
+
+/// (error code, ranges) of an `ApiVersions` response.
+pub fn read_api_versions(r: &ApiVersionsResponse) -> (i16, Vec<VersionRange>) {
+    let ranges = r
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
+    (r.error_code, ranges)
 }
 
 /// `FindCoordinator` for a transactional id.
-pub fn find_coordinator(b: &mut Vec<u8>, transactional_id: &str) {
-    b.string(transactional_id);
-    b.i8(1); // key type: transaction
+pub fn find_coordinator(transactional_id: &str) -> FindCoordinatorRequest {
+    FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(transactional_id.to_string()))
+        .with_key_type(1) // transaction
 }
 
 /// Where the coordinator is, or the error code.
@@ -152,72 +204,73 @@ pub struct Coordinator {
     pub port: i32,
 }
 
-pub fn read_coordinator(r: &mut Reader<'_>) -> Result<Coordinator, WireError> {
-    let _throttle = r.i32()?;
-    let error = r.i16()?;
-    let message = r.nullable_string()?.map(str::to_string);
-    let _node = r.i32()?;
-    let host = r.string()?.to_string();
-    let port = r.i32()?;
-    Ok(Coordinator {
-        error,
-        message,
-        host,
-        port,
-    })
+/// The coordinator of a `FindCoordinator` response: its top-level fields
+/// up to v3, its one entry from v4 on.
+pub fn read_coordinator(r: &FindCoordinatorResponse) -> Coordinator {
+    match r.coordinators.first() {
+        Some(c) => Coordinator {
+            error: c.error_code,
+            message: c.error_message.as_ref().map(|m| m.to_string()),
+            host: c.host.to_string(),
+            port: c.port,
+        },
+        None => Coordinator {
+            error: r.error_code,
+            message: r.error_message.as_ref().map(|m| m.to_string()),
+            host: r.host.to_string(),
+            port: r.port,
+        },
+    }
 }
 
-/// `InitProducerId` for a transactional id: a new epoch of its producer id.
-pub fn init_producer_id(
-    b: &mut Vec<u8>,
-    version: i16,
-    transactional_id: &str,
-    txn_timeout_ms: i32,
-) {
-    if version >= 2 {
-        b.compact_nullable_string(Some(transactional_id));
-    } else {
-        b.nullable_string(Some(transactional_id));
-    }
-    b.i32(txn_timeout_ms);
-    if version >= 3 {
-        b.i64(-1); // producer id: none known
-        b.i16(-1); // producer epoch
-    }
-    if version >= 2 {
-        b.no_tags();
-    }
+/// `InitProducerId` for a transactional id: a new epoch of its producer id
+/// (no producer id known: -1 and epoch -1, the request's defaults).
+pub fn init_producer_id(transactional_id: &str, txn_timeout_ms: i32) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        ))))
+        .with_transaction_timeout_ms(txn_timeout_ms)
 }
 
 /// (error code, producer id, epoch).
-pub fn read_producer_id(r: &mut Reader<'_>, version: i16) -> Result<(i16, i64, i16), WireError> {
-    let _throttle = r.i32()?;
-    let error = r.i16()?;
-    let id = r.i64()?;
-    let epoch = r.i16()?;
-    if version >= 2 {
-        r.skip_tags()?;
+pub fn read_producer_id(r: &InitProducerIdResponse) -> (i16, i64, i16) {
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// One partition's sealed record batch in a `Produce` request.
+#[derive(Debug, Clone)]
+pub struct PartitionBatch<'a> {
+    pub topic: &'a Arc<str>,
+    pub partition: i32,
+    pub batch: &'a Bytes,
+}
+
+/// `Produce` with acks=all, not transactional: one entry per topic (in the
+/// order of `batches`, which groups a topic's partitions together).
+pub fn produce<'a>(
+    timeout_ms: i32,
+    batches: impl IntoIterator<Item = PartitionBatch<'a>>,
+) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for b in batches {
+        let part = PartitionProduceData::default()
+            .with_index(b.partition)
+            .with_records(Some(b.batch.clone()));
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == &**b.topic => t.partition_data.push(part),
+            _ => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(b.topic.to_string())))
+                    .with_partition_data(vec![part]),
+            ),
+        }
     }
-    Ok((error, id, epoch))
-}
-
-/// `Produce` header fields up to the topic array; then per topic
-/// [`produce_topic`] and per partition [`produce_partition`].
-pub fn produce(b: &mut Vec<u8>, timeout_ms: i32, topics: usize) {
-    b.nullable_string(None); // not transactional
-    b.i16(-1); // acks=all
-    b.i32(timeout_ms);
-    b.i32(topics as i32);
-}
-
-pub fn produce_topic(b: &mut Vec<u8>, topic: &str, partitions: usize) {
-    b.string(topic);
-    b.i32(partitions as i32);
-}
-
-pub fn produce_partition(b: &mut Vec<u8>, partition: i32, batch: &[u8]) {
-    b.i32(partition);
-    b.bytes(batch);
+    ProduceRequest::default()
+        .with_transactional_id(None)
+        .with_acks(-1)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(topics)
 }
 
 /// One partition's outcome.
@@ -229,39 +282,23 @@ pub struct PartitionResult {
     pub base_offset: i64,
 }
 
-/// A `Produce` response of `version` (3 to 8).
-pub fn read_produce(r: &mut Reader<'_>, version: i16) -> Result<Vec<PartitionResult>, WireError> {
-    let mut out = Vec::new();
-    for _ in 0..r.count()? {
-        let topic = r.string()?.to_string();
-        for _ in 0..r.count()? {
-            let partition = r.i32()?;
-            let error = r.i16()?;
-            let base_offset = r.i64()?;
-            let _log_append_time = r.i64()?;
-            if version >= 5 {
-                let _log_start_offset = r.i64()?;
-            }
-            if version >= 8 {
-                for _ in 0..r.count()? {
-                    let _batch_index = r.i32()?;
-                    let _message = r.nullable_string()?;
-                }
-                let _error_message = r.nullable_string()?;
-            }
-            out.push(PartitionResult {
-                topic: topic.clone(),
-                partition,
-                error,
-                base_offset,
-            });
-        }
-    }
-    let _throttle = r.i32()?;
-    Ok(out)
+/// Every partition's outcome in a `Produce` response.
+pub fn read_produce(r: &ProduceResponse) -> Vec<PartitionResult> {
+    r.responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses.iter().map(|p| PartitionResult {
+                topic: t.name.0.to_string(),
+                partition: p.index,
+                error: p.error_code,
+                base_offset: p.base_offset,
+            })
+        })
+        .collect()
 }
 
-/// Kafka's name for an error code.
+/// Kafka's name for an error code, as Kafka's documentation and logs spell
+/// it (the crate's `ResponseError` spells them in Rust's case).
 pub fn error_name(code: i16) -> &'static str {
     match code {
         -1 => "UNKNOWN_SERVER_ERROR",
@@ -341,59 +378,142 @@ pub fn is_definite(code: i16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+    use kafka_protocol::messages::ProducerId as Pid;
 
-    #[test]
-    fn request_frames_carry_size_and_header() {
-        let mut f = start(FIND_COORDINATOR, 1, 7, "rc");
-        find_coordinator(&mut f, "t");
-        finish(&mut f);
-        assert_eq!(
-            f,
-            [0, 0, 0, 16, 0, 10, 0, 1, 0, 0, 0, 7, 0, 2, b'r', b'c', 0, 1, b't', 1]
-        );
-        let mut f = start(INIT_PRODUCER_ID, 3, 1, "");
-        init_producer_id(&mut f, 3, "t", 60_000);
-        finish(&mut f);
-        assert_eq!(f[12..15], [0, 0, 0], "empty client id, no header tags");
-        assert_eq!(
-            f[15..21],
-            [2, b't', 0, 0, 0xea, 0x60],
-            "compact string, timeout"
-        );
-        assert_eq!(
-            f[21..],
-            [0xff; 10].iter().copied().chain([0]).collect::<Vec<_>>()
-        );
+    /// Reads a frame back as a broker does: size, header, body.
+    fn as_broker<R: Request>(mut frame: BytesMut) -> (RequestHeader, R) {
+        let mut b = frame.split().freeze();
+        assert_eq!(b.get_i32() as usize, b.len(), "size prefix");
+        let h = kafka_protocol::protocol::decode_request_header_from_buffer(&mut b).unwrap();
+        let req = R::decode(&mut b, h.request_api_version).unwrap();
+        assert!(!b.has_remaining(), "nothing after the body");
+        (h, req)
+    }
+
+    /// A response as a broker sends it, header included.
+    fn reply<R: Request>(resp: &R::Response, version: i16, correlation: i32) -> Bytes {
+        let mut b = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation)
+            .encode(&mut b, R::Response::header_version(version))
+            .unwrap();
+        resp.encode(&mut b, version).unwrap();
+        b.freeze()
     }
 
     #[test]
-    fn produce_response_is_read_per_partition() {
-        let mut b = Vec::new();
-        b.i32(9); // correlation
-        b.i32(1);
-        b.string("topic");
-        b.i32(2);
-        for (p, e, off) in [(0, 0i16, 100i64), (3, PRODUCER_FENCED, -1)] {
-            b.i32(p);
-            b.i16(e);
-            b.i64(off);
-            b.i64(-1);
-            b.i64(0);
+    fn request_frames_carry_our_header_and_fields() {
+        // FindCoordinator v1: key type "transaction"
+        let f = encode_request(&find_coordinator("mysql-replicator:/t"), 1, 7, "rc").unwrap();
+        let (h, req): (_, FindCoordinatorRequest) = as_broker(f);
+        assert_eq!((h.request_api_key, h.request_api_version), (10, 1));
+        assert_eq!(h.correlation_id, 7);
+        assert_eq!(h.client_id.as_deref(), Some("rc"));
+        assert_eq!((req.key.as_str(), req.key_type), ("mysql-replicator:/t", 1));
+        // InitProducerId, before (v1) and after (v3, flexible) the producer id fields
+        for v in [1, 3, 4] {
+            let f = encode_request(&init_producer_id("t", 60_000), v, 2, "").unwrap();
+            let (h, req): (_, InitProducerIdRequest) = as_broker(f);
+            assert_eq!(h.request_api_version, v);
+            assert_eq!(
+                req.transactional_id.as_ref().map(|t| t.0.as_str()),
+                Some("t")
+            );
+            assert_eq!(req.transaction_timeout_ms, 60_000);
+            assert_eq!((req.producer_id, req.producer_epoch), (Pid(-1), -1));
         }
-        b.i32(0);
-        let (corr, mut r) = response(PRODUCE, PRODUCE_VERSION, &b).unwrap();
-        assert_eq!(corr, 9);
-        let res = read_produce(&mut r, PRODUCE_VERSION).unwrap();
-        assert_eq!(res.len(), 2);
-        assert_eq!(
-            (res[0].partition, res[0].error, res[0].base_offset),
-            (0, 0, 100)
-        );
-        assert_eq!(error_name(res[1].error), "PRODUCER_FENCED");
-        assert!(
-            read_produce(&mut Reader::new(&b[..20]), PRODUCE_VERSION).is_err(),
-            "truncated"
-        );
+    }
+
+    #[test]
+    fn produce_groups_partitions_by_topic_with_acks_all() {
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let (x, y) = (Bytes::from_static(b"x"), Bytes::from_static(b"yy"));
+        let batches = [
+            PartitionBatch {
+                topic: &a,
+                partition: 0,
+                batch: &x,
+            },
+            PartitionBatch {
+                topic: &a,
+                partition: 2,
+                batch: &y,
+            },
+            PartitionBatch {
+                topic: &b,
+                partition: 1,
+                batch: &x,
+            },
+        ];
+        for v in [3, 7, 8] {
+            let f = encode_request(&produce(1_500, batches.clone()), v, 1, "rc").unwrap();
+            let (_, req): (_, ProduceRequest) = as_broker(f);
+            assert_eq!((req.acks, req.timeout_ms), (-1, 1_500));
+            assert_eq!(req.transactional_id, None, "not transactional");
+            let got: Vec<(String, i32, Bytes)> = req
+                .topic_data
+                .iter()
+                .flat_map(|t| {
+                    t.partition_data
+                        .iter()
+                        .map(|p| (t.name.0.to_string(), p.index, p.records.clone().unwrap()))
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("a".into(), 0, x.clone()),
+                    ("a".into(), 2, y.clone()),
+                    ("b".into(), 1, x.clone())
+                ],
+                "v{v}"
+            );
+            assert_eq!(req.topic_data.len(), 2, "one entry per topic");
+        }
+    }
+
+    #[test]
+    fn produce_response_is_read_per_partition_after_its_correlation() {
+        let resp = ProduceResponse::default().with_responses(vec![TopicProduceResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str("topic")))
+            .with_partition_responses(vec![
+                PartitionProduceResponse::default()
+                    .with_index(0)
+                    .with_base_offset(100),
+                PartitionProduceResponse::default()
+                    .with_index(3)
+                    .with_error_code(PRODUCER_FENCED)
+                    .with_base_offset(-1),
+            ])]);
+        for v in [3, 8] {
+            let mut body = reply::<ProduceRequest>(&resp, v, 9);
+            assert_eq!(
+                response_correlation::<ProduceRequest>(&mut body, v).unwrap(),
+                9
+            );
+            let res = read_produce(&decode_response::<ProduceRequest>(&mut body, v).unwrap());
+            assert_eq!(res.len(), 2);
+            assert_eq!(
+                (
+                    res[0].topic.as_str(),
+                    res[0].partition,
+                    res[0].error,
+                    res[0].base_offset
+                ),
+                ("topic", 0, 0, 100)
+            );
+            assert_eq!(error_name(res[1].error), "PRODUCER_FENCED");
+        }
+        let body = reply::<ProduceRequest>(&resp, 8, 9);
+        let mut short = body.slice(..20);
+        response_correlation::<ProduceRequest>(&mut short, 8).unwrap();
+        let err = decode_response::<ProduceRequest>(&mut short, 8).unwrap_err();
+        assert!(err.to_string().starts_with("Produce v8: "), "{err}");
     }
 
     #[test]
@@ -409,18 +529,31 @@ mod tests {
     }
 
     #[test]
-    fn init_producer_id_response_skips_flexible_tags() {
-        let mut b = Vec::new();
-        b.i32(4);
-        b.no_tags();
-        b.i32(0);
-        b.i16(0);
-        b.i64(12);
-        b.i16(5);
-        b.no_tags();
-        let (corr, mut r) = response(INIT_PRODUCER_ID, INIT_PRODUCER_ID_VERSION, &b).unwrap();
-        assert_eq!(corr, 4);
-        assert_eq!(read_producer_id(&mut r, 3), Ok((0, 12, 5)));
+    fn producer_id_and_coordinator_are_read_in_old_and_flexible_versions() {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(Pid(12))
+            .with_producer_epoch(5);
+        for v in [1, 3] {
+            let mut body = reply::<InitProducerIdRequest>(&resp, v, 4);
+            assert_eq!(
+                response_correlation::<InitProducerIdRequest>(&mut body, v).unwrap(),
+                4
+            );
+            let r = decode_response::<InitProducerIdRequest>(&mut body, v).unwrap();
+            assert_eq!(read_producer_id(&r), (0, 12, 5), "v{v}");
+        }
+        let resp = FindCoordinatorResponse::default()
+            .with_host(StrBytes::from_static_str("kafka-2"))
+            .with_port(9092);
+        let mut body = reply::<FindCoordinatorRequest>(&resp, 2, 1);
+        response_correlation::<FindCoordinatorRequest>(&mut body, 2).unwrap();
+        let c = read_coordinator(&decode_response::<FindCoordinatorRequest>(&mut body, 2).unwrap());
+        assert_eq!((c.error, c.host.as_str(), c.port), (0, "kafka-2", 9092));
+        let refused = FindCoordinatorResponse::default()
+            .with_error_code(15)
+            .with_error_message(Some(StrBytes::from_static_str("loading")));
+        let c = read_coordinator(&refused);
+        assert_eq!((c.error, c.message.as_deref()), (15, Some("loading")));
     }
 
     #[test]
@@ -452,31 +585,22 @@ mod tests {
     }
 
     #[test]
-    fn old_init_producer_id_is_not_flexible() {
-        let mut f = Vec::new();
-        init_producer_id(&mut f, 1, "t", 1);
-        assert_eq!(f, [0, 1, b't', 0, 0, 0, 1]);
-        let mut b = Vec::new();
-        b.i32(0);
-        b.i16(0);
-        b.i64(12);
-        b.i16(5);
-        assert_eq!(read_producer_id(&mut Reader::new(&b), 1), Ok((0, 12, 5)));
-    }
-
-    #[test]
-    fn api_versions_response_lists_ranges() {
-        let mut b = Vec::new();
-        b.i16(0);
-        b.i32(2);
-        for (k, lo, hi) in [(0i16, 3i16, 9i16), (22, 0, 4)] {
-            b.i16(k);
-            b.i16(lo);
-            b.i16(hi);
-        }
-        assert_eq!(
-            read_api_versions(&mut Reader::new(&b)),
-            Ok((0, vec![(0, 3, 9), (22, 0, 4)]))
-        );
+    fn api_versions_v0_lists_ranges() {
+        let resp = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default()
+                .with_api_key(0)
+                .with_min_version(3)
+                .with_max_version(9),
+            ApiVersion::default()
+                .with_api_key(22)
+                .with_min_version(0)
+                .with_max_version(4),
+        ]);
+        let mut body = reply::<ApiVersionsRequest>(&resp, API_VERSIONS_VERSION, 1);
+        response_correlation::<ApiVersionsRequest>(&mut body, API_VERSIONS_VERSION).unwrap();
+        let r = decode_response::<ApiVersionsRequest>(&mut body, API_VERSIONS_VERSION).unwrap();
+        assert_eq!(read_api_versions(&r), (0, vec![(0, 3, 9), (22, 0, 4)]));
+        let f = encode_request(&api_versions(), API_VERSIONS_VERSION, 1, "rc").unwrap();
+        assert_eq!(f.len(), 4 + 2 + 2 + 4 + 2 + 2, "v0 has an empty body");
     }
 }
