@@ -10,7 +10,8 @@ mod fields;
 mod source;
 
 pub use source::{
-    parse_host_port, NamedStart, PasswordError, SnapshotMode, SourceConfig, SourceTls,
+    parse_host_port, NamedStart, PasswordError, SnapshotMethod, SnapshotMode, SourceConfig,
+    SourceTls, DEFAULT_SNAPSHOT_SIGNAL_TABLE,
     SourceTlsMode, StartPosition,
 };
 
