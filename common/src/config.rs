@@ -11,8 +11,7 @@ mod source;
 
 pub use source::{
     parse_host_port, NamedStart, PasswordError, SnapshotMethod, SnapshotMode, SourceConfig,
-    SourceTls, DEFAULT_SNAPSHOT_SIGNAL_TABLE,
-    SourceTlsMode, StartPosition,
+    SourceTls, SourceTlsMode, StartPosition, DEFAULT_SNAPSHOT_SIGNAL_TABLE,
 };
 
 use crate::names::validate_name;

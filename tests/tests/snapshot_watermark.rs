@@ -66,7 +66,10 @@ async fn watermark_edges_empty_one_few_and_keyless() {
         .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
         .await;
     stack
-        .sql(&format!("INSERT INTO `{}`.`nokey` VALUES (1, 2), (1, 2), (3, 4)", s.db))
+        .sql(&format!(
+            "INSERT INTO `{}`.`nokey` VALUES (1, 2), (1, 2), (3, 4)",
+            s.db
+        ))
         .await;
     let signal = format!("{}.signal", s.db);
     s.put_config(watermark_config(&s, 2, Some(&signal))).await;
@@ -77,7 +80,9 @@ async fn watermark_edges_empty_one_few_and_keyless() {
 
     // Then it used watermarks, created the signal table and left its row
     assert!(
-        !core.log_lines_matching("snapshot uses watermarks").is_empty(),
+        !core
+            .log_lines_matching("snapshot uses watermarks")
+            .is_empty(),
         "{}",
         core.tail(20)
     );
@@ -91,7 +96,10 @@ async fn watermark_edges_empty_one_few_and_keyless() {
         ))
         .await;
     assert_eq!(marks.len(), 1, "{marks:?}");
-    assert!(marks[0].ends_with(":low") || marks[0].ends_with(":high"), "{marks:?}");
+    assert!(
+        marks[0].ends_with(":low") || marks[0].ends_with(":high"),
+        "{marks:?}"
+    );
     // and each table's topic holds exactly its rows as reads
     assert_eq!(copied, 7);
     for (t, rows) in [("e1", 1usize), ("e3", 3)] {
@@ -146,7 +154,10 @@ async fn watermark_edges_empty_one_few_and_keyless() {
         .read_topic_until(&format!("{}.e1", s.db), 2, Duration::from_secs(20))
         .await;
     assert_eq!(msgs.last().unwrap().value_json()["type"], "insert");
-    assert!(stack.read_topic(&format!("{}.signal", s.db)).await.is_empty());
+    assert!(stack
+        .read_topic(&format!("{}.signal", s.db))
+        .await
+        .is_empty());
     core.stop().await;
 }
 
@@ -167,7 +178,9 @@ async fn watermark_snapshot_under_writes_survives_a_sigkill() {
     // When the RUNNING Core is SIGKILLed a third of the way through and a
     // new one resumes
     wait_snapshot_rows(&s, n as u64 / 3, Duration::from_secs(300)).await;
-    assert!(!core.log_lines_matching("snapshot uses watermarks").is_empty());
+    assert!(!core
+        .log_lines_matching("snapshot uses watermarks")
+        .is_empty());
     core.kill();
     core = s.core("h1", 1500);
     let copied = wait_snapshot_done(&s, Duration::from_secs(300)).await;

@@ -274,10 +274,7 @@ impl SourceConfig {
         if self.snapshot_signal().is_none() {
             p.add(
                 "source.snapshot_signal_table",
-                format!(
-                    "`{}` is not DATABASE.TABLE",
-                    self.snapshot_signal_table
-                ),
+                format!("`{}` is not DATABASE.TABLE", self.snapshot_signal_table),
             );
         }
         if let Some(tls) = &self.tls {

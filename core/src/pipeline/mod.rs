@@ -255,16 +255,18 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let snap = match start.snapshot.as_deref() {
         Some(p) if p.remaining() > 0 => {
             snapshot::preflight(&mut meta_conn, &cfg.source.user, p).await?;
-            let watermark = match snapshot::watermark::method(
-                cfg.source.snapshot_method,
-                checked.flavor,
-            ) {
-                snapshot::watermark::Method::Watermark => Some(Arc::new(
-                    snapshot::watermark::preflight(&mut meta_conn, &source_cfg, spec.task.name())
+            let watermark =
+                match snapshot::watermark::method(cfg.source.snapshot_method, checked.flavor) {
+                    snapshot::watermark::Method::Watermark => Some(Arc::new(
+                        snapshot::watermark::preflight(
+                            &mut meta_conn,
+                            &source_cfg,
+                            spec.task.name(),
+                        )
                         .await?,
-                )),
-                snapshot::watermark::Method::ConsistentSnapshot => None,
-            };
+                    )),
+                    snapshot::watermark::Method::ConsistentSnapshot => None,
+                };
             let mut marks = Vec::new();
             if !clean {
                 if let Some(t) = p.current() {

@@ -81,9 +81,7 @@ pub enum Method {
 /// The method `source.snapshot_method` asks for on a server of `flavor`.
 pub fn method(configured: SnapshotMethod, flavor: Flavor) -> Method {
     match (configured, flavor) {
-        (SnapshotMethod::Watermark, _) | (SnapshotMethod::Auto, Flavor::MySql) => {
-            Method::Watermark
-        }
+        (SnapshotMethod::Watermark, _) | (SnapshotMethod::Auto, Flavor::MySql) => Method::Watermark,
         (SnapshotMethod::ConsistentSnapshot, _) | (SnapshotMethod::Auto, Flavor::MariaDb) => {
             Method::ConsistentSnapshot
         }
@@ -230,7 +228,11 @@ impl Watermarks {
     /// boundary `last` (no transaction open): its LOW watermark was seen at
     /// `L` and, when it has one, the stream is past its HIGH watermark's
     /// transaction.
-    pub fn ready(&self, m: ChunkMark, last: &BinlogPos) -> Result<Option<BinlogPos>, PositionError> {
+    pub fn ready(
+        &self,
+        m: ChunkMark,
+        last: &BinlogPos,
+    ) -> Result<Option<BinlogPos>, PositionError> {
         let Some(seen) = self.seen.get(&m.n) else {
             return Ok(None);
         };
@@ -358,7 +360,12 @@ impl Signal {
     }
 
     /// Writes watermark `n` at `edge`, committed when this returns.
-    pub async fn write(&self, conn: &mut Conn, n: u64, edge: Edge) -> Result<(), mysql_async::Error> {
+    pub async fn write(
+        &self,
+        conn: &mut Conn,
+        n: u64,
+        edge: Edge,
+    ) -> Result<(), mysql_async::Error> {
         let mark = Mark {
             run: self.run,
             n,
