@@ -10,8 +10,8 @@ mod fields;
 mod source;
 
 pub use source::{
-    parse_host_port, NamedStart, PasswordError, SnapshotMode, SourceConfig, SourceTls,
-    SourceTlsMode, StartPosition,
+    parse_host_port, NamedStart, PasswordError, SnapshotMethod, SnapshotMode, SourceConfig,
+    SourceTls, SourceTlsMode, StartPosition, DEFAULT_SNAPSHOT_SIGNAL_TABLE,
 };
 
 use crate::names::validate_name;

@@ -382,6 +382,7 @@ fn field_lists_name_exactly_the_struct_fields() {
             "password": "p", "password_env": "E", "password_file": "/f",
             "server_id": 9, "include": ["d\\..*"], "exclude": ["x\\..*"],
             "start": "current", "snapshot": "when_needed", "snapshot_chunk_rows": 7,
+            "snapshot_method": "watermark", "snapshot_signal_table": "ops.signal",
             "tls": {"mode": "verify_ca", "ca_file": "/ca.pem"}
         },
         "sink": {
@@ -412,4 +413,43 @@ fn field_lists_name_exactly_the_struct_fields() {
     paths(&serde_json::to_value(&cfg).unwrap(), "", &mut serialized);
     serialized.sort();
     assert_eq!(serialized, fields::known_paths());
+}
+
+#[test]
+fn snapshot_method_and_signal_table() {
+    let cfg = TaskConfig::parse(good().to_string().as_bytes()).unwrap();
+    assert_eq!(cfg.source.snapshot_method, SnapshotMethod::Auto);
+    assert_eq!(
+        cfg.source.snapshot_signal(),
+        Some(("mysql_replicator", "snapshot_signal"))
+    );
+    assert_eq!(
+        cfg.source.snapshot_signal_table,
+        DEFAULT_SNAPSHOT_SIGNAL_TABLE
+    );
+    for method in ["auto", "watermark", "consistent_snapshot"] {
+        let mut v = good();
+        v["source"]["snapshot_method"] = json!(method);
+        v["source"]["snapshot_signal_table"] = json!("ops.sig");
+        let cfg = TaskConfig::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(cfg.source.snapshot_method.as_str(), method);
+        assert_eq!(cfg.source.snapshot_signal(), Some(("ops", "sig")));
+    }
+    // bad values are reported with their field, all at once
+    let mut v = good();
+    v["source"]["snapshot_method"] = json!("locks");
+    v["source"]["snapshot_signal_table"] = json!("nodot");
+    let e = TaskConfig::parse(v.to_string().as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("source.snapshot_method"), "{e}");
+    assert!(e.contains("source.snapshot_signal_table"), "{e}");
+    for bad in ["a.b.c", ".t", "d.", " d.t", ""] {
+        let mut v = good();
+        v["source"]["snapshot_signal_table"] = json!(bad);
+        let e = TaskConfig::parse(v.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not DATABASE.TABLE"), "{bad}: {e}");
+    }
 }

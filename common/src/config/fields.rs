@@ -51,6 +51,11 @@ const SOURCE_FIELDS: &[(&str, Kind)] = &[
             max: 1_000_000,
         },
     ),
+    (
+        "snapshot_method",
+        Kind::OneOf(&["auto", "watermark", "consistent_snapshot"]),
+    ),
+    ("snapshot_signal_table", Kind::Str),
     ("tls", Kind::Object(TLS_FIELDS)),
 ];
 

@@ -52,6 +52,17 @@ pub struct SourceConfig {
         skip_serializing_if = "is_default_chunk_rows"
     )]
     pub snapshot_chunk_rows: u32,
+    /// How each chunk is made consistent with the stream (see
+    /// `docs/snapshots.md`): `auto` picks MariaDB's consistent snapshot on
+    /// MariaDB and the signal-table watermarks on MySQL.
+    #[serde(default, skip_serializing_if = "SnapshotMethod::is_default")]
+    pub snapshot_method: SnapshotMethod,
+    /// `db.table` of the watermark signal table (watermark method only).
+    #[serde(
+        default = "default_snapshot_signal_table",
+        skip_serializing_if = "is_default_signal_table"
+    )]
+    pub snapshot_signal_table: String,
     /// TLS to the source server (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<SourceTls>,
@@ -83,6 +94,47 @@ impl SnapshotMode {
             SnapshotMode::WhenNeeded => "when_needed",
         }
     }
+}
+
+/// How snapshot chunks are made consistent with the stream
+/// (`source.snapshot_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMethod {
+    /// MariaDB: `consistent_snapshot`; MySQL: `watermark` (the default).
+    #[default]
+    Auto,
+    /// Low/high watermark rows written to the signal table around each
+    /// chunk read (DBLog); needs a writable source.
+    Watermark,
+    /// `START TRANSACTION WITH CONSISTENT SNAPSHOT` and MariaDB's
+    /// `binlog_snapshot_file/position` (MariaDB only; writes nothing).
+    ConsistentSnapshot,
+}
+
+impl SnapshotMethod {
+    pub fn is_default(&self) -> bool {
+        *self == SnapshotMethod::Auto
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotMethod::Auto => "auto",
+            SnapshotMethod::Watermark => "watermark",
+            SnapshotMethod::ConsistentSnapshot => "consistent_snapshot",
+        }
+    }
+}
+
+/// Default watermark signal table (`source.snapshot_signal_table`).
+pub const DEFAULT_SNAPSHOT_SIGNAL_TABLE: &str = "mysql_replicator.snapshot_signal";
+
+fn default_snapshot_signal_table() -> String {
+    DEFAULT_SNAPSHOT_SIGNAL_TABLE.to_string()
+}
+
+fn is_default_signal_table(v: &String) -> bool {
+    v == DEFAULT_SNAPSHOT_SIGNAL_TABLE
 }
 
 /// Default rows per snapshot chunk.
@@ -219,6 +271,12 @@ impl SourceConfig {
                 }
             }
         }
+        if self.snapshot_signal().is_none() {
+            p.add(
+                "source.snapshot_signal_table",
+                format!("`{}` is not DATABASE.TABLE", self.snapshot_signal_table),
+            );
+        }
         if let Some(tls) = &self.tls {
             if tls.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
                 p.add("source.tls.ca_file", "must not be empty");
@@ -231,6 +289,14 @@ impl SourceConfig {
                 p.add("source.start", format!("bad GTID `{gtid}`"));
             }
         }
+    }
+
+    /// The watermark signal table as `(database, table)`; `None` when
+    /// `snapshot_signal_table` is not `DATABASE.TABLE` (validation says so).
+    pub fn snapshot_signal(&self) -> Option<(&str, &str)> {
+        let (db, table) = self.snapshot_signal_table.split_once('.')?;
+        let ok = |s: &str| !s.trim().is_empty() && !s.contains('.') && s.trim() == s;
+        (ok(db) && ok(table)).then_some((db, table))
     }
 
     /// The servers to try, in order: `hosts` when given, else `host:port`.

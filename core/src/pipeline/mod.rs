@@ -136,6 +136,9 @@ struct TableEntry {
     format: Box<dyn TableFormat>,
     /// Its changes are remembered for the snapshot merge.
     snapshot: bool,
+    /// The snapshot watermark signal table: its rows are watermarks, never
+    /// messages.
+    signal: bool,
 }
 
 /// Runs the task until a stop or an error.
@@ -252,6 +255,18 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let snap = match start.snapshot.as_deref() {
         Some(p) if p.remaining() > 0 => {
             snapshot::preflight(&mut meta_conn, &cfg.source.user, p).await?;
+            let watermark =
+                match snapshot::watermark::method(cfg.source.snapshot_method, checked.flavor) {
+                    snapshot::watermark::Method::Watermark => Some(Arc::new(
+                        snapshot::watermark::preflight(
+                            &mut meta_conn,
+                            &source_cfg,
+                            spec.task.name(),
+                        )
+                        .await?,
+                    )),
+                    snapshot::watermark::Method::ConsistentSnapshot => None,
+                };
             let mut marks = Vec::new();
             if !clean {
                 if let Some(t) = p.current() {
@@ -274,6 +289,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     progress: p.clone(),
                     chunk_rows: cfg.source.snapshot_chunk_rows.max(1),
                     marks: Vec::new(),
+                    watermark,
                 },
                 marks,
             ))
@@ -619,9 +635,13 @@ impl RunState {
                     .router
                     .route(&table.database, &table.name)
                     .map(Arc::<str>::from);
+                let signal = self.router.is_signal(&table.database, &table.name);
                 if let Some(t) = &topic {
                     self.schema.complete(&mut table).await?;
                     sink.prepare_topic(t).await?;
+                } else if signal {
+                    // its rows are read by column name
+                    self.schema.complete(&mut table).await?;
                 }
                 let format = self.format.table(&table);
                 let snapshot = self
@@ -635,6 +655,7 @@ impl RunState {
                         topic,
                         format,
                         snapshot,
+                        signal,
                     },
                 );
             }
@@ -658,6 +679,9 @@ impl RunState {
         let entry = self.tables.get(&rows.table_id).ok_or_else(|| {
             DefiniteError::Decode(format!("rows event for unknown table id {}", rows.table_id))
         })?;
+        if entry.signal {
+            return self.signal_rows(rows);
+        }
         let Some(topic) = entry.topic.clone() else {
             return Ok(());
         };
@@ -791,6 +815,29 @@ impl RunState {
                         None => sink.send(&topic, key, None, pos, slot).await?,
                     }
                     self.txn_events += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of the watermark signal table go to the snapshot (if one runs),
+    /// never to Kafka.
+    fn signal_rows(&mut self, rows: &decode::RowsEvent<'_>) -> Result<(), TaskError> {
+        let (Some(snap), Some(t)) = (self.snap.as_mut(), self.cursor.open()) else {
+            return Ok(());
+        };
+        let entry = &self.tables[&rows.table_id];
+        let mut iter = rows.rows(&entry.table);
+        while iter.next_row(&mut self.out).map_err(|e| {
+            DefiniteError::Decode(format!(
+                "{}.{}: {e}",
+                entry.table.database, entry.table.name
+            ))
+        })? {
+            if self.out.has_after {
+                if let Some((task, mark)) = snapshot::watermark::parse_row(&self.out.after) {
+                    snap.signal(&task, &mark, self.cursor.file(), t.start);
                 }
             }
         }

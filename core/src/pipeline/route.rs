@@ -3,7 +3,9 @@
 //! A table `db.table` is replicated when it matches an `include` regex (or
 //! there is none) and no `exclude` regex. Its topic is the sink's template
 //! with `{database}` and `{table}` expanded; characters Kafka does not allow
-//! in topic names become `_`.
+//! in topic names become `_`. The snapshot watermark signal table
+//! (`source.snapshot_signal_table`) is never replicated, whatever the
+//! filters say: the pipeline reads its rows itself.
 
 use regex::Regex;
 use replicator_common::config::{compile_table_regex, TaskConfig};
@@ -14,6 +16,8 @@ pub struct Router {
     include: Vec<Regex>,
     exclude: Vec<Regex>,
     template: String,
+    /// `source.snapshot_signal_table` as (database, table).
+    signal: Option<(String, String)>,
 }
 
 impl Router {
@@ -33,10 +37,24 @@ impl Router {
                 .map(|r| compile_table_regex(r))
                 .collect::<Result<_, _>>()?,
             template: cfg.sink.topic.clone(),
+            signal: cfg
+                .source
+                .snapshot_signal()
+                .map(|(d, t)| (d.to_string(), t.to_string())),
         })
     }
 
+    /// True for the snapshot watermark signal table.
+    pub fn is_signal(&self, database: &str, table: &str) -> bool {
+        self.signal
+            .as_ref()
+            .is_some_and(|(d, t)| d == database && t == table)
+    }
+
     pub fn accepts(&self, database: &str, table: &str) -> bool {
+        if self.is_signal(database, table) {
+            return false;
+        }
         let full = format!("{database}.{table}");
         (self.include.is_empty() || self.include.iter().any(|r| r.is_match(&full)))
             && !self.exclude.iter().any(|r| r.is_match(&full))
@@ -101,6 +119,17 @@ mod tests {
     fn empty_include_takes_everything() {
         let r = router(&[], &[], "cdc.{database}");
         assert_eq!(r.route("a", "b").as_deref(), Some("cdc.a"));
+    }
+
+    #[test]
+    fn the_signal_table_is_never_replicated() {
+        let r = router(&[], &[], "{database}.{table}");
+        assert!(r.is_signal("mysql_replicator", "snapshot_signal"));
+        assert_eq!(r.route("mysql_replicator", "snapshot_signal"), None);
+        assert!(r.accepts("mysql_replicator", "other"));
+        assert!(!r.is_signal("mysql_replicator", "Snapshot_signal"));
+        let r = router(&["mysql_replicator\\..*"], &[], "{database}.{table}");
+        assert_eq!(r.route("mysql_replicator", "snapshot_signal"), None);
     }
 
     #[test]

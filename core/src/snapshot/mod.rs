@@ -9,7 +9,10 @@
 //! Flow out: `read` messages (after image only, keyed and partitioned like
 //! the stream), emitted by [`SnapshotRun::emit`] from the event loop at a
 //! transaction boundary `B >= L` of the stream, leaving out every key the
-//! stream changed at or after `L` ([`merge`]).
+//! stream changed at or after `L` ([`merge`]). `L` is the read view's exact
+//! position on MariaDB (`binlog_snapshot_file/position`); under watermarks
+//! (MySQL, or `source.snapshot_method: watermark`) it is the LOW watermark
+//! row the stream sees, and `B` is past the HIGH one ([`watermark`]).
 //!
 //! Positions: a snapshot row's position is `B` plus the chunk's sequence
 //! number and its row in the chunk (`file:pos:s<chunk>.<row>`), ordering it
@@ -37,6 +40,7 @@
 pub mod merge;
 pub mod reader;
 pub mod render;
+pub mod watermark;
 
 use crate::error::{DefiniteError, TaskError};
 use crate::lease::Lease;
@@ -57,6 +61,7 @@ use replicator_common::nodes::{CopyMode, SnapshotProgress, SnapshotTable};
 use replicator_common::position::BinlogPos;
 use std::collections::HashMap;
 use std::sync::Arc;
+use watermark::Watermarks;
 
 /// Schemas never copied.
 const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
@@ -75,6 +80,7 @@ pub async fn plan(
         .await?;
     let tables = rows
         .into_iter()
+        // (the router refuses the watermark signal table)
         .filter(|(db, t, _)| !SYSTEM_SCHEMAS.contains(&db.as_str()) && router.accepts(db, t))
         .map(|(database, table, estimate)| SnapshotTable {
             database,
@@ -206,6 +212,8 @@ pub struct SnapshotRun {
     msg: Vec<u8>,
     key: Vec<u8>,
     logged_done: bool,
+    /// The watermarks the stream saw (watermark snapshots only).
+    watermarks: Option<Watermarks>,
 }
 
 impl SnapshotRun {
@@ -219,6 +227,7 @@ impl SnapshotRun {
     ) -> SnapshotRun {
         let task = format.task.clone();
         let progress = spec.progress.clone();
+        let watermarks = spec.watermark.as_deref().map(Watermarks::new);
         spec.marks = marks.iter().map(|(_, k)| k.clone()).collect();
         let by_partition = marks
             .iter()
@@ -240,6 +249,7 @@ impl SnapshotRun {
             msg: Vec::with_capacity(1024),
             key: Vec::with_capacity(64),
             logged_done: false,
+            watermarks,
         }
     }
 
@@ -264,6 +274,14 @@ impl SnapshotRun {
     ) {
         self.changes
             .record_row(db, table, before, after, &BinlogPos::new(file, at));
+    }
+
+    /// A row of the watermark signal table, written by the transaction
+    /// starting at `file`:`at` (see [`watermark::Watermarks::observe`]).
+    pub fn signal(&mut self, task: &str, mark: &str, file: &str, at: u64) {
+        if let Some(w) = self.watermarks.as_mut() {
+            w.observe(task, mark, &BinlogPos::new(file, at));
+        }
     }
 
     /// True when the next chunk may be taken from the reader.
@@ -317,6 +335,9 @@ impl SnapshotRun {
 
     /// True when a pending chunk may be emitted at the cursor's boundary.
     pub fn ready(&self, cursor: &TxnCursor) -> Result<bool, TaskError> {
+        if let Some(w) = &self.watermarks {
+            w.check_probe(&cursor.last().pos)?;
+        }
         if self.awaiting || cursor.in_txn() {
             return Ok(false);
         }
@@ -330,9 +351,12 @@ impl SnapshotRun {
             // Started from a GTID: the file is known from the first commit on.
             return Ok(false);
         }
-        merge::ready(&cursor.last().pos, &c.at).map_err(|e| {
-            DefiniteError::Decode(format!("snapshot position against the stream: {e}")).into()
-        })
+        let against =
+            |e| DefiniteError::Decode(format!("snapshot position against the stream: {e}"));
+        match (c.watermark, &self.watermarks) {
+            (Some(m), Some(w)) => Ok(w.ready(m, &cursor.last().pos).map_err(against)?.is_some()),
+            _ => merge::ready(&cursor.last().pos, &c.at).map_err(|e| against(e).into()),
+        }
     }
 
     /// Emits the pending chunk at the cursor's boundary (see the module doc).
@@ -344,9 +368,20 @@ impl SnapshotRun {
         router: &Router,
         lease: &Lease,
     ) -> Result<(), TaskError> {
-        let Some(chunk) = self.pending.take() else {
+        let Some(mut chunk) = self.pending.take() else {
             return Ok(());
         };
+        if let (Some(m), Some(w)) = (chunk.watermark, self.watermarks.as_mut()) {
+            // its read position is where the stream saw its LOW watermark
+            match w.ready(m, &cursor.last().pos) {
+                Ok(Some(low)) => chunk.at = low,
+                _ => {
+                    self.pending = Some(chunk);
+                    return Ok(());
+                }
+            }
+            w.emitted(m.n);
+        }
         let (db, name) = {
             let t = &self.progress.tables[chunk.table];
             (t.database.clone(), t.table.clone())

@@ -12,7 +12,10 @@
 //! read view corresponds to exactly, then `SELECT .. WHERE (key) > (last)
 //! ORDER BY key LIMIT n+1`, `COMMIT` (the extra row only tells whether the
 //! table goes on: a table's last chunk holds its last row). No lock is
-//! taken and no table is written.
+//! taken and no table is written. Under watermarks
+//! ([`super::watermark`], MySQL or `snapshot_method: watermark`) a chunk is
+//! instead a LOW watermark write, a plain `SELECT` and a HIGH watermark
+//! write, and its position `L` is found by the stream.
 //!
 //! Failures: a table that no longer exists gives a chunk marked `gone` (the
 //! snapshot moves on; the stream carries the DROP); a table without a
@@ -23,6 +26,7 @@
 //! and resumes at the same chunk); missing privileges are definite.
 
 use super::render::{self, ColKind, Rendered, SnapColumn};
+use super::watermark::{ChunkMark, Edge, Signal};
 use crate::decode::Table;
 use crate::error::{classify_mysql, DefiniteError, TaskError};
 use crate::source;
@@ -51,6 +55,9 @@ pub struct ReaderSpec {
     /// that chunk gets a flag per mark telling whether its key is at or
     /// before it.
     pub marks: Vec<String>,
+    /// The signal table of a watermark snapshot (`None`: MariaDB's
+    /// consistent snapshot).
+    pub watermark: Option<Arc<Signal>>,
 }
 
 /// The ordering and rendering of one table.
@@ -93,7 +100,11 @@ pub struct Chunk {
     pub seq: u64,
     /// Index in `SnapshotProgress::tables`.
     pub table: usize,
+    /// The read position `L` (under watermarks: empty until the stream saw
+    /// the LOW watermark of `watermark`).
     pub at: BinlogPos,
+    /// The watermarks the chunk waits for (watermark snapshots only).
+    pub watermark: Option<ChunkMark>,
     pub rows: Vec<ChunkRow>,
     pub last_key: Option<Vec<RawValue>>,
     /// The table is finished with this chunk.
@@ -389,6 +400,7 @@ async fn read_chunk(
                 seq: 0,
                 table: 0,
                 at: BinlogPos::new("", 0),
+                watermark: None,
                 rows: Vec::new(),
                 last_key: None,
                 done: true,
@@ -462,11 +474,18 @@ async fn read_chunk(
         u64::from(spec.chunk_rows) + 1
     ));
 
-    let at = begin(conn).await?;
+    let (at, watermark) = match &spec.watermark {
+        None => (begin(conn).await?, None),
+        // LOW committed, then a plain SELECT (its own read view)
+        Some(signal) => (BinlogPos::new("", 0), Some(low(signal, conn, true).await?)),
+    };
     let rows: Result<Vec<mysql_async::Row>, _> =
         conn.exec(sql.as_str(), Params::Positional(params)).await;
     let _ = conn.query_drop("COMMIT").await;
     let mut rows = rows?;
+    if let (Some(signal), Some(m)) = (&spec.watermark, watermark) {
+        signal.write(conn, m.n, Edge::High).await?;
+    }
     let more = rows.len() > spec.chunk_rows as usize;
     rows.truncate(spec.chunk_rows as usize);
 
@@ -513,6 +532,7 @@ async fn read_chunk(
         seq: 0,
         table: 0,
         at,
+        watermark,
         rows: out,
         last_key: last_key.or_else(|| after.cloned()),
         done,
@@ -521,6 +541,14 @@ async fn read_chunk(
         single_read: false,
         def: Some(t.table.clone()),
     }))
+}
+
+/// Writes the LOW watermark of a new number (committed), for a chunk that
+/// will have a HIGH watermark (`high`) or not.
+async fn low(signal: &Signal, conn: &mut Conn, high: bool) -> Result<ChunkMark, Failure> {
+    let n = signal.next();
+    signal.write(conn, n, Edge::Low).await?;
+    Ok(ChunkMark { n, high })
 }
 
 /// Starts a consistent-snapshot transaction and returns the binlog
@@ -590,13 +618,23 @@ async fn single_read(
         quote(db),
         quote(table)
     );
-    let at = begin(conn).await.map_err(fail)?;
+    let (at, watermark) = match &spec.watermark {
+        None => (begin(conn).await.map_err(fail)?, None),
+        // LOW committed, then the read view of the whole read
+        Some(signal) => {
+            let m = low(signal, conn, false).await.map_err(fail)?;
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await?;
+            (BinlogPos::new("", 0), Some(m))
+        }
+    };
     tracing::info!(database = %db, table = %table, at = %at,
         "no primary key nor unique NOT NULL key: copying the table in one consistent read");
     let piece = |rows: Vec<ChunkRow>, seq: u64, done: bool| Chunk {
         seq,
         table: index,
         at: at.clone(),
+        watermark,
         rows,
         last_key: None,
         done,
