@@ -258,7 +258,8 @@ struct Queue {
 struct Link {
     queue: Mutex<Queue>,
     wake: Notify,
-    /// The first acknowledgement from this broker was logged.
+    /// The first acknowledgement from this broker since the link started,
+    /// or since partitions were handed over to it, was logged.
     acked: AtomicBool,
 }
 
@@ -963,6 +964,7 @@ fn hand_over(shared: &Arc<Shared>, from: &Arc<str>, moves: Vec<reroute::Move<Sea
             q.bytes += moved_bytes;
             q.since.get_or_insert_with(Instant::now);
         }
+        to.acked.store(false, Ordering::Release);
         to.wake.notify_one();
         tracing::info!(topic = %m.tp.0, partition = m.tp.1, from = %from, to = %m.to,
             in_flight, queued, "kafka partition leader moved; its batches follow it");
@@ -1106,7 +1108,7 @@ async fn attempt(
         }
     });
     if acked && !link.acked.swap(true, Ordering::AcqRel) {
-        tracing::info!(broker = %addr, "kafka broker acknowledged its first request");
+        tracing::info!(broker = %addr, "kafka broker acknowledges our requests");
     }
     match (stop, retry) {
         (Some(e), _) => Err(Failure::Stop(e)),
