@@ -525,11 +525,13 @@ impl Producer {
         // under the router lock: a hand-over of this partition either sees
         // this record in the old link's queue or routes it to the new link
         let mut r = s.router.lock().expect("router lock");
-        let addr = r
-            .routes
-            .entry(tp.clone())
-            .or_insert_with(|| leader.clone())
-            .clone();
+        let addr = match r.routes.get(&tp) {
+            Some(addr) => addr.clone(),
+            None => {
+                r.routes.insert(tp.clone(), leader.clone());
+                leader.clone()
+            }
+        };
         let link = link_for(&self.shared, &mut r, &addr);
         let wake = {
             let mut q = link.queue.lock().expect("link queue lock");
