@@ -29,10 +29,12 @@
 //! `UNKNOWN_TOPIC_OR_PARTITION`, `NOT_ENOUGH_REPLICAS(_AFTER_APPEND)`,
 //! `REQUEST_TIMED_OUT`) resends the batches not yet acknowledged, the same
 //! bytes with the same producer id, epoch and sequence numbers, before
-//! anything later of their partitions. After a connection failure or one of
-//! the three leader errors the producer first asks the sink's metadata who
-//! leads those partitions now ([`LeaderLookup`]: rdkafka's metadata request
-//! on a blocking thread, bounded by the request timeout); a partition whose
+//! anything later of their partitions. After a connection that cannot be
+//! made (a request that failed on an established one is first resent on a
+//! new connection to the same broker) or one of the three leader errors,
+//! the producer first asks the sink's metadata who leads those partitions
+//! now ([`LeaderLookup`]: rdkafka's metadata request on a blocking thread,
+//! bounded by the request timeout); a partition whose
 //! leader moved is handed over ([`super::reroute`]): its unacknowledged
 //! batches, in order and unchanged, and everything queued for it go to the
 //! new leader's link, which sends them before anything later of the
@@ -1028,12 +1030,15 @@ async fn attempt(
         shared.lease_expired.store(true, Ordering::Release);
         return Err(Failure::Stop(AttemptError::LeaseExpired));
     }
+    // A request that failed on an established connection is first resent
+    // on a new connection to the same broker (a restarted broker is back at
+    // once); only a connection that cannot be made asks the metadata.
     let body = c
         .call(protocol::PRODUCE, version, f)
         .await
         .map_err(|e| Failure::Retry {
             error: e.into(),
-            refresh: topics_of(batches),
+            refresh: Vec::new(),
         })?;
     let results =
         protocol::read_produce(&mut super::wire::Reader::new(&body), version).map_err(|e| {
