@@ -41,12 +41,15 @@
 //! partition and continues its sequence numbers. A partition whose leader
 //! is unchanged or unknown is resent where it was. The broker drops what it
 //! already appended (`DUPLICATE_SEQUENCE_NUMBER` or the original offset
-//! count as delivered), except after a broker refused a connection during
-//! the batch's resends (its process restarted): Tansu 0.6 on S3 then
+//! count as delivered), except after the same broker refused a connection
+//! during the batch's resends (its process restarted): Tansu 0.6 on S3 then
 //! answers `DUPLICATE_SEQUENCE_NUMBER` for a batch it never stored, so that
 //! answer stops the producer like the errors below and the restarted
-//! pipeline's tail read finds what the topic really holds (the mark follows
-//! a batch to a new leader). Each batch is resent at most `retries` times
+//! pipeline's tail read finds what the topic really holds. A new leader's
+//! answer is trusted: its producer state comes with the log (Kafka
+//! replicates it; Tansu on PostgreSQL checks the sequence and appends in one
+//! transaction), and the old leader's crash typically leaves it exactly
+//! that: a batch appended whose acknowledgement was lost. Each batch is resent at most `retries` times
 //! within `delivery.timeout.ms` of its first attempt, on whichever link,
 //! backing off from `retry.backoff.ms` doubling up to 1 s. Any other error
 //! (`OUT_OF_ORDER_SEQUENCE_NUMBER`, `UNKNOWN_PRODUCER_ID`, fenced, definite
@@ -794,8 +797,9 @@ struct Sealed {
     attempts: u32,
     /// When it first went on the wire (the delivery timeout counts from it).
     first_sent: Option<Instant>,
-    /// A broker refused a connection during its resends: a
-    /// `DUPLICATE_SEQUENCE_NUMBER` answer is not taken on trust.
+    /// The broker it is sent to refused a connection during its resends: a
+    /// `DUPLICATE_SEQUENCE_NUMBER` answer from it is not taken on trust
+    /// (cleared when the batch is handed over to a new leader).
     restarted: bool,
 }
 
@@ -947,7 +951,14 @@ async fn lookup_leaders(
 fn hand_over(shared: &Arc<Shared>, from: &Arc<str>, moves: Vec<reroute::Move<Sealed>>) {
     let mut r = shared.router.lock().expect("router lock");
     let old_link = r.links.get(from).cloned();
-    for m in moves {
+    for mut m in moves {
+        // The mark says the old broker refused a connection (restarted);
+        // the new leader did not, and its DUPLICATE_SEQUENCE_NUMBER comes
+        // from producer state kept with the log (Kafka replicates it; Tansu
+        // on PostgreSQL checks the sequence and appends in one transaction).
+        for b in m.batches.iter_mut() {
+            b.restarted = false;
+        }
         let old = match &old_link {
             Some(l) => {
                 let mut q = l.queue.lock().expect("link queue lock");
