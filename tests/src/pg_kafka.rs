@@ -98,7 +98,8 @@ impl Scram {
 
 /// Tansu on PostgreSQL, on a free loopback port.
 pub struct PgKafka {
-    /// `127.0.0.1:PORT` of the broker itself, the same across restarts.
+    /// `127.0.0.1:PORT` of the broker itself, the same across restarts
+    /// (changed only by [`PgKafka::move_to`]).
     pub bootstrap: String,
     port: u16,
     advertised: String,
@@ -195,6 +196,26 @@ impl PgKafka {
     pub async fn restart(&mut self, signal: Signal) -> Duration {
         let t0 = Instant::now();
         self.stop_broker(signal).await;
+        tokio::task::block_in_place(|| self.start_broker());
+        t0.elapsed()
+    }
+
+    /// A free loopback port for [`PgKafka::move_to`].
+    pub fn spare_port() -> u16 {
+        free_port().expect("a free port")
+    }
+
+    /// Stops the broker with `signal` and starts another on `port` on the
+    /// same database, advertising `127.0.0.1:port`: to clients the leader of
+    /// every partition moved to another broker (each Tansu names itself
+    /// leader of every partition). Returns how long until the new broker
+    /// accepted connections; [`PgKafka::bootstrap`] names it from then on.
+    pub async fn move_to(&mut self, signal: Signal, port: u16) -> Duration {
+        let t0 = Instant::now();
+        self.stop_broker(signal).await;
+        self.port = port;
+        self.bootstrap = format!("127.0.0.1:{port}");
+        self.advertised = format!("tcp://127.0.0.1:{port}");
         tokio::task::block_in_place(|| self.start_broker());
         t0.elapsed()
     }

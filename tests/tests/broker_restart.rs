@@ -74,14 +74,13 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     // Then every row arrives exactly once, the counter in commit order
     let n = writer.finish().await;
     let txns = n / 5;
-    let msgs = s.wait_messages(n as usize, Duration::from_secs(120)).await;
-    // give late duplicates a moment to show up
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let msgs = if msgs.len() > n as usize + txns as usize + 1 {
-        msgs
-    } else {
-        stack.read_topic(&s.topic).await
-    };
+    let msgs = s
+        .settled_messages(
+            n as usize,
+            n as usize + txns as usize + 1,
+            Duration::from_secs(120),
+        )
+        .await;
     let mut problems = exactly_once(&msgs, n);
     problems.extend(counter_in_order(&msgs, txns));
     let resends = core.log_lines_matching("resending").len();

@@ -74,14 +74,9 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
         "the table lost committed rows: {} rows, {report:?}",
         ids.len()
     );
-    let msgs = s.wait_messages(ids.len(), Duration::from_secs(120)).await;
-    // give late duplicates a moment to show up
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let msgs = if msgs.len() > ids.len() {
-        msgs
-    } else {
-        stack.read_topic(&s.topic).await
-    };
+    let msgs = s
+        .settled_messages(ids.len(), ids.len(), Duration::from_secs(120))
+        .await;
     let figures = tally_ids(&msgs, &ids);
     eprintln!(
         "writer: {} transactions committed, {} failed (uncertain), {} rows in the table",

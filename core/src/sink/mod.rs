@@ -11,9 +11,13 @@
 //! can land after the tail read, even on brokers that learn epochs lazily. Topics are created
 //! through the admin API before the first message (never relying on broker
 //! auto-creation). A full producer queue is back-pressure: `send` waits, so
-//! memory stays bounded whatever the transaction size. A delivery failure
-//! stops the pipeline (transient: it resumes from the context and removes
-//! duplicates).
+//! memory stays bounded whatever the transaction size. The sink keeps each
+//! prepared topic's partition leaders; the producer asks the same metadata
+//! ([`AdminLeaders`]) after a leader error or a failed connection, hands a
+//! moved partition's unacknowledged batches over to its new leader, and the
+//! sink's leader cache learns the move before its next send. A delivery
+//! failure that outlasts the producer's retry budget stops the pipeline
+//! (transient: it resumes from the context and removes duplicates).
 
 pub mod dedupe;
 pub mod kafka;
@@ -29,14 +33,14 @@ use dedupe::{
 };
 use kafka::conn::Client;
 use kafka::sasl::Login;
-use kafka::{Producer, ProducerError, WireGuard};
+use kafka::{LeaderLookup, LookupError, Producer, ProducerError, WireGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 use takeover::{Step, FENCE_HEADER};
 use tokio_util::task::TaskTracker;
@@ -67,7 +71,8 @@ pub struct SinkOptions {
 /// The Kafka side of one running task.
 pub struct KafkaSink {
     producer: Producer,
-    admin: AdminClient<DefaultClientContext>,
+    /// Shared (weakly) with the producer's [`AdminLeaders`].
+    admin: Arc<AdminClient<DefaultClientContext>>,
     tracker: Arc<Tracker>,
     /// Leader address of each partition, per prepared topic.
     topics: HashMap<Arc<str>, Vec<Arc<str>>>,
@@ -120,9 +125,11 @@ impl KafkaSink {
                 None => None,
             },
         };
-        let admin = rdkafka_config(&opts.brokers, &client_props)
-            .create()
-            .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?;
+        let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(
+            rdkafka_config(&opts.brokers, &client_props)
+                .create()
+                .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?,
+        );
         let producer = Producer::start(
             &opts.brokers,
             &kafka::transactional_id(&opts.task_path),
@@ -133,6 +140,7 @@ impl KafkaSink {
         )
         .await
         .map_err(producer_error)?;
+        producer.set_leader_lookup(Arc::new(AdminLeaders(Arc::downgrade(&admin))));
         let task_header = opts.task.as_bytes().to_vec();
         let epoch_header = opts.epoch.to_string().into_bytes();
         Ok(Self {
@@ -230,6 +238,7 @@ impl KafkaSink {
         if !self.topics.contains_key(topic) {
             self.prepare_topic(topic).await?;
         }
+        self.learn_moved_leaders();
         let leaders = &self.topics[topic];
         let partition = partition::partition_for(key, leaders.len() as u32);
         let leader = leaders[partition as usize].clone();
@@ -333,32 +342,21 @@ impl KafkaSink {
     /// The leader address of each partition of `topic`, when the broker
     /// knows the topic and every partition has a leader.
     fn leaders(&self, topic: &str) -> Result<Option<Vec<Arc<str>>>, TaskError> {
-        let md = self
-            .admin
-            .inner()
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|e| TaskError::transient(format!("metadata of {topic}: {e}")))?;
-        let brokers: HashMap<i32, Arc<str>> = md
-            .brokers()
-            .iter()
-            .map(|b| (b.id(), Arc::from(format!("{}:{}", b.host(), b.port()))))
-            .collect();
-        let Some(t) = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-        else {
-            return Ok(None);
-        };
-        let mut leaders: Vec<Option<Arc<str>>> = vec![None; t.partitions().len()];
-        for p in t.partitions() {
-            let slot = leaders.get_mut(p.id() as usize);
-            match (slot, brokers.get(&p.leader())) {
-                (Some(slot), Some(addr)) => *slot = Some(addr.clone()),
-                _ => return Ok(None),
+        fetch_leaders(&self.admin, topic, METADATA_TIMEOUT).map_err(TaskError::transient)
+    }
+
+    /// Takes the partitions the producer handed over to a new leader into
+    /// the leader cache, so that later sends name the new leader.
+    fn learn_moved_leaders(&mut self) {
+        for ((topic, partition), leader) in self.producer.take_moves() {
+            if let Some(slot) = self
+                .topics
+                .get_mut(&topic)
+                .and_then(|l| l.get_mut(partition as usize))
+            {
+                *slot = leader;
             }
         }
-        Ok(leaders.into_iter().collect())
     }
 
     async fn wait_for_leaders(&self, topic: &str) -> Result<Vec<Arc<str>>, TaskError> {
@@ -431,6 +429,7 @@ impl KafkaSink {
         if !self.topics.contains_key(topic) {
             self.prepare_topic(topic).await?;
         }
+        self.learn_moved_leaders();
         let leaders = &self.topics[topic];
         let partition = partition::partition_for(key.unwrap_or_default(), leaders.len() as u32);
         if !self.watermarks.is_empty()
@@ -527,6 +526,65 @@ impl KafkaSink {
     pub fn purge(&self) {
         self.producer.purge();
     }
+}
+
+/// How long the sink waits for a topic's metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The partition leaders of a topic from the sink's admin client: what the
+/// producer asks after a leader error or a failed connection. Holds the
+/// client weakly: the sink owns it and closes it off the runtime.
+pub struct AdminLeaders(Weak<AdminClient<DefaultClientContext>>);
+
+impl LeaderLookup for AdminLeaders {
+    fn leaders(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Option<Vec<Arc<str>>>, LookupError> {
+        // upgraded on the producer's blocking thread: if the sink dropped
+        // the client meanwhile, the last reference ends here, off the runtime
+        let admin = self.0.upgrade().ok_or(LookupError::Closed)?;
+        fetch_leaders(&admin, topic, timeout)
+    }
+}
+
+/// The leader address of each partition of `topic` (blocking, at most
+/// `timeout`); `None` when the metadata does not know the topic or a
+/// partition has no leader.
+fn fetch_leaders(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Option<Vec<Arc<str>>>, LookupError> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| LookupError::Kafka {
+            topic: topic.to_string(),
+            source,
+        })?;
+    let brokers: HashMap<i32, Arc<str>> = md
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), Arc::from(format!("{}:{}", b.host(), b.port()))))
+        .collect();
+    let Some(t) = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut leaders: Vec<Option<Arc<str>>> = vec![None; t.partitions().len()];
+    for p in t.partitions() {
+        let slot = leaders.get_mut(p.id() as usize);
+        match (slot, brokers.get(&p.leader())) {
+            (Some(slot), Some(addr)) => *slot = Some(addr.clone()),
+            _ => return Ok(None),
+        }
+    }
+    Ok(leaders.into_iter().collect())
 }
 
 /// librdkafka clients being closed: dropping one joins its broker threads

@@ -170,6 +170,24 @@ impl Scenario {
         msgs
     }
 
+    /// Every message of this table once at least `n` arrived (within
+    /// `timeout`), read again after 2 s unless more than `complete` are
+    /// there already, so that late duplicates show up.
+    pub async fn settled_messages(
+        &self,
+        n: usize,
+        complete: usize,
+        timeout: Duration,
+    ) -> Vec<Message> {
+        let msgs = self.wait_messages(n, timeout).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if msgs.len() > complete {
+            msgs
+        } else {
+            self.stack.read_topic(&self.topic).await
+        }
+    }
+
     /// Like [`Scenario::wait_messages`], fence records included (they do
     /// not count towards `n`).
     pub async fn wait_messages_with_fences(&self, n: usize, timeout: Duration) -> Vec<Message> {

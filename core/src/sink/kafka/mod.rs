@@ -28,15 +28,20 @@
 //! - [`tls`]: rustls client configuration and handshake.
 //! - [`sasl`]: the PLAIN and SCRAM mechanisms (pure).
 //! - [`conn`]: one broker connection (TCP, TLS, SASL), request/response with a timeout.
-//! - [`producer`]: batching, fencing, acknowledgements to the tracker.
+//! - [`reroute`]: which unacknowledged batches follow a moved partition
+//!   leader, in what order, with which sequence numbers (pure).
+//! - [`producer`]: batching, fencing, resends and hand-overs to a new
+//!   leader, acknowledgements to the tracker.
 
 pub mod batch;
 pub mod conn;
 pub mod producer;
 pub mod protocol;
+pub mod reroute;
 pub mod sasl;
 pub mod tls;
 
 pub use producer::{
-    no_guard, transactional_id, DeliveryError, FlushError, Producer, ProducerError, WireGuard,
+    no_guard, transactional_id, DeliveryError, FlushError, LeaderLookup, LookupError, Producer,
+    ProducerError, WireGuard,
 };

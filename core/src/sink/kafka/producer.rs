@@ -2,7 +2,8 @@
 //!
 //! Flow in: records for (topic, partition, leader address) with the id of
 //! the transaction they belong to. Flow out: acknowledgements to the
-//! [`Tracker`], per transaction, in partition order.
+//! [`Tracker`], per transaction, in partition order; and the partitions
+//! whose leader moved ([`Producer::take_moves`]), for the sink's leader cache.
 //!
 //! Fencing: on start the producer asks the task's transaction coordinator
 //! for the producer id of transactional id `mysql-replicator:<task znode>`
@@ -16,28 +17,51 @@
 //!
 //! Batching: one link task per broker takes the first pending batch of every
 //! partition it leads into one `Produce` request after `linger.ms` (or at
-//! once when a batch is full or a flush waits), with one request in flight
-//! per broker so that partitions stay in order. Memory is bounded by
+//! once when a batch is full, a flush waits, or batches were handed over to
+//! it), with one request in flight per broker, and each partition on one
+//! link at a time, so that partitions stay in order. The producer routes a
+//! partition to the leader the sink named for its first record, and after
+//! that to wherever the partition moved. Memory is bounded by
 //! `queue.buffering.max.*`: `send` waits while that much is unacknowledged.
 //!
-//! Failure: a transient broker error (connection lost, request timed out,
-//! `LEADER_NOT_AVAILABLE`, `NOT_ENOUGH_REPLICAS(_AFTER_APPEND)`,
+//! Failure: a transient broker error (connection lost or refused, request
+//! timed out, `NOT_LEADER_OR_FOLLOWER`, `LEADER_NOT_AVAILABLE`,
+//! `UNKNOWN_TOPIC_OR_PARTITION`, `NOT_ENOUGH_REPLICAS(_AFTER_APPEND)`,
 //! `REQUEST_TIMED_OUT`) resends the batches not yet acknowledged, the same
-//! bytes with the same producer id, epoch and sequence numbers, on a new
-//! connection, before anything later of their partitions (one request in
-//! flight per broker keeps partition order). The broker drops what it
+//! bytes with the same producer id, epoch and sequence numbers, before
+//! anything later of their partitions. After a connection that cannot be
+//! made (a request that failed on an established one is first resent on a
+//! new connection to the same broker) or one of the three leader errors,
+//! the producer first asks the sink's metadata who leads those partitions
+//! now ([`LeaderLookup`]: rdkafka's metadata request on a blocking thread,
+//! bounded by the request timeout); a partition whose
+//! leader moved is handed over ([`super::reroute`]): its unacknowledged
+//! batches, in order and unchanged, and everything queued for it go to the
+//! new leader's link, which sends them before anything later of the
+//! partition and continues its sequence numbers. A partition whose leader
+//! is unchanged or unknown is resent where it was. The broker drops what it
 //! already appended (`DUPLICATE_SEQUENCE_NUMBER` or the original offset
-//! count as delivered), except after the broker refused a connection in
-//! between (its process restarted): Tansu 0.6 on S3 then answers
-//! `DUPLICATE_SEQUENCE_NUMBER` for a batch it never stored, so that answer
-//! stops the producer like the errors below and the restarted pipeline's
-//! tail read finds what the topic really holds. At
-//! most `retries` resends within `delivery.timeout.ms`, backing off from
-//! `retry.backoff.ms` doubling up to 1 s. Any other error, or an exhausted
-//! budget, fails the tracker and stops the producer; queued batches are
-//! dropped, and the pipeline resumes from its context and removes the
-//! duplicates. `NOT_LEADER_OR_FOLLOWER` is one of those: the leader moved,
-//! and the restarted pipeline reads fresh metadata.
+//! count as delivered), except after the same broker refused a connection
+//! during the batch's resends (its process restarted): Tansu 0.6 on S3 then
+//! answers `DUPLICATE_SEQUENCE_NUMBER` for a batch it never stored, so that
+//! answer stops the producer like the errors below and the restarted
+//! pipeline's tail read finds what the topic really holds. A new leader's
+//! answer is trusted: its producer state comes with the log (Kafka
+//! replicates it; Tansu on PostgreSQL checks the sequence and appends in one
+//! transaction), and the old leader's crash typically leaves it exactly
+//! that: a batch appended whose acknowledgement was lost. Each batch is resent at most `retries` times
+//! within `delivery.timeout.ms` of its first attempt, on whichever link,
+//! backing off from `retry.backoff.ms` doubling up to 1 s. Any other error
+//! (`OUT_OF_ORDER_SEQUENCE_NUMBER`, `UNKNOWN_PRODUCER_ID`, fenced, definite
+//! errors), or an exhausted budget, fails the tracker and stops the
+//! producer; queued batches are dropped, and the pipeline resumes from its
+//! context and removes the duplicates.
+//!
+//! Tansu 0.6 never answers `NOT_LEADER_OR_FOLLOWER` (each broker names
+//! itself leader of every partition, whatever the storage), so the
+//! end-to-end test moves the leader by replacing the broker
+//! (`leader_move`); the hand-over on that code is checked by the unit tests
+//! of [`super::reroute`].
 //!
 //! Self-fence: right before a request goes on the wire the producer asks its
 //! [`WireGuard`] (the writer's ZooKeeper lease). Once the lease expired it
@@ -47,14 +71,15 @@
 use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
 use super::conn::{Client, Conn, ConnError};
 use super::protocol::{self, error_name, Versions};
+use super::reroute::{self, OfPartition, Tp};
 use crate::sink::tracker::Tracker;
 use replicator_common::producer::ProducerSettings;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 /// Asked right before each request goes on the wire: false stops the
 /// producer before it sends (the writer's lease expired).
@@ -172,7 +197,37 @@ pub fn transactional_id(task_path: &str) -> String {
     format!("mysql-replicator:{task_path}")
 }
 
-type Tp = (Arc<str>, i32);
+/// Who leads each partition of a topic now, from the cluster's metadata:
+/// asked after a leader error or a failed connection.
+pub trait LeaderLookup: Send + Sync {
+    /// Blocking (the producer runs it on a blocking thread), bounded by
+    /// `timeout`: the leader address of each partition of `topic`, or
+    /// `None` when the metadata does not know the topic or a partition has
+    /// no leader.
+    fn leaders(&self, topic: &str, timeout: Duration)
+        -> Result<Option<Vec<Arc<str>>>, LookupError>;
+}
+
+/// Why a metadata lookup gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("metadata of {topic}: {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("metadata of {topic}: no answer within {waited_ms} ms")]
+    TimedOut { topic: String, waited_ms: u128 },
+    #[error("metadata of {topic}: the lookup task failed: {source}")]
+    Task {
+        topic: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("the metadata client is closed")]
+    Closed,
+}
 
 struct Pending {
     batch: BatchBuilder,
@@ -180,17 +235,51 @@ struct Pending {
     txns: Vec<(u64, u64)>,
 }
 
+impl Pending {
+    /// Record bytes before compression (what the unacknowledged bound counts).
+    fn raw(&self) -> usize {
+        self.batch.size() - HEADER_LEN
+    }
+}
+
+/// One partition's queue on a link: batches handed over sealed go first.
+type PartQueue = reroute::PartQueue<Sealed, Pending>;
+
+fn open_bytes(q: &PartQueue) -> usize {
+    q.open.iter().map(Pending::raw).sum()
+}
+
 #[derive(Default)]
 struct Queue {
-    parts: HashMap<Tp, VecDeque<Pending>>,
+    /// By partition, so that a request lists its partitions in order.
+    parts: BTreeMap<Tp, PartQueue>,
+    /// Bytes of the open batches.
     bytes: usize,
     /// When the oldest record now queued arrived.
     since: Option<Instant>,
 }
 
+#[derive(Default)]
 struct Link {
     queue: Mutex<Queue>,
     wake: Notify,
+    /// The first acknowledgement from this broker since the link started,
+    /// or since partitions were handed over to it, was logged.
+    acked: AtomicBool,
+}
+
+/// Which link sends each partition; one lock, so that a record cannot
+/// slip onto a partition's old link while the partition moves.
+#[derive(Default)]
+struct Router {
+    links: HashMap<Arc<str>, Arc<Link>>,
+    /// Where each partition's records go (set by its first record, changed
+    /// by a hand-over).
+    routes: HashMap<Tp, Arc<str>>,
+    /// Hand-overs the sink has not yet learned.
+    moves: Vec<(Tp, Arc<str>)>,
+    /// The link tasks; `None` once the producer is dropped.
+    tasks: Option<JoinSet<()>>,
 }
 
 struct Shared {
@@ -207,6 +296,10 @@ struct Shared {
     guard: WireGuard,
     /// The guard refused a request.
     lease_expired: AtomicBool,
+    router: Mutex<Router>,
+    /// `router.moves` is not empty.
+    moved: AtomicBool,
+    lookup: OnceLock<Arc<dyn LeaderLookup>>,
 }
 
 impl Shared {
@@ -215,23 +308,47 @@ impl Shared {
         self.unacked_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
+    fn settle_sealed(&self, batches: &[Sealed]) {
+        for b in batches {
+            self.settle(b.msgs, b.raw);
+        }
+    }
+
     fn stop(&self, reason: &DeliveryError) {
         if !self.stopped.swap(true, Ordering::AcqRel) {
             tracing::warn!(reason = %reason, "kafka producer stopped");
         }
         self.tracker.fail(0, reason.to_string());
     }
+
+    fn links(&self) -> Vec<Arc<Link>> {
+        let r = self.router.lock().expect("router lock");
+        r.links.values().cloned().collect()
+    }
+}
+
+/// The link of broker `addr`, started when it is new.
+fn link_for(shared: &Arc<Shared>, r: &mut Router, addr: &Arc<str>) -> Arc<Link> {
+    if let Some(l) = r.links.get(addr) {
+        return l.clone();
+    }
+    let link = Arc::new(Link::default());
+    r.links.insert(addr.clone(), link.clone());
+    if let Some(tasks) = r.tasks.as_mut() {
+        tasks.spawn(run_link(addr.clone(), link.clone(), shared.clone()));
+    }
+    link
 }
 
 pub struct Producer {
     shared: Arc<Shared>,
-    links: HashMap<Arc<str>, Arc<Link>>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Producer {
     /// Fences every earlier writer of `transactional_id` and returns a
-    /// producer holding the new epoch.
+    /// producer holding the new epoch. Without a [`LeaderLookup`]
+    /// ([`Producer::set_leader_lookup`]) failed batches are resent to the
+    /// same broker.
     pub async fn start(
         brokers: &str,
         transactional_id: &str,
@@ -265,12 +382,14 @@ impl Producer {
                         stopped: AtomicBool::new(false),
                         guard,
                         lease_expired: AtomicBool::new(false),
+                        router: Mutex::new(Router {
+                            tasks: Some(JoinSet::new()),
+                            ..Router::default()
+                        }),
+                        moved: AtomicBool::new(false),
+                        lookup: OnceLock::new(),
                     });
-                    return Ok(Self {
-                        shared,
-                        links: HashMap::new(),
-                        tasks: Vec::new(),
-                    });
+                    return Ok(Self { shared });
                 }
                 Err(e @ ProducerError::Broker { .. }) => return Err(e),
                 Err(e) if e.is_definite() => return Err(e),
@@ -278,6 +397,12 @@ impl Producer {
             }
         }
         Err(last_err.unwrap_or_else(|| ProducerError::NoBroker(brokers.to_string())))
+    }
+
+    /// Where to ask who leads a partition after a leader error or a failed
+    /// connection (set once; later calls are ignored).
+    pub fn set_leader_lookup(&self, lookup: Arc<dyn LeaderLookup>) {
+        let _ = self.shared.lookup.set(lookup);
     }
 
     async fn init_producer_id(
@@ -337,8 +462,20 @@ impl Producer {
         self.shared.lease_expired.load(Ordering::Acquire)
     }
 
+    /// The partitions handed over to a new leader since the last call, with
+    /// their new leader's address.
+    pub fn take_moves(&self) -> Vec<(Tp, Arc<str>)> {
+        if !self.shared.moved.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut r = self.shared.router.lock().expect("router lock");
+        self.shared.moved.store(false, Ordering::Release);
+        std::mem::take(&mut r.moves)
+    }
+
     /// Queues one record for `partition` of `topic`, led by the broker at
-    /// `leader`. Waits while the unacknowledged bounds are reached.
+    /// `leader` (unless the partition has moved since its first record).
+    /// Waits while the unacknowledged bounds are reached.
     #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &mut self,
@@ -351,7 +488,6 @@ impl Producer {
         txn: u64,
     ) -> Result<(), ProducerError> {
         let size = BatchBuilder::record_size(key, value, headers);
-        let link = self.link(leader);
         let s = &self.shared;
         if size + HEADER_LEN > s.settings.batch_bytes {
             return Err(ProducerError::TooLarge {
@@ -378,20 +514,33 @@ impl Producer {
             .map_or(0, |d| d.as_millis() as i64);
         s.unacked_msgs.fetch_add(1, Ordering::AcqRel);
         s.unacked_bytes.fetch_add(size, Ordering::AcqRel);
+        let tp: Tp = (topic.clone(), partition);
+        // under the router lock: a hand-over of this partition either sees
+        // this record in the old link's queue or routes it to the new link
+        let mut r = s.router.lock().expect("router lock");
+        let addr = match r.routes.get(&tp) {
+            Some(addr) => addr.clone(),
+            None => {
+                r.routes.insert(tp.clone(), leader.clone());
+                leader.clone()
+            }
+        };
+        let link = link_for(&self.shared, &mut r, &addr);
         let wake = {
             let mut q = link.queue.lock().expect("link queue lock");
             let batch_bytes = s.settings.batch_bytes;
-            let parts = q.parts.entry((topic.clone(), partition)).or_default();
-            if parts
+            let part = q.parts.entry(tp).or_default();
+            if part
+                .open
                 .back()
                 .is_none_or(|p| p.batch.size() + size > batch_bytes)
             {
-                parts.push_back(Pending {
+                part.open.push_back(Pending {
                     batch: BatchBuilder::with_capacity((batch_bytes / 4).min(256 * 1024)),
                     txns: Vec::new(),
                 });
             }
-            let p = parts.back_mut().expect("just pushed");
+            let p = part.open.back_mut().expect("just pushed");
             p.batch.push(ts, key, value, headers);
             match p.txns.last_mut() {
                 Some((t, n)) if *t == txn => *n += 1,
@@ -403,27 +552,11 @@ impl Producer {
             q.since.get_or_insert_with(Instant::now);
             was_empty || full
         };
+        drop(r);
         if wake {
             link.wake.notify_one();
         }
         Ok(())
-    }
-
-    fn link(&mut self, leader: &Arc<str>) -> Arc<Link> {
-        if let Some(l) = self.links.get(leader) {
-            return l.clone();
-        }
-        let link = Arc::new(Link {
-            queue: Mutex::new(Queue::default()),
-            wake: Notify::new(),
-        });
-        self.links.insert(leader.clone(), link.clone());
-        self.tasks.push(tokio::spawn(run_link(
-            leader.clone(),
-            link.clone(),
-            self.shared.clone(),
-        )));
-        link
     }
 
     /// Records accepted and not yet acknowledged (or dropped).
@@ -436,7 +569,7 @@ impl Producer {
     pub async fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
         let deadline = tokio::time::Instant::now() + timeout;
         self.shared.urgent.store(true, Ordering::Release);
-        for l in self.links.values() {
+        for l in self.shared.links() {
             l.wake.notify_one();
         }
         let r = loop {
@@ -462,17 +595,20 @@ impl Producer {
     /// Drops every queued record; what is in flight still resolves.
     pub fn purge(&self) {
         self.shared.stopped.store(true, Ordering::Release);
-        for l in self.links.values() {
-            drop_queued(l, &self.shared);
+        for l in self.shared.links() {
+            drop_queued(&l, &self.shared);
         }
     }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        // dropping the set aborts every link task
+        let tasks = match self.shared.router.lock() {
+            Ok(mut r) => r.tasks.take(),
+            Err(poisoned) => poisoned.into_inner().tasks.take(),
+        };
+        drop(tasks);
     }
 }
 
@@ -506,23 +642,34 @@ fn retriable_coordinator_error(code: i16) -> bool {
 }
 
 fn drop_queued(link: &Link, shared: &Shared) {
-    let parts = std::mem::take(&mut *link.queue.lock().expect("link queue lock"));
-    for p in parts.parts.into_values().flatten() {
-        shared.settle(p.batch.count() as usize, p.batch.size() - HEADER_LEN);
+    let q = std::mem::take(&mut *link.queue.lock().expect("link queue lock"));
+    for part in q.parts.into_values() {
+        for p in part.open {
+            shared.settle(p.batch.count() as usize, p.raw());
+        }
+        shared.settle_sealed(&part.ready.into_iter().collect::<Vec<_>>());
     }
+}
+
+/// A batch taken from a partition's queue for the next request.
+enum Taken {
+    /// Handed over from another link: sealed there.
+    Sealed(Sealed),
+    /// To seal with base sequence `seq`.
+    Open { tp: Tp, seq: i32, pending: Pending },
 }
 
 /// Sends one broker's batches, one request at a time.
 async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
     let mut conn: Option<(Conn, Versions)> = None;
-    let mut sequences: HashMap<Tp, i32> = HashMap::new();
     loop {
         if shared.stopped.load(Ordering::Acquire) {
             drop_queued(&link, &shared);
         }
-        let (since, bytes) = {
+        let (since, bytes, handed) = {
             let q = link.queue.lock().expect("link queue lock");
-            (q.since, q.bytes)
+            let handed = q.parts.values().any(|p| !p.ready.is_empty());
+            (q.since, q.bytes, handed)
         };
         let Some(since) = since else {
             link.wake.notified().await;
@@ -530,6 +677,7 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
         };
         let due = since + shared.settings.linger;
         if !shared.urgent.load(Ordering::Acquire)
+            && !handed
             && bytes < shared.settings.batch_bytes
             && Instant::now() < due
         {
@@ -539,145 +687,329 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
             }
             continue;
         }
-        let mut taken: Vec<(Tp, Pending)> = {
+        let taken: Vec<Taken> = {
             let mut q = link.queue.lock().expect("link queue lock");
             let mut taken = Vec::with_capacity(q.parts.len());
             let mut left = false;
             let mut freed = 0;
-            for (tp, parts) in q.parts.iter_mut() {
-                if let Some(p) = parts.pop_front() {
-                    freed += p.batch.size() - HEADER_LEN;
-                    taken.push((tp.clone(), p));
+            for (tp, part) in q.parts.iter_mut() {
+                if let Some(s) = part.ready.pop_front() {
+                    taken.push(Taken::Sealed(s));
+                } else if let Some(p) = part.open.pop_front() {
+                    let seq = part.next_seq;
+                    part.next_seq = reroute::next_sequence(seq, p.batch.count());
+                    freed += p.raw();
+                    taken.push(Taken::Open {
+                        tp: tp.clone(),
+                        seq,
+                        pending: p,
+                    });
                 }
-                left |= !parts.is_empty();
+                left |= !part.is_empty();
             }
-            q.parts.retain(|_, parts| !parts.is_empty());
             q.bytes -= freed;
             q.since = left.then(Instant::now);
             taken
         };
-        taken.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Err(e) = produce(&addr, &mut conn, &mut sequences, taken, &shared).await {
+        if taken.is_empty() {
+            continue;
+        }
+        let Some(batches) = seal(taken, &shared) else {
+            continue;
+        };
+        if let Err(e) = produce(&addr, &link, &mut conn, batches, &shared).await {
             shared.stop(&e);
             conn = None;
         }
     }
 }
 
+/// Seals the open batches (outside the queue lock: compression takes time);
+/// `None` when compressing failed (the producer stops).
+fn seal(taken: Vec<Taken>, shared: &Shared) -> Option<Vec<Sealed>> {
+    let codec = shared.settings.compression;
+    let mut out = Vec::with_capacity(taken.len());
+    let mut failed = None;
+    for t in taken {
+        match t {
+            Taken::Sealed(s) => out.push(s),
+            Taken::Open { tp, seq, pending } => {
+                let msgs = pending.batch.count() as usize;
+                let raw = pending.raw();
+                match pending.batch.seal(shared.pid, seq, codec) {
+                    Ok(bytes) => out.push(Sealed {
+                        tp,
+                        bytes,
+                        txns: pending.txns,
+                        msgs,
+                        raw,
+                        attempts: 0,
+                        first_sent: None,
+                        restarted: false,
+                    }),
+                    Err(source) => {
+                        shared.settle(msgs, raw);
+                        failed.get_or_insert(DeliveryError::Compress {
+                            codec: codec.name(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    match failed {
+        Some(e) => {
+            shared.settle_sealed(&out);
+            shared.stop(&e);
+            None
+        }
+        None => Some(out),
+    }
+}
+
 /// One partition's batch, sealed with its producer id, epoch and sequence
-/// once: every resend carries the same bytes, so the broker can tell a
-/// resend of what it already appended (the original offset) from a new batch.
+/// once: every resend carries the same bytes, also to a new leader, so the
+/// broker can tell a resend of what it already appended (the original
+/// offset) from a new batch.
 struct Sealed {
-    topic: Arc<str>,
-    partition: i32,
+    tp: Tp,
     bytes: bytes::Bytes,
     txns: Vec<(u64, u64)>,
+    /// Records, and their bytes before compression (to settle the bounds).
+    msgs: usize,
+    raw: usize,
+    /// Failed attempts so far, on any link.
+    attempts: u32,
+    /// When it first went on the wire (the delivery timeout counts from it).
+    first_sent: Option<Instant>,
+    /// The broker it is sent to refused a connection during its resends: a
+    /// `DUPLICATE_SEQUENCE_NUMBER` answer from it is not taken on trust
+    /// (cleared when the batch is handed over to a new leader).
+    restarted: bool,
+}
+
+impl OfPartition for Sealed {
+    fn tp(&self) -> &Tp {
+        &self.tp
+    }
 }
 
 /// How one attempt at a request failed.
 enum Failure {
-    /// Resend the batches not yet acknowledged (after a backoff).
-    Retry(AttemptError),
+    /// Resend the batches not yet acknowledged (after a backoff), after
+    /// asking who leads the partitions of `refresh` now.
+    Retry {
+        error: AttemptError,
+        refresh: Vec<Arc<str>>,
+    },
     /// Stop the producer.
     Stop(AttemptError),
 }
 
-/// One `Produce` request with the given batches, resent on transient
-/// errors within the retry budget; acknowledges them.
+fn topics_of(batches: &[Sealed]) -> Vec<Arc<str>> {
+    let mut topics: Vec<Arc<str>> = batches.iter().map(|b| b.tp.0.clone()).collect();
+    topics.dedup();
+    topics
+}
+
+/// One `Produce` request with the given batches (sorted by partition),
+/// resent on transient errors within the retry budget, or handed over to
+/// the new leader of their partition; acknowledges them.
 async fn produce(
     addr: &Arc<str>,
+    link: &Link,
     conn: &mut Option<(Conn, Versions)>,
-    sequences: &mut HashMap<Tp, i32>,
-    taken: Vec<(Tp, Pending)>,
-    shared: &Shared,
+    mut batches: Vec<Sealed>,
+    shared: &Arc<Shared>,
 ) -> Result<(), DeliveryError> {
-    let msgs: usize = taken.iter().map(|(_, p)| p.batch.count() as usize).sum();
-    let bytes: usize = taken.iter().map(|(_, p)| p.batch.size() - HEADER_LEN).sum();
-    let codec = shared.settings.compression;
-    // sealed once: a resend carries the same bytes (same sequence numbers)
-    let mut batches: Vec<Sealed> = Vec::with_capacity(taken.len());
-    for ((topic, partition), p) in taken {
-        let seq = sequences.entry((topic.clone(), partition)).or_insert(0);
-        let count = p.batch.count();
-        let bytes =
-            p.batch
-                .seal(shared.pid, *seq, codec)
-                .map_err(|source| DeliveryError::Compress {
-                    codec: codec.name(),
-                    source,
-                })?;
-        *seq = seq.wrapping_add(count) & i32::MAX;
-        batches.push(Sealed {
-            topic,
-            partition,
-            bytes,
-            txns: p.txns,
-        });
-    }
-    let started = Instant::now();
-    let mut attempts = 0u32;
-    let mut restarted = false;
-    let result = loop {
-        if shared.stopped.load(Ordering::Acquire) {
-            break Ok(());
+    loop {
+        if batches.is_empty() {
+            return Ok(());
         }
-        let reason = match attempt(addr, conn, &mut batches, shared, &mut restarted).await {
-            Ok(()) => break Ok(()),
-            Err(Failure::Stop(e)) => break Err(DeliveryError::Stopped(e)),
-            Err(Failure::Retry(e)) => e,
+        if shared.stopped.load(Ordering::Acquire) {
+            shared.settle_sealed(&batches);
+            return Ok(());
+        }
+        let now = Instant::now();
+        for b in batches.iter_mut() {
+            b.first_sent.get_or_insert(now);
+        }
+        let (reason, refresh) = match attempt(addr, link, conn, &mut batches, shared).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Stop(e)) => {
+                shared.settle_sealed(&batches);
+                return Err(DeliveryError::Stopped(e));
+            }
+            Err(Failure::Retry { error, refresh }) => (error, refresh),
         };
         *conn = None;
-        attempts += 1;
+        let mut attempts = 0;
+        for b in batches.iter_mut() {
+            b.attempts += 1;
+            attempts = attempts.max(b.attempts);
+        }
+        let oldest = batches.iter().filter_map(|b| b.first_sent).min();
+        let elapsed = oldest.map_or(Duration::ZERO, |t| t.elapsed());
         let s = &shared.settings;
         let backoff = s
             .retry_backoff
-            .saturating_mul(1 << (attempts - 1).min(10))
+            .saturating_mul(1 << (attempts.max(1) - 1).min(10))
             .min(Duration::from_secs(1));
-        if attempts > s.retries || started.elapsed() + backoff > s.delivery_timeout {
-            break Err(DeliveryError::GaveUp {
+        if attempts > s.retries || elapsed + backoff > s.delivery_timeout {
+            shared.settle_sealed(&batches);
+            return Err(DeliveryError::GaveUp {
                 source: reason,
                 attempts,
-                elapsed_ms: started.elapsed().as_millis(),
+                elapsed_ms: elapsed.as_millis(),
             });
         }
         tracing::warn!(broker = %addr, error = %reason, attempt = attempts,
             backoff_ms = backoff.as_millis() as u64, "kafka request failed; resending");
         tokio::time::sleep(backoff).await;
+        if !refresh.is_empty() {
+            batches = reroute_batches(addr, batches, refresh, shared).await;
+        }
+    }
+}
+
+/// Asks who leads the partitions of `topics` now and hands the batches of
+/// each moved partition over to its new leader's link; returns the batches
+/// that stay.
+async fn reroute_batches(
+    addr: &Arc<str>,
+    batches: Vec<Sealed>,
+    topics: Vec<Arc<str>>,
+    shared: &Arc<Shared>,
+) -> Vec<Sealed> {
+    let Some(lookup) = shared.lookup.get() else {
+        return batches;
     };
-    shared.settle(msgs, bytes);
-    result
+    let mut found: HashMap<Arc<str>, Vec<Arc<str>>> = HashMap::new();
+    for topic in topics {
+        match lookup_leaders(lookup.clone(), topic.clone(), shared.timeout).await {
+            Ok(Some(leaders)) => {
+                found.insert(topic, leaders);
+            }
+            Ok(None) => {
+                tracing::debug!(topic = %topic, "no leader in the metadata; resending to the same broker")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %topic, error = %e, "kafka metadata refresh failed; resending to the same broker")
+            }
+        }
+    }
+    let plan = reroute::plan(addr, batches, |(topic, p)| {
+        found.get(topic).and_then(|l| l.get(*p as usize)).cloned()
+    });
+    if !plan.moves.is_empty() {
+        hand_over(shared, addr, plan.moves);
+    }
+    plan.stay
+}
+
+/// The leaders of `topic`, looked up on a blocking thread; waits at most
+/// `timeout` (plus a second for the thread), as the lookup itself does.
+async fn lookup_leaders(
+    lookup: Arc<dyn LeaderLookup>,
+    topic: Arc<str>,
+    timeout: Duration,
+) -> Result<Option<Vec<Arc<str>>>, LookupError> {
+    let t = topic.clone();
+    let started = Instant::now();
+    let task = tokio::task::spawn_blocking(move || lookup.leaders(&t, timeout));
+    match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(source)) => Err(LookupError::Task {
+            topic: topic.to_string(),
+            source,
+        }),
+        Err(_) => Err(LookupError::TimedOut {
+            topic: topic.to_string(),
+            waited_ms: started.elapsed().as_millis(),
+        }),
+    }
+}
+
+/// Moves each partition of `moves`, with its in-flight batches and
+/// everything `from` had queued for it, to the link of its new leader, and
+/// routes its later records there.
+fn hand_over(shared: &Arc<Shared>, from: &Arc<str>, moves: Vec<reroute::Move<Sealed>>) {
+    let mut r = shared.router.lock().expect("router lock");
+    let old_link = r.links.get(from).cloned();
+    for mut m in moves {
+        // The mark says the old broker refused a connection (restarted);
+        // the new leader did not, and its DUPLICATE_SEQUENCE_NUMBER comes
+        // from producer state kept with the log (Kafka replicates it; Tansu
+        // on PostgreSQL checks the sequence and appends in one transaction).
+        for b in m.batches.iter_mut() {
+            b.restarted = false;
+        }
+        let old = match &old_link {
+            Some(l) => {
+                let mut q = l.queue.lock().expect("link queue lock");
+                let part = q.parts.remove(&m.tp).unwrap_or_default();
+                q.bytes -= open_bytes(&part);
+                part
+            }
+            None => PartQueue::default(),
+        };
+        let (in_flight, queued) = (m.batches.len(), old.ready.len() + old.open.len());
+        let moved_bytes = open_bytes(&old);
+        let to = link_for(shared, &mut r, &m.to);
+        {
+            let mut q = to.queue.lock().expect("link queue lock");
+            let new = q.parts.remove(&m.tp).unwrap_or_default();
+            q.parts
+                .insert(m.tp.clone(), reroute::hand_over(m.batches, old, new));
+            q.bytes += moved_bytes;
+            q.since.get_or_insert_with(Instant::now);
+        }
+        to.acked.store(false, Ordering::Release);
+        to.wake.notify_one();
+        tracing::info!(topic = %m.tp.0, partition = m.tp.1, from = %from, to = %m.to,
+            in_flight, queued, "kafka partition leader moved; its batches follow it");
+        r.routes.insert(m.tp.clone(), m.to.clone());
+        r.moves.push((m.tp, m.to));
+        shared.moved.store(true, Ordering::Release);
+    }
 }
 
 /// Sends `batches` once; removes (and acknowledges) those the broker took.
-/// `restarted` is set once the broker refused a connection during this
-/// request's resends (its process was down in between).
 async fn attempt(
     addr: &Arc<str>,
+    link: &Link,
     conn: &mut Option<(Conn, Versions)>,
     batches: &mut Vec<Sealed>,
     shared: &Shared,
-    restarted: &mut bool,
 ) -> Result<(), Failure> {
     if conn.is_none() {
-        *conn = Some(connect(addr, &shared.client).await.map_err(|e| match e {
-            e @ ProducerError::Unsupported { .. } => Failure::Stop(e.into()),
-            e => {
+        match connect(addr, &shared.client).await {
+            Ok(c) => *conn = Some(c),
+            Err(e @ ProducerError::Unsupported { .. }) => return Err(Failure::Stop(e.into())),
+            Err(e) => {
                 if let ProducerError::Conn(ConnError::Connect { source, .. }) = &e {
-                    *restarted |= source.kind() == std::io::ErrorKind::ConnectionRefused;
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                        for b in batches.iter_mut() {
+                            b.restarted = true;
+                        }
+                    }
                 }
-                Failure::Retry(e.into())
+                return Err(Failure::Retry {
+                    error: e.into(),
+                    refresh: topics_of(batches),
+                });
             }
-        })?);
+        }
     }
-    let restarted = *restarted;
     let (c, v) = conn.as_mut().expect("connected");
     let version = v.produce;
     // `batches` is sorted by topic: one entry per topic.
     let request = protocol::produce(
         shared.timeout.as_millis() as i32,
         batches.iter().map(|b| protocol::PartitionBatch {
-            topic: &b.topic,
-            partition: b.partition,
+            topic: &b.tp.0,
+            partition: b.tp.1,
             batch: &b.bytes,
         }),
     );
@@ -690,21 +1022,26 @@ async fn attempt(
         shared.lease_expired.store(true, Ordering::Release);
         return Err(Failure::Stop(AttemptError::LeaseExpired));
     }
-    let response = c
-        .exchange(frame)
-        .await
-        .map_err(|e| Failure::Retry(e.into()))?;
+    // A request that failed on an established connection is first resent
+    // on a new connection to the same broker (a restarted broker is back at
+    // once); only a connection that cannot be made asks the metadata.
+    let response = c.exchange(frame).await.map_err(|e| Failure::Retry {
+        error: e.into(),
+        refresh: Vec::new(),
+    })?;
     let results = protocol::read_produce(&response);
     let mut retry = None;
+    let mut refresh: Vec<Arc<str>> = Vec::new();
     let mut stop = None;
+    let mut acked = false;
     batches.retain(|b| {
         let code = results
             .iter()
-            .find(|r| r.partition == b.partition && *r.topic == *b.topic)
+            .find(|r| r.partition == b.tp.1 && *r.topic == *b.tp.0)
             .map_or(-1, |r| r.error);
         let what = || AttemptError::Broker {
-            topic: b.topic.clone(),
-            partition: b.partition,
+            topic: b.tp.0.clone(),
+            partition: b.tp.1,
             code,
             name: error_name(code),
             hint: if matches!(
@@ -716,11 +1053,24 @@ async fn attempt(
                 ""
             },
         };
+        let ack = |b: &Sealed| {
+            for &(txn, n) in &b.txns {
+                shared.tracker.ack_many(txn, n);
+            }
+            shared.settle(b.msgs, b.raw);
+        };
+        if reroute::needs_metadata(code) {
+            // the leader may have moved: ask the metadata, then resend
+            retry.get_or_insert_with(what);
+            if refresh.last() != Some(&b.tp.0) {
+                refresh.push(b.tp.0.clone());
+            }
+            return true;
+        }
         match protocol::classify(code) {
             protocol::Outcome::Appended => {
-                for &(txn, n) in &b.txns {
-                    shared.tracker.ack_many(txn, n);
-                }
+                ack(b);
+                acked = true;
                 false
             }
             // A broker that was down in between is not trusted to have kept
@@ -728,14 +1078,13 @@ async fn attempt(
             // restart with DUPLICATE_SEQUENCE_NUMBER for a batch it never
             // stored (seen in `broker_restart`). Stop instead: the restarted
             // pipeline's tail read checks what the topic holds.
-            protocol::Outcome::Duplicate if restarted => {
+            protocol::Outcome::Duplicate if b.restarted => {
                 stop.get_or_insert_with(|| AttemptError::AfterRestart(Box::new(what())));
                 true
             }
             protocol::Outcome::Duplicate => {
-                for &(txn, n) in &b.txns {
-                    shared.tracker.ack_many(txn, n);
-                }
+                ack(b);
+                acked = true;
                 false
             }
             protocol::Outcome::Retry => {
@@ -748,9 +1097,12 @@ async fn attempt(
             }
         }
     });
+    if acked && !link.acked.swap(true, Ordering::AcqRel) {
+        tracing::info!(broker = %addr, "kafka broker acknowledges our requests");
+    }
     match (stop, retry) {
         (Some(e), _) => Err(Failure::Stop(e)),
-        (None, Some(e)) => Err(Failure::Retry(e)),
+        (None, Some(error)) => Err(Failure::Retry { error, refresh }),
         (None, None) => Ok(()),
     }
 }
