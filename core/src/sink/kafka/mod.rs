@@ -14,8 +14,9 @@
 //! own message schemas): every request and response we send and read
 //! (ApiVersions, FindCoordinator, InitProducerId, Produce, SaslHandshake,
 //! SaslAuthenticate) with their headers, and the record batch v2 with its
-//! CRC-32C and the gzip, snappy (xerial framing), lz4 (liblz4 frames) and
-//! zstd codecs. TLS is rustls'; the SCRAM primitives are RustCrypto's. Ours
+//! CRC-32C and the gzip, snappy (xerial framing) and zstd codecs. lz4 frames
+//! are `lz4_flex`'s (the crate's lz4 is LZ4 HC, ten times slower: see
+//! [`batch`]). TLS is rustls'; the SCRAM primitives are RustCrypto's. Ours
 //! is what no crate does: batching, fencing and self-fencing, resends with
 //! the same sequence numbers, acknowledgement tracking, the choice of
 //! request versions, the meaning of error codes, the SCRAM exchange.
