@@ -289,6 +289,17 @@ fn rebuild_rows(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tables_without_a_primary_key_are_copied_once() {
+    tables_without_a_primary_key(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_without_a_primary_key_are_copied_once_under_watermarks() {
+    // (the way MySQL copies them: a LOW watermark, then one consistent read)
+    tables_without_a_primary_key(Some("watermark")).await;
+}
+
+/// The scenario of the two tests above, with `snapshot_method` `method`.
+async fn tables_without_a_primary_key(method: Option<&str>) {
     let stack = shared_stack!();
     // Given a table with only a unique NOT NULL key and a table with no key
     // at all, 5,000 rows each, copied in chunks of 300 while rows of both
@@ -315,7 +326,11 @@ async fn tables_without_a_primary_key_are_copied_once() {
             ))
             .await;
     }
-    s.put_config(with_chunk_rows(&s, 300)).await;
+    let mut cfg = with_chunk_rows(&s, 300);
+    if let Some(m) = method {
+        cfg["source"]["snapshot_method"] = m.into();
+    }
+    s.put_config(cfg).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, db) = (stop.clone(), db.clone());
@@ -356,6 +371,11 @@ async fn tables_without_a_primary_key_are_copied_once() {
     let tables = ctx["snapshot"]["tables"].as_array().unwrap().clone();
     let mode = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap()["mode"].clone();
     assert_eq!(mode("nk"), "single_read", "{tables:?}");
+    assert_eq!(
+        core.log_lines_matching("snapshot uses watermarks")
+            .is_empty(),
+        method.is_none()
+    );
     assert!(mode("uk").is_null(), "{tables:?}");
     for t in ["uk", "nk"] {
         let want: Vec<(i64, String, Option<String>)> = stack
