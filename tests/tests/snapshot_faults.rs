@@ -357,7 +357,13 @@ async fn tables_without_a_primary_key(method: Option<&str>) {
             i
         })
     };
-    let mut core = s.core("h1", 3000);
+    // (chunk positions logged, for the failure message)
+    let mut core = stack.core(
+        &s.root,
+        "h1",
+        &["--task", &s.task, "--zk-session-timeout-ms", "3000"],
+        &[("RUST_LOG", "info,replicator_core::snapshot=debug")],
+    );
 
     // When the copy ends
     wait_snapshot_done(&s, Duration::from_secs(300)).await;
@@ -396,17 +402,56 @@ async fn tables_without_a_primary_key(method: Option<&str>) {
                     .filter(|m| m.value_json()["type"] == "read")
                     .count();
                 assert!(reads >= 3000, "{t}: {reads} reads");
+                // read and stream messages of a row have the same key: the
+                // unique key the server takes as primary, else the whole row
+                for m in &msgs {
+                    let v = m.value_json();
+                    let row = if v["after"].is_null() {
+                        &v["before"]
+                    } else {
+                        &v["after"]
+                    };
+                    let want = if t == "uk" {
+                        serde_json::json!([row["code"]])
+                    } else {
+                        serde_json::json!([row["a"], row["code"], row["b"]])
+                    };
+                    assert_eq!(m.key_json(), want, "{t}: {v}");
+                }
                 break;
             }
             let missing: Vec<_> = want_rows.difference(&got).take(10).collect();
             let extra: Vec<_> = got.difference(&want_rows).take(10).collect();
+            // the messages of the rows that differ, in order, and where the
+            // chunks were read and emitted
+            let differing: Vec<String> = msgs
+                .iter()
+                .filter(|m| {
+                    let v = m.value_json();
+                    let (b, a) = (v["before"].to_string(), v["after"].to_string());
+                    missing.iter().chain(&extra).any(|r| **r == b || **r == a)
+                })
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m.value_json()["type"],
+                        String::from_utf8_lossy(m.header("replicator.position").unwrap_or(b""))
+                    )
+                })
+                .collect();
             assert!(
                 std::time::Instant::now() < deadline,
                 "{t}: {} rows, {} rebuilt, {rounds} write rounds; missing {missing:?}; extra {extra:?}; \
-                 twice {:?}\n{}",
+                 twice {:?}; their messages {differing:?}; chunks {:#?}\n{}",
                 want_rows.len(),
                 got.len(),
                 &twice[..twice.len().min(10)],
+                core.log_lines_matching("snapshot chunk emitted")
+                    .iter()
+                    .chain(&core.log_lines_matching("snapshot watermark seen"))
+                    .map(|l| l.get(..l.len().min(400)).unwrap_or(l))
+                    .take(200)
+                    .collect::<Vec<_>>(),
                 core.tail(30)
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
