@@ -450,7 +450,7 @@ async fn tables_without_a_primary_key(method: Option<&str>) {
                     .iter()
                     .chain(&core.log_lines_matching("snapshot watermark seen"))
                     .map(|l| l.get(..l.len().min(400)).unwrap_or(l))
-                    .take(200)
+                    .take(80)
                     .collect::<Vec<_>>(),
                 core.tail(30)
             );

@@ -64,8 +64,9 @@ pub struct ReaderSpec {
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub columns: Vec<SnapColumn>,
-    /// Message key columns: the primary key, or empty (the whole row, as
-    /// the stream keys tables without a primary key).
+    /// Message key columns, as the stream keys the table: the primary key,
+    /// else the unique NOT NULL key the server takes as primary, else empty
+    /// (the whole row).
     pub key_cols: Vec<usize>,
     /// Chunk order: the primary key, else a unique NOT NULL key.
     pub order_cols: Vec<usize>,
