@@ -573,8 +573,9 @@ async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
         let _ = conn.query_drop("ROLLBACK").await;
         return Err(Failure::Definite(
             DefiniteError::Preflight(
-                "snapshots need MariaDB (binlog_snapshot_file/position status); \
-                 use \"snapshot\": \"never\" with this server"
+                "\"snapshot_method\": \"consistent_snapshot\" needs MariaDB \
+                 (binlog_snapshot_file/position status); use \"snapshot_method\": \"auto\" \
+                 or \"watermark\" (signal-table watermarks), or \"snapshot\": \"never\""
                     .into(),
             )
             .into(),
