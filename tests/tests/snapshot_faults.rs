@@ -289,6 +289,17 @@ fn rebuild_rows(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tables_without_a_primary_key_are_copied_once() {
+    tables_without_a_primary_key(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tables_without_a_primary_key_are_copied_once_under_watermarks() {
+    // (the way MySQL copies them: a LOW watermark, then one consistent read)
+    tables_without_a_primary_key(Some("watermark")).await;
+}
+
+/// The scenario of the two tests above, with `snapshot_method` `method`.
+async fn tables_without_a_primary_key(method: Option<&str>) {
     let stack = shared_stack!();
     // Given a table with only a unique NOT NULL key and a table with no key
     // at all, 5,000 rows each, copied in chunks of 300 while rows of both
@@ -315,7 +326,11 @@ async fn tables_without_a_primary_key_are_copied_once() {
             ))
             .await;
     }
-    s.put_config(with_chunk_rows(&s, 300)).await;
+    let mut cfg = with_chunk_rows(&s, 300);
+    if let Some(m) = method {
+        cfg["source"]["snapshot_method"] = m.into();
+    }
+    s.put_config(cfg).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, db) = (stop.clone(), db.clone());
@@ -342,7 +357,13 @@ async fn tables_without_a_primary_key_are_copied_once() {
             i
         })
     };
-    let mut core = s.core("h1", 3000);
+    // (chunk positions logged, for the failure message)
+    let mut core = stack.core(
+        &s.root,
+        "h1",
+        &["--task", &s.task, "--zk-session-timeout-ms", "3000"],
+        &[("RUST_LOG", "info,replicator_core::snapshot=debug")],
+    );
 
     // When the copy ends
     wait_snapshot_done(&s, Duration::from_secs(300)).await;
@@ -356,6 +377,11 @@ async fn tables_without_a_primary_key_are_copied_once() {
     let tables = ctx["snapshot"]["tables"].as_array().unwrap().clone();
     let mode = |name: &str| tables.iter().find(|t| t["table"] == name).unwrap()["mode"].clone();
     assert_eq!(mode("nk"), "single_read", "{tables:?}");
+    assert_eq!(
+        core.log_lines_matching("snapshot uses watermarks")
+            .is_empty(),
+        method.is_none()
+    );
     assert!(mode("uk").is_null(), "{tables:?}");
     for t in ["uk", "nk"] {
         let want: Vec<(i64, String, Option<String>)> = stack
@@ -376,17 +402,56 @@ async fn tables_without_a_primary_key_are_copied_once() {
                     .filter(|m| m.value_json()["type"] == "read")
                     .count();
                 assert!(reads >= 3000, "{t}: {reads} reads");
+                // read and stream messages of a row have the same key: the
+                // unique key the server takes as primary, else the whole row
+                for m in &msgs {
+                    let v = m.value_json();
+                    let row = if v["after"].is_null() {
+                        &v["before"]
+                    } else {
+                        &v["after"]
+                    };
+                    let want = if t == "uk" {
+                        serde_json::json!([row["code"]])
+                    } else {
+                        serde_json::json!([row["a"], row["code"], row["b"]])
+                    };
+                    assert_eq!(m.key_json(), want, "{t}: {v}");
+                }
                 break;
             }
             let missing: Vec<_> = want_rows.difference(&got).take(10).collect();
             let extra: Vec<_> = got.difference(&want_rows).take(10).collect();
+            // the messages of the rows that differ, in order, and where the
+            // chunks were read and emitted
+            let differing: Vec<String> = msgs
+                .iter()
+                .filter(|m| {
+                    let v = m.value_json();
+                    let (b, a) = (v["before"].to_string(), v["after"].to_string());
+                    missing.iter().chain(&extra).any(|r| **r == b || **r == a)
+                })
+                .map(|m| {
+                    format!(
+                        "{} {}",
+                        m.value_json()["type"],
+                        String::from_utf8_lossy(m.header("replicator.position").unwrap_or(b""))
+                    )
+                })
+                .collect();
             assert!(
                 std::time::Instant::now() < deadline,
                 "{t}: {} rows, {} rebuilt, {rounds} write rounds; missing {missing:?}; extra {extra:?}; \
-                 twice {:?}\n{}",
+                 twice {:?}; their messages {differing:?}; chunks {:#?}\n{}",
                 want_rows.len(),
                 got.len(),
                 &twice[..twice.len().min(10)],
+                core.log_lines_matching("snapshot chunk emitted")
+                    .iter()
+                    .chain(&core.log_lines_matching("snapshot watermark seen"))
+                    .map(|l| l.get(..l.len().min(400)).unwrap_or(l))
+                    .take(80)
+                    .collect::<Vec<_>>(),
                 core.tail(30)
             );
             tokio::time::sleep(Duration::from_millis(500)).await;

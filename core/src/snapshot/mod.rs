@@ -280,7 +280,10 @@ impl SnapshotRun {
     /// starting at `file`:`at` (see [`watermark::Watermarks::observe`]).
     pub fn signal(&mut self, task: &str, mark: &str, file: &str, at: u64) {
         if let Some(w) = self.watermarks.as_mut() {
-            w.observe(task, mark, &BinlogPos::new(file, at));
+            let at = BinlogPos::new(file, at);
+            tracing::debug!(task = %self.task, signal_task = %task, mark = %mark, at = %at,
+                "snapshot watermark seen");
+            w.observe(task, mark, &at);
         }
     }
 

@@ -64,8 +64,9 @@ pub struct ReaderSpec {
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub columns: Vec<SnapColumn>,
-    /// Message key columns: the primary key, or empty (the whole row, as
-    /// the stream keys tables without a primary key).
+    /// Message key columns, as the stream keys the table: the primary key,
+    /// else the unique NOT NULL key the server takes as primary, else empty
+    /// (the whole row).
     pub key_cols: Vec<usize>,
     /// Chunk order: the primary key, else a unique NOT NULL key.
     pub order_cols: Vec<usize>,
@@ -330,36 +331,33 @@ pub async fn table_spec(
             (db, table),
         )
         .await?;
+    // the columns the server shows as PRI: the primary key, or without one
+    // the unique NOT NULL key it takes as such (and keys the stream by)
+    let pri: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_KEY = 'PRI'",
+            (db, table),
+        )
+        .await?;
     let pos = |c: &str| cols.iter().position(|x| x.name == c);
-    let nullable = |i: usize| cols[i].nullable;
-    let mut key_cols = Vec::new();
-    let mut order_cols: Vec<usize> = Vec::new();
-    let mut current: Option<&str> = None;
-    let mut candidate: Vec<usize> = Vec::new();
-    let mut ok = true;
-    let mut chosen = false;
-    let mut finish = |name: Option<&str>, cols: &[usize], ok: bool, chosen: &mut bool| {
-        if !*chosen && ok && !cols.is_empty() {
-            if name == Some("PRIMARY") {
-                key_cols = cols.to_vec();
-            }
-            order_cols = cols.to_vec();
-            *chosen = true;
-        }
-    };
+    let mut indexes: Vec<KeyIndex> = Vec::new();
     for (name, col, non_unique) in &index {
-        if current != Some(name.as_str()) {
-            finish(current, &candidate, ok, &mut chosen);
-            current = Some(name.as_str());
-            candidate.clear();
-            ok = *non_unique == 0;
+        if indexes.last().is_none_or(|k| k.name != *name) {
+            indexes.push(KeyIndex {
+                name: name.clone(),
+                columns: Vec::new(),
+                usable: *non_unique == 0,
+            });
         }
+        let k = indexes.last_mut().expect("pushed above");
         match pos(col) {
-            Some(i) if !nullable(i) => candidate.push(i),
-            _ => ok = false,
+            Some(i) if !cols[i].nullable => k.columns.push(i),
+            _ => k.usable = false,
         }
     }
-    finish(current, &candidate, ok, &mut chosen);
+    let pri: Vec<usize> = pri.iter().filter_map(|c| pos(c)).collect();
+    let (key_cols, order_cols) = choose_key(&indexes, &pri);
     if order_cols.is_empty() {
         // dropped between the two queries: say so, not "no key"
         let still: Option<u64> = conn
@@ -575,8 +573,9 @@ async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
         let _ = conn.query_drop("ROLLBACK").await;
         return Err(Failure::Definite(
             DefiniteError::Preflight(
-                "snapshots need MariaDB (binlog_snapshot_file/position status); \
-                 use \"snapshot\": \"never\" with this server"
+                "\"snapshot_method\": \"consistent_snapshot\" needs MariaDB \
+                 (binlog_snapshot_file/position status); use \"snapshot_method\": \"auto\" \
+                 or \"watermark\" (signal-table watermarks), or \"snapshot\": \"never\""
                     .into(),
             )
             .into(),
@@ -681,6 +680,41 @@ async fn single_read(
     Ok(true)
 }
 
+/// A unique or plain index of a table: its columns in key order, and
+/// whether it can order chunks (unique, every column NOT NULL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyIndex {
+    name: String,
+    columns: Vec<usize>,
+    usable: bool,
+}
+
+/// The message key columns and the chunk order of a table, from its
+/// `indexes` and the columns the server shows as `PRI` (`pri`, any order):
+/// the primary key; else the unique NOT NULL key the server takes as
+/// primary (the stream keys rows by it too), in its key order; else the
+/// first usable unique key for the order with the whole row as message key;
+/// else nothing (a single read).
+fn choose_key(indexes: &[KeyIndex], pri: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let usable = || indexes.iter().filter(|k| k.usable && !k.columns.is_empty());
+    if let Some(k) = usable().find(|k| k.name == "PRIMARY") {
+        return (k.columns.clone(), k.columns.clone());
+    }
+    let same_set = |k: &&KeyIndex| {
+        let (mut a, mut b) = (k.columns.clone(), pri.to_vec());
+        a.sort_unstable();
+        b.sort_unstable();
+        !b.is_empty() && a == b
+    };
+    if let Some(k) = usable().find(same_set) {
+        return (k.columns.clone(), k.columns.clone());
+    }
+    match usable().next() {
+        Some(k) => (Vec::new(), k.columns.clone()),
+        None => (Vec::new(), Vec::new()),
+    }
+}
+
 /// What one read of a table gives.
 enum Read {
     Chunk(Chunk),
@@ -714,6 +748,41 @@ fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_is_the_primary_key_else_the_unique_key_the_server_takes_as_primary() {
+        let k = |name: &str, columns: &[usize], usable: bool| KeyIndex {
+            name: name.into(),
+            columns: columns.to_vec(),
+            usable,
+        };
+        let pk = k("PRIMARY", &[2, 0], true);
+        let a = k("a_code", &[1], true);
+        let b = k("b_pair", &[3, 4], true);
+        let nullable = k("n", &[5], false);
+        assert_eq!(
+            choose_key(&[pk.clone(), a.clone()], &[0, 2]),
+            (vec![2, 0], vec![2, 0])
+        );
+        // no primary key: the server shows b's columns as PRI (in column
+        // order), and keys rows by b in its key order
+        assert_eq!(
+            choose_key(&[a.clone(), b.clone()], &[4, 3]),
+            (vec![3, 4], vec![3, 4])
+        );
+        assert_eq!(
+            choose_key(std::slice::from_ref(&a), &[1]),
+            (vec![1], vec![1])
+        );
+        // a usable key the server does not show as PRI orders the chunks,
+        // the whole row is the message key
+        assert_eq!(
+            choose_key(&[nullable.clone(), a.clone()], &[]),
+            (vec![], vec![1])
+        );
+        assert_eq!(choose_key(&[nullable], &[]), (vec![], vec![]));
+        assert_eq!(choose_key(&[], &[]), (vec![], vec![]));
+    }
 
     #[test]
     fn keys_bind_with_their_column_type() {

@@ -5,7 +5,7 @@
 //! the context says the snapshot is done (every chunk acknowledged by
 //! Kafka). Prints both rates, their ratio and the Core's peak RSS.
 //!
-//! `bench-snapshot [ROWS] [--chunk-rows N]`; uses the stack of
+//! `bench-snapshot [ROWS] [--chunk-rows N] [--method auto|watermark|consistent_snapshot]`; uses the stack of
 //! `REPLICATOR_STACK_ENV`-style variables when set (see README), else starts
 //! its own servers. Build the binaries in release first and point
 //! `REPLICATOR_BIN_DIR` at them for meaningful figures.
@@ -38,6 +38,13 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    // `source.snapshot_method`: auto (default), watermark or consistent_snapshot
+    let method = args
+        .iter()
+        .position(|a| a == "--method")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "auto".into());
     let stack = Stack::from_env().unwrap_or_else(Stack::start);
     let db = stack.create_database("bench_snapshot").await;
     stack
@@ -93,7 +100,7 @@ async fn main() {
         "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
                    "password": stack.mysql_password(), "server_id": 888_002,
                    "include": [format!("{db}\\..*")], "snapshot": "initial",
-                   "snapshot_chunk_rows": chunk},
+                   "snapshot_chunk_rows": chunk, "snapshot_method": method},
         "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4}});
     let path = zk.layout().task(&task_ref);
     zk.ensure_path(&path).await.unwrap();
