@@ -34,6 +34,7 @@
 //! position (`mode: single_read` in the progress); a run that stops during
 //! it reads that table again from its start.
 
+pub mod inflight;
 pub mod merge;
 pub mod reader;
 pub mod render;
@@ -49,6 +50,7 @@ use crate::sink::dedupe::PosRef;
 use crate::sink::tracker::Tracker;
 use crate::sink::KafkaSink;
 use crate::source::{self, StartAt};
+use inflight::InFlight;
 use merge::Changes;
 use mysql_async::prelude::Queryable;
 use reader::{Chunk, Reader, ReaderSpec};
@@ -192,13 +194,13 @@ pub struct SnapshotRun {
     task: String,
     reader: Option<Reader>,
     pending: Option<Chunk>,
-    /// A chunk was emitted and is not fully acknowledged yet.
-    awaiting: bool,
+    /// Chunks emitted and not yet acknowledged (or not yet in the context).
+    in_flight: InFlight,
     progress: SnapshotProgress,
     changes: Changes,
-    /// Chunk whose rows are checked against the tail marks, and for each
-    /// partition with a mark, the mark's index.
-    marked_chunk: u64,
+    /// For each partition with a tail mark, the mark's index; rows are
+    /// checked against them until a chunk goes past every mark
+    /// ([`Chunk::passes_marks`]).
     marks: HashMap<i32, usize>,
     /// The task's message format: snapshot rows are rendered by the same
     /// format code as stream rows.
@@ -206,6 +208,8 @@ pub struct SnapshotRun {
     msg: Vec<u8>,
     key: Vec<u8>,
     logged_done: bool,
+    /// When the last chunk's emission ended (for the per-chunk timings).
+    emitted_at: Option<std::time::Instant>,
 }
 
 impl SnapshotRun {
@@ -231,8 +235,7 @@ impl SnapshotRun {
             task: task.to_string(),
             reader: Some(Reader::spawn(spec)),
             pending: None,
-            awaiting: false,
-            marked_chunk: progress.next_chunk,
+            in_flight: InFlight::default(),
             progress,
             changes: Changes::default(),
             marks: by_partition,
@@ -240,6 +243,7 @@ impl SnapshotRun {
             msg: Vec::with_capacity(1024),
             key: Vec::with_capacity(64),
             logged_done: false,
+            emitted_at: None,
         }
     }
 
@@ -294,15 +298,36 @@ impl SnapshotRun {
         }
     }
 
-    /// True while the stream must wait for a chunk's acknowledgements.
+    /// True while the stream must wait: a chunk is unacknowledged, or
+    /// acknowledged and not yet in the context (see the module doc).
     pub fn awaiting(&self) -> bool {
-        self.awaiting
+        self.in_flight.holds_stream()
     }
 
-    /// The emitted chunk is fully acknowledged and its context written.
-    pub fn acked(&mut self) {
-        self.awaiting = false;
-        if self.progress.remaining() == 0 && !self.logged_done {
+    /// Takes in the acknowledged checkpoint `acked`. Returns true when it
+    /// acknowledged a chunk in flight: the caller writes the context with
+    /// it, then calls [`Self::written`].
+    pub fn acked(&mut self, acked: &Checkpoint) -> bool {
+        let next = acked.snapshot.as_ref().map_or(0, |s| s.next_chunk);
+        let in_flight = self.in_flight.len();
+        let moved = self.in_flight.acked_before(next);
+        if moved {
+            if let Some(at) = self.emitted_at {
+                tracing::debug!(task = %self.task, chunk = next.saturating_sub(1),
+                    in_flight = in_flight, ack_ms = at.elapsed().as_millis() as u64,
+                    "snapshot chunk acknowledged");
+            }
+        }
+        moved
+    }
+
+    /// The context was written with the checkpoint of the last
+    /// [`Self::acked`] (which took `write`).
+    pub fn written(&mut self, write: std::time::Duration) {
+        self.in_flight.written();
+        tracing::debug!(task = %self.task, write_ms = write.as_millis() as u64,
+            "snapshot chunk context written");
+        if self.in_flight.is_empty() && self.progress.remaining() == 0 && !self.logged_done {
             self.logged_done = true;
             let took = replicator_common::now_ms() - self.progress.started_ms;
             tracing::info!(task = %self.task, rows = self.progress.rows, took_ms = took,
@@ -317,12 +342,15 @@ impl SnapshotRun {
 
     /// True when a pending chunk may be emitted at the cursor's boundary.
     pub fn ready(&self, cursor: &TxnCursor) -> Result<bool, TaskError> {
-        if self.awaiting || cursor.in_txn() {
+        if cursor.in_txn() {
             return Ok(false);
         }
         let Some(c) = &self.pending else {
             return Ok(false);
         };
+        if !self.in_flight.may_emit(c.table) {
+            return Ok(false);
+        }
         if c.skipped.is_some() {
             return Ok(true);
         }
@@ -347,6 +375,7 @@ impl SnapshotRun {
         let Some(chunk) = self.pending.take() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         let (db, name) = {
             let t = &self.progress.tables[chunk.table];
             (t.database.clone(), t.table.clone())
@@ -367,15 +396,17 @@ impl SnapshotRun {
                 boundary.gtid.as_deref(),
             );
             let ts_ms = replicator_common::now_ms();
-            let check_marks = chunk.seq == self.marked_chunk && !self.marks.is_empty();
+            let check_marks = !self.marks.is_empty();
             // rows the stream changed since the read view are left out (it
             // sends them); the first and last rows written get the marks
             let mut keep = Vec::with_capacity(chunk.rows.len());
+            let merging = self.changes.has_table(&db, &name);
             for (i, row) in chunk.rows.iter().enumerate() {
-                let changed = self
-                    .changes
-                    .changed_since(&db, &name, &row.key, &chunk.at)
-                    .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
+                let changed = merging
+                    && self
+                        .changes
+                        .changed_since(&db, &name, &row.key, &chunk.at)
+                        .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
                 if !changed {
                     keep.push(i);
                 }
@@ -441,6 +472,9 @@ impl SnapshotRun {
                 delivered += 1;
             }
         }
+        if chunk.passes_marks() {
+            self.marks.clear();
+        }
         let t = &mut self.progress.tables[chunk.table];
         t.rows += delivered;
         t.last_key = chunk.last_key.clone();
@@ -459,10 +493,11 @@ impl SnapshotRun {
         crate::metrics::record_snapshot(&self.task, &self.progress);
         tracing::debug!(task = %self.task, database = %db, table = %name, chunk = chunk.seq,
             rows = delivered, read = chunk.rows.len(), at = %chunk.at, boundary = %boundary.pos,
-            "snapshot chunk emitted");
+            emit_ms = started.elapsed().as_millis() as u64, "snapshot chunk emitted");
+        self.emitted_at = Some(std::time::Instant::now());
         cursor.set_snapshot(Some(Arc::new(self.progress.clone())));
         tracker.end(slot, cursor.last().clone());
-        self.awaiting = true;
+        self.in_flight.emitted(chunk.seq, chunk.table);
         Ok(())
     }
 }
