@@ -1,7 +1,8 @@
 //! Snapshots under faults and awkward tables, against the real stack
 //! (issue 16): updates that change a row's key during its copy, tables
-//! without a primary key, a missing `SELECT` privilege, a chunk read whose
-//! connection is killed, and an `ALTER TABLE` during a copy. Each checks the
+//! without a primary key, a missing `SELECT` privilege, SIGKILLs while two
+//! chunks are in flight, a chunk read whose connection is killed, and an
+//! `ALTER TABLE` during a copy. Each checks the
 //! table rebuilt from the topic against `SELECT *` (`snapshot_support`).
 
 mod snapshot_support;
@@ -122,6 +123,57 @@ async fn a_table_the_user_may_not_select_is_named_before_copying() {
     );
     assert!(!e.contains(&format!("{}.{}", s.db, s.table)), "{e}");
     assert!(stack.read_topic(&s.topic).await.is_empty());
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
+    let stack = shared_stack!();
+    // Given 60,000 rows copied in chunks of 1,000 with no concurrent write:
+    // every chunk can be emitted as soon as it is read, so two are in flight
+    // at once and the context names an earlier one
+    let s = Scenario::new(stack, "snapflight").await;
+    let n = 60_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 1_000)).await;
+    let start = || {
+        let args = ["--task", &s.task, "--zk-session-timeout-ms", "1500"];
+        let log = [("RUST_LOG", "info,replicator_core::snapshot=debug")];
+        s.stack.core(&s.root, "h1", &args, &log)
+    };
+    let mut core = start();
+
+    // When the RUNNING Core is SIGKILLed twice during the copy
+    let mut killed = Vec::new();
+    for rows in [15_000, 35_000] {
+        wait_snapshot_rows(&s, rows, Duration::from_secs(300)).await;
+        core.kill();
+        killed.push(std::mem::replace(&mut core, start()));
+    }
+    wait_snapshot_done(&s, Duration::from_secs(300)).await;
+
+    // Then chunks went out two at a time, the runs after the kills resumed
+    // from the marks in the topic tails, and the table rebuilt from the
+    // topic equals the table with no row lost or copied twice
+    let two = killed[0].log_lines_matching("in_flight=2");
+    assert!(
+        !two.is_empty(),
+        "never two chunks in flight\n{}",
+        killed[0].tail(30)
+    );
+    let resumed: Vec<String> = [&killed[1], &core]
+        .iter()
+        .flat_map(|c| c.log_lines_matching("snapshot reading starts"))
+        .collect();
+    assert!(
+        resumed.iter().any(|l| !l.contains("marks=0")),
+        "no resume found rows of the chunks in flight in the tails: {resumed:#?}"
+    );
+    let got =
+        wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60)).await;
+    if let Err(e) = got {
+        panic!("{e}\n{}", core.tail(30));
+    }
     core.stop().await;
 }
 

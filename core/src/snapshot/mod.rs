@@ -16,16 +16,33 @@
 //! after every message of the transactions before `B` and before the
 //! transaction that starts at `B`. Its raw key travels in a header.
 //!
-//! Resume: while a chunk's messages are unacknowledged, the stream waits
-//! (the event loop takes no binlog event), and once Kafka acknowledged all
-//! of them the context is written at once with the chunk's last key: so the
-//! context always names the last complete chunk, and after a crash only the
-//! next chunk can be partly in Kafka, as the last snapshot rows of the
-//! partitions' tails. The new run reads that chunk again (it may now hold
-//! other rows) and leaves out, per partition, the rows whose key is at or
-//! before the key found in that partition's tail (compared by the source in
-//! SQL, so collations and types compare as the chunk order does).
+//! Pipelining: the reader reads ahead (see [`reader`]), and up to two
+//! chunks of one table are emitted before Kafka acknowledged the first
+//! ([`inflight`]). The stream takes no binlog event while a chunk is
+//! unacknowledged, or acknowledged but not yet in the context; the context
+//! is written with the acknowledged checkpoint after the next chunk went
+//! out (off the critical path), and before the first chunk of another table
+//! goes out every chunk before it is acknowledged and in the context.
 //!
+//! Resume: the context names a complete chunk `C` (the last one whose rows
+//! and everything before them Kafka acknowledged), and any rows in Kafka
+//! beyond it belong to chunks `C+1, C+2, ...` of the same table as `C+1`
+//! (another table's chunk waits for a context naming every chunk before).
+//! Those chunks were read one after the other from `C`'s last key, so each
+//! partition received their rows in key order, and since the stream sent
+//! nothing while they were in flight, a partition's last message is its
+//! last snapshot row: every row of those chunks routed to that partition up
+//! to that key arrived, none after it. The new run reads from `C`'s last
+//! key again (the chunks may now hold other rows) and, in every chunk until
+//! one ends past every mark ([`reader::Chunk::passes_marks`]), leaves out
+//! per partition the rows whose key is at or before the key found in that
+//! partition's tail (compared by the source in SQL, so collations and types
+//! compare as the chunk order does). A row left out that the earlier run
+//! did not send was changed or inserted by the stream after that run's read
+//! view, and the stream (replayed from the context's position, duplicates
+//! removed by position) carries it. So this holds for any number of chunks
+//! of one table in flight; two bound the rows in the producer.
+
 //! Failure: reading errors come through the reader (transient: the run
 //! restarts from its context at the same chunk; definite: the task stops
 //! with the error in its instance node). A table dropped during the copy is

@@ -12,7 +12,9 @@
 //! read view corresponds to exactly, then `SELECT .. WHERE (key) > (last)
 //! ORDER BY key LIMIT n+1`, `COMMIT` (the extra row only tells whether the
 //! table goes on: a table's last chunk holds its last row). No lock is
-//! taken and no table is written.
+//! taken and no table is written. Rows are rendered as they arrive; the
+//! table's description for the next chunk is read meanwhile on a second
+//! connection (still before that chunk's transaction begins).
 //!
 //! Failures: a table that no longer exists gives a chunk marked `gone` (the
 //! snapshot moves on; the stream carries the DROP); a table without a
@@ -153,6 +155,7 @@ async fn read_all(
     tx: &mpsc::Sender<Result<Chunk, TaskError>>,
 ) -> Result<(), TaskError> {
     let mut conn = open(&spec).await?;
+    let mut spec_conn = None;
     let mut seq = spec.progress.next_chunk;
     // the tail marks apply from the first chunk until one passes them all
     let mut marking = !spec.marks.is_empty();
@@ -161,17 +164,26 @@ async fn read_all(
             continue;
         }
         let mut last = t.last_key.clone();
+        let mut prefetched = None;
         loop {
             let marks: &[String] = if marking { &spec.marks } else { &[] };
-            let chunk = read_with_retries(
-                &spec,
-                &mut conn,
-                &t.database,
-                &t.table,
-                last.as_ref(),
-                marks,
-            )
-            .await?;
+            // the next chunk's table description is read on a second
+            // connection while this chunk is read (still before the next
+            // chunk's transaction begins)
+            let (chunk, next) = tokio::join!(
+                read_with_retries(
+                    &spec,
+                    &mut conn,
+                    &t.database,
+                    &t.table,
+                    last.as_ref(),
+                    marks,
+                    prefetched.take(),
+                ),
+                prefetch(&spec, &mut spec_conn, &t.database, &t.table),
+            );
+            prefetched = next;
+            let chunk = chunk?;
             let chunk = match chunk {
                 Read::Chunk(c) => c,
                 Read::Unkeyed(spec_t) => {
@@ -227,6 +239,28 @@ async fn open(spec: &ReaderSpec) -> Result<Conn, TaskError> {
     Ok(conn)
 }
 
+/// The description of `db`.`table` read on `conn` (opened on first use),
+/// for the next chunk; `None` when that fails (the chunk then reads it
+/// itself, and its errors count there).
+async fn prefetch(
+    spec: &ReaderSpec,
+    conn: &mut Option<Conn>,
+    db: &str,
+    table: &str,
+) -> Option<Result<TableSpec, NotCopied>> {
+    if conn.is_none() {
+        *conn = open(spec).await.ok();
+    }
+    let c = conn.as_mut()?;
+    match table_spec(c, db, table).await {
+        Ok(t) => Some(t),
+        Err(_) => {
+            *conn = None;
+            None
+        }
+    }
+}
+
 async fn read_with_retries(
     spec: &ReaderSpec,
     conn: &mut Conn,
@@ -234,11 +268,13 @@ async fn read_with_retries(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
+    mut prefetched: Option<Result<TableSpec, NotCopied>>,
 ) -> Result<Read, TaskError> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match read_chunk(spec, conn, db, table, after, marks).await {
+        // a retry reads the table's description afresh
+        match read_chunk(spec, conn, db, table, after, marks, prefetched.take()).await {
             Ok(c) => return Ok(c),
             Err(Failure::Definite(e)) => return Err(e),
             Err(Failure::Retry(e)) if attempt >= ATTEMPTS => return Err(e),
@@ -394,9 +430,14 @@ async fn read_chunk(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
+    prefetched: Option<Result<TableSpec, NotCopied>>,
 ) -> Result<Read, Failure> {
     let began = std::time::Instant::now();
-    let t = match table_spec(conn, db, table).await? {
+    let t = match prefetched {
+        Some(t) => t,
+        None => table_spec(conn, db, table).await?,
+    };
+    let t = match t {
         Ok(t) if t.order_cols.is_empty() => return Ok(Read::Unkeyed(t)),
         Ok(t) => t,
         Err(reason) => {
