@@ -42,7 +42,7 @@
 //! view, and the stream (replayed from the context's position, duplicates
 //! removed by position) carries it. So this holds for any number of chunks
 //! of one table in flight; two bound the rows in the producer.
-
+//!
 //! Failure: reading errors come through the reader (transient: the run
 //! restarts from its context at the same chunk; definite: the task stops
 //! with the error in its instance node). A table dropped during the copy is
