@@ -137,12 +137,7 @@ async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
     let n = 60_000i64;
     fill(stack, &s.db, &s.table, n as u64).await;
     s.put_config(with_chunk_rows(&s, 200)).await;
-    let start = || {
-        let args = ["--task", &s.task, "--zk-session-timeout-ms", "1500"];
-        let log = [("RUST_LOG", "info,replicator_core::snapshot=debug")];
-        s.stack.core(&s.root, "h1", &args, &log)
-    };
-    let mut core = start();
+    let mut core = s.core("h1", 1500);
 
     // When the RUNNING Core is SIGKILLed during the copy until a new run
     // finds, in a partition's tail, rows of the chunk after the one the
@@ -153,7 +148,7 @@ async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
         let done = snapshot_progress(&s).await.map_or(0, |(rows, _)| rows);
         wait_snapshot_rows(&s, done + 2_000, Duration::from_secs(300)).await;
         core.kill();
-        killed.push(std::mem::replace(&mut core, start()));
+        killed.push(std::mem::replace(&mut core, s.core("h1", 1500)));
         core.wait_for_log("snapshot marks found", Duration::from_secs(30))
             .await;
         let line = core.log_lines_matching("snapshot marks found").remove(0);
@@ -173,15 +168,8 @@ async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
     }
     wait_snapshot_done(&s, Duration::from_secs(300)).await;
 
-    // Then chunks went out two at a time, a resume took marks from two
-    // chunks, and the table rebuilt from the topic equals the table with no
-    // row lost or copied twice
-    let two = killed[0].log_lines_matching("in_flight=2");
-    assert!(
-        !two.is_empty(),
-        "never two chunks in flight\n{}",
-        killed[0].tail(30)
-    );
+    // Then a resume took marks from two chunks, and the table rebuilt from
+    // the topic equals the table with no row lost or copied twice
     assert!(
         !beyond.is_empty(),
         "in {} kills no tail held rows of two chunks in flight",
