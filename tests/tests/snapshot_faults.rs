@@ -1,7 +1,8 @@
 //! Snapshots under faults and awkward tables, against the real stack
 //! (issue 16): updates that change a row's key during its copy, tables
-//! without a primary key, a missing `SELECT` privilege, a chunk read whose
-//! connection is killed, and an `ALTER TABLE` during a copy. Each checks the
+//! without a primary key, a missing `SELECT` privilege, SIGKILLs while two
+//! chunks are in flight, a chunk read whose connection is killed, and an
+//! `ALTER TABLE` during a copy. Each checks the
 //! table rebuilt from the topic against `SELECT *` (`snapshot_support`).
 
 mod snapshot_support;
@@ -122,6 +123,63 @@ async fn a_table_the_user_may_not_select_is_named_before_copying() {
     );
     assert!(!e.contains(&format!("{}.{}", s.db, s.table)), "{e}");
     assert!(stack.read_topic(&s.topic).await.is_empty());
+    core.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
+    let stack = shared_stack!();
+    // Given 60,000 rows copied in chunks of 200 with no concurrent write:
+    // every chunk can be emitted as soon as it is read, and small chunks
+    // are read faster than Kafka acknowledges them, so two are in flight
+    // at once and the context names an earlier one
+    let s = Scenario::new(stack, "snapflight").await;
+    let n = 60_000i64;
+    fill(stack, &s.db, &s.table, n as u64).await;
+    s.put_config(with_chunk_rows(&s, 200)).await;
+    let mut core = s.core("h1", 1500);
+
+    // When the RUNNING Core is SIGKILLed during the copy until a new run
+    // finds, in a partition's tail, rows of the chunk after the one the
+    // context names next (both were in flight), 8 kills at most
+    let mut killed = Vec::new();
+    let mut beyond = Vec::new();
+    while beyond.is_empty() && killed.len() < 8 {
+        let done = snapshot_progress(&s).await.map_or(0, |(rows, _)| rows);
+        wait_snapshot_rows(&s, done + 2_000, Duration::from_secs(300)).await;
+        core.kill();
+        killed.push(std::mem::replace(&mut core, s.core("h1", 1500)));
+        core.wait_for_log("snapshot marks found", Duration::from_secs(30))
+            .await;
+        let line = core.log_lines_matching("snapshot marks found").remove(0);
+        // `next_chunk=44 chunks=[44, 45]`
+        let after = |name: &str| &line[line.find(name).expect("field logged") + name.len()..];
+        let next: u64 = after("next_chunk=")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let list = after("chunks=");
+        let chunks: Vec<u64> = serde_json::from_str(&list[..=list.find(']').unwrap()]).unwrap();
+        if chunks.iter().any(|&c| c > next) {
+            beyond.push(line);
+        }
+    }
+    wait_snapshot_done(&s, Duration::from_secs(300)).await;
+
+    // Then a resume took marks from two chunks, and the table rebuilt from
+    // the topic equals the table with no row lost or copied twice
+    assert!(
+        !beyond.is_empty(),
+        "in {} kills no tail held rows of two chunks in flight",
+        killed.len()
+    );
+    let got =
+        wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60)).await;
+    if let Err(e) = got {
+        panic!("{e}\n{}", core.tail(30));
+    }
     core.stop().await;
 }
 

@@ -273,11 +273,12 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
                     if let Some(topic) = router.route(&t.database, &t.table) {
                         let topic = Arc::<str>::from(topic);
                         sink.prepare_topic(&topic).await?;
-                        marks = sink
-                            .snapshot_marks(&topic, p.next_chunk)
-                            .into_iter()
-                            .map(|m| (m.partition, m.key))
-                            .collect();
+                        let found = sink.snapshot_marks(&topic, p.next_chunk);
+                        // a mark past the next chunk: two chunks were in flight
+                        let chunks: Vec<u64> = found.iter().map(|m| m.chunk).collect();
+                        tracing::info!(task = %spec.task, next_chunk = p.next_chunk, chunks = ?chunks,
+                            "snapshot marks found in the topic tails");
+                        marks = found.into_iter().map(|m| (m.partition, m.key)).collect();
                     }
                 }
             }

@@ -125,7 +125,8 @@ pub(super) async fn take_snapshot_request(
 
 /// Step 3 of [`run`]: streams until a stop or an error. Binlog events go
 /// through [`RunState::handle`]; snapshot chunks are merged in as they
-/// arrive (the stream waits while a chunk is unacknowledged); every
+/// arrive (up to two in flight; the stream waits while a chunk is
+/// unacknowledged or not yet in the context); every
 /// commit interval the acknowledged position goes to the context (and a
 /// heartbeat out, when configured).
 #[allow(clippy::too_many_arguments)]
@@ -160,19 +161,25 @@ pub(super) async fn drive(
                 if let Some(f) = tracker.failure() {
                     break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
                 }
-                if tracker.open() == 0 {
-                    // The chunk is in Kafka: record it before anything else
-                    // is sent (see `snapshot`'s resume rule).
-                    if let Some(cp) = tracker.acked() {
-                        if let Err(e) = writer.write(&cp, false, true).await {
-                            break Err(e);
-                        }
+                // A chunk acknowledged frees room for the next one, which
+                // goes out before the context is written: the write is off
+                // the critical path, and the stream waits for it (see
+                // `snapshot`'s resume rule).
+                let acked = tracker.acked();
+                let moved = match (state.snap.as_mut(), &acked) {
+                    (Some(s), Some(cp)) => s.acked(cp),
+                    _ => false,
+                };
+                if let Err(e) = state.emit_snapshot(sink, tracker).await {
+                    break Err(e);
+                }
+                if let (true, Some(cp)) = (moved, &acked) {
+                    let writing = std::time::Instant::now();
+                    if let Err(e) = writer.write(cp, false, true).await {
+                        break Err(e);
                     }
                     if let Some(s) = state.snap.as_mut() {
-                        s.acked();
-                    }
-                    if let Err(e) = state.emit_snapshot(sink, tracker).await {
-                        break Err(e);
+                        s.written(writing.elapsed());
                     }
                 }
             }

@@ -112,12 +112,14 @@ impl Watermarks {
         Ok(true)
     }
 
-    /// The last snapshot rows of chunk `chunk` found in the tails of `topic`:
-    /// in their partition, every row of that chunk up to that key arrived.
+    /// The last snapshot rows of chunk `chunk` or a later one found in the
+    /// tails of `topic`: in their partition, every row of those chunks up to
+    /// that key arrived (the chunks in flight are of one table, sent in key
+    /// order; see `crate::snapshot`).
     pub fn snapshot_marks(&self, topic: &str, chunk: u64) -> Vec<SnapshotMark> {
         self.snapshot
             .get(topic)
-            .map(|m| m.iter().filter(|m| m.chunk == chunk).cloned().collect())
+            .map(|m| m.iter().filter(|m| m.chunk >= chunk).cloned().collect())
             .unwrap_or_default()
     }
 
@@ -160,6 +162,9 @@ mod tests {
             }]
         );
         assert!(w.snapshot_marks("t", 4).is_empty());
+        // a context naming chunk 1 as the last complete one: chunks 2 and 3
+        // may both have been in flight
+        assert_eq!(w.snapshot_marks("t", 2), w.snapshot_marks("t", 3));
         // stream replay is still dropped up to the mark
         assert!(w.already_delivered("t", 0, &mp(99, 5)).unwrap());
         assert!(w.already_delivered("t", 1, &mp(90, 0)).unwrap());

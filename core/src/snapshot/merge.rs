@@ -82,6 +82,12 @@ impl Changes {
         }
     }
 
+    /// True when a change of `db`.`table` is remembered (else no key of a
+    /// chunk of it needs [`Self::changed_since`]).
+    pub fn has_table(&self, db: &str, table: &str) -> bool {
+        self.per_table.keys().any(|(d, t)| d == db && t == table)
+    }
+
     /// Forgets changes before `at`.
     pub fn prune(&mut self, at: &BinlogPos) {
         for keys in self.per_table.values_mut() {
@@ -130,6 +136,8 @@ mod tests {
         assert!(c.changed_since("d", "t", b"[2]", &p(300)).unwrap());
         assert!(!c.changed_since("d", "t", b"[3]", &p(200)).unwrap());
         assert!(!c.changed_since("x", "t", b"[2]", &p(200)).unwrap());
+        assert!(c.has_table("d", "t") && c.has_table("d", "u"));
+        assert!(!c.has_table("x", "t") && !c.has_table("d", "v"));
         // a newer change of key 1 moves it
         c.record("d", "t", b"[1]", &p(400));
         assert!(c.changed_since("d", "t", b"[1]", &p(200)).unwrap());

@@ -19,15 +19,32 @@
 //! after every message of the transactions before `B` and before the
 //! transaction that starts at `B`. Its raw key travels in a header.
 //!
-//! Resume: while a chunk's messages are unacknowledged, the stream waits
-//! (the event loop takes no binlog event), and once Kafka acknowledged all
-//! of them the context is written at once with the chunk's last key: so the
-//! context always names the last complete chunk, and after a crash only the
-//! next chunk can be partly in Kafka, as the last snapshot rows of the
-//! partitions' tails. The new run reads that chunk again (it may now hold
-//! other rows) and leaves out, per partition, the rows whose key is at or
-//! before the key found in that partition's tail (compared by the source in
-//! SQL, so collations and types compare as the chunk order does).
+//! Pipelining: the reader reads ahead (see [`reader`]), and up to two
+//! chunks of one table are emitted before Kafka acknowledged the first
+//! ([`inflight`]). The stream takes no binlog event while a chunk is
+//! unacknowledged, or acknowledged but not yet in the context; the context
+//! is written with the acknowledged checkpoint after the next chunk went
+//! out (off the critical path), and before the first chunk of another table
+//! goes out every chunk before it is acknowledged and in the context.
+//!
+//! Resume: the context names a complete chunk `C` (the last one whose rows
+//! and everything before them Kafka acknowledged), and any rows in Kafka
+//! beyond it belong to chunks `C+1, C+2, ...` of the same table as `C+1`
+//! (another table's chunk waits for a context naming every chunk before).
+//! Those chunks were read one after the other from `C`'s last key, so each
+//! partition received their rows in key order, and since the stream sent
+//! nothing while they were in flight, a partition's last message is its
+//! last snapshot row: every row of those chunks routed to that partition up
+//! to that key arrived, none after it. The new run reads from `C`'s last
+//! key again (the chunks may now hold other rows) and, in every chunk until
+//! one ends past every mark ([`reader::Chunk::passes_marks`]), leaves out
+//! per partition the rows whose key is at or before the key found in that
+//! partition's tail (compared by the source in SQL, so collations and types
+//! compare as the chunk order does). A row left out that the earlier run
+//! did not send was changed or inserted by the stream after that run's read
+//! view, and the stream (replayed from the context's position, duplicates
+//! removed by position) carries it. So this holds for any number of chunks
+//! of one table in flight; two bound the rows in the producer.
 //!
 //! Failure: reading errors come through the reader (transient: the run
 //! restarts from its context at the same chunk; definite: the task stops
@@ -37,6 +54,7 @@
 //! position (`mode: single_read` in the progress); a run that stops during
 //! it reads that table again from its start.
 
+pub mod inflight;
 pub mod merge;
 pub mod reader;
 pub mod render;
@@ -53,6 +71,7 @@ use crate::sink::dedupe::PosRef;
 use crate::sink::tracker::Tracker;
 use crate::sink::KafkaSink;
 use crate::source::{self, StartAt};
+use inflight::InFlight;
 use merge::Changes;
 use mysql_async::prelude::Queryable;
 use reader::{Chunk, Reader, ReaderSpec};
@@ -198,13 +217,13 @@ pub struct SnapshotRun {
     task: String,
     reader: Option<Reader>,
     pending: Option<Chunk>,
-    /// A chunk was emitted and is not fully acknowledged yet.
-    awaiting: bool,
+    /// Chunks emitted and not yet acknowledged (or not yet in the context).
+    in_flight: InFlight,
     progress: SnapshotProgress,
     changes: Changes,
-    /// Chunk whose rows are checked against the tail marks, and for each
-    /// partition with a mark, the mark's index.
-    marked_chunk: u64,
+    /// For each partition with a tail mark, the mark's index; rows are
+    /// checked against them until a chunk goes past every mark
+    /// ([`Chunk::passes_marks`]).
     marks: HashMap<i32, usize>,
     /// The task's message format: snapshot rows are rendered by the same
     /// format code as stream rows.
@@ -214,6 +233,8 @@ pub struct SnapshotRun {
     logged_done: bool,
     /// The watermarks the stream saw (watermark snapshots only).
     watermarks: Option<Watermarks>,
+    /// When the last chunk's emission ended (for the per-chunk timings).
+    emitted_at: Option<std::time::Instant>,
 }
 
 impl SnapshotRun {
@@ -240,8 +261,7 @@ impl SnapshotRun {
             task: task.to_string(),
             reader: Some(Reader::spawn(spec)),
             pending: None,
-            awaiting: false,
-            marked_chunk: progress.next_chunk,
+            in_flight: InFlight::default(),
             progress,
             changes: Changes::default(),
             marks: by_partition,
@@ -250,6 +270,7 @@ impl SnapshotRun {
             key: Vec::with_capacity(64),
             logged_done: false,
             watermarks,
+            emitted_at: None,
         }
     }
 
@@ -315,15 +336,36 @@ impl SnapshotRun {
         }
     }
 
-    /// True while the stream must wait for a chunk's acknowledgements.
+    /// True while the stream must wait: a chunk is unacknowledged, or
+    /// acknowledged and not yet in the context (see the module doc).
     pub fn awaiting(&self) -> bool {
-        self.awaiting
+        self.in_flight.holds_stream()
     }
 
-    /// The emitted chunk is fully acknowledged and its context written.
-    pub fn acked(&mut self) {
-        self.awaiting = false;
-        if self.progress.remaining() == 0 && !self.logged_done {
+    /// Takes in the acknowledged checkpoint `acked`. Returns true when it
+    /// acknowledged a chunk in flight: the caller writes the context with
+    /// it, then calls [`Self::written`].
+    pub fn acked(&mut self, acked: &Checkpoint) -> bool {
+        let next = acked.snapshot.as_ref().map_or(0, |s| s.next_chunk);
+        let in_flight = self.in_flight.len();
+        let moved = self.in_flight.acked_before(next);
+        if moved {
+            if let Some(at) = self.emitted_at {
+                tracing::debug!(task = %self.task, chunk = next.saturating_sub(1),
+                    in_flight = in_flight, ack_ms = at.elapsed().as_millis() as u64,
+                    "snapshot chunk acknowledged");
+            }
+        }
+        moved
+    }
+
+    /// The context was written with the checkpoint of the last
+    /// [`Self::acked`] (which took `write`).
+    pub fn written(&mut self, write: std::time::Duration) {
+        self.in_flight.written();
+        tracing::debug!(task = %self.task, write_ms = write.as_millis() as u64,
+            "snapshot chunk context written");
+        if self.in_flight.is_empty() && self.progress.remaining() == 0 && !self.logged_done {
             self.logged_done = true;
             let took = replicator_common::now_ms() - self.progress.started_ms;
             tracing::info!(task = %self.task, rows = self.progress.rows, took_ms = took,
@@ -341,12 +383,15 @@ impl SnapshotRun {
         if let Some(w) = &self.watermarks {
             w.check_probe(&cursor.last().pos)?;
         }
-        if self.awaiting || cursor.in_txn() {
+        if cursor.in_txn() {
             return Ok(false);
         }
         let Some(c) = &self.pending else {
             return Ok(false);
         };
+        if !self.in_flight.may_emit(c.table) {
+            return Ok(false);
+        }
         if c.skipped.is_some() {
             return Ok(true);
         }
@@ -374,6 +419,7 @@ impl SnapshotRun {
         let Some(mut chunk) = self.pending.take() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
         if let (Some(m), Some(w)) = (chunk.watermark, self.watermarks.as_mut()) {
             // its read position is where the stream saw its LOW watermark
             match w.ready(m, &cursor.last().pos) {
@@ -405,15 +451,17 @@ impl SnapshotRun {
                 boundary.gtid.as_deref(),
             );
             let ts_ms = replicator_common::now_ms();
-            let check_marks = chunk.seq == self.marked_chunk && !self.marks.is_empty();
+            let check_marks = !self.marks.is_empty();
             // rows the stream changed since the read view are left out (it
             // sends them); the first and last rows written get the marks
             let mut keep = Vec::with_capacity(chunk.rows.len());
+            let merging = self.changes.has_table(&db, &name);
             for (i, row) in chunk.rows.iter().enumerate() {
-                let changed = self
-                    .changes
-                    .changed_since(&db, &name, &row.key, &chunk.at)
-                    .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
+                let changed = merging
+                    && self
+                        .changes
+                        .changed_since(&db, &name, &row.key, &chunk.at)
+                        .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
                 if !changed {
                     keep.push(i);
                 }
@@ -479,6 +527,9 @@ impl SnapshotRun {
                 delivered += 1;
             }
         }
+        if chunk.passes_marks() {
+            self.marks.clear();
+        }
         let t = &mut self.progress.tables[chunk.table];
         t.rows += delivered;
         t.last_key = chunk.last_key.clone();
@@ -497,10 +548,11 @@ impl SnapshotRun {
         crate::metrics::record_snapshot(&self.task, &self.progress);
         tracing::debug!(task = %self.task, database = %db, table = %name, chunk = chunk.seq,
             rows = delivered, read = chunk.rows.len(), at = %chunk.at, boundary = %boundary.pos,
-            "snapshot chunk emitted");
+            emit_ms = started.elapsed().as_millis() as u64, "snapshot chunk emitted");
+        self.emitted_at = Some(std::time::Instant::now());
         cursor.set_snapshot(Some(Arc::new(self.progress.clone())));
         tracker.end(slot, cursor.last().clone());
-        self.awaiting = true;
+        self.in_flight.emitted(chunk.seq, chunk.table);
         Ok(())
     }
 }

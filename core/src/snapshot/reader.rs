@@ -15,7 +15,9 @@
 //! taken and no table is written. Under watermarks
 //! ([`super::watermark`], MySQL or `snapshot_method: watermark`) a chunk is
 //! instead a LOW watermark write, a plain `SELECT` and a HIGH watermark
-//! write, and its position `L` is found by the stream.
+//! write, and its position `L` is found by the stream. Rows are rendered as
+//! they arrive; the table's description for the next chunk is read meanwhile
+//! on a second connection (still before that chunk's transaction begins).
 //!
 //! Failures: a table that no longer exists gives a chunk marked `gone` (the
 //! snapshot moves on; the stream carries the DROP); a table without a
@@ -50,10 +52,11 @@ pub struct ReaderSpec {
     pub password: Option<Secret>,
     pub progress: SnapshotProgress,
     pub chunk_rows: u32,
-    /// Raw keys (JSON) of the last rows of chunk `progress.next_chunk` that
-    /// the topic tails show delivered (after an unclean stop): each row of
-    /// that chunk gets a flag per mark telling whether its key is at or
-    /// before it.
+    /// Raw keys (JSON) of the last snapshot rows of chunks from
+    /// `progress.next_chunk` on that the topic tails show delivered (after
+    /// an unclean stop): each row of the chunks read from there gets a flag
+    /// per mark telling whether its key is at or before it, until a chunk
+    /// goes past every mark ([`Chunk::passes_marks`]).
     pub marks: Vec<String>,
     /// The signal table of a watermark snapshot (`None`: MariaDB's
     /// consistent snapshot).
@@ -120,6 +123,16 @@ pub struct Chunk {
     pub def: Option<Arc<Table>>,
 }
 
+impl Chunk {
+    /// True when no chunk after this one can hold a row at or before a
+    /// tail mark: the table ends here, or this chunk's last row (the
+    /// greatest key) is after every mark. Rows of chunks read without
+    /// marks carry no flags, so this holds for them.
+    pub fn passes_marks(&self) -> bool {
+        self.done || self.rows.last().is_none_or(|r| r.at_or_before_mark == 0)
+    }
+}
+
 /// The reading task; dropping it stops the task.
 pub struct Reader {
     rx: mpsc::Receiver<Result<Chunk, TaskError>>,
@@ -154,27 +167,39 @@ async fn read_all(
     tx: &mpsc::Sender<Result<Chunk, TaskError>>,
 ) -> Result<(), TaskError> {
     let mut conn = open(&spec).await?;
+    let mut spec_conn = None;
     let mut seq = spec.progress.next_chunk;
-    let first = seq;
+    // the tail marks apply from the first chunk until one passes them all
+    let mut marking = !spec.marks.is_empty();
     for (index, t) in spec.progress.tables.iter().enumerate() {
         if t.done {
             continue;
         }
         let mut last = t.last_key.clone();
+        let mut prefetched = None;
         loop {
-            let marks: &[String] = if seq == first { &spec.marks } else { &[] };
-            let chunk = read_with_retries(
-                &spec,
-                &mut conn,
-                &t.database,
-                &t.table,
-                last.as_ref(),
-                marks,
-            )
-            .await?;
+            let marks: &[String] = if marking { &spec.marks } else { &[] };
+            // the next chunk's table description is read on a second
+            // connection while this chunk is read (still before the next
+            // chunk's transaction begins)
+            let (chunk, next) = tokio::join!(
+                read_with_retries(
+                    &spec,
+                    &mut conn,
+                    &t.database,
+                    &t.table,
+                    last.as_ref(),
+                    marks,
+                    prefetched.take(),
+                ),
+                prefetch(&spec, &mut spec_conn, &t.database, &t.table),
+            );
+            prefetched = next;
+            let chunk = chunk?;
             let chunk = match chunk {
                 Read::Chunk(c) => c,
                 Read::Unkeyed(spec_t) => {
+                    marking = false;
                     let more = single_read(
                         &spec,
                         &mut conn,
@@ -193,6 +218,7 @@ async fn read_all(
                 }
             };
             let done = chunk.done;
+            marking &= !chunk.passes_marks();
             let next = chunk.last_key.clone();
             let Ok(()) = tx
                 .send(Ok(Chunk {
@@ -225,6 +251,28 @@ async fn open(spec: &ReaderSpec) -> Result<Conn, TaskError> {
     Ok(conn)
 }
 
+/// The description of `db`.`table` read on `conn` (opened on first use),
+/// for the next chunk; `None` when that fails (the chunk then reads it
+/// itself, and its errors count there).
+async fn prefetch(
+    spec: &ReaderSpec,
+    conn: &mut Option<Conn>,
+    db: &str,
+    table: &str,
+) -> Option<Result<TableSpec, NotCopied>> {
+    if conn.is_none() {
+        *conn = open(spec).await.ok();
+    }
+    let c = conn.as_mut()?;
+    match table_spec(c, db, table).await {
+        Ok(t) => Some(t),
+        Err(_) => {
+            *conn = None;
+            None
+        }
+    }
+}
+
 async fn read_with_retries(
     spec: &ReaderSpec,
     conn: &mut Conn,
@@ -232,11 +280,13 @@ async fn read_with_retries(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
+    mut prefetched: Option<Result<TableSpec, NotCopied>>,
 ) -> Result<Read, TaskError> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match read_chunk(spec, conn, db, table, after, marks).await {
+        // a retry reads the table's description afresh
+        match read_chunk(spec, conn, db, table, after, marks, prefetched.take()).await {
             Ok(c) => return Ok(c),
             Err(Failure::Definite(e)) => return Err(e),
             Err(Failure::Retry(e)) if attempt >= ATTEMPTS => return Err(e),
@@ -389,8 +439,14 @@ async fn read_chunk(
     table: &str,
     after: Option<&Vec<RawValue>>,
     marks: &[String],
+    prefetched: Option<Result<TableSpec, NotCopied>>,
 ) -> Result<Read, Failure> {
-    let t = match table_spec(conn, db, table).await? {
+    let began = std::time::Instant::now();
+    let t = match prefetched {
+        Some(t) => t,
+        None => table_spec(conn, db, table).await?,
+    };
+    let t = match t {
         Ok(t) if t.order_cols.is_empty() => return Ok(Read::Unkeyed(t)),
         Ok(t) => t,
         Err(reason) => {
@@ -472,54 +528,33 @@ async fn read_chunk(
         u64::from(spec.chunk_rows) + 1
     ));
 
+    let queried = std::time::Instant::now();
     let (at, watermark) = match &spec.watermark {
         None => (begin(conn).await?, None),
         // LOW committed, then a plain SELECT (its own read view)
         Some(signal) => (BinlogPos::new("", 0), Some(low(signal, conn, true).await?)),
     };
-    let rows: Result<Vec<mysql_async::Row>, _> =
-        conn.exec(sql.as_str(), Params::Positional(params)).await;
+    // rows are rendered as they arrive, overlapping the server's sending
+    let read = read_rows(spec, conn, &t, &sql, params, mark_count).await;
     let _ = conn.query_drop("COMMIT").await;
-    let mut rows = rows?;
+    let (out, more) = read.map_err(|e| match e {
+        ReadFailure::Server(e) => Failure::from(e),
+        ReadFailure::Render(e) => {
+            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: {e}")).into())
+        }
+    })?;
     if let (Some(signal), Some(m)) = (&spec.watermark, watermark) {
         signal.write(conn, m.n, Edge::High).await?;
     }
-    let more = rows.len() > spec.chunk_rows as usize;
-    rows.truncate(spec.chunk_rows as usize);
-
-    let n = t.columns.len();
-    let mut out = Vec::with_capacity(rows.len());
-    let mut r = Rendered::default();
-    let mut last_key = None;
-    for row in rows {
-        let values = row.unwrap();
-        render::render_row(
-            &t.columns,
-            &t.key_cols,
-            &t.order_cols,
-            &values[..n.min(values.len())],
-            &mut r,
-        )
-        .map_err(|e| {
-            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: {e}")).into())
-        })?;
-        let mut flags = 0u64;
-        for i in 0..mark_count {
-            if matches!(
-                values.get(n + i),
-                Some(Value::Int(1)) | Some(Value::UInt(1))
-            ) {
-                flags |= 1 << i;
-            }
-        }
-        out.push(ChunkRow {
-            key: r.key.clone(),
-            after: r.after.clone(),
-            raw_key: serde_json::to_vec(&r.raw_key).expect("raw keys serialize"),
-            at_or_before_mark: flags,
-        });
-        last_key = Some(std::mem::take(&mut r.raw_key));
-    }
+    let last_key = match out.last() {
+        Some(row) => Some(serde_json::from_slice(&row.raw_key).map_err(|e| {
+            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: raw key: {e}")).into())
+        })?),
+        None => None,
+    };
+    tracing::debug!(database = %db, table = %table, rows = out.len(),
+        spec_ms = (queried - began).as_millis() as u64,
+        query_ms = queried.elapsed().as_millis() as u64, "snapshot chunk read");
     let done = !more;
     let key_names = t
         .key_cols
@@ -547,6 +582,69 @@ async fn low(signal: &Signal, conn: &mut Conn, high: bool) -> Result<ChunkMark, 
     let n = signal.next();
     signal.write(conn, n, Edge::Low).await?;
     Ok(ChunkMark { n, high })
+}
+
+/// Why [`read_rows`] stopped.
+enum ReadFailure {
+    Server(mysql_async::Error),
+    Render(render::RenderError),
+}
+
+impl From<mysql_async::Error> for ReadFailure {
+    fn from(e: mysql_async::Error) -> Self {
+        ReadFailure::Server(e)
+    }
+}
+
+/// Runs the chunk's `SELECT` (`chunk_rows + 1` rows at most, the table's
+/// columns then one flag per mark) and renders each row as it arrives.
+/// Returns the rows of the chunk and whether the table goes on.
+async fn read_rows(
+    spec: &ReaderSpec,
+    conn: &mut Conn,
+    t: &TableSpec,
+    sql: &str,
+    params: Vec<Value>,
+    mark_count: usize,
+) -> Result<(Vec<ChunkRow>, bool), ReadFailure> {
+    let chunk_rows = spec.chunk_rows as usize;
+    let n = t.columns.len();
+    let mut out = Vec::with_capacity(chunk_rows.min(65_536));
+    let mut r = Rendered::default();
+    let mut more = false;
+    let mut result = conn.exec_iter(sql, Params::Positional(params)).await?;
+    while let Some(row) = result.next().await? {
+        if out.len() == chunk_rows {
+            // the extra row: the table goes on (the rest is drained below)
+            more = true;
+            continue;
+        }
+        let values = row.unwrap();
+        render::render_row(
+            &t.columns,
+            &t.key_cols,
+            &t.order_cols,
+            &values[..n.min(values.len())],
+            &mut r,
+        )
+        .map_err(ReadFailure::Render)?;
+        let mut flags = 0u64;
+        for i in 0..mark_count {
+            if matches!(
+                values.get(n + i),
+                Some(Value::Int(1)) | Some(Value::UInt(1))
+            ) {
+                flags |= 1 << i;
+            }
+        }
+        out.push(ChunkRow {
+            key: r.key.clone(),
+            after: r.after.clone(),
+            raw_key: serde_json::to_vec(&r.raw_key).expect("raw keys serialize"),
+            at_or_before_mark: flags,
+        });
+    }
+    Ok((out, more))
 }
 
 /// Starts a consistent-snapshot transaction and returns the binlog
@@ -748,6 +846,43 @@ fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk(flags: &[u64], done: bool) -> Chunk {
+        Chunk {
+            seq: 0,
+            table: 0,
+            at: BinlogPos::new("b.000001", 4),
+            rows: flags
+                .iter()
+                .map(|&f| ChunkRow {
+                    key: Vec::new(),
+                    after: Vec::new(),
+                    raw_key: Vec::new(),
+                    at_or_before_mark: f,
+                })
+                .collect(),
+            last_key: None,
+            done,
+            skipped: None,
+            key_names: Vec::new(),
+            single_read: false,
+            def: None,
+        }
+    }
+
+    #[test]
+    fn marks_apply_until_a_chunk_ends_past_all_of_them() {
+        // the last row is at or before mark 1: the next chunk may hold more
+        assert!(!chunk(&[0b11, 0b10], false).passes_marks());
+        assert!(!chunk(&[0b1], false).passes_marks());
+        // the last row is after every mark
+        assert!(chunk(&[0b11, 0b10, 0], false).passes_marks());
+        // the table ends, or the chunk is empty (the table ends too)
+        assert!(chunk(&[0b1], true).passes_marks());
+        assert!(chunk(&[], false).passes_marks());
+        // read without marks
+        assert!(chunk(&[0, 0], false).passes_marks());
+    }
 
     #[test]
     fn the_key_is_the_primary_key_else_the_unique_key_the_server_takes_as_primary() {

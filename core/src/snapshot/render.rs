@@ -223,6 +223,8 @@ pub struct Rendered {
     pub after: Vec<u8>,
     pub key: Vec<u8>,
     pub raw_key: Vec<RawValue>,
+    /// Where each column's value lies in `after` (kept between rows).
+    spans: Vec<(usize, usize)>,
 }
 
 /// Renders `values` (one per column of `cols`). The key holds the
@@ -245,7 +247,7 @@ pub fn render_row(
     out.after.clear();
     out.key.clear();
     out.raw_key.clear();
-    let mut spans = Vec::with_capacity(cols.len());
+    out.spans.clear();
     out.after.push(b'{');
     for (i, (col, v)) in cols.iter().zip(values).enumerate() {
         if i > 0 {
@@ -257,23 +259,21 @@ pub fn render_row(
             column: col.name.clone(),
             source,
         })?;
-        spans.push((start, out.after.len()));
+        out.spans.push((start, out.after.len()));
     }
     out.after.push(b'}');
     out.key.push(b'[');
-    let all: Vec<usize>;
-    let key_cols = if key_cols.is_empty() {
-        all = (0..cols.len()).collect();
-        &all
-    } else {
-        key_cols
-    };
-    for (n, &i) in key_cols.iter().enumerate() {
+    let mut push = |n: usize, i: usize| {
         if n > 0 {
             out.key.push(b',');
         }
-        let (s, e) = spans[i];
+        let (s, e) = out.spans[i];
         out.key.extend_from_slice(&out.after[s..e]);
+    };
+    if key_cols.is_empty() {
+        (0..cols.len()).for_each(|i| push(i, i));
+    } else {
+        key_cols.iter().enumerate().for_each(|(n, &i)| push(n, i));
     }
     out.key.push(b']');
     for &i in order_cols {

@@ -110,7 +110,14 @@ async fn main() {
         .unwrap();
     let topic = format!("{db}.orders");
     stack.create_topic(&topic, 4).await;
-    let mut core = stack.core(&root, "bench", &["--task", &task], &[]);
+    // `--phases`: the Core logs each chunk's timings, summed up at the end
+    let phases = args.iter().any(|a| a == "--phases");
+    let log = if phases {
+        vec![("RUST_LOG", "info,replicator_core::snapshot=debug")]
+    } else {
+        Vec::new()
+    };
+    let mut core = stack.core(&root, "bench", &["--task", &task], &log);
     core.wait_for_log("replication starts", Duration::from_secs(30))
         .await;
     let t = Instant::now();
@@ -137,6 +144,11 @@ async fn main() {
     let snap_s = t.elapsed().as_secs_f64();
     let rss = peak_rss_kib(core.pid());
     core.stop().await;
+    let phase_sums = phases.then(|| sum_phases(&core.log()));
+    if let Some(to) = std::env::var_os("BENCH_SNAPSHOT_CORE_LOG") {
+        // the run directory goes away with the stack
+        std::fs::write(to, core.log()).expect("copy the Core's log");
+    }
     let snap_rate = copied as f64 / snap_s;
     println!(
         "snapshot (chunks of {chunk}, read -> Kafka acks -> context): {copied} rows in {snap_s:.2} s, {snap_rate:.0} rows/s"
@@ -147,5 +159,46 @@ async fn main() {
         rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
             .unwrap_or_else(|| "unknown".into())
     );
+    if let Some(sums) = phase_sums {
+        println!("per-chunk phases, summed over the chunks (ms; read and render run on the reader's task, the rest on the event loop):");
+        for (name, (n, total)) in sums {
+            println!("  {name}: {total} ms over {n} chunks");
+        }
+    }
     assert_eq!(copied, rows, "rows copied");
+}
+
+/// Sums the `*_ms` fields of the Core's per-chunk debug lines (`snapshot
+/// chunk read`, `emitted`, `acknowledged`): field name to (lines, total).
+fn sum_phases(log: &str) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut sums = std::collections::BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains("snapshot chunk")) {
+        for field in line.split_whitespace() {
+            let Some((name, value)) = field.split_once('=') else {
+                continue;
+            };
+            if let (true, Ok(v)) = (name.ends_with("_ms"), value.parse::<u64>()) {
+                let e: &mut (u64, u64) = sums.entry(name.to_string()).or_default();
+                e.0 += 1;
+                e.1 += v;
+            }
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phases_sum_per_field() {
+        let log = "x DEBUG snapshot chunk read rows=10 query_ms=5 render_ms=2\n\
+                   x DEBUG snapshot chunk read rows=10 query_ms=7 render_ms=1\n\
+                   x DEBUG snapshot chunk emitted chunk=0 emit_ms=3\n\
+                   x INFO other took_ms=100\n";
+        let s = super::sum_phases(log);
+        assert_eq!(s["query_ms"], (2, 12));
+        assert_eq!(s["render_ms"], (2, 3));
+        assert_eq!(s["emit_ms"], (1, 3));
+        assert!(!s.contains_key("took_ms"));
+    }
 }
