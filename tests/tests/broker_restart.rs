@@ -26,7 +26,7 @@ use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
 use replicator_tests::{shared_stack, Signal, Stack};
 use std::time::{Duration, Instant};
 use support::faults::{now_ms, position, print_figures, tally, wait_recovered};
-use support::{counter_in_order, exactly_once, Scenario, Writer};
+use support::{finish_and_check, Outcome, Scenario, Writer};
 
 const SESSION_MS: u64 = 6000;
 
@@ -72,17 +72,11 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     }
 
     // Then every row arrives exactly once, the counter in commit order
-    let n = writer.finish().await;
-    let txns = n / 5;
-    let msgs = s
-        .settled_messages(
-            n as usize,
-            n as usize + txns as usize + 1,
-            Duration::from_secs(120),
-        )
-        .await;
-    let mut problems = exactly_once(&msgs, n);
-    problems.extend(counter_in_order(&msgs, txns));
+    let Outcome {
+        rows: n,
+        messages: msgs,
+        problems,
+    } = finish_and_check(writer, &s, 5).await;
     let resends = core.log_lines_matching("resending").len();
     let restarts = core
         .log_lines_matching("transient error; retrying from the context")

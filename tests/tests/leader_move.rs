@@ -27,7 +27,7 @@ use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
 use replicator_tests::{shared_stack, Signal, Stack};
 use std::time::Duration;
 use support::faults::{now_ms, print_figures, tally};
-use support::{counter_in_order, exactly_once, Scenario, Writer};
+use support::{finish_and_check, Outcome, Scenario, Writer};
 
 const SESSION_MS: u64 = 6000;
 const RESTART: &str = "transient error; retrying from the context";
@@ -96,17 +96,11 @@ async fn a_leader_moving_to_another_broker_is_followed_without_a_pipeline_restar
 
     // Then every row arrives exactly once, the counter in commit order,
     // and the pipeline never restarted
-    let n = writer.finish().await;
-    let txns = n / 5;
-    let msgs = s
-        .settled_messages(
-            n as usize,
-            n as usize + txns as usize + 1,
-            Duration::from_secs(120),
-        )
-        .await;
-    let mut problems = exactly_once(&msgs, n);
-    problems.extend(counter_in_order(&msgs, txns));
+    let Outcome {
+        rows: n,
+        messages: msgs,
+        problems,
+    } = finish_and_check(writer, &s, 5).await;
     let restarts = core.log_lines_matching(RESTART).len();
     let handovers = core.log_lines_matching("partition leader moved").len();
     let resends = core.log_lines_matching("resending").len();

@@ -313,6 +313,34 @@ impl Writer {
     }
 }
 
+/// What a writer's run left in the topic.
+pub struct Outcome {
+    /// Rows written (ids 1..=rows).
+    pub rows: i64,
+    pub messages: Vec<Message>,
+    /// Rows lost or duplicated, counter updates missing or out of order.
+    pub problems: Vec<String>,
+}
+
+/// Stops `writer` (transactions of `per_txn` inserts and one counter
+/// update) and checks the topic of `s` once every message could be there:
+/// each row exactly once, the counter in commit order.
+pub async fn finish_and_check(writer: Writer, s: &Scenario, per_txn: i64) -> Outcome {
+    let rows = writer.finish().await;
+    let txns = rows / per_txn;
+    let complete = (rows + txns + 1) as usize;
+    let messages = s
+        .settled_messages(rows as usize, complete, Duration::from_secs(120))
+        .await;
+    let mut problems = exactly_once(&messages, rows);
+    problems.extend(counter_in_order(&messages, txns));
+    Outcome {
+        rows,
+        messages,
+        problems,
+    }
+}
+
 /// Checks the counter row (id 0): its updates must arrive exactly once each
 /// and in commit order, `v` = 1, 2, .., `txns`.
 pub fn counter_in_order(messages: &[Message], txns: i64) -> Vec<String> {
