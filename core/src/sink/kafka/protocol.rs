@@ -352,7 +352,9 @@ pub enum Outcome {
     /// Transient: resend the same batch.
     Retry,
     /// Stop the producer (fenced, out of order sequence, unknown producer,
-    /// leader moved, or a definite error). A stopped producer restarts the
+    /// or a definite error; a moved leader, `NOT_LEADER_OR_FOLLOWER`, is
+    /// handled before this by the producer's re-route, see
+    /// [`super::reroute`]). A stopped producer restarts the
     /// pipeline from its context, whose tail read learns what the topic
     /// really holds.
     Stop,
