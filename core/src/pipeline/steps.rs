@@ -5,6 +5,7 @@
 //! `run`, between the second and the third.
 
 use super::*;
+use replicator_common::gtid::GtidSet;
 
 /// Where a run starts, from its context or, for a new task, its config.
 pub(super) struct ResumePoint {
@@ -24,7 +25,7 @@ pub(super) async fn resume_point(
     spec: &PipelineSpec,
     stored: Stored,
     server: &SourceServer,
-    gtid_pos: &str,
+    gtid_pos: &GtidSet,
     flavor: Flavor,
     meta_conn: &mut mysql_async::Conn,
     router: &Router,
@@ -33,14 +34,14 @@ pub(super) async fn resume_point(
     let mut accepted_gap = 0;
     let mut other_server = false;
     let (start, version, clean) = match stored {
-        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
+        Stored::Invalid(e) => return Err(DefiniteError::Config(e).into()),
         Stored::Valid { progress, version } => {
             let mut cp = Checkpoint::from_progress(&progress);
             accepted_gap = progress.accepted_gap;
             let accept = spec.accept_gap > progress.accepted_gap;
             match source::failover::decide(
                 progress.server.as_ref(),
-                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
+                progress.gtid.as_ref(),
                 server,
                 gtid_pos,
                 flavor,
@@ -276,9 +277,8 @@ pub(super) async fn settle(
     writer: &mut ContextWriter,
 ) -> Result<Stopped, TaskError> {
     let result = match (&result, other_server) {
-        (Err(_), true) => result.map_err(|e| {
-            source::failover::gone_after_failover(e, server, start.gtid.as_deref().unwrap_or(""))
-        }),
+        (Err(_), true) => result
+            .map_err(|e| source::failover::gone_after_failover(e, server, start.gtid.as_ref())),
         _ => result,
     };
     // `when_needed`: a purged binlog is not the end; the next run starts at

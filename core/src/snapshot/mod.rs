@@ -38,7 +38,7 @@ pub mod merge;
 pub mod reader;
 pub mod render;
 
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{ConfigError, DataError, DefiniteError, TaskError};
 use crate::lease::Lease;
 use crate::pipeline::format::{self, KeyOut, SnapshotMark, TaskFormat};
 use crate::pipeline::message::{self, ChangeType};
@@ -172,7 +172,7 @@ pub async fn restart_with_snapshot(
         match source::resolve_start(&mut conn, &StartPosition::Named(NamedStart::Current)).await? {
             StartAt::File(p) => p,
             StartAt::Gtid(g) => {
-                return Err(DefiniteError::Config(format!("current position is a GTID {g}")).into())
+                return Err(DefiniteError::Config(ConfigError::SnapshotAtGtid(g)).into())
             }
         };
     let plan = plan(&mut conn, router).await?;
@@ -331,7 +331,11 @@ impl SnapshotRun {
             return Ok(false);
         }
         merge::ready(&cursor.last().pos, &c.at).map_err(|e| {
-            DefiniteError::Decode(format!("snapshot position against the stream: {e}")).into()
+            DefiniteError::Decode(DataError::Position {
+                what: "snapshot position against the stream",
+                source: e,
+            })
+            .into()
         })
     }
 
@@ -361,11 +365,9 @@ impl SnapshotRun {
         } else if let (Some(topic), Some(def)) = (&topic, &chunk.def) {
             sink.prepare_topic(topic).await?;
             let table = self.format.table(def);
-            let position = message::position_prefix(
-                &boundary.pos.file,
-                boundary.pos.pos,
-                boundary.gtid.as_deref(),
-            );
+            let gtid = boundary.gtid.as_ref().map(ToString::to_string);
+            let position =
+                message::position_prefix(&boundary.pos.file, boundary.pos.pos, gtid.as_deref());
             let ts_ms = replicator_common::now_ms();
             let check_marks = chunk.seq == self.marked_chunk && !self.marks.is_empty();
             // rows the stream changed since the read view are left out (it
@@ -375,7 +377,12 @@ impl SnapshotRun {
                 let changed = self
                     .changes
                     .changed_since(&db, &name, &row.key, &chunk.at)
-                    .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
+                    .map_err(|source| {
+                        DefiniteError::Decode(DataError::Position {
+                            what: "snapshot merge",
+                            source,
+                        })
+                    })?;
                 if !changed {
                     keep.push(i);
                 }
@@ -401,7 +408,7 @@ impl SnapshotRun {
                     txn: format::Txn {
                         file: &boundary.pos.file,
                         pos: boundary.pos.pos,
-                        gtid: boundary.gtid.as_deref(),
+                        gtid: gtid.as_deref(),
                         json_position: &position,
                     },
                     row: i as u64,
@@ -413,7 +420,7 @@ impl SnapshotRun {
                 };
                 let key = match table
                     .row(&mut self.msg, &mut self.key, &change)
-                    .map_err(|e| DefiniteError::Decode(format!("{db}.{name}: {e}")))?
+                    .map_err(|e| DefiniteError::Decode(DataError::row(&db, &name, e)))?
                 {
                     KeyOut::Row => Some(row.key.as_slice()),
                     KeyOut::Written => Some(self.key.as_slice()),

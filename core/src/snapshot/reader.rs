@@ -24,7 +24,7 @@
 
 use super::render::{self, ColKind, Rendered, SnapColumn};
 use crate::decode::Table;
-use crate::error::{classify_mysql, DefiniteError, TaskError};
+use crate::error::{classify_mysql, DataError, DefiniteError, TaskError};
 use crate::source;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
@@ -424,7 +424,11 @@ async fn read_chunk(
     for m in marks.iter().take(64) {
         let raw: Vec<RawValue> = serde_json::from_str(m).map_err(|e| {
             Failure::Definite(
-                DefiniteError::Decode(format!("snapshot key `{m}` in a topic tail: {e}")).into(),
+                DefiniteError::Decode(DataError::SnapshotKey {
+                    key: m.to_string(),
+                    source: e.into(),
+                })
+                .into(),
             )
         })?;
         if raw.len() != t.order_cols.len() {
@@ -446,11 +450,11 @@ async fn read_chunk(
             }
         } else {
             return Err(Failure::Definite(
-                DefiniteError::Decode(format!(
-                    "{db}.{table}: the snapshot key has {} columns now, {} when the copy began",
-                    t.order_cols.len(),
-                    after.len()
-                ))
+                DefiniteError::Decode(DataError::KeyColumns {
+                    table: format!("{db}.{table}"),
+                    now: t.order_cols.len(),
+                    began: after.len(),
+                })
                 .into(),
             ));
         }
@@ -484,7 +488,7 @@ async fn read_chunk(
             &mut r,
         )
         .map_err(|e| {
-            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: {e}")).into())
+            Failure::Definite(DefiniteError::Decode(DataError::row(db, table, e)).into())
         })?;
         let mut flags = 0u64;
         for i in 0..mark_count {
@@ -613,7 +617,7 @@ async fn single_read(
         while let Some(row) = result.next().await? {
             let values = row.unwrap();
             render::render_row(&t.columns, &t.key_cols, &t.order_cols, &values, &mut r)
-                .map_err(|e| DefiniteError::Decode(format!("{db}.{table}: {e}")))?;
+                .map_err(|e| DefiniteError::Decode(DataError::row(db, table, e)))?;
             rows.push(ChunkRow {
                 key: r.key.clone(),
                 after: r.after.clone(),
@@ -670,7 +674,16 @@ fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
             return Ok(Value::UInt(u));
         }
     }
-    render::param(r).map_err(|e| Failure::Definite(DefiniteError::Decode(e.to_string()).into()))
+    render::param(r).map_err(|e| {
+        let key = serde_json::to_string(r).unwrap_or_default();
+        Failure::Definite(
+            DefiniteError::Decode(DataError::SnapshotKey {
+                key,
+                source: e.into(),
+            })
+            .into(),
+        )
+    })
 }
 
 #[cfg(test)]
