@@ -74,7 +74,10 @@ pub async fn wait_context<T>(
     let t = Instant::now();
     loop {
         if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
-            if let Some(v) = serde_json::from_slice::<Value>(&d).ok().and_then(|v| done(&v)) {
+            if let Some(v) = serde_json::from_slice::<Value>(&d)
+                .ok()
+                .and_then(|v| done(&v))
+            {
                 return v;
             }
         }

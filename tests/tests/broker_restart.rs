@@ -24,8 +24,8 @@ mod support;
 
 use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
 use replicator_tests::{shared_stack, Signal, Stack};
-use std::time::{Duration, Instant};
-use support::faults::{now_ms, position, print_figures, tally, wait_recovered};
+use std::time::Duration;
+use support::faults::{print_figures, recover_from, settled_messages, tally};
 use support::{counter_in_order, exactly_once, Scenario, Writer};
 
 const SESSION_MS: u64 = 6000;
@@ -49,19 +49,8 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let mut recoveries = Vec::new();
     for signal in [Signal::Term, Signal::Kill] {
         // When the broker is stopped (or killed) mid-stream and started again
-        let before = position(&s, &s.zk).await;
-        let (fault_at, fault_ms) = (Instant::now(), now_ms());
-        let away = kafka.restart(signal).await;
         // Then the task produces again by itself
-        let (took, _) = wait_recovered(
-            &s,
-            &s.zk,
-            fault_at,
-            fault_ms,
-            before,
-            Duration::from_secs(120),
-        )
-        .await;
+        let (away, took) = recover_from(&s, kafka.restart(signal)).await;
         eprintln!(
             "broker restart ({signal:?}): back after {} ms, task produces again {} ms after the signal",
             away.as_millis(),
@@ -74,14 +63,7 @@ async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     // Then every row arrives exactly once, the counter in commit order
     let n = writer.finish().await;
     let txns = n / 5;
-    let msgs = s.wait_messages(n as usize, Duration::from_secs(120)).await;
-    // give late duplicates a moment to show up
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let msgs = if msgs.len() > n as usize + txns as usize + 1 {
-        msgs
-    } else {
-        stack.read_topic(&s.topic).await
-    };
+    let msgs = settled_messages(&s, n as usize, n as usize + txns as usize + 1).await;
     let mut problems = exactly_once(&msgs, n);
     problems.extend(counter_in_order(&msgs, txns));
     let resends = core.log_lines_matching("resending").len();

@@ -10,7 +10,7 @@ mod support;
 
 use replicator_tests::{Server, Stack};
 use std::time::{Duration, Instant};
-use support::faults::{now_ms, position, print_figures, tally_ids, wait_recovered, CrashWriter};
+use support::faults::{print_figures, recover_from, settled_messages, tally_ids, CrashWriter};
 use support::Scenario;
 
 const SESSION_MS: u64 = 6000;
@@ -32,26 +32,19 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
     let mut recoveries = Vec::new();
     for round in 1..=2 {
         // When the source is SIGKILLed under writes and started again
-        let before = position(&s, &s.zk).await;
-        let (fault_at, fault_ms) = (Instant::now(), now_ms());
-        tokio::task::spawn_blocking(move || {
-            stack.kill_server(Server::MariaDb);
-            std::thread::sleep(Duration::from_secs(1));
-            stack.restart_server(Server::MariaDb, Duration::from_secs(90));
-        })
-        .await
-        .expect("restart MariaDB");
-        let up = fault_at.elapsed();
+        let crash = async {
+            let t = Instant::now();
+            tokio::task::spawn_blocking(move || {
+                stack.kill_server(Server::MariaDb);
+                std::thread::sleep(Duration::from_secs(1));
+                stack.restart_server(Server::MariaDb, Duration::from_secs(90));
+            })
+            .await
+            .expect("restart MariaDB");
+            t.elapsed()
+        };
         // Then the task resumes by itself
-        let (took, _) = wait_recovered(
-            &s,
-            &s.zk,
-            fault_at,
-            fault_ms,
-            before,
-            Duration::from_secs(120),
-        )
-        .await;
+        let (up, took) = recover_from(&s, crash).await;
         eprintln!(
             "source crash {round}: MariaDB back after {} ms, task produces again {} ms after the kill",
             up.as_millis(),
@@ -74,14 +67,7 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
         "the table lost committed rows: {} rows, {report:?}",
         ids.len()
     );
-    let msgs = s.wait_messages(ids.len(), Duration::from_secs(120)).await;
-    // give late duplicates a moment to show up
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let msgs = if msgs.len() > ids.len() {
-        msgs
-    } else {
-        stack.read_topic(&s.topic).await
-    };
+    let msgs = settled_messages(&s, ids.len(), ids.len()).await;
     let figures = tally_ids(&msgs, &ids);
     eprintln!(
         "writer: {} transactions committed, {} failed (uncertain), {} rows in the table",

@@ -80,7 +80,8 @@ async fn main() {
         &db,
         json!({"snapshot": "initial", "snapshot_chunk_rows": chunk}),
     );
-    let sink = json!({"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4});
+    let sink =
+        json!({"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4});
     let (mut core, task) =
         bench::start_task(&stack, &zk, &root, "benchsnap", (source, sink), &[]).await;
     let t = Instant::now();

@@ -245,3 +245,38 @@ impl CrashWriter {
         self.handle.await.expect("writer task")
     }
 }
+
+/// One fault and the recovery from it: runs `fault` and waits (up to 120 s)
+/// for the task to produce again past where it was. Returns what `fault`
+/// returned and how long after its start the task produced again.
+pub async fn recover_from<T>(
+    s: &Scenario,
+    fault: impl std::future::Future<Output = T>,
+) -> (T, Duration) {
+    let before = position(s, &s.zk).await;
+    let (fault_at, fault_ms) = (Instant::now(), now_ms());
+    let out = fault.await;
+    let (took, _) = wait_recovered(
+        s,
+        &s.zk,
+        fault_at,
+        fault_ms,
+        before,
+        Duration::from_secs(120),
+    )
+    .await;
+    (out, took)
+}
+
+/// The topic's messages once at least `n` arrived (within 120 s), after 2 s
+/// more for late duplicates to show up: read again unless more than
+/// `enough` are in already.
+pub async fn settled_messages(s: &Scenario, n: usize, enough: usize) -> Vec<Message> {
+    let msgs = s.wait_messages(n, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if msgs.len() > enough {
+        msgs
+    } else {
+        s.stack.read_topic(&s.topic).await
+    }
+}
