@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::Scenario;
 use tokio::io::AsyncBufReadExt;
-use type_matrix_support::{columns, position, Recorder, Set};
+use type_matrix_support::{columns, position, Recorder};
 
 /// The venv's python, or `None` when the test is explicitly skipped.
 fn debezium_python() -> Option<PathBuf> {
@@ -296,17 +296,8 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         .unwrap();
     let types = columns::types_table(&db);
     let mut rec = Recorder::with_conn(mysql_async::Conn::new(opts.clone()).await.unwrap()).await;
-    rec.exec(&types.create_sql()).await;
-    // and rows in the table already
-    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    let sql = types.insert_sql(&[
-        (&["101"], a),
-        (&["102"], b),
-        (&["103"], c),
-        (&["104"], null),
-    ]);
-    rec.existing(&types, &sql, "id IN (101, 102, 103, 104)")
-        .await;
+    // with rows in the table already
+    rec.existing_type_rows(&types).await;
     let seeded = 4;
 
     // and Debezium copying and streaming it (a fresh start, in a fresh

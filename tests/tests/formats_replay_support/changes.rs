@@ -11,16 +11,7 @@ use std::collections::BTreeMap;
 /// rows and 21 rows of the busy table (three chunks of 7 exactly).
 pub async fn existing_rows(rec: &mut Recorder, s: &Scenario) -> TableSpec {
     let types = columns::types_table(&s.db);
-    rec.exec(&types.create_sql()).await;
-    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    let sql = types.insert_sql(&[
-        (&["101"], a),
-        (&["102"], b),
-        (&["103"], c),
-        (&["104"], null),
-    ]);
-    rec.existing(&types, &sql, "id IN (101, 102, 103, 104)")
-        .await;
+    rec.existing_type_rows(&types).await;
     let rows: Vec<String> = (1..=21)
         .map(|i| {
             let note = if i % 4 == 0 {

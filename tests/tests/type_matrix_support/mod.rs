@@ -406,6 +406,21 @@ impl Recorder {
         self.push_rows(t, "delete", old, Vec::new());
     }
 
+    /// Creates `types` with rows 101, 102, 103 (sets A, B, C) and 104
+    /// (NULLs), recorded as rows that exist before the task starts (the
+    /// format tests' snapshot rows).
+    pub async fn existing_type_rows(&mut self, types: &TableSpec) {
+        self.exec(&types.create_sql()).await;
+        let sql = types.insert_sql(&[
+            (&["101"], Set::A),
+            (&["102"], Set::B),
+            (&["103"], Set::C),
+            (&["104"], Set::Null),
+        ]);
+        self.existing(types, &sql, "id IN (101, 102, 103, 104)")
+            .await;
+    }
+
     /// The stream's changes of rows 101 and 102 of the snapshot of `types`
     /// (the format tests): 101 updated to set C, 102 deleted.
     pub async fn change_snapshot_rows(&mut self, types: &TableSpec) {
