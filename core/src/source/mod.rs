@@ -313,3 +313,38 @@ pub async fn open_stream(
     }
     Ok(conn.get_binlog_stream(request).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that takes the TCP connection and never sends MySQL's
+    /// greeting (a hung process, a wrong port): the connection attempt is
+    /// given up after [`CONNECT_TIMEOUT`], as a transient error naming it.
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_never_answers_is_given_up_after_the_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let cfg = SourceConfig {
+            host: "127.0.0.1".into(),
+            port,
+            user: "repl".into(),
+            ..SourceConfig::default()
+        };
+        let started = tokio::time::Instant::now();
+        let err = connect(&cfg, None).await.unwrap_err();
+        assert_eq!(started.elapsed(), CONNECT_TIMEOUT);
+        assert!(matches!(err, TaskError::Transient(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&format!("127.0.0.1:{port} did not answer within 5 s")),
+            "{err}"
+        );
+        silent.abort();
+    }
+}
