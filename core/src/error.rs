@@ -71,7 +71,7 @@ pub enum DefiniteError {
     /// The source failed over to a server whose GTIDs do not continue the
     /// context (see [`crate::source::failover`]).
     #[error("source failover: {0}")]
-    SourceGap(String),
+    SourceGap(#[from] crate::source::gap::FailoverError),
     /// TLS to the source cannot work as configured (`source.tls`).
     #[error("source TLS: {0}")]
     SourceTls(String),

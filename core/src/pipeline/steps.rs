@@ -47,7 +47,7 @@ pub(super) async fn resume_point(
                 flavor,
                 accept,
             )
-            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
+            .map_err(DefiniteError::SourceGap)?
             {
                 source::failover::Resume::Position => (cp, version, progress.clean),
                 source::failover::Resume::Gtid {

@@ -24,6 +24,8 @@
 //! context's GTID (error 1236, not in its binlog) when the stream opens, and
 //! [`gone_after_failover`] turns that into the same definite gap error.
 
+use super::gap::describe;
+pub use super::gap::FailoverError;
 use crate::decode::Flavor;
 use crate::error::{DefiniteError, TaskError};
 use replicator_common::gtid::GtidSet;
@@ -43,37 +45,6 @@ pub enum Resume {
         /// are not comparable with this run's, no duplicate check against them.
         accepted_gap: bool,
     },
-}
-
-/// Why a run cannot resume on the server it reached.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FailoverError {
-    #[error("the source server changed from {from} to {to} but the context has no GTID state to resume from (a file/pos of one server means nothing on another); enable GTIDs on the source, or delete the task's context to start over from source.start")]
-    NoGtid { from: String, to: String },
-    #[error("the source server changed from {from} to {to} and its GTIDs do not continue the context: {gap}; to accept the gap and resume from what {to} has, run `replicatorctl task accept-gap TASK` (POST /api/v1/tasks/TASK/accept-gap)")]
-    Gap {
-        from: String,
-        to: String,
-        gap: String,
-    },
-    /// The context's GTIDs are of the other source flavour (MariaDB against
-    /// MySQL): the task was pointed at another kind of server.
-    #[error("the source server changed from {from} to {to}, a {flavor:?} server, but the context's GTID state {context} is of the other flavour; delete the task's context to start over from source.start")]
-    MixedFlavours {
-        from: String,
-        to: String,
-        flavor: Flavor,
-        context: GtidSet,
-    },
-}
-
-/// `server_id:1 (127.0.0.1:3306)`.
-fn describe(s: &SourceServer) -> String {
-    if s.addr.is_empty() {
-        s.id.clone()
-    } else {
-        format!("{} ({})", s.id, s.addr)
-    }
 }
 
 /// Decides where a run on `here` (whose GTID state is `here_gtid`, of the
@@ -136,16 +107,15 @@ pub fn gone_after_failover(
     here: &SourceServer,
     ctx_gtid: Option<&GtidSet>,
 ) -> TaskError {
-    let ctx_gtid = ctx_gtid.cloned().unwrap_or_default();
     match e {
-        TaskError::Definite(DefiniteError::BinlogGone(msg)) => DefiniteError::SourceGap(format!(
-            "{} does not hold the context's GTID state {ctx_gtid} in its binlog ({msg}): it lacks \
-             transactions the task published (a lagging replica was promoted and wrote its own) \
-             or purged them; to accept the gap and resume from what it has, run \
-             `replicatorctl task accept-gap TASK` (POST /api/v1/tasks/TASK/accept-gap)",
-            describe(here)
-        ))
-        .into(),
+        TaskError::Definite(DefiniteError::BinlogGone(message)) => {
+            DefiniteError::SourceGap(FailoverError::NotInBinlog {
+                server: describe(here),
+                gtid: ctx_gtid.cloned().unwrap_or_default(),
+                message,
+            })
+            .into()
+        }
         other => other,
     }
 }

@@ -17,6 +17,7 @@
 //! the run resumes at the context's file/pos or by GTID.
 
 pub mod failover;
+pub mod gap;
 pub mod preflight;
 pub mod schema;
 pub mod tls;
