@@ -110,6 +110,34 @@ pub fn check_image(
     }
 }
 
+/// A row message's image (`data`: the row after, or before a delete) and,
+/// for an update, the old values of the columns it changed (`old`),
+/// against `render`. True when it was an update (`old` checked).
+fn check_row_images(
+    at: &str,
+    t: &TableSpec,
+    render: &Render,
+    (kind, before, after): (
+        &str,
+        &Option<Map<String, Value>>,
+        &Option<Map<String, Value>>,
+    ),
+    (data, old): (&Value, &Value),
+    out: &mut Vec<String>,
+) -> bool {
+    let image = if kind == "delete" { before } else { after };
+    let what = format!("{at} data");
+    check_image(&what, t, render, image.as_ref().unwrap(), data, None, out);
+    match (before, after, kind) {
+        (Some(b), Some(a), "update") => {
+            let ch = changed(t, b, a);
+            check_image(&format!("{at} old"), t, render, b, old, Some(&ch), out);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Columns whose value differs between `before` and `after`.
 pub fn changed(
     t: &TableSpec,
@@ -187,30 +215,11 @@ pub fn type_matrix(
                     ));
                 }
                 let data = if *kind == "delete" { before } else { after };
-                check_image(
-                    &format!("{at} data"),
-                    t,
-                    &canal,
-                    data.as_ref().unwrap(),
-                    &v["data"][0],
-                    None,
-                    &mut out,
-                );
-                match (before, after, *kind) {
-                    (Some(b), Some(a), "update") => {
-                        let ch = changed(t, b, a);
-                        check_image(
-                            &format!("{at} old"),
-                            t,
-                            &canal,
-                            b,
-                            &v["old"][0],
-                            Some(&ch),
-                            &mut out,
-                        );
-                    }
-                    _ if !v["old"].is_null() => out.push(format!("{at}: old {}", v["old"])),
-                    _ => {}
+                let images = (&v["data"][0], &v["old"][0]);
+                let update =
+                    check_row_images(&at, t, &canal, (kind, before, after), images, &mut out);
+                if !update && !v["old"].is_null() {
+                    out.push(format!("{at}: old {}", v["old"]));
                 }
                 for c in &t.cols {
                     if !v["sqlType"][&c.name].is_i64() || !v["mysqlType"][&c.name].is_string() {
@@ -248,30 +257,11 @@ pub fn type_matrix(
                 }
                 let data = if *kind == "delete" { before } else { after };
                 let data = data.as_ref().unwrap();
-                check_image(
-                    &format!("{at} data"),
-                    t,
-                    &maxwell,
-                    data,
-                    &v["data"],
-                    None,
-                    &mut out,
-                );
-                match (before, after, *kind) {
-                    (Some(b), Some(a), "update") => {
-                        let ch = changed(t, b, a);
-                        check_image(
-                            &format!("{at} old"),
-                            t,
-                            &maxwell,
-                            b,
-                            &v["old"],
-                            Some(&ch),
-                            &mut out,
-                        );
-                    }
-                    _ if v.get("old").is_some() => out.push(format!("{at}: old {}", v["old"])),
-                    _ => {}
+                let images = (&v["data"], &v["old"]);
+                let update =
+                    check_row_images(&at, t, &maxwell, (kind, before, after), images, &mut out);
+                if !update && v.get("old").is_some() {
+                    out.push(format!("{at}: old {}", v["old"]));
                 }
                 if v["primary_key"] != json!([data["id"]])
                     || !v["ts"].is_i64()
