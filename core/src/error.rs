@@ -74,7 +74,7 @@ pub enum DefiniteError {
     SourceGap(#[from] crate::source::gap::FailoverError),
     /// TLS to the source cannot work as configured (`source.tls`).
     #[error("source TLS: {0}")]
-    SourceTls(String),
+    SourceTls(#[from] SourceTlsError),
     #[error("cannot decode binlog: {0}")]
     Decode(#[from] DataError),
     /// The source reports a GTID state this process cannot read.
@@ -113,6 +113,31 @@ pub enum DefiniteError {
     /// The broker's certificate did not verify, or the SASL login was refused.
     #[error("cannot connect to Kafka securely: {0}")]
     KafkaSecurity(#[source] BoxError),
+}
+
+/// Why TLS to the source server cannot work as `source.tls` says (`mode`
+/// is the configured mode's name).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceTlsError {
+    #[error("{addr} does not offer TLS (source.tls.mode is {mode}; enable ssl on the server or set the mode to disabled)")]
+    NotOffered { addr: String, mode: &'static str },
+    /// The TLS handshake failed.
+    #[error("TLS to {addr} (source.tls.mode {mode}): {source}")]
+    Handshake {
+        addr: String,
+        mode: &'static str,
+        #[source]
+        source: Box<mysql_async::Error>,
+    },
+    /// The server's certificate did not verify (against `ca_file` when set).
+    #[error("the certificate of {addr} does not verify (source.tls.mode {mode}{}): {source}", ca_file.as_deref().map(|f| format!(", ca_file {f}")).unwrap_or_default())]
+    Certificate {
+        addr: String,
+        mode: &'static str,
+        ca_file: Option<String>,
+        #[source]
+        source: Box<mysql_async::Error>,
+    },
 }
 
 /// A task config (or context) that cannot work; the text names the field.

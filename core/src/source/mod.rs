@@ -74,7 +74,7 @@ pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Co
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => {
             let addr = format!("{}:{}", cfg.host, cfg.port);
-            Err(tls::classify(cfg.tls.as_ref(), &addr, &e).unwrap_or_else(|| e.into()))
+            Err(tls::classify(cfg.tls.as_ref(), &addr, e))
         }
     }
 }

@@ -110,6 +110,9 @@ pub fn check_image(
     }
 }
 
+/// A row image as recorded (`None`: no such image).
+type Row = Option<Map<String, Value>>;
+
 /// A row message's image (`data`: the row after, or before a delete) and,
 /// for an update, the old values of the columns it changed (`old`),
 /// against `render`. True when it was an update (`old` checked).
@@ -117,11 +120,7 @@ fn check_row_images(
     at: &str,
     t: &TableSpec,
     render: &Render,
-    (kind, before, after): (
-        &str,
-        &Option<Map<String, Value>>,
-        &Option<Map<String, Value>>,
-    ),
+    (kind, before, after): (&str, &Row, &Row),
     (data, old): (&Value, &Value),
     out: &mut Vec<String>,
 ) -> bool {
