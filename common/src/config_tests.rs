@@ -370,11 +370,11 @@ fn every_format_copies_existing_rows_by_default() {
     }
 }
 
-/// The lenient walker's field lists (`config/fields.rs`) restate the
-/// structs: they must name exactly the fields the structs serialize, so a
-/// field added to one and not the other fails here.
+/// The lenient walker takes its field names from serde: they are exactly
+/// the fields the structs serialize, and every check it adds (ranges, the
+/// start position) names one of them.
 #[test]
-fn field_lists_name_exactly_the_struct_fields() {
+fn the_walker_knows_exactly_the_struct_fields() {
     let every_field = json!({
         "name": "t", "group": "g", "redundancy": 3,
         "source": {
@@ -393,7 +393,7 @@ fn field_lists_name_exactly_the_struct_fields() {
             "replication_factor": 3, "min_insync_replicas": 2
         }
     });
-    let cfg: TaskConfig = serde_json::from_value(every_field).unwrap();
+    let cfg: TaskConfig = serde_json::from_value(every_field.clone()).unwrap();
     fn paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
         let Value::Object(m) = v else { return };
         for (k, v) in m {
@@ -412,7 +412,55 @@ fn field_lists_name_exactly_the_struct_fields() {
     let mut serialized = Vec::new();
     paths(&serde_json::to_value(&cfg).unwrap(), "", &mut serialized);
     serialized.sort();
-    assert_eq!(serialized, fields::known_paths());
+    let known = fields::known_paths();
+    assert_eq!(serialized, known);
+    for p in fields::checked_paths() {
+        assert!(known.iter().any(|k| k == p), "check on unknown field {p}");
+    }
+    assert_eq!(
+        fields::field_names::<SourceTls>(),
+        ["mode", "ca_file"],
+        "names as serde reads them"
+    );
+    // the full config passes the walker untouched
+    let mut obj = every_field.as_object().unwrap().clone();
+    let mut problems = Problems::default();
+    fields::check_fields(&mut obj, &mut problems);
+    let found: Vec<&ConfigProblem> = problems.0.iter().collect();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(Value::Object(obj), every_field);
+}
+
+/// Wrong types are reported with serde's own words, one per field, next to
+/// the unknown ones.
+#[test]
+fn wrong_types_are_reported_per_field() {
+    let mut v = good();
+    v["source"]["include"] = json!([1]);
+    v["source"]["snapshot"] = json!("sometimes");
+    v["sink"]["tombstones"] = json!("yes");
+    v["sink"]["properties"] = json!({"acks": 1});
+    v["sink"]["debezium"] = json!({"schemas": 1, "colour": 2});
+    v["source"]["port"] = json!("3306");
+    let e = TaskConfig::parse(v.to_string().as_bytes()).unwrap_err();
+    let mut got: Vec<&str> = e.0.iter().map(|p| p.field.as_str()).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "sink.debezium.colour",
+            "sink.debezium.schemas",
+            "sink.properties",
+            "sink.tombstones",
+            "source.include",
+            "source.port",
+            "source.snapshot"
+        ],
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("unknown variant `sometimes`"), "{msg}");
+    assert!(msg.contains("sink.debezium.colour: unknown field"), "{msg}");
 }
 
 #[test]

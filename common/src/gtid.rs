@@ -84,13 +84,27 @@ impl FromStr for Gtid {
     }
 }
 
-/// A set of executed transactions, as a context keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A set of executed transactions, as a context keeps it. The default is
+/// the empty set (whose text, empty, reads as a MariaDB state).
+#[derive(Clone, PartialEq, Eq)]
 pub enum GtidSet {
     /// MariaDB: the newest GTID of each domain.
     Mariadb(MariaGtidState),
     /// MySQL: per source UUID, the intervals of executed `gno`s.
     Mysql(MysqlGtidSet),
+}
+
+impl Default for GtidSet {
+    fn default() -> Self {
+        GtidSet::Mariadb(MariaGtidState::default())
+    }
+}
+
+/// Debug output is the server's text: what logs and test failures need.
+impl fmt::Debug for GtidSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GtidSet({:?})", self.to_string())
+    }
 }
 
 /// The text is neither a MariaDB GTID state nor a MySQL GTID set.
@@ -263,6 +277,8 @@ mod tests {
         assert!(!y.contains(&"0-1-1".parse().unwrap()), "other flavour");
         let empty = set("");
         assert!(empty.is_empty() && empty.to_string().is_empty());
+        assert_eq!(GtidSet::default(), empty);
+        assert_eq!(format!("{:?}", set("0-1-42")), "GtidSet(\"0-1-42\")");
         assert!("0-1".parse::<GtidSet>().is_err());
         assert!(format!("{A}:0").parse::<GtidSet>().is_err());
     }

@@ -10,8 +10,8 @@
 //! waiting for a reconnection. After a crash the context is simply behind
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
-use crate::error::{DefiniteError, TaskError};
-use replicator_common::gtid::GtidSetParseError;
+use crate::error::{ConfigError, TaskError};
+use replicator_common::gtid::GtidSet;
 use replicator_common::nodes::{Progress, SnapshotProgress, SourceServer};
 use replicator_common::position::BinlogPos;
 use replicator_common::zk::{Zk, ZkClientError};
@@ -21,7 +21,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub pos: BinlogPos,
-    pub gtid: Option<String>,
+    /// The GTID state after the transaction (MariaDB: newest per domain;
+    /// MySQL: the executed set); `None` on a source without GTIDs.
+    pub gtid: Option<GtidSet>,
     pub event_ts_ms: i64,
     pub events: u64,
     /// Snapshot progress reached with this checkpoint (shared: every
@@ -33,20 +35,18 @@ impl Checkpoint {
     pub fn from_progress(p: &Progress) -> Self {
         Self {
             pos: p.position.clone(),
-            gtid: p.gtid.as_ref().map(ToString::to_string),
+            gtid: p.gtid.clone(),
             event_ts_ms: p.event_ts_ms,
             events: p.events,
             snapshot: p.snapshot.clone().map(Arc::new),
         }
     }
 
-    /// The context node for this checkpoint. The GTID text comes from the
-    /// source (or from a set this process printed); one that does not parse
-    /// is a definite error rather than a context without its GTID.
-    pub fn to_progress(&self, epoch: i64, clean: bool) -> Result<Progress, GtidSetParseError> {
-        Ok(Progress {
+    /// The context node for this checkpoint.
+    pub fn to_progress(&self, epoch: i64, clean: bool) -> Progress {
+        Progress {
             position: self.pos.clone(),
-            gtid: self.gtid.as_deref().map(str::parse).transpose()?,
+            gtid: self.gtid.clone(),
             event_ts_ms: self.event_ts_ms,
             events: self.events,
             updated_ms: replicator_common::now_ms(),
@@ -55,12 +55,12 @@ impl Checkpoint {
             server: None,
             accepted_gap: 0,
             snapshot: self.snapshot.as_deref().cloned(),
-        })
+        }
     }
 }
 
 /// What the context node holds.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Stored {
     /// No context yet (new task) or an empty node.
     Empty {
@@ -71,9 +71,7 @@ pub enum Stored {
         version: i32,
     },
     /// Edited by hand into something that does not parse: a definite error.
-    Invalid {
-        reason: String,
-    },
+    Invalid(ConfigError),
 }
 
 /// Reads the context node at `path`, creating it empty when absent.
@@ -88,9 +86,10 @@ pub async fn read(zk: &Zk, path: &str) -> Result<Stored, TaskError> {
     }
     match serde_json::from_slice::<Progress>(&data) {
         Ok(progress) => Ok(Stored::Valid { progress, version }),
-        Err(e) => Ok(Stored::Invalid {
-            reason: format!("context {path} is not valid progress JSON: {e}"),
-        }),
+        Err(source) => Ok(Stored::Invalid(ConfigError::Context {
+            path: path.to_string(),
+            source,
+        })),
     }
 }
 
@@ -136,9 +135,7 @@ impl ContextWriter {
         if !force && !clean && self.last.as_ref() == Some(cp) {
             return Ok(());
         }
-        let mut progress = cp.to_progress(self.epoch, clean).map_err(|e| {
-            DefiniteError::Decode(format!("GTID of the checkpoint at {}: {e}", cp.pos))
-        })?;
+        let mut progress = cp.to_progress(self.epoch, clean);
         progress.server = self.server.clone();
         progress.accepted_gap = self.accepted_gap;
         let data = serde_json::to_vec(&progress).expect("progress serializes");

@@ -59,9 +59,16 @@ pub async fn run(config: CoreConfig, shutdown: CancellationToken) {
     if !crate::sink::wait_closed(Duration::from_secs(2)).await {
         tracing::warn!("Kafka clients still closing at exit");
     }
-    let drained = async { while background.join_next().await.is_some() {} };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
-    background.shutdown().await;
+    drain(&mut background, Duration::from_secs(1)).await;
+}
+
+/// Waits up to `deadline` for every task of `set` to end, then aborts the
+/// rest (and waits for them to be gone). False when some had to be aborted.
+async fn drain<T: 'static>(set: &mut JoinSet<T>, deadline: Duration) -> bool {
+    let all = async { while set.join_next().await.is_some() {} };
+    let in_time = tokio::time::timeout(deadline, all).await.is_ok();
+    set.shutdown().await;
+    in_time
 }
 
 /// One ZooKeeper session after another, until `shutdown`.
@@ -158,14 +165,9 @@ async fn session(config: &Arc<CoreConfig>, zk: Zk, shutdown: &CancellationToken)
             _ = shutdown.cancelled() => {
                 // tasks see the same token and stop gracefully, while the
                 // lease keeper still confirms the session
-                let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
-                    while tasks.join_next().await.is_some() {}
-                })
-                .await;
-                if drained.is_err() {
-                    tracing::warn!("tasks did not stop in time; aborting them");
+                if !drain(&mut tasks, SHUTDOWN_DEADLINE).await {
+                    tracing::warn!("tasks did not stop in time; aborted them");
                 }
-                tasks.shutdown().await;
                 session_lost.cancel();
                 background.shutdown().await;
                 zk.close().await;
@@ -315,5 +317,61 @@ async fn heartbeat(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = session_lost.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::drain;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::task::JoinSet;
+    use tokio::time::Instant;
+
+    /// Tasks that stop within the deadline are waited for, no longer.
+    #[tokio::test(start_paused = true)]
+    async fn tasks_that_stop_in_time_are_waited_for() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut set = JoinSet::new();
+        for ms in [0, 100, 900] {
+            let done = done.clone();
+            set.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let start = Instant::now();
+        assert!(drain(&mut set, Duration::from_secs(1)).await);
+        assert_eq!(start.elapsed(), Duration::from_millis(900));
+        assert_eq!(done.load(Ordering::SeqCst), 3);
+        assert!(set.is_empty());
+        // an empty set drains at once
+        assert!(drain(&mut JoinSet::<()>::new(), Duration::from_secs(1)).await);
+        assert_eq!(start.elapsed(), Duration::from_millis(900));
+    }
+
+    /// A task that does not stop is aborted at the deadline (the others
+    /// still end normally), and the drain says so.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_does_not_stop_is_aborted_at_the_deadline() {
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut set = JoinSet::new();
+        for ms in [10, 3_600_000] {
+            let done = done.clone();
+            set.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let start = Instant::now();
+        assert!(!drain(&mut set, Duration::from_secs(30)).await);
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            1,
+            "the hung task never finished"
+        );
+        assert!(set.is_empty(), "aborted and reaped");
     }
 }

@@ -81,7 +81,7 @@
 //! - [`mysql`], [`kafka`], [`zk`]: helpers on [`Stack`] per server.
 //! - [`process`]: the project's binaries as child processes.
 //! - [`secure_kafka`]: a private Tansu behind a TLS terminator (and SASL),
-//!   with test certificates.
+//!   with test certificates ([`certs`], shared with the source TLS tests).
 //! - [`postgres`]: a PostgreSQL server of a test's own.
 //! - [`pg_kafka`]: a private Tansu on PostgreSQL storage (the
 //!   postgres-enabled build), restartable without losing its data or its
@@ -94,8 +94,11 @@
 //!   SIGKILL and promotion, for source failover tests; [`Stack::with_mysql`]
 //!   points a stack at one of them.
 //! - [`wait`]: polling with deadlines.
+//! - [`bench`]: what the benchmark binaries share.
 //! - [`names`]: unique names.
 
+pub mod bench;
+pub mod certs;
 pub mod kafka;
 pub mod mariadb_pair;
 pub mod mysql;

@@ -13,6 +13,7 @@
 //! PostgreSQL ([`crate::pg_kafka`]), where users made with `tansu user
 //! create` survive the restart that turns `--authentication` on.
 
+use crate::certs::make_certificates;
 use crate::pg_kafka::PgKafka;
 use crate::process::Process;
 use crate::reaper;
@@ -51,88 +52,6 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn run(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl {args:?}: {e} (is the openssl package installed?)"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Makes `ca.pem`, `server.pem` + `server.key` (for localhost) and `other-ca.pem` in `dir`.
-fn make_certificates(dir: &Path) {
-    for (name, cn) in [("ca", "replicator test CA"), ("other-ca", "some other CA")] {
-        run(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.pem"),
-                "-subj",
-                &format!("/CN={cn}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-    }
-    run(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write server.ext");
-    run(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-}
-
 fn wait_port(port: u16, what: &str, proc: &mut Process) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -151,7 +70,7 @@ impl SecureKafka {
     /// and socat in front of it; panics with their logs when they do not start.
     pub fn start(authentication: bool) -> SecureKafka {
         let dir = reaper::fresh_dir("secure-kafka");
-        make_certificates(&dir);
+        make_certificates(&dir, "localhost", "DNS:localhost");
         let inner = free_port();
         let port = free_port();
         let tansu = tansu_path().expect("tansu binary: run deploy/install.sh");
@@ -178,7 +97,7 @@ impl SecureKafka {
     /// front of it.
     pub fn start_on_postgres() -> SecureKafka {
         let dir = reaper::fresh_dir("secure-kafka");
-        make_certificates(&dir);
+        make_certificates(&dir, "localhost", "DNS:localhost");
         let inner = free_port();
         let port = free_port();
         let kafka = PgKafka::start_advertising(inner, &format!("tcp://localhost:{port}"));

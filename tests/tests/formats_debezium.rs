@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::Scenario;
 use tokio::io::AsyncBufReadExt;
-use type_matrix_support::{columns, Recorder, Set};
+use type_matrix_support::{columns, position, Recorder};
 
 /// The venv's python, or `None` when the test is explicitly skipped.
 fn debezium_python() -> Option<PathBuf> {
@@ -158,24 +158,6 @@ fn same_value(ours: &Value, theirs: &Value) -> bool {
             a.get("wkb") == b.get("wkb")
         }
         _ => ours == theirs,
-    }
-}
-
-/// The binlog order of one of our messages: its position header (a
-/// snapshot row, `file:pos:s<chunk>.<row>`, before the stream rows of the
-/// transaction at its boundary).
-fn position(m: &replicator_tests::Message) -> (String, u64, u8, u64, u64) {
-    let h = std::str::from_utf8(m.header("replicator.position").expect("position header")).unwrap();
-    let mut it = h.rsplitn(3, ':');
-    let last = it.next().unwrap();
-    let pos = it.next().unwrap().parse().unwrap();
-    let file = it.next().unwrap().to_string();
-    match last.strip_prefix('s') {
-        Some(cr) => {
-            let (c, r) = cr.split_once('.').unwrap();
-            (file, pos, 0, c.parse().unwrap(), r.parse().unwrap())
-        }
-        None => (file, pos, 1, 0, last.parse().unwrap()),
     }
 }
 
@@ -314,17 +296,8 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
         .unwrap();
     let types = columns::types_table(&db);
     let mut rec = Recorder::with_conn(mysql_async::Conn::new(opts.clone()).await.unwrap()).await;
-    rec.exec(&types.create_sql()).await;
-    // and rows in the table already
-    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    let sql = types.insert_sql(&[
-        (&["101"], a),
-        (&["102"], b),
-        (&["103"], c),
-        (&["104"], null),
-    ]);
-    rec.existing(&types, &sql, "id IN (101, 102, 103, 104)")
-        .await;
+    // with rows in the table already
+    rec.existing_type_rows(&types).await;
     let seeded = 4;
 
     // and Debezium copying and streaming it (a fresh start, in a fresh
@@ -406,32 +379,8 @@ async fn compare_with_debezium(stack: &'static replicator_tests::Stack, schemas:
 
     // When the type-matrix changes run, some on rows of the snapshot
     let tq = types.sql_name();
-    rec.update(
-        &types,
-        &types.update_sql(c, "id = 101"),
-        "id = 101",
-        "id = 101",
-    )
-    .await;
-    let sql = format!("DELETE FROM {tq} WHERE id = 102");
-    rec.delete(&types, &sql, "id = 102").await;
-    rec.insert(
-        &types,
-        &types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c)]),
-        "id IN (1, 2, 3)",
-    )
-    .await;
-    rec.insert(&types, &types.insert_sql(&[(&["4"], null)]), "id = 4")
-        .await;
-    rec.update(&types, &types.update_sql(c, "id = 1"), "id = 1", "id = 1")
-        .await;
-    rec.update(&types, &types.update_sql(a, "id = 4"), "id = 4", "id = 4")
-        .await;
-    let sql = format!("UPDATE {tq} SET id = 30 WHERE id = 3");
-    rec.update(&types, &sql, "id = 3", "id = 30").await;
-    let sql = types.update_sql(null, "id IN (2, 30)");
-    rec.update(&types, &sql, "id IN (2, 30)", "id IN (2, 30)")
-        .await;
+    rec.change_snapshot_rows(&types).await;
+    rec.type_matrix_changes(&types).await;
     let sql = format!("DELETE FROM {tq} WHERE id = 1");
     rec.delete(&types, &sql, "id = 1").await;
     let sql = format!("DELETE FROM {tq} WHERE id IN (2, 4)");

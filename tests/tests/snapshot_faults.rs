@@ -21,18 +21,14 @@ async fn updates_that_change_the_key_during_the_copy() {
     // Given 20,000 rows copied in chunks of 100 while half the updates move
     // rows to other keys, and a writer moving rows just ahead of the last
     // acknowledged chunk (the chunks read ahead hold their old keys)
-    let s = Scenario::new(stack, "snaprekey").await;
     let n = 20_000i64;
     let chunk = 100;
-    fill(stack, &s.db, &s.table, n as u64).await;
-    s.put_config(with_chunk_rows(&s, chunk)).await;
-    let stop = Arc::new(AtomicBool::new(false));
+    let mut copy = CopyUnderWrites::start(stack, "snaprekey", n, chunk, Mix::KeyChanges).await;
+    let s = &copy.s;
     let t = format!("`{}`.`{}`", s.db, s.table);
-    let writes = churn_with(stack, t.clone(), n, stop.clone(), Mix::KeyChanges);
-    let mut core = s.core("h1", 3000);
     let mut conn = stack.conn().await;
     let mut ahead = 0u64;
-    while snapshot_progress(&s).await.is_none_or(|(_, left)| left > 0) {
+    while snapshot_progress(s).await.is_none_or(|(_, left)| left > 0) {
         let last = s.context().await.and_then(|c| {
             c["snapshot"]["tables"][0]["last_key"][0]
                 .as_str()
@@ -49,9 +45,7 @@ async fn updates_that_change_the_key_during_the_copy() {
     }
 
     // When the copy ends
-    wait_snapshot_done(&s, Duration::from_secs(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    let statements = writes.await.unwrap() + ahead;
+    let statements = copy.finish().await + ahead;
     let moved: Vec<i64> = stack
         .query(&format!("SELECT COUNT(*) FROM {t} WHERE id > 10000000"))
         .await;
@@ -60,15 +54,9 @@ async fn updates_that_change_the_key_during_the_copy() {
 
     // Then the table rebuilt from the topic (an update removing its old
     // key) equals the table: no old key left behind by a chunk
-    let got =
-        wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60)).await;
-    if let Err(e) = got {
-        panic!(
-            "{moved} rows moved, {statements} writes: {e}\n{}",
-            core.tail(30)
-        );
-    }
-    core.stop().await;
+    copy.assert_topic_equals_table(stack, &format!("{moved} rows moved, {statements} writes"))
+        .await;
+    copy.core.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -187,26 +175,21 @@ async fn sigkills_with_two_chunks_in_flight_lose_and_repeat_nothing() {
 async fn a_chunk_read_whose_connection_is_killed_is_retried() {
     let stack = shared_stack!();
     // Given 20,000 rows copied in chunks of 200 under concurrent writes
-    let s = Scenario::new(stack, "snapkill").await;
     let n = 20_000i64;
-    fill(stack, &s.db, &s.table, n as u64).await;
-    s.put_config(with_chunk_rows(&s, 200)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
-    let mut core = s.core("h1", 3000);
+    let mut copy = CopyUnderWrites::start(stack, "snapkill", n, 200, Mix::Values).await;
 
     // When the test kills the connection of a running chunk read (KILL
     // <id>) three times
     use mysql_async::prelude::Queryable;
     let mut conn = stack.conn().await;
-    let pattern = format!("%FROM `{}`.`{}`%ORDER BY%", s.db, s.table);
+    let pattern = format!("%FROM `{}`.`{}`%ORDER BY%", copy.s.db, copy.s.table);
     let mut killed = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while killed < 3 {
         assert!(
             std::time::Instant::now() < deadline,
             "caught only {killed} chunk reads running\n{}",
-            core.tail(20)
+            copy.core.tail(20)
         );
         let ids: Vec<u64> = conn
             .exec(
@@ -224,56 +207,47 @@ async fn a_chunk_read_whose_connection_is_killed_is_retried() {
             }
         }
     }
-    wait_snapshot_done(&s, Duration::from_secs(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    let statements = writes.await.unwrap();
+    let statements = copy.finish().await;
 
     // Then the reads were retried, and the rebuilt table equals the table
     // with no row lost or copied twice
-    let retried = core.log_lines_matching("snapshot chunk read failed, retrying");
-    assert!(!retried.is_empty(), "no retry logged\n{}", core.tail(30));
-    let got =
-        wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60)).await;
-    if let Err(e) = got {
-        panic!(
-            "{statements} writes, {killed} kills: {e}\n{}",
-            core.tail(30)
-        );
-    }
-    core.stop().await;
+    let retried = copy
+        .core
+        .log_lines_matching("snapshot chunk read failed, retrying");
+    assert!(
+        !retried.is_empty(),
+        "no retry logged\n{}",
+        copy.core.tail(30)
+    );
+    copy.assert_topic_equals_table(stack, &format!("{statements} writes, {killed} kills"))
+        .await;
+    copy.core.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_column_added_during_the_copy() {
     let stack = shared_stack!();
     // Given 20,000 rows copied in chunks of 200 under concurrent writes
-    let s = Scenario::new(stack, "snapalter").await;
     let n = 20_000i64;
-    fill(stack, &s.db, &s.table, n as u64).await;
-    s.put_config(with_chunk_rows(&s, 200)).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writes = churn(stack, &s.db, &s.table, n, stop.clone());
-    let mut core = s.core("h1", 3000);
+    let mut copy = CopyUnderWrites::start(stack, "snapalter", n, 200, Mix::Values).await;
 
     // When a column is added halfway through the copy
-    wait_snapshot_rows(&s, n as u64 / 2, Duration::from_secs(300)).await;
+    wait_snapshot_rows(&copy.s, n as u64 / 2, Duration::from_secs(300)).await;
     stack
         .sql(&format!(
             "ALTER TABLE `{}`.`{}` ADD COLUMN extra INT NOT NULL DEFAULT 7",
-            s.db, s.table
+            copy.s.db, copy.s.table
         ))
         .await;
-    wait_snapshot_done(&s, Duration::from_secs(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    let statements = writes.await.unwrap();
+    let statements = copy.finish().await;
 
     // Then every row's last message has the row's values: rows copied or
     // changed after the ALTER carry the new column (its default), rows
     // copied before it and not changed since keep the old shape
-    let want = table_rows(stack, &s.db, &s.table).await;
+    let want = table_rows(stack, &copy.s.db, &copy.s.table).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let mut msgs = stack.read_topic(&s.topic).await;
+        let mut msgs = stack.read_topic(&copy.s.topic).await;
         msgs.sort_by_cached_key(order);
         let (mut got, problems) = rebuild(&msgs);
         let (mut with, mut without) = (0, 0);
@@ -299,11 +273,11 @@ async fn a_column_added_during_the_copy() {
             &diff[..diff.len().min(20)],
             &problems[..problems.len().min(20)],
             &bad_extra[..bad_extra.len().min(20)],
-            core.tail(30)
+            copy.core.tail(30)
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    core.stop().await;
+    copy.core.stop().await;
 }
 
 /// A table without a primary key rebuilt from `msgs` in position order:

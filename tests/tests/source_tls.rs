@@ -13,90 +13,12 @@
 mod support;
 
 use replicator_common::nodes::InstanceState;
+use replicator_tests::certs::make_certificates;
 use replicator_tests::mariadb_pair::MariaSolo;
 use replicator_tests::{shared_stack, Stack};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::Scenario;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA (`ca.pem`), a server key and certificate for IP 127.0.0.1
-/// (`server.pem`, `server-key.pem`), and an unrelated CA (`other-ca.pem`).
-fn make_certs(dir: &Path) {
-    for (key, cert, cn) in [
-        ("ca-key.pem", "ca.pem", "test CA"),
-        ("other-ca-key.pem", "other-ca.pem", "other CA"),
-    ] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                key,
-                "-out",
-                cert,
-                "-subj",
-                &format!("/CN={cn}"),
-            ],
-        );
-    }
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server-key.pem",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
 
 fn tls_config(s: &Scenario, host: &str, port: u16, tls: Value) -> Value {
     let mut cfg = s.config();
@@ -132,13 +54,13 @@ async fn instance_error(s: &Scenario, core: &replicator_tests::Process) -> Strin
 async fn tls_modes_against_a_mariadb_with_a_test_certificate() {
     let shared: &'static Stack = shared_stack!();
     let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
+    make_certificates(certs.path(), "127.0.0.1", "IP:127.0.0.1");
     let p = |f: &str| certs.path().join(f).display().to_string();
     let solo = MariaSolo::start(&format!(
         "ssl_ca={}\nssl_cert={}\nssl_key={}",
         p("ca.pem"),
         p("server.pem"),
-        p("server-key.pem")
+        p("server.key")
     ))
     .await
     .unwrap_or_else(|e| panic!("cannot start MariaDB with TLS: {e}"));

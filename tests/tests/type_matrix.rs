@@ -95,24 +95,8 @@ async fn matrix(stack: &'static Stack) {
     rec.ddl(&types, &types.create_sql()).await;
     rec.ddl(&wide, &wide.create_sql()).await;
     rec.ddl(&nopk, &nopk.create_sql()).await;
-    let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
-    rec.insert(
-        &types,
-        &types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c)]),
-        "id IN (1, 2, 3)",
-    )
-    .await;
-    rec.insert(&types, &types.insert_sql(&[(&["4"], null)]), "id = 4")
-        .await;
-    rec.update(&types, &types.update_sql(c, "id = 1"), "id = 1", "id = 1")
-        .await;
-    rec.update(&types, &types.update_sql(a, "id = 4"), "id = 4", "id = 4")
-        .await;
-    let sql = format!("UPDATE {tq} SET id = 30 WHERE id = 3");
-    rec.update(&types, &sql, "id = 3", "id = 30").await;
-    let sql = types.update_sql(null, "id IN (2, 30)");
-    rec.update(&types, &sql, "id IN (2, 30)", "id IN (2, 30)")
-        .await;
+    let (a, b, c) = (Set::A, Set::B, Set::C);
+    rec.type_matrix_changes(&types).await;
     rec.update(&types, &types.update_sql(b, "id = 2"), "id = 2", "id = 2")
         .await;
     let sql = format!("DELETE FROM {tq} WHERE id = 1");

@@ -1,143 +1,119 @@
 //! The lenient first pass over untrusted task-config JSON: every unknown
 //! or ill-typed field is reported with its dotted path and removed, so the
 //! typed deserialization of the rest succeeds and the semantic checks still
-//! report everything else at once. The field lists mirror the config
-//! structs; a test in `config_tests.rs` checks that they name exactly the
-//! fields the structs serialize.
+//! report everything else at once.
+//!
+//! Nothing here restates the config structs: the field names of each level
+//! are the ones serde's derived `Deserialize` accepts (read from serde
+//! itself, [`field_names`]), and a field's type is checked by deserializing
+//! that field alone into its struct. What serde does not know is listed:
+//! the allowed ranges of numbers ([`RANGES`]), the start position's shape,
+//! and which fields are nested config objects ([`nested`]).
 
-use super::Problems;
+use super::source::{SourceConfig, SourceTls};
+use super::{DebeziumOptions, Problems, SinkConfig, TaskConfig};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
-/// Field kinds the lenient walker checks before typed deserialization.
+/// The allowed range of each whole-number field, by dotted path.
+const RANGES: &[(&str, u64, u64)] = &[
+    ("redundancy", 1, 100),
+    ("source.port", 1, 65535),
+    ("source.server_id", 1, u32::MAX as u64),
+    ("source.snapshot_chunk_rows", 1, 1_000_000),
+    ("sink.heartbeat_ms", 100, 3_600_000),
+    ("sink.partitions", 1, 10_000),
+    ("sink.replication_factor", 1, 32_767),
+    ("sink.min_insync_replicas", 1, 32_767),
+];
+
+/// One JSON object level of the config: the struct it deserializes into.
 #[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    OptStr,
-    UInt { min: u64, max: u64 },
-    Bool,
-    StrList,
-    StrMap,
-    Start,
-    OneOf(&'static [&'static str]),
-    Object(&'static [(&'static str, Kind)]),
+struct Level {
+    /// The field names serde accepts.
+    names: fn() -> &'static [&'static str],
+    /// Deserializes an object of some of the fields (serde's error when one
+    /// has the wrong type).
+    trial: fn(Value) -> Result<(), serde_json::Error>,
 }
 
-const SOURCE_FIELDS: &[(&str, Kind)] = &[
-    ("host", Kind::Str),
-    ("port", Kind::UInt { min: 1, max: 65535 }),
-    ("hosts", Kind::StrList),
-    ("user", Kind::Str),
-    ("password", Kind::OptStr),
-    ("password_env", Kind::OptStr),
-    ("password_file", Kind::OptStr),
-    (
-        "server_id",
-        Kind::UInt {
-            min: 1,
-            max: u32::MAX as u64,
-        },
-    ),
-    ("include", Kind::StrList),
-    ("exclude", Kind::StrList),
-    ("start", Kind::Start),
-    (
-        "snapshot",
-        Kind::OneOf(&["initial", "never", "when_needed"]),
-    ),
-    (
-        "snapshot_chunk_rows",
-        Kind::UInt {
-            min: 1,
-            max: 1_000_000,
-        },
-    ),
-    (
-        "snapshot_method",
-        Kind::OneOf(&["auto", "watermark", "consistent_snapshot"]),
-    ),
-    ("snapshot_signal_table", Kind::Str),
-    ("tls", Kind::Object(TLS_FIELDS)),
-];
+fn level<T: DeserializeOwned>() -> Level {
+    Level {
+        names: field_names::<T>,
+        trial: |v| serde_json::from_value::<T>(v).map(drop),
+    }
+}
 
-const TLS_FIELDS: &[(&str, Kind)] = &[
-    (
-        "mode",
-        Kind::OneOf(&["disabled", "required", "verify_ca", "verify_identity"]),
-    ),
-    ("ca_file", Kind::OptStr),
-];
-
-const SINK_FIELDS: &[(&str, Kind)] = &[
-    ("brokers", Kind::Str),
-    ("topic", Kind::Str),
-    ("format", Kind::Str),
-    ("tombstones", Kind::Bool),
-    ("debezium", Kind::Object(DEBEZIUM_FIELDS)),
-    ("transactions_topic", Kind::OptStr),
-    (
-        "heartbeat_ms",
-        Kind::UInt {
-            min: 100,
-            max: 3_600_000,
-        },
-    ),
-    ("heartbeat_topic", Kind::OptStr),
-    ("properties", Kind::StrMap),
-    (
-        "partitions",
-        Kind::UInt {
-            min: 1,
-            max: 10_000,
-        },
-    ),
-    (
-        "replication_factor",
-        Kind::UInt {
-            min: 1,
-            max: 32_767,
-        },
-    ),
-    (
-        "min_insync_replicas",
-        Kind::UInt {
-            min: 1,
-            max: 32_767,
-        },
-    ),
-];
-
-const DEBEZIUM_FIELDS: &[(&str, Kind)] = &[("schemas", Kind::Bool)];
+/// The nested config objects, by dotted path.
+fn nested(path: &str) -> Option<Level> {
+    match path {
+        "source" => Some(level::<SourceConfig>()),
+        "source.tls" => Some(level::<SourceTls>()),
+        "sink" => Some(level::<SinkConfig>()),
+        "sink.debezium" => Some(level::<DebeziumOptions>()),
+        _ => None,
+    }
+}
 
 /// Reports (and removes) the unknown and ill-typed fields of a task config.
 pub(super) fn check_fields(obj: &mut Map<String, Value>, out: &mut Problems) {
-    walk(obj, TASK_FIELDS, "", out);
+    walk(obj, level::<TaskConfig>(), "", out);
 }
 
-/// Every field path the lists know, dotted (`source.tls.mode`).
+/// The field names `T`'s derived `Deserialize` accepts: what serde passes
+/// to `deserialize_struct`, taken by a deserializer that reads nothing.
+pub(super) fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field names taken"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut names: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut names));
+    names
+}
+
+/// Every field path of the config, dotted (`source.tls.mode`).
 #[cfg(test)]
 pub(super) fn known_paths() -> Vec<String> {
-    fn collect(schema: &[(&str, Kind)], prefix: &str, out: &mut Vec<String>) {
-        for (key, kind) in schema {
+    fn collect(level: Level, prefix: &str, out: &mut Vec<String>) {
+        for key in (level.names)() {
             let path = join(prefix, key);
-            if let Kind::Object(fields) = kind {
-                collect(fields, &path, out);
+            if let Some(sub) = nested(&path) {
+                collect(sub, &path, out);
             }
             out.push(path);
         }
     }
     let mut out = Vec::new();
-    collect(TASK_FIELDS, "", &mut out);
+    collect(level::<TaskConfig>(), "", &mut out);
     out.sort();
     out
 }
 
-const TASK_FIELDS: &[(&str, Kind)] = &[
-    ("name", Kind::Str),
-    ("group", Kind::OptStr),
-    ("redundancy", Kind::UInt { min: 1, max: 100 }),
-    ("source", Kind::Object(SOURCE_FIELDS)),
-    ("sink", Kind::Object(SINK_FIELDS)),
-];
+/// The paths that carry a check serde does not know.
+#[cfg(test)]
+pub(super) fn checked_paths() -> Vec<&'static str> {
+    let mut out: Vec<&str> = RANGES.iter().map(|(p, _, _)| *p).collect();
+    out.push("source.start");
+    out
+}
 
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
@@ -150,41 +126,38 @@ fn join(prefix: &str, key: &str) -> String {
 /// Reports unknown and ill-typed fields of `obj` and removes them, so that
 /// typed deserialization of what remains succeeds and semantic validation can
 /// still report the rest.
-fn walk(obj: &mut Map<String, Value>, schema: &[(&str, Kind)], prefix: &str, out: &mut Problems) {
+fn walk(obj: &mut Map<String, Value>, level: Level, prefix: &str, out: &mut Problems) {
+    let names = (level.names)();
     let keys: Vec<String> = obj.keys().cloned().collect();
     for key in keys {
         let path = join(prefix, &key);
-        let Some((_, kind)) = schema.iter().find(|(k, _)| *k == key) else {
+        if !names.contains(&key.as_str()) {
             out.add(&path, "unknown field");
             obj.remove(&key);
             continue;
-        };
+        }
         let value = obj.get_mut(&key).expect("key listed above");
-        let problem = match (*kind, &mut *value) {
-            (Kind::Str, Value::String(_)) => None,
-            (Kind::Str, _) => Some("must be a string".to_string()),
-            (Kind::OptStr, Value::String(_) | Value::Null) => None,
-            (Kind::OptStr, _) => Some("must be a string or null".to_string()),
-            (Kind::UInt { min, max }, Value::Number(n)) => match n.as_u64() {
+        let problem = match (&mut *value, RANGES.iter().find(|(p, _, _)| *p == path)) {
+            _ if path == "source.start" => check_start(value),
+            (Value::Number(n), Some(&(_, min, max))) => match n.as_u64() {
                 Some(v) if (min..=max).contains(&v) => None,
                 _ => Some(format!("{n} is out of range {min}..={max}")),
             },
-            (Kind::UInt { .. }, _) => Some("must be a whole number".to_string()),
-            (Kind::Bool, Value::Bool(_)) => None,
-            (Kind::Bool, _) => Some("must be true or false".to_string()),
-            (Kind::StrList, Value::Array(a)) if a.iter().all(Value::is_string) => None,
-            (Kind::StrList, _) => Some("must be a list of strings".to_string()),
-            (Kind::StrMap, Value::Object(m)) if m.values().all(Value::is_string) => None,
-            (Kind::StrMap, _) => Some("must be an object of string values".to_string()),
-            (Kind::Start, v) => check_start(v),
-            (Kind::OneOf(opts), Value::String(s)) if opts.contains(&s.as_str()) => None,
-            (Kind::OneOf(opts), _) => Some(format!("must be one of {}", opts.join(", "))),
-            (Kind::Object(fields), Value::Object(m)) => {
-                walk(m, fields, &path, out);
+            (Value::Object(m), _) if nested(&path).is_some() => {
+                walk(m, nested(&path).expect("matched"), &path, out);
                 None
             }
-            (Kind::Object(_), _) => Some("must be an object".to_string()),
+            _ => None,
         };
+        // the field alone, into its struct: serde's type check
+        let problem = problem.or_else(|| {
+            let mut one = Map::new();
+            one.insert(key.clone(), value.clone());
+            (level.trial)(Value::Object(one))
+                .err()
+                .map(|e| e.to_string())
+                .filter(|e| !e.starts_with("missing field"))
+        });
         if let Some(p) = problem {
             out.add(&path, p);
             obj.remove(&key);

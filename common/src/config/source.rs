@@ -283,10 +283,8 @@ impl SourceConfig {
             }
         }
         if let StartPosition::Gtid { gtid } = &self.start {
-            if !crate::position::is_mysql_gtid_set(gtid)
-                && gtid.parse::<crate::position::MariaGtidState>().is_err()
-            {
-                p.add("source.start", format!("bad GTID `{gtid}`"));
+            if let Err(e) = gtid.parse::<crate::gtid::GtidSet>() {
+                p.add("source.start", format!("bad GTID `{gtid}`: {e}"));
             }
         }
     }

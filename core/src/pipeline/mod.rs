@@ -37,7 +37,7 @@ mod steps;
 pub mod txn;
 
 use crate::decode::{self, Event, EventHeader, Flavor, RowKind, RowOut, Table};
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{DataError, DefiniteError, TaskError};
 use crate::lease::Lease;
 use crate::progress::{self, Checkpoint, ContextWriter, Stored};
 use crate::sink::dedupe::PosRef;
@@ -147,9 +147,9 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     let password = cfg
         .source
         .resolve_password()
-        .map_err(|e| DefiniteError::Config(e.to_string()))?;
-    let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
-    let task_format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.to_string()))?;
+        .map_err(|e| DefiniteError::Config(e.into()))?;
+    let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
+    let task_format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
     let ctx_path = spec.zk.layout().context(&spec.task);
     let (picked, stored) = tokio::join!(
         source::pick(&cfg.source, password.as_ref()),
@@ -211,11 +211,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     claimed?;
     let mut stream = stream.map_err(|e| {
         if other_server {
-            source::failover::gone_after_failover(
-                e,
-                &picked.server,
-                start.gtid.as_deref().unwrap_or(""),
-            )
+            source::failover::gone_after_failover(e, &picked.server, start.gtid.as_ref())
         } else {
             e
         }
@@ -512,7 +508,7 @@ impl RunState {
             return Ok(());
         };
         let slot = self.slot.ok_or_else(|| {
-            DefiniteError::Decode("transaction event outside a transaction".into())
+            DefiniteError::Decode(DataError::OutsideTransaction("transaction event"))
         })?;
         let (start, row) = self.cursor.next_row().expect("transaction is open");
         let t = self.cursor.open().expect("transaction is open");
@@ -677,9 +673,10 @@ impl RunState {
         ts_ms: i64,
         sink: &mut KafkaSink,
     ) -> Result<(), TaskError> {
-        let entry = self.tables.get(&rows.table_id).ok_or_else(|| {
-            DefiniteError::Decode(format!("rows event for unknown table id {}", rows.table_id))
-        })?;
+        let entry = self
+            .tables
+            .get(&rows.table_id)
+            .ok_or_else(|| DefiniteError::Decode(DataError::UnknownTable(rows.table_id)))?;
         if entry.signal {
             return self.signal_rows(rows);
         }
@@ -700,13 +697,12 @@ impl RunState {
         };
         let slot = self
             .slot
-            .ok_or_else(|| DefiniteError::Decode("row event outside a transaction".into()))?;
+            .ok_or(DefiniteError::Decode(DataError::OutsideTransaction(
+                "row event",
+            )))?;
         let mut iter = rows.rows(&entry.table);
         while iter.next_row(&mut self.out).map_err(|e| {
-            DefiniteError::Decode(format!(
-                "{}.{}: {e}",
-                entry.table.database, entry.table.name
-            ))
+            DefiniteError::Decode(DataError::row(&entry.table.database, &entry.table.name, e))
         })? {
             if !self.lease.is_valid() {
                 return Err(TaskError::LeaseLost);
@@ -738,10 +734,7 @@ impl RunState {
             let before = self.out.has_before.then_some(self.out.before.as_slice());
             let after = self.out.has_after.then_some(self.out.after.as_slice());
             let bad = |e: format::FormatError| {
-                DefiniteError::Decode(format!(
-                    "{}.{}: {e}",
-                    entry.table.database, entry.table.name
-                ))
+                DefiniteError::Decode(DataError::row(&entry.table.database, &entry.table.name, e))
             };
             // A format may write an update that changes the key as a delete
             // then an insert (Debezium does).
@@ -831,9 +824,10 @@ impl RunState {
         let entry = &self.tables[&rows.table_id];
         let mut iter = rows.rows(&entry.table);
         while iter.next_row(&mut self.out).map_err(|e| {
-            DefiniteError::Decode(format!(
-                "{}.{}: {e}",
-                entry.table.database, entry.table.name
+            DefiniteError::Decode(DataError::row(
+                &entry.table.database,
+                &entry.table.name,
+                e,
             ))
         })? {
             if self.out.has_after {
@@ -920,14 +914,14 @@ fn decode_error(
     file: &str,
     offset: u64,
 ) -> TaskError {
-    let message = match inner {
-        None => format!("{e} (event type {type_code} at {file}:{offset})"),
+    let place = match inner {
+        None => format!("event type {type_code} at {file}:{offset}"),
         Some(i) => format!(
-            "{e} (event type {type_code}, event {i} inside the transaction payload \
-             event at {file}:{offset})"
+            "event type {type_code}, event {i} inside the transaction payload \
+             event at {file}:{offset}"
         ),
     };
-    DefiniteError::Decode(message).into()
+    DefiniteError::Decode(DataError::Event { place, source: e }).into()
 }
 
 fn uuid_text(sid: &[u8; 16]) -> String {

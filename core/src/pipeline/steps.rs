@@ -5,6 +5,7 @@
 //! `run`, between the second and the third.
 
 use super::*;
+use replicator_common::gtid::GtidSet;
 
 /// Where a run starts, from its context or, for a new task, its config.
 pub(super) struct ResumePoint {
@@ -24,7 +25,7 @@ pub(super) async fn resume_point(
     spec: &PipelineSpec,
     stored: Stored,
     server: &SourceServer,
-    gtid_pos: &str,
+    gtid_pos: &GtidSet,
     flavor: Flavor,
     meta_conn: &mut mysql_async::Conn,
     router: &Router,
@@ -33,20 +34,20 @@ pub(super) async fn resume_point(
     let mut accepted_gap = 0;
     let mut other_server = false;
     let (start, version, clean) = match stored {
-        Stored::Invalid { reason } => return Err(DefiniteError::Config(reason).into()),
+        Stored::Invalid(e) => return Err(DefiniteError::Config(e).into()),
         Stored::Valid { progress, version } => {
             let mut cp = Checkpoint::from_progress(&progress);
             accepted_gap = progress.accepted_gap;
             let accept = spec.accept_gap > progress.accepted_gap;
             match source::failover::decide(
                 progress.server.as_ref(),
-                progress.gtid.as_ref().map(ToString::to_string).as_deref(),
+                progress.gtid.as_ref(),
                 server,
                 gtid_pos,
                 flavor,
                 accept,
             )
-            .map_err(|e| DefiniteError::SourceGap(e.to_string()))?
+            .map_err(DefiniteError::SourceGap)?
             {
                 source::failover::Resume::Position => (cp, version, progress.clean),
                 source::failover::Resume::Gtid {
@@ -143,9 +144,8 @@ pub(super) async fn drive(
     heartbeat: Option<(Duration, Arc<str>)>,
 ) -> Result<Stopped, TaskError> {
     let mut last_cp = start.clone();
-    let mut last_heartbeat = tokio::time::Instant::now();
-    let mut tick = tokio::time::interval(spec.options.commit_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heartbeat = heartbeat.map(|(every, topic)| (HeartbeatDue::new(every), topic));
+    let mut tick = commit_ticks(spec.options.commit_interval);
 
     loop {
         let in_txn = state.cursor.in_txn();
@@ -215,9 +215,8 @@ pub(super) async fn drive(
                     crate::metrics::record(&state.task, cp.events, cp.event_ts_ms, sink.skipped());
                     last_cp = cp;
                 }
-                if let Some((every, topic)) = &heartbeat {
-                    if last_heartbeat.elapsed() >= *every {
-                        last_heartbeat = tokio::time::Instant::now();
+                if let Some((due, topic)) = &mut heartbeat {
+                    if due.take() {
                         state.format.heartbeat(&mut state.msg, &mut state.key, &last_cp, replicator_common::now_ms());
                         if let Err(e) = sink.send_untracked(topic, &state.key, &state.msg).await {
                             break Err(e);
@@ -266,6 +265,44 @@ pub(super) async fn drive(
     }
 }
 
+/// The commit ticks of [`drive`]: one every `interval`, the first at once;
+/// a tick that comes late (a long event handling) delays the next ones
+/// instead of firing a burst of catch-up commits.
+fn commit_ticks(interval: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// When [`drive`] sends a heartbeat: asked on every commit tick, due once
+/// `every` has passed since the last one (the first, `every` after the
+/// run began). So heartbeats are at least `every` apart and at most one
+/// commit interval late; a heartbeat interval shorter than the commit
+/// interval gives one a tick.
+struct HeartbeatDue {
+    every: Duration,
+    last: tokio::time::Instant,
+}
+
+impl HeartbeatDue {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Whether a heartbeat is due now; if so, the next is due `every` later.
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if now.duration_since(self.last) < self.every {
+            return false;
+        }
+        self.last = now;
+        true
+    }
+}
+
 /// Step 4 of [`run`]: what an ended run reports. After a source failover
 /// an error says which server the run had moved to; under `when_needed` a
 /// purged binlog is not the end: the next run starts at the current
@@ -283,9 +320,8 @@ pub(super) async fn settle(
     writer: &mut ContextWriter,
 ) -> Result<Stopped, TaskError> {
     let result = match (&result, other_server) {
-        (Err(_), true) => result.map_err(|e| {
-            source::failover::gone_after_failover(e, server, start.gtid.as_deref().unwrap_or(""))
-        }),
+        (Err(_), true) => result
+            .map_err(|e| source::failover::gone_after_failover(e, server, start.gtid.as_ref())),
         _ => result,
     };
     // `when_needed`: a purged binlog is not the end; the next run starts at
@@ -313,4 +349,73 @@ pub(super) async fn settle(
         other => other,
     };
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{commit_ticks, HeartbeatDue};
+    use std::time::Duration;
+    use tokio::time::{advance, Instant};
+
+    /// The times (ms after the start) of the heartbeats sent on the commit
+    /// ticks of `run_ms` ms, each tick's handling taking `work_ms`.
+    async fn heartbeats(commit_ms: u64, every_ms: u64, run_ms: u64, work_ms: u64) -> Vec<u64> {
+        let start = Instant::now();
+        let mut tick = commit_ticks(Duration::from_millis(commit_ms));
+        let mut due = HeartbeatDue::new(Duration::from_millis(every_ms));
+        let mut sent = Vec::new();
+        while start.elapsed() < Duration::from_millis(run_ms) {
+            tick.tick().await;
+            if due.take() {
+                sent.push(start.elapsed().as_millis() as u64);
+            }
+            advance(Duration::from_millis(work_ms)).await;
+        }
+        sent
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_are_an_interval_apart_and_at_most_a_tick_late() {
+        // commits every 200 ms, a heartbeat every second, for 10 s
+        let sent = heartbeats(200, 1000, 10_000, 0).await;
+        assert_eq!(sent, (1..=10).map(|i| i * 1000).collect::<Vec<_>>());
+        // an interval that is no multiple of the commit interval: the next
+        // tick after it, never earlier
+        let sent = heartbeats(300, 1000, 10_000, 0).await;
+        assert_eq!(sent.len(), 8, "{sent:?}");
+        assert_eq!(sent[0], 1200, "{sent:?}");
+        for pair in sent.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!((1000..1300).contains(&gap), "{sent:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heartbeat_interval_below_the_commit_interval_gives_one_a_tick() {
+        let sent = heartbeats(500, 100, 3000, 0).await;
+        assert_eq!(sent, [500, 1000, 1500, 2000, 2500, 3000]);
+        // none in a run shorter than the interval
+        assert!(heartbeats(200, 5000, 1000, 0).await.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_ticks_delay_the_next_instead_of_bursting() {
+        // each tick's work takes 700 ms against a 200 ms commit interval:
+        // ticks (and so context writes) follow the work, no catch-up burst
+        let start = Instant::now();
+        let mut tick = commit_ticks(Duration::from_millis(200));
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            tick.tick().await;
+            at.push(start.elapsed().as_millis() as u64);
+            advance(Duration::from_millis(700)).await;
+        }
+        assert_eq!(at, [0, 700, 1400, 2100, 2800]);
+        // and heartbeats stay an interval apart
+        let sent = heartbeats(200, 1000, 6000, 700).await;
+        for pair in sent.windows(2) {
+            assert!(pair[1] - pair[0] >= 1000, "{sent:?}");
+        }
+        assert_eq!(sent, [1400, 2800, 4200, 5600]);
+    }
 }

@@ -9,6 +9,7 @@
 //! the committing event.
 
 use crate::progress::Checkpoint;
+use replicator_common::gtid::{Gtid, GtidSet};
 use replicator_common::gtid_set::MysqlGtidSet;
 use replicator_common::nodes::SnapshotProgress;
 use replicator_common::position::{BinlogPos, MariaGtid, MariaGtidState};
@@ -39,18 +40,11 @@ pub struct TxnCursor {
 impl TxnCursor {
     /// Starts at `start` (a transaction boundary).
     pub fn new(start: Checkpoint) -> Self {
-        let maria = start
-            .gtid
-            .as_deref()
-            .filter(|g| !replicator_common::position::is_mysql_gtid_set(g))
-            .and_then(|g| g.parse().ok())
-            .unwrap_or_default();
-        let mysql = start
-            .gtid
-            .as_deref()
-            .filter(|g| replicator_common::position::is_mysql_gtid_set(g))
-            .and_then(|g| g.parse().ok())
-            .unwrap_or_default();
+        let (maria, mysql) = match &start.gtid {
+            Some(GtidSet::Mariadb(s)) => (s.clone(), MysqlGtidSet::default()),
+            Some(GtidSet::Mysql(s)) => (MariaGtidState::default(), s.clone()),
+            None => Default::default(),
+        };
         Self {
             file: start.pos.file.clone(),
             maria,
@@ -152,10 +146,8 @@ impl TxnCursor {
             self.maria.advance(g);
         }
         if let Some(t) = self.open.take() {
-            if let Some((uuid, gno)) = t.gtid.as_deref().and_then(|g| g.rsplit_once(':')) {
-                if let Ok(gno) = gno.parse::<u64>() {
-                    self.mysql.add(uuid, gno, gno);
-                }
+            if let Some(Ok(Gtid::Mysql { uuid, gno })) = t.gtid.as_deref().map(str::parse) {
+                self.mysql.add(&uuid, gno, gno);
             }
         }
         self.last = Checkpoint {
@@ -183,11 +175,11 @@ impl TxnCursor {
         &self.last
     }
 
-    fn gtid_state(&self) -> Option<String> {
+    fn gtid_state(&self) -> Option<GtidSet> {
         if !self.maria.is_empty() {
-            Some(self.maria.to_string())
+            Some(GtidSet::Mariadb(self.maria.clone()))
         } else if !self.mysql.is_empty() {
-            Some(self.mysql.to_string())
+            Some(GtidSet::Mysql(self.mysql.clone()))
         } else {
             None
         }
@@ -201,7 +193,7 @@ mod tests {
     fn start() -> Checkpoint {
         Checkpoint {
             pos: BinlogPos::new("mysql-bin.000001", 4),
-            gtid: Some("0-1-5".into()),
+            gtid: Some("0-1-5".parse().unwrap()),
             event_ts_ms: 0,
             events: 10,
             snapshot: None,
@@ -218,7 +210,10 @@ mod tests {
         assert_eq!(c.next_row(), Some((100, 1)));
         let cp = c.commit(400, 1000, 2);
         assert_eq!(cp.pos, BinlogPos::new("mysql-bin.000002", 400));
-        assert_eq!(cp.gtid.as_deref(), Some("0-1-6"));
+        assert_eq!(
+            cp.gtid.as_ref().map(ToString::to_string).as_deref(),
+            Some("0-1-6")
+        );
         assert_eq!(cp.events, 12);
         assert!(!c.in_txn());
         assert_eq!(c.next_row(), None);
@@ -250,13 +245,13 @@ mod tests {
         c.mysql_gtid(4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(), 1);
         let cp = c.commit(90, 1, 0);
         assert_eq!(
-            cp.gtid.as_deref(),
+            cp.gtid.as_ref().map(ToString::to_string).as_deref(),
             Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:23")
         );
         // the state is the executed set, not the last GTID (no MySQL server
         // can run here: tested on the documented set text)
         let mut c = TxnCursor::new(Checkpoint {
-            gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-22".into()),
+            gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-22".parse().unwrap()),
             ..start()
         });
         c.mysql_gtid(4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(), 1);
@@ -264,7 +259,7 @@ mod tests {
         c.mysql_gtid(90, "4f22ab58-82db-22f2-af44-d91bb0530673:1".into(), 1);
         let cp = c.commit(190, 1, 0);
         assert_eq!(
-            cp.gtid.as_deref(),
+            cp.gtid.as_ref().map(ToString::to_string).as_deref(),
             Some(
                 "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-23,4f22ab58-82db-22f2-af44-d91bb0530673:1"
             )
@@ -289,7 +284,7 @@ mod tests {
         let cp = c.commit(900, 1, 3);
         assert_eq!(cp.pos, BinlogPos::new("mysql-bin.000001", 900));
         assert_eq!(
-            cp.gtid.as_deref(),
+            cp.gtid.as_ref().map(ToString::to_string).as_deref(),
             Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:5")
         );
     }

@@ -26,7 +26,7 @@ pub mod tail;
 pub mod takeover;
 pub mod tracker;
 
-use crate::error::{DefiniteError, TaskError, TransientError};
+use crate::error::{ConfigError, DataError, DefiniteError, TaskError, TransientError};
 use dedupe::{
     MsgPos, PosRef, Watermarks, EPOCH_HEADER, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER,
     TASK_HEADER,
@@ -103,14 +103,14 @@ impl KafkaSink {
         let security = &settings.security;
         let client_props = security
             .client_properties()
-            .map_err(|e| DefiniteError::Config(e.to_string()))?;
+            .map_err(|e| DefiniteError::Config(e.into()))?;
         let client = Client {
             client_id: settings.client_id.clone(),
             timeout: opts.message_timeout.max(Duration::from_secs(1)),
             tls: match security.protocol.tls() {
                 true => Some(
                     kafka::tls::client_config(&security.tls)
-                        .map_err(|e| DefiniteError::Config(e.to_string()))?,
+                        .map_err(|e| DefiniteError::Config(ConfigError::KafkaTls(e.into())))?,
                 ),
                 false => None,
             },
@@ -118,9 +118,7 @@ impl KafkaSink {
                 Some(s) => Some(Login {
                     mechanism: s.mechanism,
                     username: s.username.clone(),
-                    password: s
-                        .password()
-                        .map_err(|e| DefiniteError::Config(e.to_string()))?,
+                    password: s.password().map_err(|e| DefiniteError::Config(e.into()))?,
                 }),
                 None => None,
             },
@@ -436,7 +434,12 @@ impl KafkaSink {
             && self
                 .watermarks
                 .already_delivered(topic, partition, &pos.to_owned())
-                .map_err(|e| DefiniteError::Decode(format!("comparing with the topic tail: {e}")))?
+                .map_err(|source| {
+                    DefiniteError::Decode(DataError::Position {
+                        what: "comparing with the topic tail",
+                        source,
+                    })
+                })?
         {
             self.skipped += 1;
             return Ok(());

@@ -60,7 +60,7 @@ pub mod reader;
 pub mod render;
 pub mod watermark;
 
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{ConfigError, DataError, DefiniteError, TaskError};
 use crate::lease::Lease;
 use crate::pipeline::format::{self, KeyOut, SnapshotMark, TaskFormat};
 use crate::pipeline::message::{self, ChangeType};
@@ -197,7 +197,7 @@ pub async fn restart_with_snapshot(
         match source::resolve_start(&mut conn, &StartPosition::Named(NamedStart::Current)).await? {
             StartAt::File(p) => p,
             StartAt::Gtid(g) => {
-                return Err(DefiniteError::Config(format!("current position is a GTID {g}")).into())
+                return Err(DefiniteError::Config(ConfigError::SnapshotAtGtid(g)).into())
             }
         };
     let plan = plan(&mut conn, router).await?;
@@ -399,8 +399,10 @@ impl SnapshotRun {
             // Started from a GTID: the file is known from the first commit on.
             return Ok(false);
         }
-        let against =
-            |e| DefiniteError::Decode(format!("snapshot position against the stream: {e}"));
+        let against = |source| DefiniteError::Decode(DataError::Position {
+            what: "snapshot position against the stream",
+            source,
+        });
         match (c.watermark, &self.watermarks) {
             (Some(m), Some(w)) => Ok(w.ready(m, &cursor.last().pos).map_err(against)?.is_some()),
             _ => merge::ready(&cursor.last().pos, &c.at).map_err(|e| against(e).into()),
@@ -445,11 +447,9 @@ impl SnapshotRun {
         } else if let (Some(topic), Some(def)) = (&topic, &chunk.def) {
             sink.prepare_topic(topic).await?;
             let table = self.format.table(def);
-            let position = message::position_prefix(
-                &boundary.pos.file,
-                boundary.pos.pos,
-                boundary.gtid.as_deref(),
-            );
+            let gtid = boundary.gtid.as_ref().map(ToString::to_string);
+            let position =
+                message::position_prefix(&boundary.pos.file, boundary.pos.pos, gtid.as_deref());
             let ts_ms = replicator_common::now_ms();
             let check_marks = !self.marks.is_empty();
             // rows the stream changed since the read view are left out (it
@@ -461,7 +461,12 @@ impl SnapshotRun {
                     && self
                         .changes
                         .changed_since(&db, &name, &row.key, &chunk.at)
-                        .map_err(|e| DefiniteError::Decode(format!("snapshot merge: {e}")))?;
+                        .map_err(|source| {
+                            DefiniteError::Decode(DataError::Position {
+                                what: "snapshot merge",
+                                source,
+                            })
+                        })?;
                 if !changed {
                     keep.push(i);
                 }
@@ -487,7 +492,7 @@ impl SnapshotRun {
                     txn: format::Txn {
                         file: &boundary.pos.file,
                         pos: boundary.pos.pos,
-                        gtid: boundary.gtid.as_deref(),
+                        gtid: gtid.as_deref(),
                         json_position: &position,
                     },
                     row: i as u64,
@@ -499,7 +504,7 @@ impl SnapshotRun {
                 };
                 let key = match table
                     .row(&mut self.msg, &mut self.key, &change)
-                    .map_err(|e| DefiniteError::Decode(format!("{db}.{name}: {e}")))?
+                    .map_err(|e| DefiniteError::Decode(DataError::row(&db, &name, e)))?
                 {
                     KeyOut::Row => Some(row.key.as_slice()),
                     KeyOut::Written => Some(self.key.as_slice()),

@@ -30,7 +30,7 @@
 use super::render::{self, ColKind, Rendered, SnapColumn};
 use super::watermark::{ChunkMark, Edge, Signal};
 use crate::decode::Table;
-use crate::error::{classify_mysql, DefiniteError, TaskError};
+use crate::error::{classify_mysql, DataError, DefiniteError, TaskError};
 use crate::source;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
@@ -490,7 +490,11 @@ async fn read_chunk(
     for m in marks.iter().take(64) {
         let raw: Vec<RawValue> = serde_json::from_str(m).map_err(|e| {
             Failure::Definite(
-                DefiniteError::Decode(format!("snapshot key `{m}` in a topic tail: {e}")).into(),
+                DefiniteError::Decode(DataError::SnapshotKey {
+                    key: m.to_string(),
+                    source: e.into(),
+                })
+                .into(),
             )
         })?;
         if raw.len() != t.order_cols.len() {
@@ -512,11 +516,11 @@ async fn read_chunk(
             }
         } else {
             return Err(Failure::Definite(
-                DefiniteError::Decode(format!(
-                    "{db}.{table}: the snapshot key has {} columns now, {} when the copy began",
-                    t.order_cols.len(),
-                    after.len()
-                ))
+                DefiniteError::Decode(DataError::KeyColumns {
+                    table: format!("{db}.{table}"),
+                    now: t.order_cols.len(),
+                    began: after.len(),
+                })
                 .into(),
             ));
         }
@@ -540,7 +544,7 @@ async fn read_chunk(
     let (out, more) = read.map_err(|e| match e {
         ReadFailure::Server(e) => Failure::from(e),
         ReadFailure::Render(e) => {
-            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: {e}")).into())
+            Failure::Definite(DefiniteError::Decode(DataError::row(db, table, e)).into())
         }
     })?;
     if let (Some(signal), Some(m)) = (&spec.watermark, watermark) {
@@ -548,7 +552,13 @@ async fn read_chunk(
     }
     let last_key = match out.last() {
         Some(row) => Some(serde_json::from_slice(&row.raw_key).map_err(|e| {
-            Failure::Definite(DefiniteError::Decode(format!("{db}.{table}: raw key: {e}")).into())
+            Failure::Definite(
+                DefiniteError::Decode(DataError::SnapshotKey {
+                    key: String::from_utf8_lossy(&row.raw_key).into_owned(),
+                    source: Box::new(e),
+                })
+                .into(),
+            )
         })?),
         None => None,
     };
@@ -748,7 +758,7 @@ async fn single_read(
         while let Some(row) = result.next().await? {
             let values = row.unwrap();
             render::render_row(&t.columns, &t.key_cols, &t.order_cols, &values, &mut r)
-                .map_err(|e| DefiniteError::Decode(format!("{db}.{table}: {e}")))?;
+                .map_err(|e| DefiniteError::Decode(DataError::row(db, table, e)))?;
             rows.push(ChunkRow {
                 key: r.key.clone(),
                 after: r.after.clone(),
@@ -840,7 +850,16 @@ fn key_param(r: &RawValue, kind: ColKind) -> Result<Value, Failure> {
             return Ok(Value::UInt(u));
         }
     }
-    render::param(r).map_err(|e| Failure::Definite(DefiniteError::Decode(e.to_string()).into()))
+    render::param(r).map_err(|e| {
+        let key = serde_json::to_string(r).unwrap_or_default();
+        Failure::Definite(
+            DefiniteError::Decode(DataError::SnapshotKey {
+                key,
+                source: e.into(),
+            })
+            .into(),
+        )
+    })
 }
 
 #[cfg(test)]

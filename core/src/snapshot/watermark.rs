@@ -59,7 +59,7 @@
 //! position the binlog had when it was written.
 
 use crate::decode::Flavor;
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{ConfigError, DefiniteError, TaskError};
 use crate::source::{self, StartAt};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -402,9 +402,8 @@ pub async fn preflight(
     task: &str,
 ) -> Result<Signal, TaskError> {
     let (database, table) = cfg.snapshot_signal().ok_or_else(|| {
-        DefiniteError::Config(format!(
-            "source.snapshot_signal_table `{}` is not DATABASE.TABLE",
-            cfg.snapshot_signal_table
+        DefiniteError::Config(ConfigError::SignalTableName(
+            cfg.snapshot_signal_table.clone(),
         ))
     })?;
     match conn

@@ -24,11 +24,14 @@
 //! context's GTID (error 1236, not in its binlog) when the stream opens, and
 //! [`gone_after_failover`] turns that into the same definite gap error.
 
+use super::gap::describe;
+pub use super::gap::FailoverError;
 use crate::decode::Flavor;
 use crate::error::{DefiniteError, TaskError};
+use replicator_common::gtid::GtidSet;
 use replicator_common::gtid_set::MysqlGtidSet;
 use replicator_common::nodes::SourceServer;
-use replicator_common::position::{is_mysql_gtid_set, MariaGtidState};
+use replicator_common::position::MariaGtidState;
 
 /// Where a run resumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,48 +40,21 @@ pub enum Resume {
     Position,
     /// From this GTID state, on a server other than the context's.
     Gtid {
-        state: String,
+        state: GtidSet,
         /// An operator accepted a gap: messages of the old server's history
         /// are not comparable with this run's, no duplicate check against them.
         accepted_gap: bool,
     },
 }
 
-/// Why a run cannot resume on the server it reached.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FailoverError {
-    #[error("the source server changed from {from} to {to} but the context has no GTID state to resume from (a file/pos of one server means nothing on another); enable GTIDs on the source, or delete the task's context to start over from source.start")]
-    NoGtid { from: String, to: String },
-    #[error("the source server changed from {from} to {to} and its GTIDs do not continue the context: {gap}; to accept the gap and resume from what {to} has, run `replicatorctl task accept-gap TASK` (POST /api/v1/tasks/TASK/accept-gap)")]
-    Gap {
-        from: String,
-        to: String,
-        gap: String,
-    },
-    #[error("the source server changed from {from} to {to}: {reason}")]
-    BadGtid {
-        from: String,
-        to: String,
-        reason: String,
-    },
-}
-
-/// `server_id:1 (127.0.0.1:3306)`.
-fn describe(s: &SourceServer) -> String {
-    if s.addr.is_empty() {
-        s.id.clone()
-    } else {
-        format!("{} ({})", s.id, s.addr)
-    }
-}
-
-/// Decides where a run on `here` (whose GTID state is `here_gtid`) resumes a
-/// context written on `ctx_server` with GTID state `ctx_gtid`.
+/// Decides where a run on `here` (whose GTID state is `here_gtid`, of the
+/// source's `flavor`) resumes a context written on `ctx_server` with GTID
+/// state `ctx_gtid`.
 pub fn decide(
     ctx_server: Option<&SourceServer>,
-    ctx_gtid: Option<&str>,
+    ctx_gtid: Option<&GtidSet>,
     here: &SourceServer,
-    here_gtid: &str,
+    here_gtid: &GtidSet,
     flavor: Flavor,
     accept: bool,
 ) -> Result<Resume, FailoverError> {
@@ -89,41 +65,34 @@ pub fn decide(
         return Ok(Resume::Position);
     }
     let (from, to) = (describe(old), describe(here));
-    let Some(ctx_gtid) = ctx_gtid.filter(|g| !g.trim().is_empty()) else {
+    let Some(ctx_gtid) = ctx_gtid.filter(|g| !g.is_empty()) else {
         return Err(FailoverError::NoGtid { from, to });
     };
-    let bad = |reason: String| FailoverError::BadGtid {
-        from: from.clone(),
-        to: to.clone(),
-        reason,
-    };
+    if ctx_gtid.is_mysql() != (flavor == Flavor::MySql) {
+        return Err(FailoverError::MixedFlavours {
+            from,
+            to,
+            flavor,
+            context: ctx_gtid.clone(),
+        });
+    }
     if accept {
         // the operator takes the new server as it is now
         return Ok(Resume::Gtid {
-            state: here_gtid.split_whitespace().collect(),
+            state: here_gtid.clone(),
             accepted_gap: true,
         });
     }
-    let gap = if flavor == Flavor::MariaDb && !is_mysql_gtid_set(ctx_gtid) {
-        let ctx: MariaGtidState = ctx_gtid
-            .parse()
-            .map_err(|e| bad(format!("context GTID state: {e}")))?;
-        let srv: MariaGtidState = here_gtid
-            .parse()
-            .map_err(|e| bad(format!("server @@gtid_binlog_pos: {e}")))?;
-        maria_gap(&ctx, &srv)
-    } else {
-        let ctx: MysqlGtidSet = ctx_gtid
-            .parse()
-            .map_err(|e| bad(format!("context GTID set: {e}")))?;
-        let srv: MysqlGtidSet = here_gtid
-            .parse()
-            .map_err(|e| bad(format!("server @@gtid_executed: {e}")))?;
-        mysql_gap(&ctx, &srv)
+    // the server's empty state has no flavour of its own
+    let gap = match (ctx_gtid, here_gtid) {
+        (GtidSet::Mariadb(ctx), GtidSet::Mariadb(srv)) => maria_gap(ctx, srv),
+        (GtidSet::Mariadb(ctx), _) => maria_gap(ctx, &MariaGtidState::default()),
+        (GtidSet::Mysql(ctx), GtidSet::Mysql(srv)) => mysql_gap(ctx, srv),
+        (GtidSet::Mysql(ctx), _) => mysql_gap(ctx, &MysqlGtidSet::default()),
     };
     match gap {
         None => Ok(Resume::Gtid {
-            state: ctx_gtid.to_string(),
+            state: ctx_gtid.clone(),
             accepted_gap: false,
         }),
         Some(gap) => Err(FailoverError::Gap { from, to, gap }),
@@ -133,16 +102,20 @@ pub fn decide(
 /// A run that resumed by GTID on another server and was refused its start
 /// (server error 1236: the context's GTID is not in that server's binlog)
 /// stopped on a gap, not on a purged binlog: say so, and how to accept it.
-pub fn gone_after_failover(e: TaskError, here: &SourceServer, ctx_gtid: &str) -> TaskError {
+pub fn gone_after_failover(
+    e: TaskError,
+    here: &SourceServer,
+    ctx_gtid: Option<&GtidSet>,
+) -> TaskError {
     match e {
-        TaskError::Definite(DefiniteError::BinlogGone(msg)) => DefiniteError::SourceGap(format!(
-            "{} does not hold the context's GTID state {ctx_gtid} in its binlog ({msg}): it lacks \
-             transactions the task published (a lagging replica was promoted and wrote its own) \
-             or purged them; to accept the gap and resume from what it has, run \
-             `replicatorctl task accept-gap TASK` (POST /api/v1/tasks/TASK/accept-gap)",
-            describe(here)
-        ))
-        .into(),
+        TaskError::Definite(DefiniteError::BinlogGone(message)) => {
+            DefiniteError::SourceGap(FailoverError::NotInBinlog {
+                server: describe(here),
+                gtid: ctx_gtid.cloned().unwrap_or_default(),
+                message,
+            })
+            .into()
+        }
         other => other,
     }
 }
@@ -205,6 +178,30 @@ fn mysql_gap(ctx: &MysqlGtidSet, srv: &MysqlGtidSet) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn set(s: &str) -> GtidSet {
+        s.parse().unwrap()
+    }
+
+    /// `decide` on the sets' text.
+    fn decide_on(
+        ctx_server: Option<&SourceServer>,
+        ctx_gtid: Option<&str>,
+        here: &SourceServer,
+        here_gtid: &str,
+        flavor: Flavor,
+        accept: bool,
+    ) -> Result<Resume, FailoverError> {
+        let ctx_gtid = ctx_gtid.map(set);
+        decide(
+            ctx_server,
+            ctx_gtid.as_ref(),
+            here,
+            &set(here_gtid),
+            flavor,
+            accept,
+        )
+    }
+
     fn server(id: &str) -> SourceServer {
         SourceServer {
             id: id.into(),
@@ -220,13 +217,13 @@ mod tests {
         let s1 = server("server_id:1");
         for ctx in [None, Some(&s1)] {
             assert_eq!(
-                decide(ctx, Some("0-1-5"), &s1, "0-1-9", Flavor::MariaDb, false),
+                decide_on(ctx, Some("0-1-5"), &s1, "0-1-9", Flavor::MariaDb, false),
                 Ok(Resume::Position)
             );
         }
         // even without GTIDs
         assert_eq!(
-            decide(Some(&s1), None, &s1, "", Flavor::MariaDb, false),
+            decide_on(Some(&s1), None, &s1, "", Flavor::MariaDb, false),
             Ok(Resume::Position)
         );
     }
@@ -237,7 +234,7 @@ mod tests {
         // the promoted replica has everything and more (its own writes)
         for here in ["0-1-100", "0-2-130", "0-1-100,"] {
             assert_eq!(
-                decide(
+                decide_on(
                     Some(&s1),
                     Some("0-1-100"),
                     &s2,
@@ -246,7 +243,7 @@ mod tests {
                     false
                 ),
                 Ok(Resume::Gtid {
-                    state: "0-1-100".into(),
+                    state: set("0-1-100"),
                     accepted_gap: false
                 }),
                 "{here}"
@@ -254,7 +251,7 @@ mod tests {
         }
         // several domains
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some("0-1-100,1-1-7"),
                 &s2,
@@ -263,7 +260,7 @@ mod tests {
                 false
             ),
             Ok(Resume::Gtid {
-                state: "0-1-100,1-1-7".into(),
+                state: set("0-1-100,1-1-7"),
                 accepted_gap: false
             })
         );
@@ -272,7 +269,7 @@ mod tests {
     #[test]
     fn a_lagging_replica_is_a_gap_naming_the_missing_gtids() {
         let (s1, s2) = (server("server_id:1"), server("server_id:2"));
-        let e = decide(
+        let e = decide_on(
             Some(&s1),
             Some("0-1-120"),
             &s2,
@@ -292,7 +289,7 @@ mod tests {
         );
         assert!(text.contains("replicatorctl task accept-gap"), "{text}");
         // a server without the domain at all
-        let e = decide(Some(&s1), Some("0-1-120"), &s2, "", Flavor::MariaDb, false).unwrap_err();
+        let e = decide_on(Some(&s1), Some("0-1-120"), &s2, "", Flavor::MariaDb, false).unwrap_err();
         assert!(
             e.to_string()
                 .contains("lacks every transaction of domain 0"),
@@ -300,7 +297,7 @@ mod tests {
         );
         // accepted: resume from where the new server is
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some("0-1-120,1-1-3"),
                 &s2,
@@ -309,7 +306,7 @@ mod tests {
                 true
             ),
             Ok(Resume::Gtid {
-                state: "0-1-100,1-1-3".into(),
+                state: set("0-1-100,1-1-3"),
                 accepted_gap: true
             })
         );
@@ -318,7 +315,7 @@ mod tests {
     #[test]
     fn an_unknown_domain_is_a_gap() {
         let (s1, s2) = (server("server_id:1"), server("server_id:2"));
-        let e = decide(
+        let e = decide_on(
             Some(&s1),
             Some("0-1-5"),
             &s2,
@@ -333,7 +330,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some("0-1-5"),
                 &s2,
@@ -342,7 +339,7 @@ mod tests {
                 true
             ),
             Ok(Resume::Gtid {
-                state: "0-1-5,7-2-40".into(),
+                state: set("0-1-5,7-2-40"),
                 accepted_gap: true
             })
         );
@@ -354,7 +351,7 @@ mod tests {
         // no gap visible in the states (the server wrote past the context),
         // but the server refused the context's GTID: accepted, start at its state
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some("0-1-12"),
                 &s2,
@@ -363,39 +360,50 @@ mod tests {
                 true
             ),
             Ok(Resume::Gtid {
-                state: "0-2-15".into(),
+                state: set("0-2-15"),
                 accepted_gap: true
             })
         );
         let gone = TaskError::from(DefiniteError::BinlogGone(
             "GTID 0-1-12 not in binlog".into(),
         ));
-        let e = gone_after_failover(gone, &s2, "0-1-12").to_string();
+        let e = gone_after_failover(gone, &s2, Some(&set("0-1-12"))).to_string();
         assert!(e.starts_with("source failover: server_id:2 (server_id:2-host:3306) does not hold the context's GTID state 0-1-12"), "{e}");
         assert!(e.contains("accept-gap"), "{e}");
-        let other = gone_after_failover(TaskError::transient("x"), &s2, "0-1-12");
+        let other = gone_after_failover(TaskError::transient("x"), &s2, Some(&set("0-1-12")));
         assert!(matches!(other, TaskError::Transient(_)));
     }
 
     #[test]
     fn no_gtid_state_cannot_follow() {
         let (s1, s2) = (server("server_id:1"), server("server_id:2"));
-        for g in [None, Some(""), Some("  ")] {
+        for g in [None, Some(""), Some(" , ")] {
             assert!(matches!(
-                decide(Some(&s1), g, &s2, "0-1-5", Flavor::MariaDb, true),
+                decide_on(Some(&s1), g, &s2, "0-1-5", Flavor::MariaDb, true),
                 Err(FailoverError::NoGtid { .. })
             ));
         }
+        // a context of the other flavour (the task now points at another
+        // kind of server); text that is no GTID state at all cannot be in a
+        // context (the node does not parse)
+        let e = decide_on(
+            Some(&s1),
+            Some(&format!("{A}:1-5")),
+            &s2,
+            "0-1-5",
+            Flavor::MariaDb,
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, FailoverError::MixedFlavours { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("context's GTID state {A}:1-5")),
+            "{e}"
+        );
         assert!(matches!(
-            decide(
-                Some(&s1),
-                Some("garbage"),
-                &s2,
-                "0-1-5",
-                Flavor::MariaDb,
-                false
-            ),
-            Err(FailoverError::BadGtid { .. })
+            decide_on(Some(&s1), Some("0-1-5"), &s2, "", Flavor::MySql, true),
+            Err(FailoverError::MixedFlavours { .. })
         ));
     }
 
@@ -410,7 +418,7 @@ mod tests {
         let ctx = format!("{A}:1-120");
         // the new primary has all of A and more: it continues the context
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some(&ctx),
                 &s2,
@@ -419,11 +427,11 @@ mod tests {
                 false
             ),
             Ok(Resume::Gtid {
-                state: ctx.clone(),
+                state: set(&ctx),
                 accepted_gap: false
             })
         );
-        let e = decide(
+        let e = decide_on(
             Some(&s1),
             Some(&ctx),
             &s2,
@@ -438,14 +446,14 @@ mod tests {
             "{e}"
         );
         let here = format!("{A}:1-120,{B}:1-4");
-        let e = decide(Some(&s1), Some(&ctx), &s2, &here, Flavor::MySql, false).unwrap_err();
+        let e = decide_on(Some(&s1), Some(&ctx), &s2, &here, Flavor::MySql, false).unwrap_err();
         assert!(
             e.to_string()
                 .contains(&format!("source UUIDs the context never saw: {B}:1-4")),
             "{e}"
         );
         assert_eq!(
-            decide(
+            decide_on(
                 Some(&s1),
                 Some(&ctx),
                 &s2,
@@ -454,7 +462,7 @@ mod tests {
                 true
             ),
             Ok(Resume::Gtid {
-                state: format!("{A}:1-100,{B}:1-4"),
+                state: set(&format!("{A}:1-100,{B}:1-4")),
                 accepted_gap: true
             })
         );

@@ -17,18 +17,21 @@
 //! the run resumes at the context's file/pos or by GTID.
 
 pub mod failover;
+pub mod gap;
 pub mod preflight;
 pub mod schema;
 pub mod tls;
 
 use crate::decode::Flavor;
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{ConfigError, DefiniteError, TaskError};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Sid};
 use preflight::{Checked, ServerFacts};
 use replicator_common::config::{NamedStart, SourceConfig, StartPosition};
+use replicator_common::gtid::{GtidSet, GtidSetParseError};
+use replicator_common::gtid_set::MysqlGtidSet;
 use replicator_common::nodes::SourceServer;
-use replicator_common::position::{is_mysql_gtid_set, BinlogPos};
+use replicator_common::position::{BinlogPos, MariaGtidState};
 use replicator_common::secret::Secret;
 use replicator_common::source_conn;
 use std::time::Duration;
@@ -38,7 +41,7 @@ use std::time::Duration;
 pub enum StartAt {
     File(BinlogPos),
     /// MariaDB GTID state (`0-1-42[,..]`) or MySQL GTID set.
-    Gtid(String),
+    Gtid(GtidSet),
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +55,7 @@ pub fn opts(
 ) -> Result<mysql_async::Opts, DefiniteError> {
     Ok(
         source_conn::opts_builder(cfg, &cfg.host, cfg.port, password.map(|p| p.expose()))
-            .map_err(|e| DefiniteError::Config(e.to_string()))?
+            .map_err(|e| DefiniteError::Config(e.into()))?
             .stmt_cache_size(16)
             .into(),
     )
@@ -71,7 +74,7 @@ pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Co
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => {
             let addr = format!("{}:{}", cfg.host, cfg.port);
-            Err(tls::classify(cfg.tls.as_ref(), &addr, &e).unwrap_or_else(|| e.into()))
+            Err(tls::classify(cfg.tls.as_ref(), &addr, e))
         }
     }
 }
@@ -111,32 +114,41 @@ pub struct Picked {
     /// Its identity, recorded in the context.
     pub server: SourceServer,
     /// Its GTID state: MariaDB `@@gtid_binlog_pos`, MySQL `@@gtid_executed`.
-    pub gtid_pos: String,
+    pub gtid_pos: GtidSet,
 }
 
-/// Who the server is: identity, read-only flag and GTID state.
+/// Who the server is: identity, read-only flag and GTID state (of the
+/// server's flavour, also when empty).
 async fn identity(
     conn: &mut Conn,
     flavor: Flavor,
     server_id: u32,
-) -> Result<(String, bool, String), TaskError> {
+) -> Result<(String, bool, GtidSet), TaskError> {
     let read_only: Option<u8> = conn.query_first("SELECT @@global.read_only").await?;
+    let bad = |variable, source| DefiniteError::ServerGtid { variable, source };
     if flavor == Flavor::MariaDb {
         let pos: Option<String> = conn.query_first("SELECT @@global.gtid_binlog_pos").await?;
+        let state = pos
+            .unwrap_or_default()
+            .parse::<MariaGtidState>()
+            .map_err(|e| bad("@@gtid_binlog_pos", e.into()))?;
         Ok((
             format!("server_id:{server_id}"),
             read_only.unwrap_or(0) != 0,
-            pos.unwrap_or_default(),
+            GtidSet::Mariadb(state),
         ))
     } else {
         let row: Option<(String, String)> = conn
             .query_first("SELECT @@global.server_uuid, @@global.gtid_executed")
             .await?;
         let (uuid, executed) = row.unwrap_or_default();
+        let set = executed
+            .parse::<MysqlGtidSet>()
+            .map_err(|e| bad("@@gtid_executed", GtidSetParseError::from(e)))?;
         Ok((
             format!("server_uuid:{uuid}"),
             read_only.unwrap_or(0) != 0,
-            executed.split_whitespace().collect(),
+            GtidSet::Mysql(set),
         ))
     }
 }
@@ -223,7 +235,11 @@ pub async fn preflight(
 pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<StartAt, TaskError> {
     match start.clone() {
         StartPosition::File { file, pos } => Ok(StartAt::File(BinlogPos::new(file, pos))),
-        StartPosition::Gtid { gtid } => Ok(StartAt::Gtid(gtid)),
+        StartPosition::Gtid { gtid } => {
+            Ok(StartAt::Gtid(gtid.parse().map_err(|e| {
+                DefiniteError::Config(ConfigError::StartGtid(e))
+            })?))
+        }
         StartPosition::Named(NamedStart::Earliest) => {
             let row: Option<mysql_async::Row> = conn.query_first("SHOW BINARY LOGS").await?;
             let file: String = row.and_then(|r| r.get(0)).ok_or_else(|| {
@@ -270,20 +286,66 @@ pub async fn open_stream(
             file = p.file.clone().into_bytes();
             request = request.with_filename(&file).with_pos(p.pos);
         }
-        StartAt::Gtid(g) if flavor == Flavor::MariaDb && !is_mysql_gtid_set(g) => {
-            conn.exec_drop("SET @slave_connect_state = ?", (g.as_str(),))
+        StartAt::Gtid(GtidSet::Mariadb(state)) if flavor == Flavor::MariaDb => {
+            conn.exec_drop("SET @slave_connect_state = ?", (state.to_string(),))
                 .await?;
             conn.query_drop("SET @slave_gtid_strict_mode = 0").await?;
             request = request.with_pos(4u64);
         }
-        StartAt::Gtid(g) => {
-            sids = g
+        StartAt::Gtid(g @ GtidSet::Mariadb(_)) => {
+            return Err(DefiniteError::GtidFlavour {
+                gtid: g.clone(),
+                flavor,
+            }
+            .into())
+        }
+        StartAt::Gtid(GtidSet::Mysql(set)) => {
+            let text = set.to_string();
+            sids = text
                 .split(',')
-                .map(|s| s.trim().replace('\n', "").parse::<Sid<'static>>())
+                .map(str::parse::<Sid<'static>>)
                 .collect::<Result<_, _>>()
-                .map_err(|e| DefiniteError::Config(format!("bad GTID set `{g}`: {e}")))?;
+                .map_err(|source| DefiniteError::StreamGtid {
+                    gtid: set.clone(),
+                    source,
+                })?;
             request = request.with_gtid().with_gtid_set(sids.iter().cloned());
         }
     }
     Ok(conn.get_binlog_stream(request).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that takes the TCP connection and never sends MySQL's
+    /// greeting (a hung process, a wrong port): the connection attempt is
+    /// given up after [`CONNECT_TIMEOUT`], as a transient error naming it.
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_never_answers_is_given_up_after_the_connect_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let cfg = SourceConfig {
+            host: "127.0.0.1".into(),
+            port,
+            user: "repl".into(),
+            ..SourceConfig::default()
+        };
+        let started = tokio::time::Instant::now();
+        let err = connect(&cfg, None).await.unwrap_err();
+        assert_eq!(started.elapsed(), CONNECT_TIMEOUT);
+        assert!(matches!(err, TaskError::Transient(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&format!("127.0.0.1:{port} did not answer within 5 s")),
+            "{err}"
+        );
+        silent.abort();
+    }
 }

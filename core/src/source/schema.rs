@@ -8,7 +8,7 @@
 
 use crate::decode::charset::BINARY_COLLATION;
 use crate::decode::{Column, Flavor, Table};
-use crate::error::TaskError;
+use crate::error::{DataError, TaskError};
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
 
@@ -65,13 +65,11 @@ impl SchemaCache {
         };
         if needs_names {
             if k.names.len() != table.columns.len() {
-                return Err(crate::error::DefiniteError::Decode(format!(
-                    "{}.{} has {} columns in the binlog but {} in information_schema",
-                    key.0,
-                    key.1,
-                    table.columns.len(),
-                    k.names.len()
-                ))
+                return Err(crate::error::DefiniteError::Decode(DataError::Columns {
+                    table: format!("{}.{}", key.0, key.1),
+                    binlog: table.columns.len(),
+                    schema: k.names.len(),
+                })
                 .into());
             }
             let json = json_in(&k.names);

@@ -9,7 +9,7 @@
 //! are definite errors (retrying does not fix them); other connection
 //! errors are left to the caller.
 
-use crate::error::{DefiniteError, TaskError};
+use crate::error::{DefiniteError, SourceTlsError, TaskError};
 use replicator_common::config::{SourceTls, SourceTlsMode};
 
 fn mode_name(mode: SourceTlsMode) -> &'static str {
@@ -21,31 +21,36 @@ fn mode_name(mode: SourceTlsMode) -> &'static str {
     }
 }
 
-/// A definite error when `e`, from connecting to `addr` with `tls`, is a TLS
-/// problem; `None` otherwise.
-pub fn classify(tls: Option<&SourceTls>, addr: &str, e: &mysql_async::Error) -> Option<TaskError> {
-    let tls = tls.filter(|t| t.mode != SourceTlsMode::Disabled)?;
-    let mode = mode_name(tls.mode);
+/// The error of a failed connection to `addr` with `tls`: a definite
+/// [`SourceTlsError`] when `e` is a TLS problem, else `e` as it is.
+pub fn classify(tls: Option<&SourceTls>, addr: &str, e: mysql_async::Error) -> TaskError {
+    let Some(tls) = tls.filter(|t| t.mode != SourceTlsMode::Disabled) else {
+        return e.into();
+    };
+    let (addr, mode) = (addr.to_string(), mode_name(tls.mode));
     let text = e.to_string();
-    let definite = |msg: String| Some(TaskError::from(DefiniteError::SourceTls(msg)));
-    match e {
-        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => definite(
-            format!("{addr} does not offer TLS (source.tls.mode is {mode}; enable ssl on the server or set the mode to disabled)"),
-        ),
-        mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => {
-            definite(format!("TLS to {addr} (source.tls.mode {mode}): {text}"))
+    let tls_error = match e {
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => {
+            SourceTlsError::NotOffered { addr, mode }
         }
-        _ if text.contains("invalid peer certificate") || text.contains("certificate") => {
-            definite(format!(
-                "the certificate of {addr} does not verify (source.tls.mode {mode}{}): {text}",
-                tls.ca_file
-                    .as_deref()
-                    .map(|f| format!(", ca_file {f}"))
-                    .unwrap_or_default()
-            ))
+        source @ mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => {
+            SourceTlsError::Handshake {
+                addr,
+                mode,
+                source: Box::new(source),
+            }
         }
-        _ => None,
-    }
+        source if text.contains("invalid peer certificate") || text.contains("certificate") => {
+            SourceTlsError::Certificate {
+                addr,
+                mode,
+                ca_file: tls.ca_file.clone(),
+                source: Box::new(source),
+            }
+        }
+        other => return other.into(),
+    };
+    DefiniteError::SourceTls(tls_error).into()
 }
 
 #[cfg(test)]
@@ -63,13 +68,26 @@ mod tests {
     fn no_tls_offered_is_definite() {
         let e = mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer);
         let t = tls(SourceTlsMode::Required, None);
-        let got = classify(Some(&t), "db:3306", &e).unwrap().to_string();
-        assert!(got.contains("db:3306 does not offer TLS"), "{got}");
+        let got = classify(Some(&t), "db:3306", e);
+        assert!(
+            matches!(
+                got,
+                TaskError::Definite(DefiniteError::SourceTls(SourceTlsError::NotOffered { .. }))
+            ),
+            "{got:?}"
+        );
+        assert!(
+            got.to_string().contains("db:3306 does not offer TLS"),
+            "{got}"
+        );
         // without TLS configured the same error is not ours to explain
-        assert!(classify(None, "db:3306", &e).is_none());
+        let e = mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer);
+        let got = classify(None, "db:3306", e);
+        assert!(matches!(got, TaskError::Transient(_)), "{got:?}");
         let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(
             "connection refused",
         )));
-        assert!(classify(Some(&t), "db:3306", &io).is_none());
+        let got = classify(Some(&t), "db:3306", io);
+        assert!(matches!(got, TaskError::Transient(_)), "{got:?}");
     }
 }

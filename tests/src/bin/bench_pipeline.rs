@@ -28,20 +28,11 @@
 //! Uses the servers of `REPLICATOR_TEST_*` when set, else starts its own.
 
 use mysql_async::prelude::Queryable;
-use replicator_common::paths::TaskRef;
+use replicator_tests::bench::{self, create_orders, mib, peak_rss_kib};
 use replicator_tests::secure_kafka::SecureKafka;
-use replicator_tests::{unique_name, unique_root, Stack};
+use replicator_tests::{unique_root, Stack};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -67,13 +58,7 @@ async fn main() {
         .map(|list| list.split(',').map(|c| c.trim().to_string()).collect());
     let batch = 1_000;
     let stack = Stack::from_env().unwrap_or_else(Stack::start);
-    let db = stack.create_database("bench_pipeline").await;
-    stack
-        .sql(&format!(
-            "CREATE TABLE `{db}`.orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, \
-             note VARCHAR(32), amount DECIMAL(10,2), created DATETIME(3))"
-        ))
-        .await;
+    let db = create_orders(&stack, "bench_pipeline").await;
     let (file, start_pos) = stack.binlog_position().await;
 
     // Seed
@@ -219,12 +204,6 @@ async fn main() {
     }
 }
 
-fn mib(rss_kib: Option<u64>) -> String {
-    rss_kib
-        .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// One measured configuration: its printed label, what it sets in `sink`,
 /// and whether it goes to the TLS broker.
 struct Setting {
@@ -273,8 +252,6 @@ impl Run<'_> {
             (self.stack, self.db, self.file, self.start_pos, self.end_pos);
         let root = unique_root();
         let zk = stack.zk(&root).await;
-        let task = unique_name("bench");
-        let task_ref = TaskRef::hot(&task).unwrap();
         let suffix = format!(".{i}");
         let mut sink = json!({"brokers": kafka.kafka_bootstrap(), "topic": format!("{{database}}.{{table}}{suffix}"), "partitions": 4});
         for (key, value) in setting.sink.as_object().into_iter().flatten() {
@@ -286,41 +263,23 @@ impl Run<'_> {
                 properties[key] = json!(value);
             }
         }
-        let cfg = json!({"name": task,
-            "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
-                       "password": stack.mysql_password(), "server_id": 888_001,
-                       "include": [format!("{db}\\..*")], "start": {"file": file, "pos": start_pos},
-                       "snapshot": "never"},
-            "sink": sink});
-        let path = zk.layout().task(&task_ref);
-        zk.ensure_path(&path).await.unwrap();
-        zk.client()
-            .set_data(&path, cfg.to_string().as_bytes(), None)
-            .await
-            .unwrap();
+        let source = bench::source(
+            stack,
+            888_001,
+            db,
+            json!({"start": {"file": file, "pos": start_pos}, "snapshot": "never"}),
+        );
         // topic created up front so that its creation is not timed
         let topic = format!("{db}.orders{suffix}");
         kafka.create_topic(&topic, 4).await;
-        let args = ["--task", &task, "--commit-interval-ms", "20"];
-        let mut core = stack.core(&root, "bench", &args, &[]);
-        core.wait_for_log("replication starts", Duration::from_secs(30))
-            .await;
+        let args = ["--commit-interval-ms", "20"];
+        let (mut core, task) =
+            bench::start_task(stack, &zk, &root, "bench", (source, sink), &args, &[]).await;
         let t = Instant::now();
-        let ctx_path = zk.layout().context(&task_ref);
-        loop {
-            if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d) {
-                    if v["pos"].as_u64().unwrap_or(0) >= end_pos && v["file"] == file {
-                        break;
-                    }
-                }
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(600),
-                "pipeline did not finish"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        bench::wait_context(&zk, &task, &core, Duration::from_secs(600), |v| {
+            (v["pos"].as_u64().unwrap_or(0) >= end_pos && v["file"] == file).then_some(())
+        })
+        .await;
         let e2e_s = t.elapsed().as_secs_f64();
         let rss = peak_rss_kib(core.pid());
         core.stop().await;

@@ -10,19 +10,10 @@
 //! its own servers. Build the binaries in release first and point
 //! `REPLICATOR_BIN_DIR` at them for meaningful figures.
 
-use replicator_common::paths::TaskRef;
-use replicator_tests::{unique_name, unique_root, Stack};
+use replicator_tests::bench::{self, create_orders, mib, peak_rss_kib};
+use replicator_tests::{unique_root, Stack};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -46,13 +37,7 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "auto".into());
     let stack = Stack::from_env().unwrap_or_else(Stack::start);
-    let db = stack.create_database("bench_snapshot").await;
-    stack
-        .sql(&format!(
-            "CREATE TABLE `{db}`.orders (id BIGINT PRIMARY KEY, customer INT NOT NULL, \
-             note VARCHAR(32), amount DECIMAL(10,2), created DATETIME(3))"
-        ))
-        .await;
+    let db = create_orders(&stack, "bench_snapshot").await;
     let t = Instant::now();
     let mut from = 1u64;
     while from <= rows {
@@ -94,22 +79,16 @@ async fn main() {
     // The snapshot of a new task.
     let root = unique_root();
     let zk = stack.zk(&root).await;
-    let task = unique_name("benchsnap");
-    let task_ref = TaskRef::hot(&task).unwrap();
-    let cfg = json!({"name": task,
-        "source": {"host": stack.mysql_host(), "port": stack.mysql_port(), "user": stack.mysql_user(),
-                   "password": stack.mysql_password(), "server_id": 888_002,
-                   "include": [format!("{db}\\..*")], "snapshot": "initial",
-                   "snapshot_chunk_rows": chunk, "snapshot_method": method},
-        "sink": {"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4}});
-    let path = zk.layout().task(&task_ref);
-    zk.ensure_path(&path).await.unwrap();
-    zk.client()
-        .set_data(&path, cfg.to_string().as_bytes(), None)
-        .await
-        .unwrap();
     let topic = format!("{db}.orders");
     stack.create_topic(&topic, 4).await;
+    let source = bench::source(
+        &stack,
+        888_002,
+        &db,
+        json!({"snapshot": "initial", "snapshot_chunk_rows": chunk, "snapshot_method": method}),
+    );
+    let sink =
+        json!({"brokers": stack.kafka_bootstrap(), "topic": "{database}.{table}", "partitions": 4});
     // `--phases`: the Core logs each chunk's timings, summed up at the end
     let phases = args.iter().any(|a| a == "--phases");
     let log = if phases {
@@ -117,30 +96,17 @@ async fn main() {
     } else {
         Vec::new()
     };
-    let mut core = stack.core(&root, "bench", &["--task", &task], &log);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
-        .await;
+    let (mut core, task) =
+        bench::start_task(&stack, &zk, &root, "benchsnap", (source, sink), &[], &log).await;
     let t = Instant::now();
-    let ctx_path = zk.layout().context(&task_ref);
-    let copied = loop {
-        if let Some((d, _)) = zk.get(&ctx_path).await.unwrap() {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&d) {
-                let snap = &v["snapshot"];
-                let done = snap["tables"]
-                    .as_array()
-                    .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["done"] == true));
-                if done {
-                    break snap["rows"].as_u64().unwrap_or(0);
-                }
-            }
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(1800),
-            "snapshot did not finish\n{}",
-            core.tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let copied = bench::wait_context(&zk, &task, &core, Duration::from_secs(1800), |v| {
+        let snap = &v["snapshot"];
+        let done = snap["tables"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["done"] == true));
+        done.then(|| snap["rows"].as_u64().unwrap_or(0))
+    })
+    .await;
     let snap_s = t.elapsed().as_secs_f64();
     let rss = peak_rss_kib(core.pid());
     core.stop().await;
@@ -154,11 +120,7 @@ async fn main() {
         "snapshot (chunks of {chunk}, read -> Kafka acks -> context): {copied} rows in {snap_s:.2} s, {snap_rate:.0} rows/s"
     );
     println!("ratio snapshot / raw read: {:.2}", snap_rate / raw_rate);
-    println!(
-        "replicator-core peak RSS: {}",
-        rss.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
-            .unwrap_or_else(|| "unknown".into())
-    );
+    println!("replicator-core peak RSS: {}", mib(rss));
     if let Some(sums) = phase_sums {
         println!("per-chunk phases, summed over the chunks (ms; read and render run on the reader's task, the rest on the event loop):");
         for (name, (n, total)) in sums {

@@ -288,3 +288,53 @@ pub fn order(m: &Message) -> (String, u64, u8, u64, u64) {
         None => (file.into(), pos, 1, 0, last.parse().unwrap()),
     }
 }
+
+/// A copy under way: the scenario's table of `n` rows, copied in chunks of
+/// `chunk` by a Core (`h1`) while a writer changes it as `mix` says.
+pub struct CopyUnderWrites {
+    pub s: Scenario,
+    pub core: replicator_tests::Process,
+    stop: Arc<AtomicBool>,
+    writes: Option<tokio::task::JoinHandle<u64>>,
+}
+
+impl CopyUnderWrites {
+    /// Fills the scenario table `name`, configures the copy and starts the
+    /// writer, then the Core.
+    pub async fn start(stack: &'static Stack, name: &str, n: i64, chunk: u32, mix: Mix) -> Self {
+        let s = Scenario::new(stack, name).await;
+        fill(stack, &s.db, &s.table, n as u64).await;
+        s.put_config(with_chunk_rows(&s, chunk)).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let t = format!("`{}`.`{}`", s.db, s.table);
+        let writes = churn_with(stack, t, n, stop.clone(), mix);
+        let core = s.core("h1", 3000);
+        CopyUnderWrites {
+            s,
+            core,
+            stop,
+            writes: Some(writes),
+        }
+    }
+
+    /// Waits (up to 300 s) until the copy is done, then stops the writer;
+    /// returns how many statements it committed.
+    pub async fn finish(&mut self) -> u64 {
+        wait_snapshot_done(&self.s, Duration::from_secs(300)).await;
+        self.stop.store(true, Ordering::SeqCst);
+        let writes = self.writes.take().expect("finish is called once");
+        writes.await.unwrap()
+    }
+
+    /// The table rebuilt from the topic equals the table (within 60 s), or
+    /// a panic with `what` happened, the differences and the Core's log.
+    pub async fn assert_topic_equals_table(&self, stack: &Stack, what: &str) {
+        let s = &self.s;
+        let got =
+            wait_topic_equals_table(stack, &s.topic, &s.db, &s.table, Duration::from_secs(60))
+                .await;
+        if let Err(e) = got {
+            panic!("{what}: {e}\n{}", self.core.tail(30));
+        }
+    }
+}

@@ -22,9 +22,29 @@ pub use compare::{compare, same};
 pub use render::render;
 
 use mysql_async::prelude::Queryable;
-use replicator_tests::Stack;
+use replicator_common::message::POSITION_HEADER;
+use replicator_tests::{Message, Stack};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+
+/// `(file, pos, 0 snapshot | 1 stream, chunk, row)` of a message, from its
+/// position header: sorting by it puts a topic in binlog order, a snapshot
+/// row (`file:pos:s<chunk>.<row>`) before the stream rows of the
+/// transaction at its boundary `file:pos`.
+pub fn position(m: &Message) -> (String, u64, u8, u64, u64) {
+    let h = std::str::from_utf8(m.header(POSITION_HEADER).expect("position header")).unwrap();
+    let mut it = h.rsplitn(3, ':');
+    let last = it.next().unwrap();
+    let at = it.next().unwrap().parse().unwrap();
+    let file = it.next().unwrap().to_string();
+    match last.strip_prefix('s') {
+        Some(cr) => {
+            let (c, r) = cr.split_once('.').expect("s<chunk>.<row>");
+            (file, at, 0, c.parse().unwrap(), r.parse().unwrap())
+        }
+        None => (file, at, 1, 0, last.parse().unwrap()),
+    }
+}
 
 /// How a column is read back and rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,6 +404,53 @@ impl Recorder {
         assert!(!old.is_empty(), "delete of no row: {sql}");
         self.exec(sql).await;
         self.push_rows(t, "delete", old, Vec::new());
+    }
+
+    /// Creates `types` with rows 101, 102, 103 (sets A, B, C) and 104
+    /// (NULLs), recorded as rows that exist before the task starts (the
+    /// format tests' snapshot rows).
+    pub async fn existing_type_rows(&mut self, types: &TableSpec) {
+        self.exec(&types.create_sql()).await;
+        let sql = types.insert_sql(&[
+            (&["101"], Set::A),
+            (&["102"], Set::B),
+            (&["103"], Set::C),
+            (&["104"], Set::Null),
+        ]);
+        self.existing(types, &sql, "id IN (101, 102, 103, 104)")
+            .await;
+    }
+
+    /// The stream's changes of rows 101 and 102 of the snapshot of `types`
+    /// (the format tests): 101 updated to set C, 102 deleted.
+    pub async fn change_snapshot_rows(&mut self, types: &TableSpec) {
+        let tq = types.sql_name();
+        let sql = types.update_sql(Set::C, "id = 101");
+        self.update(types, &sql, "id = 101", "id = 101").await;
+        let sql = format!("DELETE FROM {tq} WHERE id = 102");
+        self.delete(types, &sql, "id = 102").await;
+    }
+
+    /// The type-matrix changes every type and format test runs on `types`:
+    /// rows 1, 2, 3 inserted (one statement, sets A, B, C) and 4 (NULLs),
+    /// 1 and 4 updated to other sets, 3's key changed to 30, then 2 and 30
+    /// set to NULLs (one statement).
+    pub async fn type_matrix_changes(&mut self, types: &TableSpec) {
+        let tq = types.sql_name();
+        let (a, b, c, null) = (Set::A, Set::B, Set::C, Set::Null);
+        let sql = types.insert_sql(&[(&["1"], a), (&["2"], b), (&["3"], c)]);
+        self.insert(types, &sql, "id IN (1, 2, 3)").await;
+        self.insert(types, &types.insert_sql(&[(&["4"], null)]), "id = 4")
+            .await;
+        self.update(types, &types.update_sql(c, "id = 1"), "id = 1", "id = 1")
+            .await;
+        self.update(types, &types.update_sql(a, "id = 4"), "id = 4", "id = 4")
+            .await;
+        let sql = format!("UPDATE {tq} SET id = 30 WHERE id = 3");
+        self.update(types, &sql, "id = 3", "id = 30").await;
+        let sql = types.update_sql(null, "id IN (2, 30)");
+        self.update(types, &sql, "id IN (2, 30)", "id IN (2, 30)")
+            .await;
     }
 
     /// The messages recorded for `table`, in binlog order.

@@ -287,7 +287,7 @@ impl TaskFormat {
         push_int(out, at.pos.pos);
         out.extend_from_slice(b",\"gtid\":");
         match &at.gtid {
-            Some(g) => push_str(out, g),
+            Some(g) => push_str(out, &g.to_string()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b"},\"event_ts_ms\":");
