@@ -871,6 +871,7 @@ mod tests {
             seq: 0,
             table: 0,
             at: BinlogPos::new("b.000001", 4),
+            watermark: None,
             rows: flags
                 .iter()
                 .map(|&f| ChunkRow {
