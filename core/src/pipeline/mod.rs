@@ -824,11 +824,7 @@ impl RunState {
         let entry = &self.tables[&rows.table_id];
         let mut iter = rows.rows(&entry.table);
         while iter.next_row(&mut self.out).map_err(|e| {
-            DefiniteError::Decode(DataError::row(
-                &entry.table.database,
-                &entry.table.name,
-                e,
-            ))
+            DefiniteError::Decode(DataError::row(&entry.table.database, &entry.table.name, e))
         })? {
             if self.out.has_after {
                 if let Some((task, mark)) = snapshot::watermark::parse_row(&self.out.after) {

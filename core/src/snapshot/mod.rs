@@ -399,10 +399,12 @@ impl SnapshotRun {
             // Started from a GTID: the file is known from the first commit on.
             return Ok(false);
         }
-        let against = |source| DefiniteError::Decode(DataError::Position {
-            what: "snapshot position against the stream",
-            source,
-        });
+        let against = |source| {
+            DefiniteError::Decode(DataError::Position {
+                what: "snapshot position against the stream",
+                source,
+            })
+        };
         match (c.watermark, &self.watermarks) {
             (Some(m), Some(w)) => Ok(w.ready(m, &cursor.last().pos).map_err(against)?.is_some()),
             _ => merge::ready(&cursor.last().pos, &c.at).map_err(|e| against(e).into()),
