@@ -19,10 +19,12 @@
 //!   size, counted as records are pushed, so a batch's bound does not
 //!   depend on how well its records compress.
 //!
-//! Key, value and header value bytes of a batch's records are copied into
-//! one growing buffer and shared from there ([`Bytes`] slices), not
-//! allocated per record. Record headers are a map in the crate: a header
-//! name given twice keeps its last value (the sink never repeats one).
+//! Key, value and header bytes of a batch's records are copied into one
+//! growing buffer and shared from there ([`Bytes`] slices), not allocated
+//! per record; the crate's records (each with a map of its headers) are
+//! built only at sealing, so a queued record costs little more than its
+//! bytes. Record headers are a map in the crate: a header name given twice
+//! keeps its last value (the sink never repeats one).
 //!
 //! What the codecs write (the crate's, checked by the tests below and read
 //! back by librdkafka in the `kafka_compression` test):
@@ -67,11 +69,27 @@ pub struct ProducerId {
 /// One partition's batch under construction.
 #[derive(Debug)]
 pub struct BatchBuilder {
-    records: Vec<Record>,
+    records: Vec<Queued>,
+    /// (name, value) of every record's headers, in record order.
+    headers: Vec<(Bytes, Bytes)>,
     /// The records' bytes, shared by their [`Bytes`] slices.
     arena: BytesMut,
     /// Encoded size of the records, uncompressed.
     size: usize,
+}
+
+/// A record while it waits: its bytes are slices of the batch's arena, its
+/// headers a run of the batch's header list. The crate's [`Record`] (with a
+/// map of its headers) is built only when the batch is sealed, so a queued
+/// record costs its bytes and a few words, not a map of its own.
+#[derive(Debug)]
+struct Queued {
+    ts_ms: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    /// Its headers: `headers[first..first + count]`.
+    first: u32,
+    count: u32,
 }
 
 impl Default for BatchBuilder {
@@ -85,6 +103,7 @@ impl BatchBuilder {
     pub fn with_capacity(bytes: usize) -> Self {
         Self {
             records: Vec::new(),
+            headers: Vec::new(),
             arena: BytesMut::with_capacity(bytes),
             size: 0,
         }
@@ -135,27 +154,19 @@ impl BatchBuilder {
         headers: &[(&str, &[u8])],
     ) {
         self.size += Self::record_size(key, value, headers);
-        let mut map = IndexMap::with_capacity(headers.len());
+        let first = self.headers.len() as u32;
         for (k, v) in headers {
-            map.insert(StrBytes::from_string((*k).to_string()), Some(self.keep(v)));
+            let h = (self.keep(k.as_bytes()), self.keep(v));
+            self.headers.push(h);
         }
-        let offset = self.records.len() as i64;
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: records::NO_PARTITION_LEADER_EPOCH,
-            producer_id: records::NO_PRODUCER_ID,
-            producer_epoch: records::NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: offset as i32,
-            timestamp: ts_ms,
+        let queued = Queued {
+            ts_ms,
             key: key.map(|k| self.keep(k)),
             value: value.map(|v| self.keep(v)),
-            headers: map,
+            first,
+            count: headers.len() as u32,
         };
-        self.records.push(record);
+        self.records.push(queued);
     }
 
     /// `b` copied into the arena, as a shared slice of it.
@@ -167,16 +178,36 @@ impl BatchBuilder {
     /// The finished batch: producer id, epoch and sequences stamped, records
     /// encoded and compressed with `codec`, CRC computed (by the crate).
     pub fn seal(
-        mut self,
+        self,
         producer: ProducerId,
         base_sequence: i32,
         codec: Compression,
     ) -> std::io::Result<Bytes> {
-        for (i, r) in self.records.iter_mut().enumerate() {
-            r.producer_id = producer.id;
-            r.producer_epoch = producer.epoch;
-            // wraps as Kafka's sequences do; the crate writes only the base
-            r.sequence = base_sequence.wrapping_add(i as i32);
+        let mut records = Vec::with_capacity(self.records.len());
+        for (i, q) in self.records.into_iter().enumerate() {
+            let run = q.first as usize..(q.first + q.count) as usize;
+            let mut headers = IndexMap::with_capacity(run.len());
+            for (k, v) in &self.headers[run] {
+                let name = StrBytes::from_utf8(k.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                headers.insert(name, Some(v.clone()));
+            }
+            records.push(Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: records::NO_PARTITION_LEADER_EPOCH,
+                producer_id: producer.id,
+                producer_epoch: producer.epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // wraps as Kafka's sequences do; the crate writes only the base
+                sequence: base_sequence.wrapping_add(i as i32),
+                timestamp: q.ts_ms,
+                key: q.key,
+                value: q.value,
+                headers,
+            });
         }
         let compression = match codec {
             Compression::None => records::Compression::None,
@@ -198,11 +229,11 @@ impl BatchBuilder {
         match codec {
             Compression::Lz4 => RecordBatchEncoder::encode_with_custom_compression(
                 &mut buf,
-                &self.records,
+                &records,
                 &options,
                 Some(lz4_frame),
             ),
-            _ => RecordBatchEncoder::encode(&mut buf, &self.records, &options),
+            _ => RecordBatchEncoder::encode(&mut buf, &records, &options),
         }
         .map_err(std::io::Error::other)?;
         Ok(buf.freeze())
