@@ -1,11 +1,14 @@
 //! The steps of [`super::run`], in order: where to resume
 //! ([`resume_point`]), an on-demand snapshot request ([`take_snapshot_request`]),
-//! streaming until a stop or an error ([`drive`]) and what the run reports
-//! ([`settle`]). Opening the stream, the sink and the snapshot run stays in
-//! `run`, between the second and the third.
+//! the snapshot run that goes on, if any ([`open_snapshot`], after the stream
+//! and the sink are open), streaming until a stop or an error ([`drive`]) and
+//! what the run reports ([`settle`]). What each binlog event does is
+//! [`super::state::RunState`]'s.
 
 use super::*;
+use replicator_common::config::SourceConfig;
 use replicator_common::gtid::GtidSet;
+use replicator_common::secret::Secret;
 
 /// Where a run starts, from its context or, for a new task, its config.
 pub(super) struct ResumePoint {
@@ -122,6 +125,65 @@ pub(super) async fn take_snapshot_request(
         }
     }
     Ok(())
+}
+
+/// Step three: the snapshot of the context goes on where it stopped, if it is
+/// not done (its preflight, the watermark signal table when that method
+/// applies, and after an unclean stop the marks of the next chunk found in
+/// the topic tails).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn open_snapshot(
+    spec: &PipelineSpec,
+    start: &Checkpoint,
+    clean: bool,
+    flavor: Flavor,
+    meta_conn: &mut mysql_async::Conn,
+    (source_cfg, password): (&SourceConfig, Option<&Secret>),
+    router: &Router,
+    sink: &mut KafkaSink,
+    task_format: &TaskFormat,
+) -> Result<Option<SnapshotRun>, TaskError> {
+    let cfg = &spec.config;
+    let snap = match start.snapshot.as_deref() {
+        Some(p) if p.remaining() > 0 => {
+            snapshot::preflight(meta_conn, &cfg.source.user, p).await?;
+            let watermark = match snapshot::watermark::method(cfg.source.snapshot_method, flavor) {
+                snapshot::watermark::Method::Watermark => Some(Arc::new(
+                    snapshot::watermark::preflight(meta_conn, source_cfg, spec.task.name()).await?,
+                )),
+                snapshot::watermark::Method::ConsistentSnapshot => None,
+            };
+            let mut marks = Vec::new();
+            if !clean {
+                if let Some(t) = p.current() {
+                    if let Some(topic) = router.route(&t.database, &t.table) {
+                        let topic = Arc::<str>::from(topic);
+                        sink.prepare_topic(&topic).await?;
+                        let found = sink.snapshot_marks(&topic, p.next_chunk);
+                        // a mark past the next chunk: two chunks were in flight
+                        let chunks: Vec<u64> = found.iter().map(|m| m.chunk).collect();
+                        tracing::info!(task = %spec.task, next_chunk = p.next_chunk, chunks = ?chunks,
+                            "snapshot marks found in the topic tails");
+                        marks = found.into_iter().map(|m| (m.partition, m.key)).collect();
+                    }
+                }
+            }
+            Some(SnapshotRun::start(
+                task_format.clone(),
+                ReaderSpec {
+                    source: source_cfg.clone(),
+                    password: password.cloned(),
+                    progress: p.clone(),
+                    chunk_rows: cfg.source.snapshot_chunk_rows.max(1),
+                    marks: Vec::new(),
+                    watermark,
+                },
+                marks,
+            ))
+        }
+        _ => None,
+    };
+    Ok(snap)
 }
 
 /// Step 3 of [`run`]: streams until a stop or an error. Binlog events go
