@@ -171,21 +171,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     )
     .await?;
     take_snapshot_request(&spec, &mut start, &mut meta_conn).await?;
-    // Where the binlog ends now: an earlier writer that did not stop cleanly
-    // cannot have sent anything beyond it (its lease expired before this
-    // run began, and its producer sends nothing after that). Until this run
-    // passes it, a graceful stop is not clean: it has not yet replayed every
-    // topic an earlier writer may have written to.
-    let replay_end = if clean {
-        None
-    } else {
-        match source::resolve_start(&mut meta_conn, &StartPosition::Named(NamedStart::Current))
-            .await?
-        {
-            StartAt::File(end) => Some(end),
-            StartAt::Gtid(_) => None,
-        }
-    };
+    let replay_end = replay_end(clean, &mut meta_conn).await?;
     let start_at = if start.pos.file.is_empty() {
         StartAt::Gtid(start.gtid.clone().unwrap_or_default())
     } else {
@@ -219,27 +205,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     crate::metrics::set_running(spec.task.name(), true);
     crate::metrics::record(spec.task.name(), start.events, start.event_ts_ms, 0);
     let tracker = Arc::new(Tracker::default());
-    let mut sink = KafkaSink::new(
-        SinkOptions {
-            brokers: cfg.sink.brokers.clone(),
-            properties: cfg.sink.properties.clone(),
-            partitions: cfg.sink.partitions,
-            replication_factor: cfg.sink.replication_factor,
-            min_insync_replicas: cfg.sink.min_insync_replicas,
-            task: spec.task.name().to_string(),
-            task_path: spec.zk.layout().task(&spec.task),
-            epoch: spec.epoch,
-            message_timeout: spec.options.message_timeout,
-            tail_idle: spec.options.tail_idle,
-        },
-        tracker.clone(),
-        !clean,
-        {
-            let lease = spec.lease.clone();
-            Arc::new(move || lease.is_valid())
-        },
-    )
-    .await?;
+    let mut sink = open_sink(&spec, tracker.clone(), clean).await?;
     if other_server {
         sink.tails_from_another_server();
     }
@@ -257,38 +223,15 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         &task_format,
     )
     .await?;
-    let mut state = RunState {
-        task: spec.task.name().to_string(),
-        flavor: checked.flavor,
-        cursor: TxnCursor::new(start.clone()),
-        tables: HashMap::new(),
+    let mut state = RunState::new(
+        &spec,
+        checked.flavor,
+        &start,
         router,
-        schema: SchemaCache::new(meta_conn, checked.flavor, checked.names_from_schema),
-        slot: None,
-        txn_events: 0,
-        pos_prefix: Vec::new(),
-        out: RowOut::default(),
-        msg: Vec::with_capacity(1024),
-        key: Vec::with_capacity(64),
-        before_key: Vec::with_capacity(64),
-        held: (task_format.format == replicator_common::config::MessageFormat::Maxwell)
-            .then(held::Held::default),
-        format: task_format,
-        server_id: 0,
-        txn_topic: cfg.sink.transactions_topic.as_deref().map(Arc::<str>::from),
-        txn_meta: None,
-        lease: spec.lease.clone(),
+        SchemaCache::new(meta_conn, checked.flavor, checked.names_from_schema),
+        task_format,
         snap,
-    };
-    // heartbeats: the newest acknowledged position, every heartbeat_ms
-    let heartbeat = cfg.sink.heartbeat_ms.map(|ms| {
-        let topic = cfg
-            .sink
-            .heartbeat_topic
-            .clone()
-            .unwrap_or_else(|| format!("__replicator-heartbeat.{}", spec.task.name()));
-        (Duration::from_millis(ms), Arc::<str>::from(topic))
-    });
+    );
     let result = drive(
         &spec,
         &stops,
@@ -299,7 +242,7 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         &mut writer,
         &start,
         replay_end.as_ref(),
-        heartbeat,
+        heartbeat(&spec),
     )
     .await;
     let result = settle(
@@ -324,6 +267,72 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     sink.close_in_background();
     crate::metrics::set_running(spec.task.name(), false);
     result
+}
+
+/// Where the binlog ends now, after an unclean stop (else `None`): an
+/// earlier writer that did not stop cleanly cannot have sent anything beyond
+/// it (its lease expired before this run began, and its producer sends
+/// nothing after that). Until this run passes it, a graceful stop is not
+/// clean: it has not yet replayed every topic an earlier writer may have
+/// written to.
+async fn replay_end(
+    clean: bool,
+    meta_conn: &mut mysql_async::Conn,
+) -> Result<Option<BinlogPos>, TaskError> {
+    if clean {
+        return Ok(None);
+    }
+    Ok(
+        match source::resolve_start(meta_conn, &StartPosition::Named(NamedStart::Current)).await? {
+            StartAt::File(end) => Some(end),
+            StartAt::Gtid(_) => None,
+        },
+    )
+}
+
+/// The task's Kafka sink: its producer fenced in (after an unclean stop the
+/// sink also reads the topic tails before the first message).
+async fn open_sink(
+    spec: &PipelineSpec,
+    tracker: Arc<Tracker>,
+    clean: bool,
+) -> Result<KafkaSink, TaskError> {
+    let cfg = &spec.config;
+    KafkaSink::new(
+        SinkOptions {
+            brokers: cfg.sink.brokers.clone(),
+            properties: cfg.sink.properties.clone(),
+            partitions: cfg.sink.partitions,
+            replication_factor: cfg.sink.replication_factor,
+            min_insync_replicas: cfg.sink.min_insync_replicas,
+            task: spec.task.name().to_string(),
+            task_path: spec.zk.layout().task(&spec.task),
+            epoch: spec.epoch,
+            message_timeout: spec.options.message_timeout,
+            tail_idle: spec.options.tail_idle,
+        },
+        tracker,
+        !clean,
+        {
+            let lease = spec.lease.clone();
+            Arc::new(move || lease.is_valid())
+        },
+    )
+    .await
+}
+
+/// `sink.heartbeat_ms` and its topic: the newest acknowledged position goes
+/// out that often.
+fn heartbeat(spec: &PipelineSpec) -> Option<(Duration, Arc<str>)> {
+    let cfg = &spec.config;
+    cfg.sink.heartbeat_ms.map(|ms| {
+        let topic = cfg
+            .sink
+            .heartbeat_topic
+            .clone()
+            .unwrap_or_else(|| format!("__replicator-heartbeat.{}", spec.task.name()));
+        (Duration::from_millis(ms), Arc::<str>::from(topic))
+    })
 }
 
 /// Graceful end: flush, then write the final context.

@@ -62,6 +62,46 @@ pub(super) async fn next_chunk(
 }
 
 impl RunState {
+    /// The state of a run that starts at `start`.
+    pub(super) fn new(
+        spec: &PipelineSpec,
+        flavor: Flavor,
+        start: &Checkpoint,
+        router: Router,
+        schema: SchemaCache,
+        format: TaskFormat,
+        snap: Option<SnapshotRun>,
+    ) -> RunState {
+        RunState {
+            task: spec.task.name().to_string(),
+            flavor,
+            cursor: TxnCursor::new(start.clone()),
+            tables: HashMap::new(),
+            router,
+            schema,
+            slot: None,
+            txn_events: 0,
+            pos_prefix: Vec::new(),
+            out: RowOut::default(),
+            msg: Vec::with_capacity(1024),
+            key: Vec::with_capacity(64),
+            before_key: Vec::with_capacity(64),
+            held: (format.format == replicator_common::config::MessageFormat::Maxwell)
+                .then(held::Held::default),
+            format,
+            server_id: 0,
+            txn_topic: spec
+                .config
+                .sink
+                .transactions_topic
+                .as_deref()
+                .map(Arc::<str>::from),
+            txn_meta: None,
+            lease: spec.lease.clone(),
+            snap,
+        }
+    }
+
     /// True when a snapshot chunk can be emitted now.
     pub(super) fn snapshot_ready(&self) -> bool {
         self.snap
