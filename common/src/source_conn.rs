@@ -17,6 +17,9 @@
 //!
 //! Failure: an unreadable `ca_file` is a [`SourceConnError`]; connection
 //! errors are the caller's (the Core classifies them in `source::tls`).
+//!
+//! Also here, for both processes: [`binlog_status`], where the source's
+//! binlog ends, under the statement's old and new names.
 
 use crate::config::{SourceConfig, SourceTls, SourceTlsMode};
 use crate::nodes::SourceServer;
@@ -99,6 +102,22 @@ pub fn reading_endpoint(
                 .cloned()
         })
         .or_else(|| endpoints.into_iter().next())
+}
+
+/// The source's binlog status row (`File`, `Position`, ..., and on MySQL
+/// `Executed_Gtid_Set`), `None` when binary logging is off:
+/// `SHOW MASTER STATUS`, or, where the server does not know that statement
+/// (MySQL 8.4 removed it; parse error 1064), `SHOW BINARY LOG STATUS`.
+pub async fn binlog_status(
+    conn: &mut mysql_async::Conn,
+) -> Result<Option<mysql_async::Row>, mysql_async::Error> {
+    use mysql_async::prelude::Queryable;
+    match conn.query_first("SHOW MASTER STATUS").await {
+        Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
+            conn.query_first("SHOW BINARY LOG STATUS").await
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]

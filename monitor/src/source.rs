@@ -224,14 +224,7 @@ fn pool(key: &SourceKey) -> Result<Pool, SourceError> {
 
 async fn query(pool: &Pool) -> Result<SourceStatus, SourceError> {
     let mut conn = pool.get_conn().await?;
-    let row: Option<Row> = match conn.query_first("SHOW MASTER STATUS").await {
-        Ok(r) => r,
-        // MySQL 8.4 renamed it
-        Err(mysql_async::Error::Server(e)) if e.code == 1064 => {
-            conn.query_first("SHOW BINARY LOG STATUS").await?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let row: Option<Row> = source_conn::binlog_status(&mut conn).await?;
     let row = row.ok_or(SourceError::NoBinlog)?;
     let file: String = row
         .get_opt(0)

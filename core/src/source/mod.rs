@@ -248,12 +248,14 @@ pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<Sta
             Ok(StartAt::File(BinlogPos::new(file, 4)))
         }
         StartPosition::Named(NamedStart::Current) => {
-            let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
-            let row = row.ok_or_else(|| {
-                DefiniteError::Preflight(
-                    "SHOW MASTER STATUS is empty: binary logging is off".into(),
-                )
-            })?;
+            let row = replicator_common::source_conn::binlog_status(conn)
+                .await?
+                .ok_or_else(|| {
+                    DefiniteError::Preflight(
+                        "the binlog status (SHOW MASTER STATUS) is empty: binary logging is off"
+                            .into(),
+                    )
+                })?;
             let file: String = row.get(0).unwrap_or_default();
             let pos: u64 = row.get(1).unwrap_or(4);
             Ok(StartAt::File(BinlogPos::new(file, pos)))
