@@ -430,6 +430,13 @@ async fn supervise(
                     stop_run!(false);
                     return Ok(Supervised::Lead(LeadEnd::Deleted));
                 }
+                if ev.event_type == EventType::Session && ev.session_state.is_terminated() {
+                    // The lease went with the session: stop at once, send nothing queued.
+                    tracing::warn!(task = %task, state = ?ev.session_state,
+                        "ZooKeeper session is over; stopping the run");
+                    stop_run!(true);
+                    return Ok(Supervised::Ended(Ok(pipeline::Stopped::Hard)));
+                }
                 tracing::info!(task = %task, event = ?ev.event_type, "task config changed; restarting from the context");
                 stop_run!(false);
                 return Ok(Supervised::Ended(Ok(pipeline::Stopped::Hard)));
