@@ -57,6 +57,7 @@ use format::{KeyOut, TableFormat, TaskFormat};
 use futures::{FutureExt, StreamExt};
 use message::ChangeType;
 use replicator_common::config::{NamedStart, SnapshotMode, StartPosition, TaskConfig};
+use replicator_common::gtid::Gtid;
 use replicator_common::nodes::{SnapshotRequest, SourceServer};
 use replicator_common::paths::TaskRef;
 use replicator_common::position::BinlogPos;
@@ -69,7 +70,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use steps::{drive, open_snapshot, resume_point, settle, take_snapshot_request, ResumePoint};
 use tokio_util::sync::CancellationToken;
-use txn::TxnCursor;
+use txn::{OpenTxn, TxnCursor};
 
 /// Events handled per wake-up before stops and commits get a turn.
 const BURST: usize = 256;

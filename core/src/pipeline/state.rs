@@ -27,7 +27,8 @@ pub(super) struct RunState {
     /// Tracker slot of the open transaction.
     pub(super) slot: Option<u64>,
     pub(super) txn_events: u64,
-    pub(super) pos_prefix: Vec<u8>,
+    /// The open transaction's position as its messages show it.
+    pub(super) shown: TxnShown,
     pub(super) out: RowOut,
     pub(super) msg: Vec<u8>,
     /// Key of a format that writes its own.
@@ -46,6 +47,43 @@ pub(super) struct RunState {
     /// Maxwell: the newest row message of the open transaction, sent at the
     /// next row or marked `commit: true` at the commit (see [`held`]).
     pub(super) held: Option<held::Held>,
+}
+
+/// The open transaction's position as its messages show it, rendered once
+/// when it opens: the JSON `position` object up to `"row":`, and the GTID's
+/// text (message field and header).
+#[derive(Default)]
+pub(super) struct TxnShown {
+    json_position: Vec<u8>,
+    gtid: Option<String>,
+}
+
+impl TxnShown {
+    fn of(file: &str, t: &OpenTxn) -> TxnShown {
+        let gtid = t.gtid.as_ref().map(ToString::to_string);
+        TxnShown {
+            json_position: message::position_prefix(file, t.start, gtid.as_deref()),
+            gtid,
+        }
+    }
+
+    /// The transaction of a message at `start` of `file`.
+    fn txn<'a>(&'a self, file: &'a str, start: u64) -> format::Txn<'a> {
+        format::Txn {
+            file,
+            pos: start,
+            gtid: self.gtid.as_deref(),
+            json_position: &self.json_position,
+        }
+    }
+
+    /// The position of message `row` of the transaction at `start`.
+    fn pos<'a>(&'a self, file: &'a str, start: u64, row: u64) -> PosRef<'a> {
+        PosRef {
+            gtid: self.gtid.as_deref(),
+            ..message::msg_pos(file, start, row)
+        }
+    }
 }
 
 /// How often an emitted snapshot chunk's acknowledgements are checked.
@@ -81,7 +119,7 @@ impl RunState {
             schema,
             slot: None,
             txn_events: 0,
-            pos_prefix: Vec::new(),
+            shown: TxnShown::default(),
             out: RowOut::default(),
             msg: Vec::with_capacity(1024),
             key: Vec::with_capacity(64),
@@ -131,16 +169,11 @@ impl RunState {
             self.slot = Some(tracker.begin());
             self.txn_events = 0;
             let t = self.cursor.open().expect("a transaction is open");
-            self.pos_prefix =
-                message::position_prefix(self.cursor.file(), t.start, t.gtid.as_deref());
-            self.txn_meta = self.txn_topic.as_ref().map(|_| {
-                TxnMeta::new(&format::Txn {
-                    file: self.cursor.file(),
-                    pos: t.start,
-                    gtid: t.gtid.as_deref(),
-                    json_position: &[],
-                })
-            });
+            self.shown = TxnShown::of(self.cursor.file(), t);
+            self.txn_meta = self
+                .txn_topic
+                .as_ref()
+                .map(|_| TxnMeta::new(&self.shown.txn(self.cursor.file(), t.start)));
         }
     }
 
@@ -181,12 +214,9 @@ impl RunState {
             DefiniteError::Decode(DataError::OutsideTransaction("transaction event"))
         })?;
         let (start, row) = self.cursor.next_row().expect("transaction is open");
-        let t = self.cursor.open().expect("transaction is open");
         let txn = format::Txn {
-            file: self.cursor.file(),
-            pos: start,
-            gtid: t.gtid.as_deref(),
             json_position: &[],
+            ..self.shown.txn(self.cursor.file(), start)
         };
         meta.write(
             self.format.format,
@@ -266,8 +296,11 @@ impl RunState {
                 self.open_slot(tracker);
             }
             Event::MySqlGtid { sid, gno } => {
-                self.cursor
-                    .mysql_gtid(offset, format!("{}:{gno}", uuid_text(&sid)), ts_ms);
+                let gtid = Gtid::Mysql {
+                    uuid: uuid_text(&sid),
+                    gno,
+                };
+                self.cursor.mysql_gtid(offset, gtid, ts_ms);
                 self.open_slot(tracker);
             }
             Event::Query { database, sql } => {
@@ -428,12 +461,7 @@ impl RunState {
                     kind,
                     ts_ms,
                     server_id: self.server_id,
-                    txn: format::Txn {
-                        file: self.cursor.file(),
-                        pos: start,
-                        gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                        json_position: &self.pos_prefix,
-                    },
+                    txn: self.shown.txn(self.cursor.file(), start),
                     row,
                     key: &self.out.key,
                     before,
@@ -454,10 +482,7 @@ impl RunState {
                     KeyOut::Written => Some(self.key.as_slice()),
                     KeyOut::Null => None,
                 };
-                let pos = PosRef {
-                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                    ..message::msg_pos(self.cursor.file(), start, row)
-                };
+                let pos = self.shown.pos(self.cursor.file(), start, row);
                 match self.held.as_mut() {
                     Some(h) => {
                         h.send(sink, None).await?;
@@ -470,10 +495,7 @@ impl RunState {
                     // A tombstone has a position of its own (the next row
                     // number), so duplicate removal tells it from its delete.
                     let (start, row) = self.cursor.next_row().expect("transaction is open");
-                    let pos = PosRef {
-                        gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                        ..message::msg_pos(self.cursor.file(), start, row)
-                    };
+                    let pos = self.shown.pos(self.cursor.file(), start, row);
                     match self.held.as_mut() {
                         Some(h) => h.push(&topic, key, None, pos, slot),
                         None => sink.send(&topic, key, None, pos, slot).await?,
@@ -541,20 +563,12 @@ impl RunState {
                 sql,
                 ts_ms,
                 server_id: self.server_id,
-                txn: format::Txn {
-                    file: self.cursor.file(),
-                    pos: start,
-                    gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-                    json_position: &self.pos_prefix,
-                },
+                txn: self.shown.txn(self.cursor.file(), start),
                 row,
                 def: def.as_ref(),
             },
         );
-        let pos = PosRef {
-            gtid: self.cursor.open().and_then(|t| t.gtid.as_deref()),
-            ..message::msg_pos(self.cursor.file(), start, row)
-        };
+        let pos = self.shown.pos(self.cursor.file(), start, row);
         let slot = self.slot.expect("statement opened a slot");
         sink.send(&topic, Some(&self.key), Some(&self.msg), pos, slot)
             .await?;

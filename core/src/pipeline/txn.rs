@@ -19,7 +19,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenTxn {
     pub start: u64,
-    pub gtid: Option<String>,
+    pub gtid: Option<Gtid>,
     /// Began with BEGIN (as opposed to a GTID event alone).
     pub began: bool,
     pub rows: u64,
@@ -76,7 +76,7 @@ impl TxnCursor {
         self.pending_maria = Some(gtid);
         self.open = Some(OpenTxn {
             start: offset,
-            gtid: Some(gtid.to_string()),
+            gtid: Some(Gtid::Mariadb(gtid)),
             began: false,
             rows: 0,
             ts_ms,
@@ -84,7 +84,7 @@ impl TxnCursor {
     }
 
     /// A MySQL GTID event at `offset` opens a transaction.
-    pub fn mysql_gtid(&mut self, offset: u64, gtid: String, ts_ms: i64) {
+    pub fn mysql_gtid(&mut self, offset: u64, gtid: Gtid, ts_ms: i64) {
         self.open = Some(OpenTxn {
             start: offset,
             gtid: Some(gtid),
@@ -146,8 +146,8 @@ impl TxnCursor {
             self.maria.advance(g);
         }
         if let Some(t) = self.open.take() {
-            if let Some(Ok(Gtid::Mysql { uuid, gno })) = t.gtid.as_deref().map(str::parse) {
-                self.mysql.add(&uuid, gno, gno);
+            if let Some(Gtid::Mysql { uuid, gno }) = &t.gtid {
+                self.mysql.add(uuid, *gno, *gno);
             }
         }
         self.last = Checkpoint {
@@ -242,7 +242,11 @@ mod tests {
             gtid: None,
             ..start()
         });
-        c.mysql_gtid(4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(), 1);
+        c.mysql_gtid(
+            4,
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".parse().unwrap(),
+            1,
+        );
         let cp = c.commit(90, 1, 0);
         assert_eq!(
             cp.gtid.as_ref().map(ToString::to_string).as_deref(),
@@ -254,9 +258,17 @@ mod tests {
             gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-22".parse().unwrap()),
             ..start()
         });
-        c.mysql_gtid(4, "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".into(), 1);
+        c.mysql_gtid(
+            4,
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23".parse().unwrap(),
+            1,
+        );
         c.commit(90, 1, 0);
-        c.mysql_gtid(90, "4f22ab58-82db-22f2-af44-d91bb0530673:1".into(), 1);
+        c.mysql_gtid(
+            90,
+            "4f22ab58-82db-22f2-af44-d91bb0530673:1".parse().unwrap(),
+            1,
+        );
         let cp = c.commit(190, 1, 0);
         assert_eq!(
             cp.gtid.as_ref().map(ToString::to_string).as_deref(),
@@ -277,7 +289,11 @@ mod tests {
             gtid: None,
             ..start()
         });
-        c.mysql_gtid(100, "3e11fa47-71ca-11e1-9e33-c80aa9429562:5".into(), 1);
+        c.mysql_gtid(
+            100,
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:5".parse().unwrap(),
+            1,
+        );
         assert!(!c.begin(180, 1), "the GTID opened it");
         let rows: Vec<_> = (0..3).map(|_| c.next_row().unwrap()).collect();
         assert_eq!(rows, [(100, 0), (100, 1), (100, 2)]);

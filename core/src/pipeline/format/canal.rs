@@ -83,8 +83,7 @@ impl TableFormat for CanalTable {
         r: &RowChange<'_>,
     ) -> Result<KeyOut, FormatError> {
         out.clear();
-        let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
-        let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let (before, after) = Image::of_change(r, &self.table)?;
         let (data, kind) = match r.kind {
             ChangeType::Delete => (before.as_ref(), "DELETE"),
             ChangeType::Update => (after.as_ref(), "UPDATE"),

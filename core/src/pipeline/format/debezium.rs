@@ -146,8 +146,7 @@ impl TableFormat for DebeziumTable {
     ) -> Result<KeyOut, FormatError> {
         out.clear();
         key.clear();
-        let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
-        let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let (before, after) = Image::of_change(r, &self.table)?;
         let read = r.kind == ChangeType::Read;
         if let Some(s) = &self.value_schema {
             out.extend_from_slice(s);

@@ -111,8 +111,7 @@ impl TableFormat for MaxwellTable {
     ) -> Result<KeyOut, FormatError> {
         out.clear();
         key.clear();
-        let before = r.before.map(|b| Image::parse(b, &self.table)).transpose()?;
-        let after = r.after.map(|b| Image::parse(b, &self.table)).transpose()?;
+        let (before, after) = Image::of_change(r, &self.table)?;
         let (data, kind) = match r.kind {
             ChangeType::Delete => (before.as_ref(), "delete"),
             ChangeType::Update => (after.as_ref(), "update"),
@@ -120,7 +119,7 @@ impl TableFormat for MaxwellTable {
             _ => (after.as_ref(), "insert"),
         };
         let Some(data) = data else {
-            return Err(FormatError::Image(format!("{kind} without its row image")));
+            return Err(FormatError::MissingImage(kind));
         };
         out.extend_from_slice(&self.head);
         out.extend_from_slice(kind.as_bytes());

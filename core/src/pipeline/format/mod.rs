@@ -38,10 +38,14 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// A row image or value the format cannot render.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("row image is not a JSON object: {0}")]
-    Image(String),
+    Image(#[source] serde_json::Error),
+    /// A change of this kind (`insert`, `delete`, ...) came without the row
+    /// image the format shows.
+    #[error("{0} without its row image")]
+    MissingImage(&'static str),
     #[error("row image has {got} values for {want} columns")]
     Columns { got: usize, want: usize },
     #[error("column `{col}`: `{value}` is not {what}")]
@@ -308,8 +312,8 @@ impl<'a> Image<'a> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let values = (&mut de)
             .deserialize_map(ImageVisitor(Vec::with_capacity(table.columns.len())))
-            .map_err(|e| FormatError::Image(e.to_string()))?;
-        de.end().map_err(|e| FormatError::Image(e.to_string()))?;
+            .map_err(FormatError::Image)?;
+        de.end().map_err(FormatError::Image)?;
         if values.len() != table.columns.len() {
             return Err(FormatError::Columns {
                 got: values.len(),
@@ -318,7 +322,16 @@ impl<'a> Image<'a> {
         }
         Ok(Image(values))
     }
+
+    /// The before and after images of `r`, each parsed when there is one.
+    pub fn of_change(r: &RowChange<'a>, table: &Table) -> Result<Images<'a>, FormatError> {
+        let parse = |b: Option<&'a [u8]>| b.map(|b| Image::parse(b, table)).transpose();
+        Ok((parse(r.before)?, parse(r.after)?))
+    }
 }
+
+/// A change's before and after images.
+pub type Images<'a> = (Option<Image<'a>>, Option<Image<'a>>);
 
 struct ImageVisitor<'a>(Vec<&'a RawValue>);
 
