@@ -11,7 +11,6 @@
 //!  "webhook": {"timeout_ms": 5000, "max_attempts": 8, "queue": 1000}}
 //! ```
 
-use crate::error::MonitorError;
 use replicator_common::zk::ZkOptions;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -107,15 +106,13 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<FileConfig, MonitorError> {
-        let text = std::fs::read_to_string(path).map_err(|e| MonitorError::ConfigFile {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigFileError> {
+        let refused = |source| ConfigFileError {
             path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::parse(&text).map_err(|e| MonitorError::ConfigFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| refused(e.into()))?;
+        Self::parse(&text).map_err(refused)
     }
 
     pub fn parse(text: &str) -> Result<FileConfig, FileConfigError> {
@@ -125,9 +122,20 @@ impl FileConfig {
     }
 }
 
+/// A config file that cannot be read or used, and which.
+#[derive(Debug, thiserror::Error)]
+#[error("config file {path}: {source}")]
+pub struct ConfigFileError {
+    pub path: String,
+    #[source]
+    pub source: FileConfigError,
+}
+
 /// Why a config file is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum FileConfigError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     #[error(transparent)]

@@ -5,6 +5,7 @@
 //! logged and the pass is retried at the next tick; an expired session is
 //! replaced by a new one (the leader candidacy starts again).
 
+use crate::config::{ConfigFileError, ThresholdError};
 use replicator_common::zk::ZkError;
 
 /// What can go wrong in the Monitor.
@@ -18,14 +19,14 @@ pub enum MonitorError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config file {path}: {reason}")]
-    ConfigFile { path: String, reason: String },
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
     #[error("bad webhook URL `{0}`: give an http://HOST:PORT/PATH URL (https is not supported; use a relay)")]
     BadWebhook(String),
     #[error("Kafka alert channel: {0}")]
-    Kafka(String),
+    Kafka(#[source] rdkafka::error::KafkaError),
     #[error("bad setting: {0}")]
-    Setting(String),
+    Setting(#[from] ThresholdError),
 }
 
 /// Why a source's binlog position could not be read (the `stalled` rule

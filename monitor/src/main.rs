@@ -143,7 +143,7 @@ fn config(args: Args) -> anyhow::Result<MonitorConfig> {
     }
     file.thresholds
         .check()
-        .map_err(|e| replicator_monitor::MonitorError::Setting(e.to_string()))?;
+        .map_err(replicator_monitor::MonitorError::Setting)?;
     let mut webhooks = file.webhooks;
     webhooks.extend(args.webhooks);
     let topic = args.alert_topic.or(file.alert_topic);

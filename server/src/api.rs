@@ -313,9 +313,9 @@ async fn control_task(
             })?;
             let task = locate(&s, Ok(Path(name)), q).await?;
             let written = s.store.request_snapshot(&task, &req.tables).await?;
-            let req = written.map_err(|e| match e {
-                crate::snapshot::Refused::Bad(m) => ApiError::BadRequest(m),
-                crate::snapshot::Refused::Conflict(m) => ApiError::Conflict(m),
+            let req = written.map_err(|e| match e.is_conflict() {
+                true => ApiError::Conflict(e.to_string()),
+                false => ApiError::BadRequest(e.to_string()),
             })?;
             tracing::info!(task = %task, request = req.seq, tables = ?req.tables, "snapshot requested");
             return Ok(Json(json!({

@@ -15,10 +15,25 @@ use replicator_common::nodes::{Control, SnapshotProgress, SnapshotRequest};
 /// Why a request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{0}")]
-    Bad(String),
-    #[error("{0}")]
-    Conflict(String),
+    #[error("name at least one table: {{\"tables\": [\"db.table\", ...]}}")]
+    NoTables,
+    #[error("tables must be named `db.table`: {0:?}")]
+    BadNames(Vec<String>),
+    #[error("task {task} does not include {tables:?} (source.include/exclude)")]
+    NotIncluded { task: String, tables: Vec<String> },
+    #[error("task {0} has no valid config to snapshot")]
+    NoConfig(String),
+    /// Already being copied, or requested and not taken in yet.
+    #[error("a snapshot of {0:?} is already in progress or requested")]
+    Busy(Vec<String>),
+}
+
+impl Refused {
+    /// True for a request that conflicts with one under way (409), false
+    /// for a bad request (400).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Refused::Busy(_))
+    }
 }
 
 /// The control request after asking for `tables`.
@@ -29,21 +44,18 @@ pub fn request(
     tables: &[String],
 ) -> Result<SnapshotRequest, Refused> {
     if tables.is_empty() {
-        return Err(Refused::Bad(
-            "name at least one table: {\"tables\": [\"db.table\", ...]}".into(),
-        ));
+        return Err(Refused::NoTables);
     }
-    let bad: Vec<&String> = tables
+    let bad: Vec<String> = tables
         .iter()
         .filter(|t| {
             t.split_once('.')
                 .is_none_or(|(d, n)| d.is_empty() || n.is_empty())
         })
+        .cloned()
         .collect();
     if !bad.is_empty() {
-        return Err(Refused::Bad(format!(
-            "tables must be named `db.table`: {bad:?}"
-        )));
+        return Err(Refused::BadNames(bad));
     }
     let compile = |list: &[String]| -> Vec<regex::Regex> {
         list.iter()
@@ -51,18 +63,19 @@ pub fn request(
             .collect()
     };
     let (include, exclude) = (compile(&cfg.source.include), compile(&cfg.source.exclude));
-    let outside: Vec<&String> = tables
+    let outside: Vec<String> = tables
         .iter()
         .filter(|t| {
             !((include.is_empty() || include.iter().any(|r| r.is_match(t)))
                 && !exclude.iter().any(|r| r.is_match(t)))
         })
+        .cloned()
         .collect();
     if !outside.is_empty() {
-        return Err(Refused::Bad(format!(
-            "task {} does not include {outside:?} (source.include/exclude)",
-            cfg.name
-        )));
+        return Err(Refused::NotIncluded {
+            task: cfg.name.clone(),
+            tables: outside,
+        });
     }
     let taken = progress.map_or(0, |p| p.request);
     let pending: Vec<String> = control
@@ -71,14 +84,13 @@ pub fn request(
         .filter(|r| r.seq > taken)
         .map(|r| r.tables.clone())
         .unwrap_or_default();
-    let busy: Vec<&String> = tables
+    let busy: Vec<String> = tables
         .iter()
         .filter(|t| pending.contains(t) || progress.is_some_and(|p| p.copying(t)))
+        .cloned()
         .collect();
     if !busy.is_empty() {
-        return Err(Refused::Conflict(format!(
-            "a snapshot of {busy:?} is already in progress or requested"
-        )));
+        return Err(Refused::Busy(busy));
     }
     let mut all = pending;
     for t in tables {
@@ -113,11 +125,11 @@ mod tests {
         let c = Control::default();
         assert!(matches!(
             request(&cfg(), None, &c, &[]),
-            Err(Refused::Bad(_))
+            Err(Refused::NoTables)
         ));
         assert!(matches!(
             request(&cfg(), None, &c, &names(&["orders"])),
-            Err(Refused::Bad(_))
+            Err(Refused::BadNames(_))
         ));
         let e = request(&cfg(), None, &c, &names(&["shop.secret", "other.t"])).unwrap_err();
         assert!(e.to_string().contains("shop.secret") && e.to_string().contains("other.t"));
@@ -152,7 +164,7 @@ mod tests {
         for busy in ["shop.orders", "shop.items"] {
             assert!(matches!(
                 request(&cfg(), Some(&progress), &c, &names(&[busy])),
-                Err(Refused::Conflict(_))
+                Err(Refused::Busy(_))
             ));
         }
         assert_eq!(

@@ -379,10 +379,7 @@ impl Store {
         for _ in 0..RETRIES {
             let raw = self.read(task).await?;
             let Ok(cfg) = serde_json::from_slice::<TaskConfig>(&raw.config) else {
-                return Ok(Err(Refused::Bad(format!(
-                    "task {} has no valid config to snapshot",
-                    task.name()
-                ))));
+                return Ok(Err(Refused::NoConfig(task.name().to_string())));
             };
             let progress = raw
                 .context

@@ -43,12 +43,8 @@ impl AlertTopic {
         for (k, v) in &ch.properties {
             cfg.set(*k, v);
         }
-        let producer: FutureProducer = cfg
-            .create()
-            .map_err(|e| MonitorError::Kafka(e.to_string()))?;
-        let admin: AdminClient<DefaultClientContext> = cfg
-            .create()
-            .map_err(|e| MonitorError::Kafka(e.to_string()))?;
+        let producer: FutureProducer = cfg.create().map_err(MonitorError::Kafka)?;
+        let admin: AdminClient<DefaultClientContext> = cfg.create().map_err(MonitorError::Kafka)?;
         Ok(Self {
             topic: ch.topic.clone(),
             producer,
