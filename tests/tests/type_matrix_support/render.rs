@@ -48,13 +48,16 @@ fn utc_text(unix: &str, fsp: u8) -> String {
     let date_time = if secs == 0 {
         "0000-00-00T00:00:00".to_string()
     } else {
-        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-        let rem = secs.rem_euclid(86_400);
+        // an independent date library, not the decoder's calendar routine
+        let t = time::OffsetDateTime::from_unix_timestamp(secs).expect("UNIX_TIMESTAMP in range");
         format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
         )
     };
     let mut digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
@@ -64,19 +67,6 @@ fn utc_text(unix: &str, fsp: u8) -> String {
     } else {
         format!("{date_time}.{digits}Z")
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn unhex(s: &str) -> Vec<u8> {
