@@ -30,7 +30,7 @@
 use super::render::{self, ColKind, Rendered, SnapColumn};
 use super::watermark::{ChunkMark, Edge, Signal};
 use crate::decode::Table;
-use crate::error::{classify_mysql, DataError, DefiniteError, TaskError};
+use crate::error::{classify_mysql, DataError, DefiniteError, PreflightError, TaskError};
 use crate::source;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
@@ -310,7 +310,7 @@ enum Failure {
 
 impl From<mysql_async::Error> for Failure {
     fn from(e: mysql_async::Error) -> Self {
-        match classify_mysql(&e) {
+        match classify_mysql(e) {
             TaskError::Definite(d) => Failure::Definite(TaskError::Definite(d)),
             other => Failure::Retry(other),
         }
@@ -679,15 +679,7 @@ async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
     let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
     else {
         let _ = conn.query_drop("ROLLBACK").await;
-        return Err(Failure::Definite(
-            DefiniteError::Preflight(
-                "\"snapshot_method\": \"consistent_snapshot\" needs MariaDB \
-                 (binlog_snapshot_file/position status); use \"snapshot_method\": \"auto\" \
-                 or \"watermark\" (signal-table watermarks), or \"snapshot\": \"never\""
-                    .into(),
-            )
-            .into(),
-        ));
+        return Err(Failure::Definite(PreflightError::ConsistentSnapshot.into()));
     };
     Ok(BinlogPos::new(file, pos.parse().unwrap_or(0)))
 }

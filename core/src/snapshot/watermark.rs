@@ -59,7 +59,8 @@
 //! position the binlog had when it was written.
 
 use crate::decode::Flavor;
-use crate::error::{ConfigError, DefiniteError, TaskError};
+pub use crate::error::SignalError;
+use crate::error::{ConfigError, DefiniteError, PreflightError, TaskError};
 use crate::source::{self, StartAt};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -281,52 +282,6 @@ impl Watermarks {
     }
 }
 
-/// Why watermark snapshots cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignalError {
-    #[error(
-        "snapshot watermarks: the signal table {table} does not exist and source user `{user}` \
-         cannot create it ({reason}): create it with `{ddl}` and grant INSERT, UPDATE on it to \
-         `{user}`, or grant CREATE, INSERT, UPDATE ON `{database}`.* TO `{user}` (or set \
-         source.snapshot_signal_table, \"snapshot_method\": \"consistent_snapshot\" on MariaDB, \
-         or \"snapshot\": \"never\")"
-    )]
-    CannotCreate {
-        table: String,
-        database: String,
-        user: String,
-        reason: String,
-        ddl: String,
-    },
-    #[error(
-        "snapshot watermarks: source user `{user}` cannot write the signal table {table} \
-         ({reason}): grant INSERT, UPDATE ON {table} TO `{user}` (the table must have the \
-         columns `task` and `mark`, see docs/snapshots.md)"
-    )]
-    CannotWrite {
-        table: String,
-        user: String,
-        reason: String,
-    },
-    #[error(
-        "snapshot watermarks need binlog_order_commits=ON on the source (it is OFF): without \
-         it a transaction before a watermark in the binlog may not be visible to the chunk read"
-    )]
-    OrderCommits,
-    #[error(
-        "snapshot watermarks: the signal table's writes do not reach the binlog stream (the \
-         stream passed {after} without the probe written before it): check binlog_do_db / \
-         binlog_ignore_db on the source, or choose another source.snapshot_signal_table"
-    )]
-    NotInBinlog { after: String },
-}
-
-impl From<SignalError> for TaskError {
-    fn from(e: SignalError) -> Self {
-        DefiniteError::Preflight(e.to_string()).into()
-    }
-}
-
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
@@ -471,12 +426,7 @@ pub async fn preflight(
     signal.probe_after =
         match source::resolve_start(conn, &StartPosition::Named(NamedStart::Current)).await? {
             StartAt::File(p) => p,
-            StartAt::Gtid(g) => {
-                return Err(DefiniteError::Preflight(format!(
-                    "the source's current position is a GTID ({g}), not a binlog position"
-                ))
-                .into())
-            }
+            StartAt::Gtid(g) => return Err(PreflightError::PositionIsGtid(g).into()),
         };
     tracing::info!(task = %task, table = %signal.name(), run = %format_args!("{:016x}", signal.run),
         probe_after = %signal.probe_after, "snapshot uses watermarks");
