@@ -267,27 +267,31 @@ pub enum PreflightError {
 pub enum SignalError {
     #[error(
         "snapshot watermarks: the signal table {table} does not exist and source user `{user}` \
-         cannot create it ({reason}): create it with `{ddl}` and grant INSERT, UPDATE on it to \
+         cannot create it ({} ({})): create it with `{ddl}` and grant INSERT, UPDATE on it to \
          `{user}`, or grant CREATE, INSERT, UPDATE ON `{database}`.* TO `{user}` (or set \
          source.snapshot_signal_table, \"snapshot_method\": \"consistent_snapshot\" on MariaDB, \
-         or \"snapshot\": \"never\")"
+         or \"snapshot\": \"never\")",
+        .source.message, .source.code
     )]
     CannotCreate {
         table: String,
         database: String,
         user: String,
-        reason: String,
         ddl: String,
+        #[source]
+        source: mysql_async::ServerError,
     },
     #[error(
         "snapshot watermarks: source user `{user}` cannot write the signal table {table} \
-         ({reason}): grant INSERT, UPDATE ON {table} TO `{user}` (the table must have the \
-         columns `task` and `mark`, see docs/snapshots.md)"
+         ({} ({})): grant INSERT, UPDATE ON {table} TO `{user}` (the table must have the \
+         columns `task` and `mark`, see docs/snapshots.md)",
+        .source.message, .source.code
     )]
     CannotWrite {
         table: String,
         user: String,
-        reason: String,
+        #[source]
+        source: mysql_async::ServerError,
     },
     #[error(
         "snapshot watermarks need binlog_order_commits=ON on the source (it is OFF): without \
@@ -356,8 +360,8 @@ pub enum ConfigError {
         source: serde_json::Error,
     },
     /// `source.snapshot_signal_table` is not `DATABASE.TABLE`.
-    #[error("source.snapshot_signal_table `{0}` is not DATABASE.TABLE")]
-    SignalTableName(String),
+    #[error("source.snapshot_signal_table `{name}` is not DATABASE.TABLE")]
+    SignalTableName { name: String },
     /// A snapshot needs a file position, and the source gives a GTID state.
     #[error("current position is a GTID {0}")]
     SnapshotAtGtid(GtidSet),
@@ -468,5 +472,195 @@ pub fn classify_mysql(e: mysql_async::Error) -> TaskError {
             .into(),
         },
         other => TransientError::Source(other).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn server(code: u16, message: &str) -> mysql_async::Error {
+        mysql_async::ServerError {
+            code,
+            message: message.into(),
+            state: "HY000".into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn server_errors_are_sorted_by_code_and_keep_the_server_error() {
+        let gone = TaskError::from(server(1236, "Could not find first log file name"));
+        let text = gone.to_string();
+        assert!(
+            matches!(gone, TaskError::Definite(DefiniteError::BinlogGone(ref s)) if s.code == 1236),
+            "{gone:?}"
+        );
+        assert!(
+            text.starts_with("binlog position is gone on the source (server error 1236): Could not find first log file name;"),
+            "{text}"
+        );
+        let TaskError::Definite(d) = &gone else {
+            unreachable!()
+        };
+        assert_eq!(
+            d.source().map(|s| s.to_string()).as_deref(),
+            Some("ERROR 1236 (HY000): Could not find first log file name")
+        );
+
+        for code in [1045, 1044, 1142, 1227, 1698, 1370] {
+            let e = TaskError::from(server(code, "Access denied for user 'repl'"));
+            assert!(
+                matches!(e, TaskError::Definite(DefiniteError::AccessDenied(_))),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("access denied on the source: Access denied for user 'repl' ({code})")
+            );
+        }
+
+        let other = TaskError::from(server(1146, "Table 'db.t' doesn't exist"));
+        assert!(matches!(
+            other,
+            TaskError::Transient(TransientError::SourceServer { code: 1146, .. })
+        ));
+        assert_eq!(
+            other.to_string(),
+            "source error 1146: Table 'db.t' doesn't exist"
+        );
+
+        let closed = classify_mysql(mysql_async::DriverError::ConnectionClosed.into());
+        assert!(
+            matches!(closed, TaskError::Transient(TransientError::Source(_))),
+            "{closed:?}"
+        );
+        assert_eq!(
+            closed.to_string(),
+            "source: Driver error: `Connection to the server is closed.'"
+        );
+    }
+
+    #[test]
+    fn preflight_errors_are_definite_and_say_the_source_is_not_set_up() {
+        let one = TaskError::from(PreflightError::Server(vec![PreflightProblem::BinlogOff]));
+        assert!(matches!(
+            one,
+            TaskError::Definite(DefiniteError::Preflight(_))
+        ));
+        assert_eq!(
+            one.to_string(),
+            "source is not set up for row replication: binary logging is off (set log_bin)"
+        );
+        let few = TaskError::from(PreflightError::Server(vec![
+            PreflightProblem::FormatNotRow("STATEMENT".into()),
+            PreflightProblem::RowImageNotFull("MINIMAL".into()),
+        ]));
+        assert_eq!(
+            few.to_string(),
+            "source is not set up for row replication: binlog_format is STATEMENT, it must be ROW; \
+             binlog_row_image is MINIMAL, it must be FULL"
+        );
+        let signal = TaskError::from(SignalError::OrderCommits);
+        assert!(matches!(
+            signal,
+            TaskError::Definite(DefiniteError::Preflight(PreflightError::Signal(
+                SignalError::OrderCommits
+            )))
+        ));
+        assert!(signal.to_string().starts_with(
+            "source is not set up for row replication: snapshot watermarks need binlog_order_commits=ON"
+        ));
+        let select = TaskError::from(PreflightError::SnapshotSelect {
+            user: "repl".into(),
+            tables: vec!["db.a".into(), "db.secret".into()],
+        });
+        assert!(
+            select
+                .to_string()
+                .contains("source user `repl` lacks SELECT on db.a, db.secret: grant it"),
+            "{select}"
+        );
+    }
+
+    #[test]
+    fn refusals_name_every_server_in_order() {
+        let refusals = || {
+            vec![
+                Refusal::Failed {
+                    addr: "a:3306".into(),
+                    source: server(1045, "Access denied").into(),
+                },
+                Refusal::ReadOnly {
+                    addr: "b:3306".into(),
+                },
+            ]
+        };
+        let want =
+            "no usable source server: a:3306: access denied on the source: Access denied (1045); \
+                    b:3306: read-only (a replica, not a primary)";
+        assert_eq!(TransientError::NoUsableSource(refusals()).to_string(), want);
+        assert_eq!(
+            TaskError::from(PreflightError::NoUsableServer(refusals())).to_string(),
+            format!("source is not set up for row replication: {want}")
+        );
+        let one = Refusal::ReadOnly { addr: "c:1".into() };
+        assert_eq!(
+            TransientError::NoUsableSource(vec![one]).to_string(),
+            "no usable source server: c:1: read-only (a replica, not a primary)"
+        );
+    }
+
+    #[test]
+    fn tail_errors_name_topic_partition_and_the_kafka_error() {
+        let e = TransientError::Tail {
+            step: "watermarks of",
+            topic: "t".into(),
+            partition: Some(3),
+            source: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
+        };
+        assert!(e.to_string().starts_with("watermarks of t/3: "), "{e}");
+        assert!(e.source().is_some());
+        let whole = TransientError::Tail {
+            step: "assign",
+            topic: "t".into(),
+            partition: None,
+            source: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
+        };
+        assert!(whole.to_string().starts_with("assign t: "), "{whole}");
+        let behind = |partitions: Vec<i32>| {
+            TransientError::TailBehind {
+                topic: "t".into(),
+                partitions,
+                waited_s: 30,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            behind(vec![2]),
+            "reading the tail of t: partitions 2 did not reach their end within 30 s"
+        );
+        assert_eq!(
+            behind(vec![0, 2, 5]),
+            "reading the tail of t: partitions 0,2,5 did not reach their end within 30 s"
+        );
+    }
+
+    #[test]
+    fn topic_refusal_says_what_was_asked() {
+        let e = DefiniteError::TopicRefused {
+            topic: "db.t".into(),
+            partitions: 3,
+            replication_factor: Some(2),
+            min_insync_replicas: None,
+            code: RDKafkaErrorCode::PolicyViolation,
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("Kafka refused to create topic db.t (partitions 3, replication factor 2, min.insync.replicas broker default): "),
+            "{text}"
+        );
+        assert!(e.source().is_some());
     }
 }

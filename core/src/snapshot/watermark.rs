@@ -357,9 +357,9 @@ pub async fn preflight(
     task: &str,
 ) -> Result<Signal, TaskError> {
     let (database, table) = cfg.snapshot_signal().ok_or_else(|| {
-        DefiniteError::Config(ConfigError::SignalTableName(
-            cfg.snapshot_signal_table.clone(),
-        ))
+        DefiniteError::Config(ConfigError::SignalTableName {
+            name: cfg.snapshot_signal_table.clone(),
+        })
     })?;
     match conn
         .query_first::<Option<u64>, _>("SELECT @@GLOBAL.binlog_order_commits")
@@ -402,8 +402,8 @@ pub async fn preflight(
                     table: signal.name(),
                     database: database.to_string(),
                     user: cfg.user.clone(),
-                    reason: format!("{} ({})", e.message, e.code),
                     ddl,
+                    source: e,
                 }
                 .into())
             }
@@ -417,7 +417,7 @@ pub async fn preflight(
             return Err(SignalError::CannotWrite {
                 table: signal.name(),
                 user: cfg.user.clone(),
-                reason: format!("{} ({})", e.message, e.code),
+                source: e,
             }
             .into())
         }
