@@ -103,7 +103,7 @@ pub enum TransientError {
     CreateTopic {
         topic: String,
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// The broker's metadata names no leader for some partition of `topic`.
     #[error("topic {topic} has no partition leaders in metadata (waited {waited_ms} ms)")]
@@ -116,7 +116,7 @@ pub enum TransientError {
         topic: String,
         partition: Option<i32>,
         #[source]
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     /// Partitions of `topic` whose tail read did not reach the reported end.
     #[error(
@@ -279,7 +279,7 @@ pub enum SignalError {
         user: String,
         ddl: String,
         #[source]
-        source: mysql_async::ServerError,
+        source: Box<mysql_async::ServerError>,
     },
     #[error(
         "snapshot watermarks: source user `{user}` cannot write the signal table {table} \
@@ -291,7 +291,7 @@ pub enum SignalError {
         table: String,
         user: String,
         #[source]
-        source: mysql_async::ServerError,
+        source: Box<mysql_async::ServerError>,
     },
     #[error(
         "snapshot watermarks need binlog_order_commits=ON on the source (it is OFF): without \
@@ -618,7 +618,9 @@ mod tests {
             step: "watermarks of",
             topic: "t".into(),
             partition: Some(3),
-            source: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
+            source: Box::new(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::BrokerTransportFailure,
+            )),
         };
         assert!(e.to_string().starts_with("watermarks of t/3: "), "{e}");
         assert!(e.source().is_some());
@@ -626,7 +628,9 @@ mod tests {
             step: "assign",
             topic: "t".into(),
             partition: None,
-            source: KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure),
+            source: Box::new(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::BrokerTransportFailure,
+            )),
         };
         assert!(whole.to_string().starts_with("assign t: "), "{whole}");
         let behind = |partitions: Vec<i32>| {

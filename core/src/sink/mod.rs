@@ -301,14 +301,12 @@ impl KafkaSink {
             new = new.set("min.insync.replicas", isr);
         }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = self
-            .admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|source| TransientError::CreateTopic {
+        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| {
+            TransientError::CreateTopic {
                 topic: topic.to_string(),
-                source,
-            })?;
+                source: Box::new(e),
+            }
+        })?;
         for r in results {
             match r {
                 Ok(_) => tracing::info!(topic, partitions = self.opts.partitions,
@@ -335,7 +333,7 @@ impl KafkaSink {
                 Err((_, code)) => {
                     return Err(TransientError::CreateTopic {
                         topic: topic.to_string(),
-                        source: KafkaError::AdminOp(code),
+                        source: Box::new(KafkaError::AdminOp(code)),
                     }
                     .into())
                 }

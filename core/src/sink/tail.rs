@@ -42,7 +42,7 @@ fn tail_error(
         step,
         topic: topic.to_string(),
         partition,
-        source,
+        source: Box::new(source),
     }
     .into()
 }

@@ -403,7 +403,7 @@ pub async fn preflight(
                     database: database.to_string(),
                     user: cfg.user.clone(),
                     ddl,
-                    source: e,
+                    source: Box::new(e),
                 }
                 .into())
             }
@@ -417,7 +417,7 @@ pub async fn preflight(
             return Err(SignalError::CannotWrite {
                 table: signal.name(),
                 user: cfg.user.clone(),
-                source: e,
+                source: Box::new(e),
             }
             .into())
         }
