@@ -30,7 +30,7 @@
 use super::render::{self, ColKind, Rendered, SnapColumn};
 use super::watermark::{ChunkMark, Edge, Signal};
 use crate::decode::Table;
-use crate::error::{classify_mysql, DataError, DefiniteError, PreflightError, TaskError};
+use crate::error::{classify_mysql, DataError, DefiniteError, TaskError};
 use crate::source;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
@@ -679,7 +679,9 @@ async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
     let (Some(file), Some(pos)) = (get("binlog_snapshot_file"), get("binlog_snapshot_position"))
     else {
         let _ = conn.query_drop("ROLLBACK").await;
-        return Err(Failure::Definite(PreflightError::ConsistentSnapshot.into()));
+        return Err(Failure::Definite(
+            crate::error::PreflightError::ConsistentSnapshot.into(),
+        ));
     };
     Ok(BinlogPos::new(file, pos.parse().unwrap_or(0)))
 }

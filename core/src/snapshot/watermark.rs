@@ -59,8 +59,7 @@
 //! position the binlog had when it was written.
 
 use crate::decode::Flavor;
-pub use crate::error::SignalError;
-use crate::error::{ConfigError, DefiniteError, PreflightError, TaskError};
+use crate::error::{ConfigError, DefiniteError, PreflightError, SignalError, TaskError};
 use crate::source::{self, StartAt};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
