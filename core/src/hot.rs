@@ -10,7 +10,7 @@
 //! becomes a STANDBY. Returns when the session is lost (the caller opens a new
 //! one and calls again) or on shutdown.
 
-use crate::error::{Backoff, TaskError};
+use crate::error::{Backoff, TaskError, TransientError};
 use crate::instance::Instance;
 use crate::lease::Lease;
 use crate::pipeline::{self, PipelineOptions, PipelineSpec, Stops};
@@ -413,7 +413,7 @@ async fn supervise(
         tokio::select! {
             r = &mut run => {
                 return Ok(Supervised::Ended(r.unwrap_or_else(|e| {
-                    Err(TaskError::transient(format!("pipeline task: {e}")))
+                    Err(TransientError::PipelineTask(e).into())
                 })))
             }
             _ = health.tick(), if inst.retrying().is_some() => {

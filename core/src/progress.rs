@@ -10,7 +10,7 @@
 //! waiting for a reconnection. After a crash the context is simply behind
 //! what reached Kafka; the duplicate check on resume covers the gap.
 
-use crate::error::{ConfigError, TaskError};
+use crate::error::{ConfigError, TaskError, TransientError};
 use replicator_common::gtid::GtidSet;
 use replicator_common::nodes::{Progress, SnapshotProgress, SourceServer};
 use replicator_common::position::BinlogPos;
@@ -80,7 +80,9 @@ pub async fn read(zk: &Zk, path: &str) -> Result<Stored, TaskError> {
     let (data, version) = zk
         .get(path)
         .await?
-        .ok_or_else(|| TaskError::transient(format!("context {path} vanished")))?;
+        .ok_or_else(|| TransientError::ContextVanished {
+            path: path.to_string(),
+        })?;
     if data.iter().all(u8::is_ascii_whitespace) {
         return Ok(Stored::Empty { version });
     }
@@ -172,10 +174,11 @@ impl ContextWriter {
                     seen,
                 })
             }
-            Err(e) => Err(TaskError::transient(format!(
-                "writing context {}: {e}",
-                self.path
-            ))),
+            Err(source) => Err(TransientError::ContextWrite {
+                path: self.path.clone(),
+                source,
+            }
+            .into()),
         }
     }
 

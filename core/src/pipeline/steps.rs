@@ -6,6 +6,7 @@
 //! [`super::state::RunState`]'s.
 
 use super::*;
+use crate::error::TransientError;
 use replicator_common::config::SourceConfig;
 use replicator_common::gtid::GtidSet;
 use replicator_common::secret::Secret;
@@ -220,8 +221,8 @@ pub(super) async fn drive(
                 if !state.lease.is_valid() || sink.lease_expired() {
                     break Err(TaskError::LeaseLost);
                 }
-                if let Some(f) = tracker.failure() {
-                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                if let Some(reason) = tracker.failure() {
+                    break Err(TransientError::Delivery { reason }.into());
                 }
                 // A chunk acknowledged frees room for the next one, which
                 // goes out before the context is written: the write is off
@@ -264,8 +265,8 @@ pub(super) async fn drive(
                 if !state.lease.is_valid() || sink.lease_expired() {
                     break Err(TaskError::LeaseLost);
                 }
-                if let Some(f) = tracker.failure() {
-                    break Err(TaskError::transient(format!("Kafka delivery failed: {f}")));
+                if let Some(reason) = tracker.failure() {
+                    break Err(TransientError::Delivery { reason }.into());
                 }
                 if let Some(cp) = tracker.acked() {
                     if let Err(e) = writer.write(&cp, false, false).await {
@@ -288,7 +289,7 @@ pub(super) async fn drive(
             }
             ev = stream.next(), if !snap_awaiting => {
                 let ev = match ev {
-                    None => break Err(TaskError::transient("source closed the binlog stream")),
+                    None => break Err(TransientError::SourceClosed.into()),
                     Some(Err(e)) => break Err(e.into()),
                     Some(Ok(ev)) => ev,
                 };
@@ -308,7 +309,7 @@ pub(super) async fn drive(
                     }
                     let Some(next) = stream.next().now_or_never() else { break };
                     drained = match next {
-                        None => Err(TaskError::transient("source closed the binlog stream")),
+                        None => Err(TransientError::SourceClosed.into()),
                         Some(Err(e)) => Err(e.into()),
                         Some(Ok(ev)) => state.handle(&ev, sink, tracker).await,
                     };
@@ -389,7 +390,7 @@ pub(super) async fn settle(
     // `when_needed`: a purged binlog is not the end; the next run starts at
     // the current position and copies every table instead.
     let result = match result {
-        Err(TaskError::Definite(DefiniteError::BinlogGone(msg)))
+        Err(TaskError::Definite(DefiniteError::BinlogGone(gone)))
             if spec.config.source.snapshot == SnapshotMode::WhenNeeded =>
         {
             // the server this run picked (`source.hosts`)
@@ -399,11 +400,9 @@ pub(super) async fn settle(
                 .await
             {
                 Ok(at) => {
-                    tracing::warn!(task = %spec.task, error = %msg, at = %at,
+                    tracing::warn!(task = %spec.task, error = %gone.message, at = %at,
                         "binlog gone: restarting from the current position with a snapshot (when_needed)");
-                    Err(TaskError::transient(format!(
-                        "binlog gone ({msg}); snapshot.when_needed restarts at {at} with a snapshot"
-                    )))
+                    Err(TransientError::RestartWithSnapshot { at, gone }.into())
                 }
                 Err(e) => Err(e),
             }

@@ -37,6 +37,7 @@ use kafka::{LeaderLookup, LookupError, Producer, ProducerError, WireGuard};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use replicator_common::producer::ProducerSettings;
 use std::collections::{BTreeMap, HashMap};
@@ -126,7 +127,7 @@ impl KafkaSink {
         let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(
             rdkafka_config(&opts.brokers, &client_props)
                 .create()
-                .map_err(|e| DefiniteError::Kafka(format!("admin client: {e}")))?,
+                .map_err(DefiniteError::KafkaAdmin)?,
         );
         let producer = Producer::start(
             &opts.brokers,
@@ -300,11 +301,12 @@ impl KafkaSink {
             new = new.set("min.insync.replicas", isr);
         }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = self
-            .admin
-            .create_topics([&new], &opts)
-            .await
-            .map_err(|e| TaskError::transient(format!("creating topic {topic}: {e}")))?;
+        let results = self.admin.create_topics([&new], &opts).await.map_err(|e| {
+            TransientError::CreateTopic {
+                topic: topic.to_string(),
+                source: Box::new(e),
+            }
+        })?;
         for r in results {
             match r {
                 Ok(_) => tracing::info!(topic, partitions = self.opts.partitions,
@@ -319,18 +321,21 @@ impl KafkaSink {
                     | RDKafkaErrorCode::InvalidConfig
                     | RDKafkaErrorCode::PolicyViolation),
                 )) => {
-                    return Err(DefiniteError::Kafka(format!(
-                        "creating topic {topic} (partitions {}, replication factor {}, min.insync.replicas {}): {code}",
-                        self.opts.partitions,
-                        self.opts.replication_factor.map_or("broker default".into(), |v| v.to_string()),
-                        isr.as_deref().unwrap_or("broker default"),
-                    ))
+                    return Err(DefiniteError::TopicRefused {
+                        topic: topic.to_string(),
+                        partitions: self.opts.partitions,
+                        replication_factor: self.opts.replication_factor,
+                        min_insync_replicas: self.opts.min_insync_replicas,
+                        code,
+                    }
                     .into())
                 }
                 Err((_, code)) => {
-                    return Err(TaskError::transient(format!(
-                        "creating topic {topic}: {code}"
-                    )))
+                    return Err(TransientError::CreateTopic {
+                        topic: topic.to_string(),
+                        source: Box::new(KafkaError::AdminOp(code)),
+                    }
+                    .into())
                 }
             }
         }
@@ -340,7 +345,13 @@ impl KafkaSink {
     /// The leader address of each partition of `topic`, when the broker
     /// knows the topic and every partition has a leader.
     fn leaders(&self, topic: &str) -> Result<Option<Vec<Arc<str>>>, TaskError> {
-        fetch_leaders(&self.admin, topic, METADATA_TIMEOUT).map_err(TaskError::transient)
+        fetch_leaders(&self.admin, topic, METADATA_TIMEOUT).map_err(|e| {
+            TransientError::Kafka {
+                context: "partition leaders",
+                source: e.into(),
+            }
+            .into()
+        })
     }
 
     /// Takes the partitions the producer handed over to a new leader into
@@ -358,15 +369,18 @@ impl KafkaSink {
     }
 
     async fn wait_for_leaders(&self, topic: &str) -> Result<Vec<Arc<str>>, TaskError> {
+        let started = std::time::Instant::now();
         for _ in 0..50 {
             if let Some(l) = tokio::task::block_in_place(|| self.leaders(topic))? {
                 return Ok(l);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(TaskError::transient(format!(
-            "topic {topic} has no partition leaders in metadata"
-        )))
+        Err(TransientError::NoLeaders {
+            topic: topic.to_string(),
+            waited_ms: started.elapsed().as_millis(),
+        }
+        .into())
     }
 
     /// Sends one message of transaction `txn` unless it already reached Kafka.
@@ -483,15 +497,23 @@ impl KafkaSink {
         }
         match e {
             ProducerError::Stopped(_) => match self.tracker.failure() {
-                Some(f) => TaskError::transient(format!("Kafka delivery failed: {f}")),
-                None => TaskError::transient(e),
+                Some(reason) => TransientError::Delivery { reason }.into(),
+                None => TransientError::Produce {
+                    topic: topic.to_string(),
+                    source: e.into(),
+                }
+                .into(),
             },
             e if e.is_definite() => DefiniteError::KafkaMessage {
                 topic: topic.to_string(),
                 source: e.into(),
             }
             .into(),
-            e => TaskError::transient(format!("producing to {topic}: {e}")),
+            e => TransientError::Produce {
+                topic: topic.to_string(),
+                source: e.into(),
+            }
+            .into(),
         }
     }
 
@@ -624,6 +646,10 @@ fn producer_error(e: ProducerError) -> TaskError {
     match e {
         ProducerError::Conn(c) if c.is_definite() => DefiniteError::KafkaSecurity(c.into()).into(),
         e if e.is_definite() => DefiniteError::KafkaProducer(e.into()).into(),
-        e => TaskError::transient(format!("starting the Kafka producer: {e}")),
+        e => TransientError::Kafka {
+            context: "starting the Kafka producer",
+            source: e.into(),
+        }
+        .into(),
     }
 }

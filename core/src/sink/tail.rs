@@ -17,7 +17,7 @@
 //! Blocking: call from `block_in_place`.
 
 use super::dedupe::{MsgPos, GTID_HEADER, POSITION_HEADER, SNAPSHOT_KEY_HEADER, TASK_HEADER};
-use crate::error::TaskError;
+use crate::error::{TaskError, TransientError};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -30,6 +30,22 @@ use std::time::{Duration, Instant};
 const FIRST_WINDOW: i64 = 256;
 /// Longest wait to reach the reported end of every partition.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A failed tail-read `step` on `topic` (and `partition`).
+fn tail_error(
+    step: &'static str,
+    topic: &str,
+    partition: Option<i32>,
+    source: KafkaError,
+) -> TaskError {
+    TransientError::Tail {
+        step,
+        topic: topic.to_string(),
+        partition,
+        source: Box::new(source),
+    }
+    .into()
+}
 
 /// The last position of `task` in each partition of `topic`.
 pub fn read_tails(
@@ -45,13 +61,13 @@ pub fn read_tails(
         .set("fetch.wait.max.ms", "20");
     let consumer: BaseConsumer<TailContext> = cfg
         .create_with_context(TailContext)
-        .map_err(|e| TaskError::transient(format!("tail consumer: {e}")))?;
+        .map_err(|e| tail_error("tail consumer of", topic, None, e))?;
 
     let mut bounds = Vec::with_capacity(partitions as usize);
     for p in 0..partitions as i32 {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .map_err(|e| TaskError::transient(format!("watermarks of {topic}/{p}: {e}")))?;
+            .map_err(|e| tail_error("watermarks of", topic, Some(p), e))?;
         bounds.push((low, high));
     }
     let mut result: Vec<Option<MsgPos>> = vec![None; partitions as usize];
@@ -64,12 +80,12 @@ pub fn read_tails(
             let (low, high) = bounds[p as usize];
             let start = (high - window).max(low);
             tpl.add_partition_offset(topic, p, Offset::Offset(start))
-                .map_err(|e| TaskError::transient(format!("assign {topic}/{p}: {e}")))?;
+                .map_err(|e| tail_error("assign", topic, Some(p), e))?;
             starts.push((p, start, low));
         }
         consumer
             .assign(&tpl)
-            .map_err(|e| TaskError::transient(format!("assign {topic}: {e}")))?;
+            .map_err(|e| tail_error("assign", topic, None, e))?;
         // First reach the reported end of every partition (the consumer's
         // position is known only after its first fetch answered), then wait
         // for quiet: the true end may lie one batch beyond the reported one.
@@ -85,7 +101,7 @@ pub fn read_tails(
                         *flag = true;
                     }
                 }
-                Some(Err(e)) => return Err(TaskError::transient(format!("reading {topic}: {e}"))),
+                Some(Err(e)) => return Err(tail_error("reading", topic, None, e)),
                 Some(Ok(m)) => {
                     last_msg = Instant::now();
                     if let Some(pos) = own_position(&m, task) {
@@ -99,16 +115,16 @@ pub fn read_tails(
                 if caught_up {
                     last_msg = Instant::now();
                 } else if Instant::now() > deadline {
-                    let behind: Vec<String> = todo
-                        .iter()
-                        .filter(|&&p| !at_end[p as usize])
-                        .map(|p| p.to_string())
-                        .collect();
-                    return Err(TaskError::transient(format!(
-                        "reading the tail of {topic}: partitions {} did not reach their end within {} s",
-                        behind.join(","),
-                        CATCH_UP_TIMEOUT.as_secs()
-                    )));
+                    return Err(TransientError::TailBehind {
+                        topic: topic.to_string(),
+                        partitions: todo
+                            .iter()
+                            .copied()
+                            .filter(|&p| !at_end[p as usize])
+                            .collect(),
+                        waited_s: CATCH_UP_TIMEOUT.as_secs(),
+                    }
+                    .into());
                 }
             } else if last_msg.elapsed() >= idle {
                 break;

@@ -60,7 +60,7 @@ pub mod reader;
 pub mod render;
 pub mod watermark;
 
-use crate::error::{ConfigError, DataError, DefiniteError, TaskError};
+use crate::error::{ConfigError, DataError, DefiniteError, PreflightError, TaskError};
 use crate::lease::Lease;
 use crate::pipeline::format::{self, KeyOut, SnapshotMark, TaskFormat};
 use crate::pipeline::message::{self, ChangeType};
@@ -174,11 +174,10 @@ pub async fn preflight(
     if denied.is_empty() {
         return Ok(());
     }
-    Err(DefiniteError::Preflight(format!(
-        "snapshot: source user `{user}` lacks SELECT on {}: grant it, exclude the tables, \
-         or set \"snapshot\": \"never\"",
-        denied.join(", ")
-    ))
+    Err(PreflightError::SnapshotSelect {
+        user: user.to_string(),
+        tables: denied,
+    }
     .into())
 }
 

@@ -310,7 +310,7 @@ enum Failure {
 
 impl From<mysql_async::Error> for Failure {
     fn from(e: mysql_async::Error) -> Self {
-        match classify_mysql(&e) {
+        match classify_mysql(e) {
             TaskError::Definite(d) => Failure::Definite(TaskError::Definite(d)),
             other => Failure::Retry(other),
         }
@@ -680,13 +680,7 @@ async fn begin(conn: &mut Conn) -> Result<BinlogPos, Failure> {
     else {
         let _ = conn.query_drop("ROLLBACK").await;
         return Err(Failure::Definite(
-            DefiniteError::Preflight(
-                "\"snapshot_method\": \"consistent_snapshot\" needs MariaDB \
-                 (binlog_snapshot_file/position status); use \"snapshot_method\": \"auto\" \
-                 or \"watermark\" (signal-table watermarks), or \"snapshot\": \"never\""
-                    .into(),
-            )
-            .into(),
+            crate::error::PreflightError::ConsistentSnapshot.into(),
         ));
     };
     Ok(BinlogPos::new(file, pos.parse().unwrap_or(0)))

@@ -59,7 +59,7 @@
 //! position the binlog had when it was written.
 
 use crate::decode::Flavor;
-use crate::error::{ConfigError, DefiniteError, TaskError};
+use crate::error::{ConfigError, DefiniteError, PreflightError, SignalError, TaskError};
 use crate::source::{self, StartAt};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -281,52 +281,6 @@ impl Watermarks {
     }
 }
 
-/// Why watermark snapshots cannot run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignalError {
-    #[error(
-        "snapshot watermarks: the signal table {table} does not exist and source user `{user}` \
-         cannot create it ({reason}): create it with `{ddl}` and grant INSERT, UPDATE on it to \
-         `{user}`, or grant CREATE, INSERT, UPDATE ON `{database}`.* TO `{user}` (or set \
-         source.snapshot_signal_table, \"snapshot_method\": \"consistent_snapshot\" on MariaDB, \
-         or \"snapshot\": \"never\")"
-    )]
-    CannotCreate {
-        table: String,
-        database: String,
-        user: String,
-        reason: String,
-        ddl: String,
-    },
-    #[error(
-        "snapshot watermarks: source user `{user}` cannot write the signal table {table} \
-         ({reason}): grant INSERT, UPDATE ON {table} TO `{user}` (the table must have the \
-         columns `task` and `mark`, see docs/snapshots.md)"
-    )]
-    CannotWrite {
-        table: String,
-        user: String,
-        reason: String,
-    },
-    #[error(
-        "snapshot watermarks need binlog_order_commits=ON on the source (it is OFF): without \
-         it a transaction before a watermark in the binlog may not be visible to the chunk read"
-    )]
-    OrderCommits,
-    #[error(
-        "snapshot watermarks: the signal table's writes do not reach the binlog stream (the \
-         stream passed {after} without the probe written before it): check binlog_do_db / \
-         binlog_ignore_db on the source, or choose another source.snapshot_signal_table"
-    )]
-    NotInBinlog { after: String },
-}
-
-impl From<SignalError> for TaskError {
-    fn from(e: SignalError) -> Self {
-        DefiniteError::Preflight(e.to_string()).into()
-    }
-}
-
 fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
@@ -402,9 +356,9 @@ pub async fn preflight(
     task: &str,
 ) -> Result<Signal, TaskError> {
     let (database, table) = cfg.snapshot_signal().ok_or_else(|| {
-        DefiniteError::Config(ConfigError::SignalTableName(
-            cfg.snapshot_signal_table.clone(),
-        ))
+        DefiniteError::Config(ConfigError::SignalTableName {
+            name: cfg.snapshot_signal_table.clone(),
+        })
     })?;
     match conn
         .query_first::<Option<u64>, _>("SELECT @@GLOBAL.binlog_order_commits")
@@ -447,8 +401,8 @@ pub async fn preflight(
                     table: signal.name(),
                     database: database.to_string(),
                     user: cfg.user.clone(),
-                    reason: format!("{} ({})", e.message, e.code),
                     ddl,
+                    source: Box::new(e),
                 }
                 .into())
             }
@@ -462,7 +416,7 @@ pub async fn preflight(
             return Err(SignalError::CannotWrite {
                 table: signal.name(),
                 user: cfg.user.clone(),
-                reason: format!("{} ({})", e.message, e.code),
+                source: Box::new(e),
             }
             .into())
         }
@@ -471,12 +425,7 @@ pub async fn preflight(
     signal.probe_after =
         match source::resolve_start(conn, &StartPosition::Named(NamedStart::Current)).await? {
             StartAt::File(p) => p,
-            StartAt::Gtid(g) => {
-                return Err(DefiniteError::Preflight(format!(
-                    "the source's current position is a GTID ({g}), not a binlog position"
-                ))
-                .into())
-            }
+            StartAt::Gtid(g) => return Err(PreflightError::PositionIsGtid(g).into()),
         };
     tracing::info!(task = %task, table = %signal.name(), run = %format_args!("{:016x}", signal.run),
         probe_after = %signal.probe_after, "snapshot uses watermarks");

@@ -108,11 +108,11 @@ pub fn gone_after_failover(
     ctx_gtid: Option<&GtidSet>,
 ) -> TaskError {
     match e {
-        TaskError::Definite(DefiniteError::BinlogGone(message)) => {
+        TaskError::Definite(DefiniteError::BinlogGone(gone)) => {
             DefiniteError::SourceGap(FailoverError::NotInBinlog {
                 server: describe(here),
                 gtid: ctx_gtid.cloned().unwrap_or_default(),
-                message,
+                message: gone.message,
             })
             .into()
         }
@@ -177,6 +177,7 @@ fn mysql_gap(ctx: &MysqlGtidSet, srv: &MysqlGtidSet) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TransientError;
 
     fn set(s: &str) -> GtidSet {
         s.parse().unwrap()
@@ -364,13 +365,19 @@ mod tests {
                 accepted_gap: true
             })
         );
-        let gone = TaskError::from(DefiniteError::BinlogGone(
-            "GTID 0-1-12 not in binlog".into(),
-        ));
+        let gone = TaskError::from(DefiniteError::BinlogGone(mysql_async::ServerError {
+            code: 1236,
+            message: "GTID 0-1-12 not in binlog".into(),
+            state: "HY000".into(),
+        }));
         let e = gone_after_failover(gone, &s2, Some(&set("0-1-12"))).to_string();
         assert!(e.starts_with("source failover: server_id:2 (server_id:2-host:3306) does not hold the context's GTID state 0-1-12"), "{e}");
         assert!(e.contains("accept-gap"), "{e}");
-        let other = gone_after_failover(TaskError::transient("x"), &s2, Some(&set("0-1-12")));
+        let other = gone_after_failover(
+            TransientError::SourceClosed.into(),
+            &s2,
+            Some(&set("0-1-12")),
+        );
         assert!(matches!(other, TaskError::Transient(_)));
     }
 

@@ -23,7 +23,9 @@ pub mod schema;
 pub mod tls;
 
 use crate::decode::Flavor;
-use crate::error::{ConfigError, DefiniteError, TaskError};
+use crate::error::{
+    ConfigError, DefiniteError, PreflightError, Refusal, TaskError, TransientError,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Sid};
 use preflight::{Checked, ServerFacts};
@@ -65,12 +67,11 @@ pub fn opts(
 pub async fn connect(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Conn, TaskError> {
     let opts = opts(cfg, password)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
-        Err(_) => Err(TaskError::transient(format!(
-            "source {}:{} did not answer within {} s",
-            cfg.host,
-            cfg.port,
-            CONNECT_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(TransientError::SourceTimeout {
+            addr: format!("{}:{}", cfg.host, cfg.port),
+            waited_s: CONNECT_TIMEOUT.as_secs(),
+        }
+        .into()),
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => {
             let addr = format!("{}:{}", cfg.host, cfg.port);
@@ -159,7 +160,7 @@ async fn identity(
 pub async fn pick(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Picked, TaskError> {
     let endpoints = cfg.endpoints();
     let several = endpoints.len() > 1;
-    let mut reasons = Vec::new();
+    let mut refusals = Vec::new();
     let mut all_definite = true;
     for (host, port) in endpoints {
         let one = SourceConfig {
@@ -175,13 +176,9 @@ pub async fn pick(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Picke
         };
         let (mut conn, checked) = match attempt.await {
             Ok(x) => x,
-            Err(TaskError::Definite(e)) if several => {
-                reasons.push(format!("{addr}: {e}"));
-                continue;
-            }
             Err(e) if several => {
-                all_definite = false;
-                reasons.push(format!("{addr}: {e}"));
+                all_definite &= matches!(e, TaskError::Definite(_));
+                refusals.push(Refusal::Failed { addr, source: e });
                 continue;
             }
             Err(e) => return Err(e),
@@ -191,7 +188,7 @@ pub async fn pick(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Picke
             identity(&mut conn, checked.flavor, server_id.unwrap_or(0)).await?;
         if several && read_only {
             all_definite = false;
-            reasons.push(format!("{addr}: read-only (a replica, not a primary)"));
+            refusals.push(Refusal::ReadOnly { addr });
             let _ = conn.disconnect().await;
             continue;
         }
@@ -203,11 +200,10 @@ pub async fn pick(cfg: &SourceConfig, password: Option<&Secret>) -> Result<Picke
             gtid_pos,
         });
     }
-    let text = format!("no usable source server: {}", reasons.join("; "));
     Err(if all_definite {
-        DefiniteError::Preflight(text).into()
+        PreflightError::NoUsableServer(refusals).into()
     } else {
-        TaskError::transient(text)
+        TransientError::NoUsableSource(refusals).into()
     })
 }
 
@@ -220,14 +216,7 @@ pub async fn preflight(
     let facts = facts(&mut conn).await?;
     match preflight::check(&facts, cfg.server_id) {
         Ok(c) => Ok((conn, c)),
-        Err(problems) => Err(DefiniteError::Preflight(
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-        .into()),
+        Err(problems) => Err(PreflightError::Server(problems).into()),
     }
 }
 
@@ -242,20 +231,13 @@ pub async fn resolve_start(conn: &mut Conn, start: &StartPosition) -> Result<Sta
         }
         StartPosition::Named(NamedStart::Earliest) => {
             let row: Option<mysql_async::Row> = conn.query_first("SHOW BINARY LOGS").await?;
-            let file: String = row.and_then(|r| r.get(0)).ok_or_else(|| {
-                DefiniteError::Preflight("SHOW BINARY LOGS lists no binlog".into())
-            })?;
+            let file: String = row.and_then(|r| r.get(0)).ok_or(PreflightError::NoBinlog)?;
             Ok(StartAt::File(BinlogPos::new(file, 4)))
         }
         StartPosition::Named(NamedStart::Current) => {
             let row = replicator_common::source_conn::binlog_status(conn)
                 .await?
-                .ok_or_else(|| {
-                    DefiniteError::Preflight(
-                        "the binlog status (SHOW MASTER STATUS) is empty: binary logging is off"
-                            .into(),
-                    )
-                })?;
+                .ok_or(PreflightError::NoBinlogStatus)?;
             let file: String = row.get(0).unwrap_or_default();
             let pos: u64 = row.get(1).unwrap_or(4);
             Ok(StartAt::File(BinlogPos::new(file, pos)))
