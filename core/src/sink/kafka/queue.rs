@@ -123,3 +123,134 @@ impl Queue {
         (msgs, raw)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::kafka::batch::{BatchBuilder, HEADER_LEN};
+
+    fn tp(p: i32) -> Tp {
+        ("t".into(), p)
+    }
+
+    const VALUE: [u8; 10] = [7; 10];
+
+    /// What one test record counts for in the queue.
+    fn size() -> usize {
+        BatchBuilder::record_size(None, Some(&VALUE), &[])
+    }
+
+    /// Room for two test records in a batch.
+    fn budget() -> usize {
+        HEADER_LEN + 2 * size()
+    }
+
+    /// Pushes one record of 10 value bytes to partition `p`.
+    fn push(q: &mut Queue, p: i32, txn: u64, batch_bytes: usize) -> bool {
+        let value = VALUE;
+        let size = size();
+        let r = Record {
+            ts: 1,
+            key: None,
+            value: Some(&value),
+            headers: &[],
+            txn,
+            size,
+        };
+        q.push(tp(p), &r, batch_bytes)
+    }
+
+    fn sealed(p: i32) -> Sealed {
+        Sealed {
+            tp: tp(p),
+            bytes: bytes::Bytes::new(),
+            txns: vec![(9, 2)],
+            msgs: 2,
+            raw: 30,
+            attempts: 1,
+            first_sent: None,
+            restarted: false,
+        }
+    }
+
+    fn open_seqs(taken: &[Taken]) -> Vec<(i32, i32)> {
+        taken
+            .iter()
+            .map(|t| match t {
+                Taken::Open { tp, seq, .. } => (tp.1, *seq),
+                Taken::Sealed(s) => (s.tp.1, -1),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_queue_takes_nothing() {
+        let mut q = Queue::default();
+        assert!(q.take().is_empty());
+        assert_eq!(q.since, None);
+        assert_eq!(q.unacked(), (0, 0));
+    }
+
+    #[test]
+    fn the_first_record_wakes_the_link_and_a_full_batch_does_again() {
+        let mut q = Queue::default();
+        let budget = budget();
+        assert!(push(&mut q, 0, 1, budget));
+        assert!(push(&mut q, 0, 1, budget), "second record fills the batch");
+        assert!(!push(&mut q, 0, 2, budget), "a new batch; queue not empty");
+        let part = &q.parts[&tp(0)];
+        assert_eq!(part.open.len(), 2);
+        assert_eq!(part.open[0].batch.count(), 2);
+        assert_eq!(part.open[0].txns, [(1, 2)]);
+        assert_eq!(q.bytes, 3 * size());
+        assert_eq!(q.unacked().0, 3);
+    }
+
+    #[test]
+    fn take_is_one_batch_per_partition_with_following_sequences() {
+        let mut q = Queue::default();
+        let budget = budget();
+        for txn in 0..3 {
+            push(&mut q, 1, txn, budget);
+        }
+        push(&mut q, 0, 5, budget);
+        let first = q.take();
+        assert_eq!(open_seqs(&first), [(0, 0), (1, 0)]);
+        assert!(q.since.is_some(), "partition 1 has a batch left");
+        let second = q.take();
+        assert_eq!(open_seqs(&second), [(1, 2)]);
+        assert_eq!(q.since, None);
+        assert_eq!(q.unacked(), (0, 0));
+        assert!(q.take().is_empty());
+    }
+
+    #[test]
+    fn a_partition_moved_in_goes_first_and_keeps_its_old_sequence() {
+        let budget = budget();
+        let mut old = Queue::default();
+        push(&mut old, 0, 1, budget);
+        push(&mut old, 0, 1, budget);
+        push(&mut old, 0, 2, budget);
+        // the first batch (sequence 0, two records) is in flight
+        let in_flight = old.take();
+        assert_eq!(open_seqs(&in_flight), [(0, 0)]);
+        let moved = old.remove(&tp(0));
+        let moved_raw = moved.open[0].raw();
+        assert!(old.parts.is_empty());
+
+        let mut new = Queue::default();
+        push(&mut new, 1, 3, budget);
+        new.receive(tp(0), vec![sealed(0)], moved);
+        assert!(new.handed());
+        assert_eq!(new.bytes, size() + moved_raw);
+        let (msgs, raw) = new.unacked();
+        assert_eq!(msgs, 2 + 1 + 1);
+        assert_eq!(raw, 30 + moved_raw + new.parts[&tp(1)].open[0].raw());
+        let taken = new.take();
+        // partition 0: the sealed batch handed over; partition 1: its own
+        assert_eq!(open_seqs(&taken), [(0, -1), (1, 0)]);
+        assert!(!new.handed());
+        // then partition 0's open batch, after the in-flight one's records
+        assert_eq!(open_seqs(&new.take()), [(0, 2)]);
+    }
+}

@@ -109,7 +109,7 @@ pub fn seal(
     taken: Vec<Taken>,
     pid: ProducerId,
     codec: Compression,
-) -> Result<Vec<Sealed>, SealFailed> {
+) -> Result<Vec<Sealed>, Box<SealFailed>> {
     let mut out = Vec::with_capacity(taken.len());
     let mut failed = None;
     let (mut failed_msgs, mut failed_raw) = (0, 0);
@@ -143,11 +143,11 @@ pub fn seal(
         }
     }
     match failed {
-        Some(error) => Err(SealFailed {
+        Some(error) => Err(Box::new(SealFailed {
             error,
             msgs: failed_msgs + out.iter().map(|s| s.msgs).sum::<usize>(),
             raw: failed_raw + out.iter().map(|s| s.raw).sum::<usize>(),
-        }),
+        })),
         None => Ok(out),
     }
 }
