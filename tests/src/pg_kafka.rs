@@ -122,6 +122,15 @@ impl PgKafka {
         PgKafka::start_advertising(port, &format!("tcp://127.0.0.1:{port}"))
     }
 
+    /// [`PgKafka::start`], or `None` when [`skip_tansu_pg_tests`] says to
+    /// skip; for a multi-thread runtime (it blocks in place while starting).
+    pub fn start_or_skip() -> Option<PgKafka> {
+        if skip_tansu_pg_tests() {
+            return None;
+        }
+        Some(tokio::task::block_in_place(PgKafka::start))
+    }
+
     /// As [`PgKafka::start`], listening on `port` and advertising
     /// `advertised` (a TLS front's URL, for example).
     pub fn start_advertising(port: u16, advertised: &str) -> PgKafka {

@@ -22,46 +22,30 @@
 
 mod support;
 
-use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
+use replicator_tests::pg_kafka::PgKafka;
 use replicator_tests::{shared_stack, Signal, Stack};
-use std::time::{Duration, Instant};
-use support::faults::{now_ms, position, print_figures, tally, wait_recovered};
-use support::{finish_and_check, Outcome, Scenario, Writer};
+use std::time::Duration;
+use support::faults::{print_figures, recover_from, running_under_writes, tally};
+use support::{finish_and_check, Outcome};
 
 const SESSION_MS: u64 = 6000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_mid_stream_loses_and_duplicates_nothing() {
     let base = shared_stack!();
-    if skip_tansu_pg_tests() {
+    let Some(mut kafka) = PgKafka::start_or_skip() else {
         return;
-    }
-    let mut kafka = tokio::task::block_in_place(PgKafka::start);
+    };
     let stack: &'static Stack = Box::leak(Box::new(kafka.stack(base)));
     // Given a RUNNING Core and a writer
-    let s = Scenario::new(stack, "brestart").await;
-    let mut core = s.core("h1", SESSION_MS);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
-        .await;
-    let writer = Writer::start(stack, &s.db, &s.table, 5, Duration::from_millis(10));
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (s, mut core, writer) = running_under_writes(stack, "brestart", SESSION_MS).await;
 
     let mut recoveries = Vec::new();
     for signal in [Signal::Term, Signal::Kill] {
         // When the broker is stopped (or killed) mid-stream and started again
-        let before = position(&s, &s.zk).await;
-        let (fault_at, fault_ms) = (Instant::now(), now_ms());
-        let away = kafka.restart(signal).await;
         // Then the task produces again by itself
-        let (took, _) = wait_recovered(
-            &s,
-            &s.zk,
-            fault_at,
-            fault_ms,
-            before,
-            Duration::from_secs(120),
-        )
-        .await;
+        let (away, took, _) =
+            recover_from(&s, Duration::from_secs(120), kafka.restart(signal)).await;
         eprintln!(
             "broker restart ({signal:?}): back after {} ms, task produces again {} ms after the signal",
             away.as_millis(),

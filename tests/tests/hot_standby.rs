@@ -5,7 +5,7 @@
 mod support;
 
 use replicator_common::nodes::InstanceState;
-use replicator_tests::{shared_stack, Process};
+use replicator_tests::{shared_stack, Message, Process};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,6 +23,51 @@ async fn wait_new_leader(s: &Scenario, old: &str, timeout: Duration) -> String {
         assert!(Instant::now() < deadline, "{old} is still RUNNING");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A RUNNING Core `h1` and a STANDBY `h2` on the task.
+async fn leader_and_standby(s: &Scenario) -> (Process, Process) {
+    let h1 = s
+        .running_core("h1", SESSION_MS, Duration::from_secs(20))
+        .await;
+    let mut h2 = s.core("h2", SESSION_MS);
+    h2.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+    (h1, h2)
+}
+
+/// Freezes the RUNNING `h1` (SIGSTOP) until `h2` took over and `frozen`
+/// more passed, resumes it and waits until it rejoins as STANDBY, then one
+/// second more; returns `h1`'s log mark at the resume.
+async fn freeze_until_taken_over(s: &Scenario, h1: &mut Process, frozen: Duration) -> usize {
+    h1.pause();
+    let next = wait_new_leader(s, "h1", Duration::from_secs(20)).await;
+    assert_eq!(next, "h2");
+    tokio::time::sleep(frozen).await;
+    let mark = h1.log_mark();
+    h1.resume();
+    h1.wait_for_log_after(mark, "STANDBY", Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    mark
+}
+
+/// Stops `writer` and checks that every row it wrote arrived exactly once
+/// and that nothing of `old_epoch` follows the new epoch in any partition
+/// (fence records included); returns the rows written and the messages.
+async fn exactly_once_across_epochs(
+    s: &Scenario,
+    writer: Writer,
+    old_epoch: i64,
+) -> (i64, Vec<Message>) {
+    let n = writer.finish().await;
+    let msgs = s
+        .wait_messages_with_fences(n as usize, Duration::from_secs(60))
+        .await;
+    let problems = exactly_once(&msgs, n);
+    assert!(problems.is_empty(), "{n} rows: {problems:#?}");
+    let late = old_epoch_after_new(&msgs, old_epoch);
+    assert!(late.is_empty(), "{late:#?}");
+    (n, msgs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -111,38 +156,17 @@ async fn chaos_kills_switchovers_and_stops_keep_every_row_exactly_once() {
 async fn paused_leader_writes_nothing_after_it_resumes() {
     let stack = shared_stack!();
     let s = Scenario::new(stack, "pause").await;
-    let mut h1 = s.core("h1", SESSION_MS);
-    h1.wait_for_log("replication starts", Duration::from_secs(20))
-        .await;
-    let mut h2 = s.core("h2", SESSION_MS);
-    h2.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+    let (mut h1, mut h2) = leader_and_standby(&s).await;
     let writer = Writer::start(stack, &s.db, &s.table, 4, Duration::from_millis(5));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     // When the leader is frozen for longer than its session timeout
-    let old_epoch = s.context().await.expect("context")["epoch"]
-        .as_i64()
-        .unwrap();
-    h1.pause();
-    let next = wait_new_leader(&s, "h1", Duration::from_secs(20)).await;
-    assert_eq!(next, "h2");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let mark = h1.log_mark();
-    h1.resume();
-
+    let old_epoch = s.epoch().await;
     // Then it learns it lost the task and rejoins as STANDBY
-    h1.wait_for_log_after(mark, "STANDBY", Duration::from_secs(20))
-        .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let n = writer.finish().await;
-    let msgs = s
-        .wait_messages_with_fences(n as usize, Duration::from_secs(60))
-        .await;
-    let problems = exactly_once(&msgs, n);
-    assert!(problems.is_empty(), "{problems:#?}");
-    // and nothing of the old epoch follows the new epoch in any partition
-    let late = old_epoch_after_new(&msgs, old_epoch);
-    assert!(late.is_empty(), "{late:#?}");
+    freeze_until_taken_over(&s, &mut h1, Duration::from_millis(1000)).await;
+    // and every row arrives exactly once, nothing of the old epoch after
+    // the new epoch in any partition
+    exactly_once_across_epochs(&s, writer, old_epoch).await;
     let lost =
         h1.log_lines_matching("lease lost").len() + h1.log_lines_matching("session is over").len();
     assert!(lost > 0, "the resumed leader must notice:\n{}", h1.tail(30));
@@ -170,39 +194,17 @@ async fn leader_frozen_with_queued_requests_sends_nothing_after_the_takeover() {
     let mut cfg = s.config();
     cfg["sink"]["properties"] = json!({"linger.ms": "400"});
     s.put_config(cfg).await;
-    let mut h1 = s.core("h1", SESSION_MS);
-    h1.wait_for_log("replication starts", Duration::from_secs(20))
-        .await;
-    let mut h2 = s.core("h2", SESSION_MS);
-    h2.wait_for_log("STANDBY", Duration::from_secs(20)).await;
+    let (mut h1, mut h2) = leader_and_standby(&s).await;
     // Given a writer pushing rows fast, so that records sit in h1's
     // producer queue (linger 400 ms) at every moment
     let writer = Writer::start(stack, &s.db, &s.table, 20, Duration::from_millis(1));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let old_epoch = s.context().await.expect("context")["epoch"]
-        .as_i64()
-        .unwrap();
+    let old_epoch = s.epoch().await;
 
     // When h1 is frozen with requests queued and h2 takes over
-    h1.pause();
-    let next = wait_new_leader(&s, "h1", Duration::from_secs(20)).await;
-    assert_eq!(next, "h2");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mark = h1.log_mark();
-    h1.resume();
-
     // Then h1 sends nothing, stops producing and rejoins as STANDBY
-    h1.wait_for_log_after(mark, "STANDBY", Duration::from_secs(20))
-        .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let n = writer.finish().await;
-    let msgs = s
-        .wait_messages_with_fences(n as usize, Duration::from_secs(60))
-        .await;
-    let problems = exactly_once(&msgs, n);
-    assert!(problems.is_empty(), "{n} rows: {problems:#?}");
-    let late = old_epoch_after_new(&msgs, old_epoch);
-    assert!(late.is_empty(), "{late:#?}");
+    let mark = freeze_until_taken_over(&s, &mut h1, Duration::from_millis(1500)).await;
+    let (n, msgs) = exactly_once_across_epochs(&s, writer, old_epoch).await;
     let after = &h1.log()[mark..];
     assert!(
         ["lease lost", "self-fenced", "session is over"]

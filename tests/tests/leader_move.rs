@@ -23,11 +23,11 @@
 
 mod support;
 
-use replicator_tests::pg_kafka::{skip_tansu_pg_tests, PgKafka};
+use replicator_tests::pg_kafka::PgKafka;
 use replicator_tests::{shared_stack, Signal, Stack};
 use std::time::Duration;
-use support::faults::{now_ms, print_figures, tally};
-use support::{finish_and_check, Outcome, Scenario, Writer};
+use support::faults::{now_ms, print_figures, running_under_writes, tally};
+use support::{finish_and_check, Outcome};
 
 const SESSION_MS: u64 = 6000;
 const RESTART: &str = "transient error; retrying from the context";
@@ -35,10 +35,9 @@ const RESTART: &str = "transient error; retrying from the context";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_moving_to_another_broker_is_followed_without_a_pipeline_restart() {
     let base = shared_stack!();
-    if skip_tansu_pg_tests() {
+    let Some(mut kafka) = PgKafka::start_or_skip() else {
         return;
-    }
-    let mut kafka = tokio::task::block_in_place(PgKafka::start);
+    };
     let a = kafka.bootstrap.clone();
     let port_a: u16 = a.rsplit(':').next().unwrap().parse().unwrap();
     let port_b = PgKafka::spare_port();
@@ -46,12 +45,7 @@ async fn a_leader_moving_to_another_broker_is_followed_without_a_pipeline_restar
     let stack: &'static Stack = Box::leak(Box::new(base.with_kafka(&bootstrap, Vec::new())));
     // Given a RUNNING Core whose task names brokers A and B (only A runs),
     // and a writer
-    let s = Scenario::new(stack, "lmove").await;
-    let mut core = s.core("h1", SESSION_MS);
-    core.wait_for_log("replication starts", Duration::from_secs(30))
-        .await;
-    let writer = Writer::start(stack, &s.db, &s.table, 5, Duration::from_millis(10));
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (s, mut core, writer) = running_under_writes(stack, "lmove", SESSION_MS).await;
 
     let mut took = Vec::new();
     for to in [port_b, port_a] {

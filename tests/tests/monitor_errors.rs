@@ -9,7 +9,7 @@ mod monitor_support;
 mod server_support;
 mod support;
 
-use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
+use monitor_support::{monitor_with_hook, SESSION_MS};
 use mysql_async::prelude::Queryable;
 use replicator_common::nodes::{AlertState, Control, Desired, InstanceState, Retrying};
 use replicator_common::now_ms;
@@ -36,8 +36,7 @@ async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
     s.zk.create_if_absent(&control, &serde_json::to_vec(&paused).unwrap())
         .await
         .unwrap();
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let (hook, mut monitor) = monitor_with_hook(stack, &s.root, &[], &[]).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(hook.all().is_empty(), "{:#?}", hook.all());
 
@@ -50,13 +49,14 @@ async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
         .unwrap();
     // Then config_invalid fires, naming the problem
     let fired = hook
-        .wait_rule("config_invalid", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "config_invalid",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "setData to notification",
+        )
         .await;
-    record_latency(
-        "config_invalid",
-        "setData to notification",
-        fired.at_ms - t0,
-    );
     assert!(
         fired.alert.message.contains("not valid JSON"),
         "{}",
@@ -77,13 +77,14 @@ async fn config_invalid_fires_for_garbage_and_resolves_when_fixed() {
         .await
         .unwrap();
     let resolved = hook
-        .wait_rule("config_invalid", AlertState::Resolved, t1, WAIT)
+        .wait_rule_timed(
+            "config_invalid",
+            AlertState::Resolved,
+            t1,
+            WAIT,
+            "fix to resolved notification",
+        )
         .await;
-    record_latency(
-        "config_invalid",
-        "fix to resolved notification",
-        resolved.at_ms - t1,
-    );
     assert_eq!(resolved.alert.id, fired.alert.id);
     assert_eq!(hook.of("config_invalid", AlertState::Firing).len(), 1);
     hook.assert_no_duplicates();
@@ -125,10 +126,8 @@ async fn task_error_fires_when_the_replication_user_loses_its_privileges() {
     cfg["source"]["user"] = json!(user);
     cfg["source"]["password"] = json!("pw");
     s.put_config(cfg.clone()).await;
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
-    let mut h1 = s.core("h1", SESSION_MS);
-    h1.wait_for_log("replication starts", WAIT).await;
+    let (hook, mut monitor) = monitor_with_hook(stack, &s.root, &[], &[]).await;
+    let mut h1 = s.running_core("h1", SESSION_MS, WAIT).await;
 
     // When its privileges are revoked and its connections killed
     let t0 = now_ms();
@@ -140,13 +139,14 @@ async fn task_error_fires_when_the_replication_user_loses_its_privileges() {
     kill_connections_of(stack, &user).await;
     // Then the Core reports a definite error and task_error fires
     let fired = hook
-        .wait_rule("task_error", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "task_error",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "REVOKE + KILL to notification",
+        )
         .await;
-    record_latency(
-        "task_error",
-        "REVOKE + KILL to notification",
-        fired.at_ms - t0,
-    );
     // denied at connect, or a privilege missing at the preflight
     let msg = fired.alert.message.to_lowercase();
     assert!(
@@ -174,23 +174,12 @@ async fn task_error_fires_when_the_replication_user_loses_its_privileges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stalled_fires_while_the_core_is_frozen_and_the_source_writes() {
     let stack = shared_stack!();
-    let s = Scenario::new(stack, "mon_stall").await;
-    let mut cfg = s.config();
-    cfg["redundancy"] = json!(1);
-    s.put_config(cfg).await;
-    let hook = WebhookReceiver::start().await;
+    let s = Scenario::single_core(stack, "mon_stall").await;
     // lag would fire too: keep it out of the way
-    let mut monitor = start_monitor(
-        stack,
-        &s.root,
-        "m1",
-        &[("--lag-ms", "600000")],
-        &["--webhook", &hook.url()],
-    )
-    .await;
+    let (hook, mut monitor) =
+        monitor_with_hook(stack, &s.root, &[("--lag-ms", "600000")], &[]).await;
     // a session long enough to outlive the freeze
-    let mut h1 = s.core("h1", 30_000);
-    h1.wait_for_log("replication starts", WAIT).await;
+    let mut h1 = s.running_core("h1", 30_000, WAIT).await;
     let writer = Writer::start(stack, &s.db, &s.table, 2, Duration::from_millis(50));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(hook.of("stalled", AlertState::Firing).is_empty());
@@ -198,26 +187,26 @@ async fn stalled_fires_while_the_core_is_frozen_and_the_source_writes() {
     // When the Core freezes while the source keeps writing
     let t0 = now_ms();
     h1.pause();
-    let fired = hook
-        .wait_rule("stalled", AlertState::Firing, t0, WAIT)
-        .await;
-    record_latency(
+    hook.wait_rule_timed(
         "stalled",
+        AlertState::Firing,
+        t0,
+        WAIT,
         "SIGSTOP to notification, threshold 2000 ms",
-        fired.at_ms - t0,
-    );
+    )
+    .await;
 
     // When it resumes, the context moves again and the alert resolves
     let t1 = now_ms();
     h1.resume();
-    let resolved = hook
-        .wait_rule("stalled", AlertState::Resolved, t1, WAIT)
-        .await;
-    record_latency(
+    hook.wait_rule_timed(
         "stalled",
+        AlertState::Resolved,
+        t1,
+        WAIT,
         "SIGCONT to resolved notification",
-        resolved.at_ms - t1,
-    );
+    )
+    .await;
     let n = writer.finish().await;
     s.wait_messages(n as usize, Duration::from_secs(30)).await;
     hook.assert_no_duplicates();
@@ -250,14 +239,12 @@ async fn task_retrying_fires_while_the_broker_is_unreachable_and_resolves_when_f
     let mut bad = good.clone();
     bad["sink"]["brokers"] = json!(dead_broker);
     s.put_config(bad).await;
-    let hook = WebhookReceiver::start().await;
     // stalled would fire too when the shared source moves: keep it out of the way
-    let mut monitor = start_monitor(
+    let (hook, mut monitor) = monitor_with_hook(
         stack,
         &s.root,
-        "m1",
         &[("--stalled-ms", "600000")],
-        &["--webhook", &hook.url(), "--retrying-threshold-ms", "2000"],
+        &["--retrying-threshold-ms", "2000"],
     )
     .await;
     let mut server = ServerProc::start(stack, &s.root, None, &[], &[]).await;
@@ -279,13 +266,14 @@ async fn task_retrying_fires_while_the_broker_is_unreachable_and_resolves_when_f
     assert!(first.since_ms >= t0, "{first:?}");
     // and task_retrying fires once the streak is 2 s old, with the error
     let fired = hook
-        .wait_rule("task_retrying", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "task_retrying",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "Core start to notification, threshold 2000 ms",
+        )
         .await;
-    record_latency(
-        "task_retrying",
-        "Core start to notification, threshold 2000 ms",
-        fired.at_ms - t0,
-    );
     let msg = &fired.alert.message;
     assert!(
         msg.starts_with(&format!("task {} keeps failing: ", s.task)) && msg.contains(&dead_broker),
@@ -340,13 +328,14 @@ async fn task_retrying_fires_while_the_broker_is_unreachable_and_resolves_when_f
     })
     .await;
     let resolved = hook
-        .wait_rule("task_retrying", AlertState::Resolved, t1, WAIT)
+        .wait_rule_timed(
+            "task_retrying",
+            AlertState::Resolved,
+            t1,
+            WAIT,
+            "fixed config to resolved notification",
+        )
         .await;
-    record_latency(
-        "task_retrying",
-        "fixed config to resolved notification",
-        resolved.at_ms - t1,
-    );
     assert_eq!(resolved.alert.id, fired.alert.id);
     let (_, list, _) = ctl(&server, &["task", "list"], &[]);
     let row = list.lines().find(|l| l.starts_with(&s.task)).expect(&list);

@@ -5,7 +5,7 @@
 mod monitor_support;
 mod support;
 
-use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
+use monitor_support::{monitor_with_hook, record_latency, SESSION_MS};
 use replicator_common::nodes::{AlertState, Control, Desired};
 use replicator_common::now_ms;
 use replicator_tests::shared_stack;
@@ -19,8 +19,7 @@ const WAIT: Duration = Duration::from_secs(20);
 async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
     let stack = shared_stack!();
     let s = Scenario::new(stack, "mon_hot").await;
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let (hook, mut monitor) = monitor_with_hook(stack, &s.root, &[], &[]).await;
 
     // Given one Core on a task whose redundancy is 2
     let t0 = now_ms();
@@ -28,14 +27,15 @@ async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
     s.running_host(WAIT).await;
     // Then no_standby fires (after its 1 s grace)
     let fired = hook
-        .wait_rule("no_standby", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "no_standby",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "core start to notification, grace 1000 ms",
+        )
         .await;
     assert_eq!(fired.alert.task.as_deref(), Some(s.task.as_str()));
-    record_latency(
-        "no_standby",
-        "core start to notification, grace 1000 ms",
-        fired.at_ms - t0,
-    );
 
     // When a second Core joins, it resolves
     let t1 = now_ms();
@@ -50,9 +50,14 @@ async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
     let t2 = now_ms();
     s.switchover().await;
     let f1 = hook
-        .wait_rule("failover", AlertState::Firing, t2, WAIT)
+        .wait_rule_timed(
+            "failover",
+            AlertState::Firing,
+            t2,
+            WAIT,
+            "switchover to notification",
+        )
         .await;
-    record_latency("failover", "switchover to notification", f1.at_ms - t2);
     assert_eq!(f1.alert.severity, replicator_common::nodes::Severity::Info);
     assert!(f1.alert.message.contains("h2"), "{}", f1.alert.message);
     hook.wait_rule("failover", AlertState::Resolved, t2, WAIT)
@@ -75,13 +80,14 @@ async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
         lost.at_ms - t3,
     );
     let f2 = hook
-        .wait_rule("failover", AlertState::Firing, t3, WAIT)
+        .wait_rule_timed(
+            "failover",
+            AlertState::Firing,
+            t3,
+            WAIT,
+            "SIGKILL of the leader to notification, session 1500 ms",
+        )
         .await;
-    record_latency(
-        "failover",
-        "SIGKILL of the leader to notification, session 1500 ms",
-        f2.at_ms - t3,
-    );
     assert_ne!(f2.alert.since_ms, f1.alert.since_ms);
     hook.wait_rule("no_standby", AlertState::Firing, t3, WAIT)
         .await;
@@ -114,12 +120,8 @@ async fn no_standby_failover_and_core_lost_fire_once_and_resolve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
     let stack = shared_stack!();
-    let s = Scenario::new(stack, "mon_down").await;
-    let mut cfg = s.config();
-    cfg["redundancy"] = json!(1);
-    s.put_config(cfg).await;
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let s = Scenario::single_core(stack, "mon_down").await;
+    let (hook, mut monitor) = monitor_with_hook(stack, &s.root, &[], &[]).await;
     let mut h1 = s.core("h1", SESSION_MS);
     s.running_host(WAIT).await;
     h1.wait_for_log("replication starts", WAIT).await;
@@ -129,16 +131,17 @@ async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
     let t0 = now_ms();
     h1.stop().await;
     let fired = hook
-        .wait_rule("task_not_running", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "task_not_running",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "SIGTERM to notification, grace 1000 ms",
+        )
         .await;
     assert_eq!(
         fired.alert.severity,
         replicator_common::nodes::Severity::Critical
-    );
-    record_latency(
-        "task_not_running",
-        "SIGTERM to notification, grace 1000 ms",
-        fired.at_ms - t0,
     );
     // the stored alert is what the Server lists
     let stored = s.zk.children(&s.layout.alerts()).await.unwrap();
@@ -148,13 +151,14 @@ async fn task_not_running_fires_after_its_grace_and_spares_paused_tasks() {
     let t1 = now_ms();
     let mut h1 = s.core("h1", SESSION_MS);
     let resolved = hook
-        .wait_rule("task_not_running", AlertState::Resolved, t1, WAIT)
+        .wait_rule_timed(
+            "task_not_running",
+            AlertState::Resolved,
+            t1,
+            WAIT,
+            "restart to resolved notification",
+        )
         .await;
-    record_latency(
-        "task_not_running",
-        "restart to resolved notification",
-        resolved.at_ms - t1,
-    );
     assert_eq!(resolved.alert.id, fired.alert.id);
 
     // When the task is paused and its Core stops, nothing fires
@@ -203,8 +207,7 @@ async fn a_cold_task_without_a_core_is_not_running_too() {
         .set_data(&path, cfg.to_string().as_bytes(), None)
         .await
         .unwrap();
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(stack, &s.root, "m1", &[], &["--webhook", &hook.url()]).await;
+    let (hook, mut monitor) = monitor_with_hook(stack, &s.root, &[], &[]).await;
     let session = SESSION_MS.to_string();
     let args = [
         "--group",
@@ -223,14 +226,15 @@ async fn a_cold_task_without_a_core_is_not_running_too() {
     let t0 = now_ms();
     c1.kill();
     let fired = hook
-        .wait_rule("task_not_running", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "task_not_running",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "SIGKILL of a cold task's core to notification, session 1500 ms + grace 1000 ms",
+        )
         .await;
     assert_eq!(fired.alert.task.as_deref(), Some(cold.to_string().as_str()));
-    record_latency(
-        "task_not_running",
-        "SIGKILL of a cold task's core to notification, session 1500 ms + grace 1000 ms",
-        fired.at_ms - t0,
-    );
 
     // When another Core of the group claims it, it resolves
     let mut c2 = core("c2");

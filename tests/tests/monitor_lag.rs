@@ -7,11 +7,10 @@
 mod monitor_support;
 mod support;
 
-use monitor_support::{record_latency, start_monitor, WebhookReceiver, SESSION_MS};
+use monitor_support::{monitor_with_hook, SESSION_MS};
 use replicator_common::nodes::AlertState;
 use replicator_common::now_ms;
 use replicator_tests::{Server, Stack};
-use serde_json::json;
 use std::time::Duration;
 use support::Scenario;
 
@@ -26,21 +25,10 @@ async fn replication_lag_fires_while_the_source_is_frozen() {
     // a private stack: it is frozen below; leaked so that the scenario can
     // borrow it for the whole test (its servers die with the test process)
     let stack: &'static Stack = Box::leak(Box::new(stack));
-    let s = Scenario::new(stack, "mon_lag").await;
-    let mut cfg = s.config();
-    cfg["redundancy"] = json!(1);
-    s.put_config(cfg).await;
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(
-        stack,
-        &s.root,
-        "m1",
-        &[("--lag-ms", &LAG_MS.to_string())],
-        &["--webhook", &hook.url()],
-    )
-    .await;
-    let mut h1 = s.core("h1", SESSION_MS);
-    h1.wait_for_log("replication starts", WAIT).await;
+    let s = Scenario::single_core(stack, "mon_lag").await;
+    let (hook, mut monitor) =
+        monitor_with_hook(stack, &s.root, &[("--lag-ms", &LAG_MS.to_string())], &[]).await;
+    let mut h1 = s.running_core("h1", SESSION_MS, WAIT).await;
     // Given an idle source: heartbeats keep the event time current, no lag
     stack
         .sql(&format!("INSERT INTO `{}`.t VALUES (1, 1, 1, 'x')", s.db))
@@ -56,14 +44,15 @@ async fn replication_lag_fires_while_the_source_is_frozen() {
     let t0 = now_ms();
     stack.pause(Server::MariaDb);
     let fired = hook
-        .wait_rule("replication_lag", AlertState::Firing, t0, WAIT)
+        .wait_rule_timed(
+            "replication_lag",
+            AlertState::Firing,
+            t0,
+            WAIT,
+            "SIGSTOP of the source to notification, threshold 3000 ms",
+        )
         .await;
     stack.resume(Server::MariaDb);
-    record_latency(
-        "replication_lag",
-        "SIGSTOP of the source to notification, threshold 3000 ms",
-        fired.at_ms - t0,
-    );
     assert!(
         fired.at_ms - t0 >= LAG_MS - 1000,
         "fired after {} ms, before the lag could reach {LAG_MS} ms",

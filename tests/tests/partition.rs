@@ -13,12 +13,11 @@
 mod monitor_support;
 mod support;
 
-use monitor_support::{start_monitor, WebhookReceiver};
+use monitor_support::monitor_with_hook;
 use replicator_common::nodes::{AlertState, InstanceState};
 use replicator_tests::{bin_path, skip_netns_tests, Netns, Process, ServerOptions, Stack};
-use serde_json::json;
 use std::time::{Duration, Instant};
-use support::faults::{now_ms, position, print_figures, tally, wait_recovered};
+use support::faults::{now_ms, position, print_figures, recover_from, tally, wait_recovered};
 use support::{counter_in_order, exactly_once, old_epoch_after_new, Scenario, Writer};
 
 /// A namespace with links `zk`, `kafka` and `mysql`, and a private stack
@@ -70,24 +69,12 @@ async fn core_cut_off_from_zookeeper_stops_then_rejoins_as_standby() {
     b.wait_for_log("STANDBY", Duration::from_secs(30)).await;
     let writer = Writer::start(stack, &s.db, &s.table, 3, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let old_epoch = s.context().await.expect("context")["epoch"]
-        .as_i64()
-        .expect("epoch");
+    let old_epoch = s.epoch().await;
 
     // When its link to ZooKeeper is cut for longer than the session timeout
-    let before = position(&s, &s.zk).await;
-    let (fault_at, fault_ms) = (Instant::now(), now_ms());
-    ns.cut("zk");
     // Then it stops producing (its lease lapses) and `b` takes over
-    let (took, host) = wait_recovered(
-        &s,
-        &s.zk,
-        fault_at,
-        fault_ms,
-        before,
-        Duration::from_secs(60),
-    )
-    .await;
+    let cut = async { ns.cut("zk") };
+    let ((), took, host) = recover_from(&s, Duration::from_secs(60), cut).await;
     assert_eq!(host, "b", "the standby takes over");
     eprintln!(
         "zk partition: b produces {} ms after the cut (session {SESSION_MS} ms)",
@@ -151,17 +138,12 @@ async fn core_cut_off_from_kafka_stalls_alerts_and_resumes() {
         return;
     };
     // Given the RUNNING Core in the namespace, a Monitor and a writer
-    let s = Scenario::new(stack, "part_kafka").await;
-    let mut cfg = s.config();
-    cfg["redundancy"] = json!(1);
-    s.put_config(cfg).await;
-    let hook = WebhookReceiver::start().await;
-    let mut monitor = start_monitor(
+    let s = Scenario::single_core(stack, "part_kafka").await;
+    let (hook, mut monitor) = monitor_with_hook(
         stack,
         &s.root,
-        "m1",
         &[("--lag-ms", "600000"), ("--stalled-ms", "5000")],
-        &["--webhook", &hook.url()],
+        &[],
     )
     .await;
     let mut a = core_in_ns(&ns, &s, "a", SESSION_MS);

@@ -103,26 +103,10 @@ async fn snapshot_under_writes_survives_two_sigkills_and_a_switchover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_edges_empty_one_few_and_never() {
     let stack = shared_stack!();
-    // Given tables with no row, one row and a few rows
+    // Given tables with no row, one row and a few rows, and a table
+    // without any key (copied in one consistent read)
     let s = Scenario::new(stack, "snapedge").await;
-    for (t, rows) in [("e0", 0u64), ("e1", 1), ("e3", 3)] {
-        stack
-            .sql(&format!(
-                "CREATE TABLE `{}`.`{t}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))",
-                s.db
-            ))
-            .await;
-        if rows > 0 {
-            fill(stack, &s.db, t, rows).await;
-        }
-    }
-    // and a table without any key (copied in one consistent read)
-    stack
-        .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
-        .await;
-    stack
-        .sql(&format!("INSERT INTO `{}`.`nokey` VALUES (1, 2)", s.db))
-        .await;
+    create_edge_tables(stack, &s.db, "(1, 2)").await;
     s.put_config(with_chunk_rows(&s, 2)).await;
     let mut core = s.core("h1", 1500);
 
@@ -131,27 +115,11 @@ async fn snapshot_edges_empty_one_few_and_never() {
 
     // Then each table's topic holds exactly its rows as reads
     assert_eq!(copied, 5);
-    for (t, rows) in [("e1", 1usize), ("e3", 3)] {
-        let topic = format!("{}.{t}", s.db);
-        let msgs = stack
-            .read_topic_until(&topic, rows, Duration::from_secs(20))
-            .await;
-        let (got, problems) = rebuild(&msgs);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(msgs.len(), rows, "{t}");
-        assert_eq!(got, table_rows(stack, &s.db, t).await, "{t}");
-        for m in &msgs {
-            let v = m.value_json();
-            assert_eq!(v["type"], "read");
-            assert_eq!(v["primary_key"], json!(["id"]));
-            let pos = std::str::from_utf8(m.header("replicator.position").unwrap()).unwrap();
-            assert!(pos.contains(":s"), "snapshot position header {pos}");
-        }
+    for m in assert_edge_reads(stack, &s.db).await {
+        assert_eq!(m.value_json()["primary_key"], json!(["id"]));
     }
-    assert!(stack.read_topic(&format!("{}.e0", s.db)).await.is_empty());
     assert!(stack.read_topic(&format!("{}.t", s.db)).await.is_empty());
-    let ctx = s.context().await.unwrap();
-    let tables = ctx["snapshot"]["tables"].as_array().unwrap();
+    let tables = snapshot_tables(&s).await;
     let nokey = tables.iter().find(|t| t["table"] == "nokey").unwrap();
     assert_eq!(nokey["mode"], "single_read", "{nokey}");
     assert_eq!(nokey["rows"], 1, "{nokey}");
@@ -430,12 +398,7 @@ async fn a_table_dropped_during_its_copy_is_finished_and_the_next_is_copied() {
     // Given two tables: `a` of 40,000 rows copied in chunks of 200, and `b`
     let s = Scenario::new(stack, "snapdrop").await;
     for t in ["a", "b"] {
-        stack
-            .sql(&format!(
-                "CREATE TABLE `{}`.`{t}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))",
-                s.db
-            ))
-            .await;
+        create_table(stack, &s.db, t).await;
     }
     fill(stack, &s.db, "a", 40_000).await;
     fill(stack, &s.db, "b", 300).await;
@@ -449,8 +412,7 @@ async fn a_table_dropped_during_its_copy_is_finished_and_the_next_is_copied() {
     // Then the snapshot finishes: `a` marked as not copied (dropped), `b`
     // copied whole, and the task has no error
     wait_snapshot_done(&s, Duration::from_secs(60)).await;
-    let ctx = s.context().await.unwrap();
-    let tables = ctx["snapshot"]["tables"].as_array().unwrap().clone();
+    let tables = snapshot_tables(&s).await;
     let a = tables.iter().find(|t| t["table"] == "a").unwrap();
     assert!(
         a["skipped"]

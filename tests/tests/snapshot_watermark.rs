@@ -51,26 +51,7 @@ async fn watermark_edges_empty_one_few_and_keyless() {
     // Given tables with no row, one row, three rows and no key at all, and
     // a signal table inside the task's own filters (not created yet)
     let s = Scenario::new(stack, "wmedge").await;
-    for (t, rows) in [("e0", 0u64), ("e1", 1), ("e3", 3)] {
-        stack
-            .sql(&format!(
-                "CREATE TABLE `{}`.`{t}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))",
-                s.db
-            ))
-            .await;
-        if rows > 0 {
-            fill(stack, &s.db, t, rows).await;
-        }
-    }
-    stack
-        .sql(&format!("CREATE TABLE `{}`.`nokey` (a INT, b INT)", s.db))
-        .await;
-    stack
-        .sql(&format!(
-            "INSERT INTO `{}`.`nokey` VALUES (1, 2), (1, 2), (3, 4)",
-            s.db
-        ))
-        .await;
+    create_edge_tables(stack, &s.db, "(1, 2), (1, 2), (3, 4)").await;
     let signal = format!("{}.signal", s.db);
     s.put_config(watermark_config(&s, 2, Some(&signal))).await;
     let mut core = s.core("h1", 1500);
@@ -102,22 +83,7 @@ async fn watermark_edges_empty_one_few_and_keyless() {
     );
     // and each table's topic holds exactly its rows as reads
     assert_eq!(copied, 7);
-    for (t, rows) in [("e1", 1usize), ("e3", 3)] {
-        let topic = format!("{}.{t}", s.db);
-        let msgs = stack
-            .read_topic_until(&topic, rows, Duration::from_secs(20))
-            .await;
-        let (got, problems) = rebuild(&msgs);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(msgs.len(), rows, "{t}");
-        assert_eq!(got, table_rows(stack, &s.db, t).await, "{t}");
-        for m in &msgs {
-            assert_eq!(m.value_json()["type"], "read");
-            let pos = std::str::from_utf8(m.header("replicator.position").unwrap()).unwrap();
-            assert!(pos.contains(":s"), "snapshot position header {pos}");
-        }
-    }
-    assert!(stack.read_topic(&format!("{}.e0", s.db)).await.is_empty());
+    assert_edge_reads(stack, &s.db).await;
     let msgs = stack
         .read_topic_until(&format!("{}.nokey", s.db), 3, Duration::from_secs(20))
         .await;
@@ -133,8 +99,7 @@ async fn watermark_edges_empty_one_few_and_keyless() {
         afters,
         [r#"{"a":1,"b":2}"#, r#"{"a":1,"b":2}"#, r#"{"a":3,"b":4}"#]
     );
-    let ctx = s.context().await.unwrap();
-    let tables = ctx["snapshot"]["tables"].as_array().unwrap();
+    let tables = snapshot_tables(&s).await;
     let nokey = tables.iter().find(|t| t["table"] == "nokey").unwrap();
     assert_eq!(nokey["mode"], "single_read", "{nokey}");
     assert!(

@@ -10,7 +10,7 @@ mod support;
 
 use replicator_tests::{Server, Stack};
 use std::time::{Duration, Instant};
-use support::faults::{now_ms, position, print_figures, tally_ids, wait_recovered, CrashWriter};
+use support::faults::{print_figures, recover_from, tally_ids, CrashWriter};
 use support::Scenario;
 
 const SESSION_MS: u64 = 6000;
@@ -23,8 +23,8 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
     let stack: &'static Stack = Box::leak(Box::new(stack));
     // Given a RUNNING Core and a writer that survives the source going away
     let s = Scenario::new(stack, "srccrash").await;
-    let mut a = s.core("a", SESSION_MS);
-    a.wait_for_log("replication starts", Duration::from_secs(30))
+    let mut a = s
+        .running_core("a", SESSION_MS, Duration::from_secs(30))
         .await;
     let writer = CrashWriter::start(stack, &s.db, &s.table, 3, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -32,26 +32,19 @@ async fn task_resumes_after_the_source_is_killed_and_restarted() {
     let mut recoveries = Vec::new();
     for round in 1..=2 {
         // When the source is SIGKILLed under writes and started again
-        let before = position(&s, &s.zk).await;
-        let (fault_at, fault_ms) = (Instant::now(), now_ms());
-        tokio::task::spawn_blocking(move || {
-            stack.kill_server(Server::MariaDb);
-            std::thread::sleep(Duration::from_secs(1));
-            stack.restart_server(Server::MariaDb, Duration::from_secs(90));
-        })
-        .await
-        .expect("restart MariaDB");
-        let up = fault_at.elapsed();
+        let crash = async {
+            let killed_at = Instant::now();
+            tokio::task::spawn_blocking(move || {
+                stack.kill_server(Server::MariaDb);
+                std::thread::sleep(Duration::from_secs(1));
+                stack.restart_server(Server::MariaDb, Duration::from_secs(90));
+            })
+            .await
+            .expect("restart MariaDB");
+            killed_at.elapsed()
+        };
         // Then the task resumes by itself
-        let (took, _) = wait_recovered(
-            &s,
-            &s.zk,
-            fault_at,
-            fault_ms,
-            before,
-            Duration::from_secs(120),
-        )
-        .await;
+        let (up, took, _) = recover_from(&s, Duration::from_secs(120), crash).await;
         eprintln!(
             "source crash {round}: MariaDB back after {} ms, task produces again {} ms after the kill",
             up.as_millis(),

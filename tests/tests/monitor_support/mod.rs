@@ -131,6 +131,21 @@ impl WebhookReceiver {
         .await
     }
 
+    /// [`Self::wait_rule`], then records the time from `after_ms` to the
+    /// notification as the latency of `rule` for `what` ([`record_latency`]).
+    pub async fn wait_rule_timed(
+        &self,
+        rule: &str,
+        state: AlertState,
+        after_ms: i64,
+        timeout: Duration,
+        what: &str,
+    ) -> Received {
+        let got = self.wait_rule(rule, state, after_ms, timeout).await;
+        record_latency(rule, what, got.at_ms - after_ms);
+        got
+    }
+
     /// Checks that no alert was notified twice: one firing per (id,
     /// since_ms), at most one resolution per firing.
     pub fn assert_no_duplicates(&self) {
@@ -165,6 +180,22 @@ impl Drop for WebhookReceiver {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A [`WebhookReceiver`] and a Monitor `m1` over `root` notifying it, with
+/// `overrides` of [`TEST_THRESHOLDS`] and `extra` flags after the webhook's.
+pub async fn monitor_with_hook(
+    stack: &Stack,
+    root: &str,
+    overrides: &[(&str, &str)],
+    extra: &[&str],
+) -> (WebhookReceiver, Monitor) {
+    let hook = WebhookReceiver::start().await;
+    let url = hook.url();
+    let mut flags = vec!["--webhook", url.as_str()];
+    flags.extend_from_slice(extra);
+    let monitor = start_monitor(stack, root, "m1", overrides, &flags).await;
+    (hook, monitor)
 }
 
 /// Reads one HTTP request, answers 200, returns the body.

@@ -1,7 +1,8 @@
-//! Helpers of the snapshot tests (`snapshot.rs`, `snapshot_faults.rs`):
-//! the scenario table filled fast from MariaDB's Sequence engine, a writer
-//! changing it concurrently, the table rebuilt from the topic and compared
-//! with `SELECT *`, and waits on the context's snapshot progress.
+//! Helpers of the snapshot tests (`snapshot.rs`, `snapshot_faults.rs`,
+//! `snapshot_watermark.rs`): the scenario table filled fast from MariaDB's
+//! Sequence engine, a writer changing it concurrently, the table rebuilt
+//! from the topic and compared with `SELECT *`, waits on the context's
+//! snapshot progress, and the edge tables (no row, one, a few, no key).
 #![allow(dead_code)]
 
 use super::support::Scenario;
@@ -83,6 +84,66 @@ pub fn differences(got: &BTreeMap<i64, Value>, want: &BTreeMap<i64, Value>) -> V
         out.push(format!("id {id} in the topic but not in the table"));
     }
     out
+}
+
+/// Creates `db`.`table` with the scenario table's columns.
+pub async fn create_table(stack: &Stack, db: &str, table: &str) {
+    stack
+        .sql(&format!(
+            "CREATE TABLE `{db}`.`{table}` (id BIGINT PRIMARY KEY, v INT NOT NULL, txn BIGINT NOT NULL, note VARCHAR(40))"
+        ))
+        .await;
+}
+
+/// The edge tables of `db`: `e0`, `e1` and `e3` like the scenario table
+/// with no row, one row and three rows, and `nokey` (no key at all: copied
+/// in one consistent read) holding `nokey_values` (an SQL `VALUES` list of
+/// `(a, b)` rows).
+pub async fn create_edge_tables(stack: &Stack, db: &str, nokey_values: &str) {
+    for (t, rows) in [("e0", 0u64), ("e1", 1), ("e3", 3)] {
+        create_table(stack, db, t).await;
+        if rows > 0 {
+            fill(stack, db, t, rows).await;
+        }
+    }
+    stack
+        .sql(&format!("CREATE TABLE `{db}`.`nokey` (a INT, b INT)"))
+        .await;
+    stack
+        .sql(&format!("INSERT INTO `{db}`.`nokey` VALUES {nokey_values}"))
+        .await;
+}
+
+/// Checks the copies of the edge tables with a key: the topics of `e1` and
+/// `e3` hold exactly their table's rows, each a `read` with a snapshot
+/// position header (`...:s<chunk>.<row>`); `e0`'s topic is empty. Returns
+/// the messages of `e1` and `e3`.
+pub async fn assert_edge_reads(stack: &Stack, db: &str) -> Vec<Message> {
+    let mut all = Vec::new();
+    for (t, rows) in [("e1", 1usize), ("e3", 3)] {
+        let topic = format!("{db}.{t}");
+        let msgs = stack
+            .read_topic_until(&topic, rows, Duration::from_secs(20))
+            .await;
+        let (got, problems) = rebuild(&msgs);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(msgs.len(), rows, "{t}");
+        assert_eq!(got, table_rows(stack, db, t).await, "{t}");
+        for m in &msgs {
+            assert_eq!(m.value_json()["type"], "read");
+            let pos = std::str::from_utf8(m.header("replicator.position").unwrap()).unwrap();
+            assert!(pos.contains(":s"), "snapshot position header {pos}");
+        }
+        all.extend(msgs);
+    }
+    assert!(stack.read_topic(&format!("{db}.e0")).await.is_empty());
+    all
+}
+
+/// The tables of the context's snapshot progress.
+pub async fn snapshot_tables(s: &Scenario) -> Vec<Value> {
+    let ctx = s.context().await.unwrap();
+    ctx["snapshot"]["tables"].as_array().unwrap().clone()
 }
 
 /// Fills the scenario table with ids 1..=n.

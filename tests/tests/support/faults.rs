@@ -1,17 +1,20 @@
 //! Helpers of the infrastructure-fault tests (`zk_ensemble.rs`,
-//! `partition_*.rs`, `source_crash.rs`): watching a task recover through a
-//! ZooKeeper session that may itself be failing over, and the figures each
-//! test prints (recovery time, rows, lost, duplicated).
+//! `partition.rs`, `source_crash.rs`, `broker_restart.rs`,
+//! `leader_move.rs`): a task streaming under writes, watching it recover
+//! through a fault (and a ZooKeeper session that may itself be failing
+//! over), and the figures each test prints (recovery time, rows, lost,
+//! duplicated).
 //!
 //! Every poll is bounded by its timeout; ZooKeeper errors while polling
 //! (the ensemble is electing, the link is cut) count as "not recovered yet",
 //! never as a failure of the test.
 
-use super::Scenario;
+use super::{Scenario, Writer};
 use replicator_common::nodes::{InstanceInfo, InstanceState, Progress};
 use replicator_common::zk::Zk;
-use replicator_tests::Message;
+use replicator_tests::{Message, Process, Stack};
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock milliseconds (the clock the Core stamps `updated_ms` with).
@@ -83,6 +86,39 @@ pub async fn wait_recovered(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `fault` and waits (up to `timeout`, [`wait_recovered`]) until the
+/// task produces again past the position it had before: returns what
+/// `fault` returned, the time from the fault's start to the recovery, and
+/// the RUNNING host.
+pub async fn recover_from<T>(
+    s: &Scenario,
+    timeout: Duration,
+    fault: impl Future<Output = T>,
+) -> (T, Duration, String) {
+    let before = position(s, &s.zk).await;
+    let (fault_at, fault_ms) = (Instant::now(), now_ms());
+    let out = fault.await;
+    let (took, host) = wait_recovered(s, &s.zk, fault_at, fault_ms, before, timeout).await;
+    (out, took, host)
+}
+
+/// The start of a fault test: a new scenario `prefix` whose RUNNING Core
+/// `h1` (session `session_ms`) streams the rows of a writer committing
+/// 5-row transactions every 10 ms, which has been writing for 2 s.
+pub async fn running_under_writes(
+    stack: &'static Stack,
+    prefix: &str,
+    session_ms: u64,
+) -> (Scenario, Process, Writer) {
+    let s = Scenario::new(stack, prefix).await;
+    let core = s
+        .running_core("h1", session_ms, Duration::from_secs(30))
+        .await;
+    let writer = Writer::start(stack, &s.db, &s.table, 5, Duration::from_millis(10));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    (s, core, writer)
 }
 
 /// The context position now, if readable.

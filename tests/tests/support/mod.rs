@@ -59,6 +59,16 @@ impl Scenario {
         s
     }
 
+    /// [`Scenario::new`] with a task that wants one Core (`"redundancy":
+    /// 1`), so that a lone Core raises no `no_standby` alert.
+    pub async fn single_core(stack: &'static Stack, prefix: &str) -> Scenario {
+        let s = Scenario::new(stack, prefix).await;
+        let mut cfg = s.config();
+        cfg["redundancy"] = json!(1);
+        s.put_config(cfg).await;
+        s
+    }
+
     pub fn task_ref(&self) -> TaskRef {
         TaskRef::hot(&self.task).unwrap()
     }
@@ -94,6 +104,21 @@ impl Scenario {
         let session = session_ms.to_string();
         let args = ["--task", &self.task, "--zk-session-timeout-ms", &session];
         self.stack.core(&self.root, host, &args, &[])
+    }
+
+    /// Starts a Core for this task and waits up to `timeout` until it runs
+    /// the task (`replication starts` in its log).
+    pub async fn running_core(&self, host: &str, session_ms: u64, timeout: Duration) -> Process {
+        let mut core = self.core(host, session_ms);
+        core.wait_for_log("replication starts", timeout).await;
+        core
+    }
+
+    /// The epoch of the task's context (that of the instance that wrote it).
+    pub async fn epoch(&self) -> i64 {
+        self.context().await.expect("context")["epoch"]
+            .as_i64()
+            .expect("epoch")
     }
 
     /// The instance nodes of the task: child name and info.
