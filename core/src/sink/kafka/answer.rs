@@ -115,7 +115,7 @@ mod tests {
             bytes: bytes::Bytes::new(),
             txns: vec![(1, 1)],
             msgs: 1,
-            raw: 10,
+            counted: 10,
             attempts: 0,
             first_sent: None,
             restarted,

@@ -100,7 +100,7 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
         let batches = match seal::seal(taken, shared.pid, shared.settings.compression) {
             Ok(batches) => batches,
             Err(failed) => {
-                shared.settle(failed.msgs, failed.raw);
+                shared.settle(failed.msgs, failed.counted);
                 shared.stop(&failed.error);
                 continue;
             }

@@ -20,14 +20,14 @@ use std::time::Instant;
 pub type PartQueue = reroute::PartQueue<Sealed, Pending>;
 
 fn open_bytes(q: &PartQueue) -> usize {
-    q.open.iter().map(Pending::raw).sum()
+    q.open.iter().map(Pending::counted).sum()
 }
 
 #[derive(Default)]
 pub struct Queue {
     /// By partition, so that a request lists its partitions in order.
     pub parts: BTreeMap<Tp, PartQueue>,
-    /// Bytes of the open batches.
+    /// What the records of the open batches were charged ([`Pending::counted`]).
     pub bytes: usize,
     /// When the oldest record now queued arrived.
     pub since: Option<Instant>,
@@ -74,7 +74,7 @@ impl Queue {
             } else if let Some(p) = part.open.pop_front() {
                 let seq = part.next_seq;
                 part.next_seq = reroute::next_sequence(seq, p.batch.count());
-                freed += p.raw();
+                freed += p.counted();
                 taken.push(Taken::Open {
                     tp: tp.clone(),
                     seq,
@@ -106,28 +106,30 @@ impl Queue {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    /// Records, and their bytes before compression, of every batch queued
+    /// Records, and what they were charged against the bounds, of every batch queued
     /// (to settle the bounds when the queue is dropped).
     pub fn unacked(&self) -> (usize, usize) {
-        let (mut msgs, mut raw) = (0, 0);
+        let (mut msgs, mut counted) = (0, 0);
         for part in self.parts.values() {
             for p in &part.open {
                 msgs += p.batch.count() as usize;
-                raw += p.raw();
+                counted += p.counted();
             }
             for s in &part.ready {
                 msgs += s.msgs;
-                raw += s.raw;
+                counted += s.counted;
             }
         }
-        (msgs, raw)
+        (msgs, counted)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::kafka::batch::{BatchBuilder, HEADER_LEN};
+    use crate::sink::kafka::batch::{BatchBuilder, ProducerId, HEADER_LEN};
+    use crate::sink::kafka::seal::seal;
+    use replicator_common::producer::Compression;
 
     fn tp(p: i32) -> Tp {
         ("t".into(), p)
@@ -166,7 +168,7 @@ mod tests {
             bytes: bytes::Bytes::new(),
             txns: vec![(9, 2)],
             msgs: 2,
-            raw: 30,
+            counted: 30,
             attempts: 1,
             first_sent: None,
             restarted: false,
@@ -181,6 +183,52 @@ mod tests {
                 Taken::Sealed(s) => (s.tp.1, -1),
             })
             .collect()
+    }
+
+    /// The bounds on unacknowledged bytes are settled with exactly what
+    /// they were charged: `record_size` is an upper bound (offset and
+    /// timestamp deltas take fewer bytes than it assumes), so settling
+    /// with the sealed size left a few bytes per record counted for ever,
+    /// until the bound let nothing in.
+    #[test]
+    fn what_the_records_were_charged_is_what_taking_them_settles() {
+        let mut q = Queue::default();
+        let mut charged = 0;
+        let headers: [(&str, &[u8]); 1] = [("replicator.position", b"f.000001:4:0")];
+        for i in 0..1000usize {
+            let key = vec![b'k'; i % 7];
+            let value = vec![b'v'; 1 + i % 300];
+            let size = BatchBuilder::record_size(Some(&key), Some(&value), &headers);
+            charged += size;
+            let r = Record {
+                ts: 1_700_000_000_000 + i as i64,
+                key: Some(&key),
+                value: Some(&value),
+                headers: &headers,
+                txn: i as u64 / 5,
+                size,
+            };
+            q.push(tp((i % 3) as i32), &r, 16 * 1024);
+        }
+        assert_eq!(q.bytes, charged);
+        assert_eq!(q.unacked(), (1000, charged));
+        let (mut settled, mut written) = (0, 0);
+        loop {
+            let taken = q.take();
+            if taken.is_empty() {
+                break;
+            }
+            let Ok(sealed) = seal(taken, ProducerId { id: 1, epoch: 0 }, Compression::None) else {
+                panic!("sealing failed");
+            };
+            for s in sealed {
+                settled += s.counted;
+                written += s.bytes.len() - HEADER_LEN;
+            }
+        }
+        assert_eq!(settled, charged);
+        assert_eq!(q.bytes, 0);
+        assert!(written < charged, "record_size is an upper bound here");
     }
 
     #[test]
@@ -235,17 +283,20 @@ mod tests {
         let in_flight = old.take();
         assert_eq!(open_seqs(&in_flight), [(0, 0)]);
         let moved = old.remove(&tp(0));
-        let moved_raw = moved.open[0].raw();
+        let moved_counted = moved.open[0].counted();
         assert!(old.parts.is_empty());
 
         let mut new = Queue::default();
         push(&mut new, 1, 3, budget);
         new.receive(tp(0), vec![sealed(0)], moved);
         assert!(new.handed());
-        assert_eq!(new.bytes, size() + moved_raw);
-        let (msgs, raw) = new.unacked();
+        assert_eq!(new.bytes, size() + moved_counted);
+        let (msgs, counted) = new.unacked();
         assert_eq!(msgs, 2 + 1 + 1);
-        assert_eq!(raw, 30 + moved_raw + new.parts[&tp(1)].open[0].raw());
+        assert_eq!(
+            counted,
+            30 + moved_counted + new.parts[&tp(1)].open[0].counted()
+        );
         let taken = new.take();
         // partition 0: the sealed batch handed over; partition 1: its own
         assert_eq!(open_seqs(&taken), [(0, -1), (1, 0)]);

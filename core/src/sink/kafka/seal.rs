@@ -9,7 +9,7 @@
 //! new batch. It runs outside the link's queue lock, since compression
 //! takes time.
 
-use super::batch::{BatchBuilder, ProducerId, HEADER_LEN};
+use super::batch::{BatchBuilder, ProducerId};
 use super::error::DeliveryError;
 use super::reroute::{OfPartition, Tp};
 use replicator_common::producer::Compression;
@@ -33,6 +33,10 @@ pub struct Pending {
     pub batch: BatchBuilder,
     /// Run-length transaction ids of the records, in order.
     pub txns: Vec<(u64, u64)>,
+    /// The sum of its records' [`Record::size`]: what the bounds on
+    /// unacknowledged bytes were charged for them, and so exactly what they
+    /// are settled with (the size a record really takes can be smaller).
+    counted: usize,
 }
 
 impl Pending {
@@ -40,21 +44,23 @@ impl Pending {
         Self {
             batch: BatchBuilder::with_capacity(capacity),
             txns: Vec::new(),
+            counted: 0,
         }
     }
 
     /// Appends one record.
     pub fn push(&mut self, r: &Record) {
         self.batch.push(r.ts, r.key, r.value, r.headers);
+        self.counted += r.size;
         match self.txns.last_mut() {
             Some((t, n)) if *t == r.txn => *n += 1,
             _ => self.txns.push((r.txn, 1)),
         }
     }
 
-    /// Record bytes before compression (what the unacknowledged bound counts).
-    pub fn raw(&self) -> usize {
-        self.batch.size() - HEADER_LEN
+    /// What its records were charged against the bounds ([`Pending::counted`]).
+    pub fn counted(&self) -> usize {
+        self.counted
     }
 }
 
@@ -66,9 +72,10 @@ pub struct Sealed {
     pub tp: Tp,
     pub bytes: bytes::Bytes,
     pub txns: Vec<(u64, u64)>,
-    /// Records, and their bytes before compression (to settle the bounds).
+    /// Records, and what they were charged against the bounds (to settle
+    /// them with the same).
     pub msgs: usize,
-    pub raw: usize,
+    pub counted: usize,
     /// Failed attempts so far, on any link.
     pub attempts: u32,
     /// When it first went on the wire (the delivery timeout counts from it).
@@ -97,10 +104,10 @@ pub enum Taken {
 pub struct SealFailed {
     /// The first batch that could not be compressed.
     pub error: DeliveryError,
-    /// Records, and their bytes before compression, of every batch taken
+    /// Records, and what they were charged against the bounds, of every batch taken
     /// (to settle the bounds).
     pub msgs: usize,
-    pub raw: usize,
+    pub counted: usize,
 }
 
 /// Seals the open batches of `taken` with `pid` and `codec`; batches
@@ -112,27 +119,27 @@ pub fn seal(
 ) -> Result<Vec<Sealed>, Box<SealFailed>> {
     let mut out = Vec::with_capacity(taken.len());
     let mut failed = None;
-    let (mut failed_msgs, mut failed_raw) = (0, 0);
+    let (mut failed_msgs, mut failed_counted) = (0, 0);
     for t in taken {
         match t {
             Taken::Sealed(s) => out.push(s),
             Taken::Open { tp, seq, pending } => {
                 let msgs = pending.batch.count() as usize;
-                let raw = pending.raw();
+                let counted = pending.counted();
                 match pending.batch.seal(pid, seq, codec) {
                     Ok(bytes) => out.push(Sealed {
                         tp,
                         bytes,
                         txns: pending.txns,
                         msgs,
-                        raw,
+                        counted,
                         attempts: 0,
                         first_sent: None,
                         restarted: false,
                     }),
                     Err(source) => {
                         failed_msgs += msgs;
-                        failed_raw += raw;
+                        failed_counted += counted;
                         failed.get_or_insert(DeliveryError::Compress {
                             codec: codec.name(),
                             source,
@@ -146,7 +153,7 @@ pub fn seal(
         Some(error) => Err(Box::new(SealFailed {
             error,
             msgs: failed_msgs + out.iter().map(|s| s.msgs).sum::<usize>(),
-            raw: failed_raw + out.iter().map(|s| s.raw).sum::<usize>(),
+            counted: failed_counted + out.iter().map(|s| s.counted).sum::<usize>(),
         })),
         None => Ok(out),
     }

@@ -118,7 +118,7 @@ impl Shared {
 
     pub fn settle_sealed(&self, batches: &[Sealed]) {
         for b in batches {
-            self.settle(b.msgs, b.raw);
+            self.settle(b.msgs, b.counted);
         }
     }
 
@@ -127,7 +127,7 @@ impl Shared {
         for &(txn, n) in &b.txns {
             self.tracker.ack_many(txn, n);
         }
-        self.settle(b.msgs, b.raw);
+        self.settle(b.msgs, b.counted);
     }
 
     /// Stops the producer: fails the tracker with `reason`.
@@ -146,7 +146,7 @@ impl Shared {
     /// Drops everything `link` has queued; settles its records.
     pub fn drop_queued(&self, link: &Link) {
         let q = std::mem::take(&mut *link.queue.lock().expect("link queue lock"));
-        let (msgs, raw) = q.unacked();
-        self.settle(msgs, raw);
+        let (msgs, counted) = q.unacked();
+        self.settle(msgs, counted);
     }
 }
