@@ -8,6 +8,7 @@
 //! instance owns the task now: stop writing at once.
 
 use crate::decode::Flavor;
+use crate::sink::kafka::error::DeliveryError;
 use crate::source::preflight::PreflightProblem;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -19,6 +20,7 @@ use replicator_common::kafka_security::SaslPasswordError;
 use replicator_common::position::PositionError;
 use replicator_common::source_conn::SourceConnError;
 use replicator_common::zk::{ZkClientError, ZkError};
+use std::sync::Arc;
 
 /// The typed error of a lower layer (the Core's own Kafka client, which
 /// itself uses this module, so its types are not named here: no import
@@ -87,10 +89,10 @@ pub enum TransientError {
         #[source]
         source: BoxError,
     },
-    /// The producer could not deliver a message after its retries; `reason`
-    /// is what it reported.
-    #[error("Kafka delivery failed: {reason}")]
-    Delivery { reason: String },
+    /// The producer could not deliver a message (after its retries): the
+    /// first failure, as the tracker recorded it.
+    #[error("Kafka delivery failed: {0}")]
+    Delivery(#[source] Arc<DeliveryError>),
     /// The producer refused a message for `topic` for now.
     #[error("producing to {topic}: {source}")]
     Produce {

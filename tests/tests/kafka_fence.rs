@@ -94,7 +94,7 @@ async fn records_keys_and_headers_arrive_as_sent_in_partition_order() {
     send(&mut p, &tracker, &to, "a", 0, 3000).await;
     p.flush(TIMEOUT).await.expect("flush");
     assert_eq!(p.in_flight(), 0);
-    assert_eq!(tracker.failure(), None);
+    assert!(tracker.failure().is_none(), "{:?}", tracker.failure());
 
     let msgs = stack.read_topic(&topic).await;
     assert_eq!(msgs.len(), 3000);

@@ -222,7 +222,7 @@ pub(super) async fn drive(
                     break Err(TaskError::LeaseLost);
                 }
                 if let Some(reason) = tracker.failure() {
-                    break Err(TransientError::Delivery { reason }.into());
+                    break Err(TransientError::Delivery(reason).into());
                 }
                 // A chunk acknowledged frees room for the next one, which
                 // goes out before the context is written: the write is off
@@ -266,7 +266,7 @@ pub(super) async fn drive(
                     break Err(TaskError::LeaseLost);
                 }
                 if let Some(reason) = tracker.failure() {
-                    break Err(TransientError::Delivery { reason }.into());
+                    break Err(TransientError::Delivery(reason).into());
                 }
                 if let Some(cp) = tracker.acked() {
                     if let Err(e) = writer.write(&cp, false, false).await {

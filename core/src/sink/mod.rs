@@ -497,7 +497,7 @@ impl KafkaSink {
         }
         match e {
             ProducerError::Stopped(_) => match self.tracker.failure() {
-                Some(reason) => TransientError::Delivery { reason }.into(),
+                Some(reason) => TransientError::Delivery(reason).into(),
                 None => TransientError::Produce {
                     topic: topic.to_string(),
                     source: e.into(),

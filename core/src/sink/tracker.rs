@@ -7,9 +7,10 @@
 //! context may advance to. A failed delivery poisons the tracker: the
 //! pipeline stops and resumes from the last context (duplicates removed then).
 
+use super::kafka::error::DeliveryError;
 use crate::progress::Checkpoint;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Transaction id of records that belong to no transaction (fence
 /// records): their acknowledgements move no checkpoint.
@@ -26,7 +27,7 @@ struct Inner {
     base: u64,
     slots: VecDeque<Slot>,
     acked: Option<Checkpoint>,
-    failed: Option<String>,
+    failed: Option<Arc<DeliveryError>>,
 }
 
 /// Shared between the pipeline (begin/send/end) and the producer's delivery
@@ -72,10 +73,10 @@ impl Tracker {
     }
 
     /// A message of transaction `id` could not be delivered.
-    pub fn fail(&self, id: u64, reason: String) {
+    pub fn fail(&self, id: u64, reason: DeliveryError) {
         let mut g = self.inner.lock().expect("tracker lock");
         let _ = id;
-        g.failed.get_or_insert(reason);
+        g.failed.get_or_insert_with(|| Arc::new(reason));
     }
 
     /// Transaction `id` ended at `end`.
@@ -112,7 +113,7 @@ impl Tracker {
     }
 
     /// The first delivery failure, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<Arc<DeliveryError>> {
         self.inner.lock().expect("tracker lock").failed.clone()
     }
 
@@ -125,6 +126,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::kafka::error::AttemptError;
     use replicator_common::position::BinlogPos;
 
     fn cp(pos: u64) -> Checkpoint {
@@ -173,8 +175,19 @@ mod tests {
     fn remembers_the_first_failure() {
         let t = Tracker::default();
         let a = t.begin();
-        t.fail(a, "first".into());
-        t.fail(a, "second".into());
-        assert_eq!(t.failure().as_deref(), Some("first"));
+        t.fail(a, DeliveryError::Stopped(AttemptError::LeaseExpired));
+        let io = std::io::Error::other("second");
+        t.fail(
+            a,
+            DeliveryError::Compress {
+                codec: "lz4",
+                source: io,
+            },
+        );
+        let first = t.failure().expect("failed");
+        assert!(matches!(
+            *first,
+            DeliveryError::Stopped(AttemptError::LeaseExpired)
+        ));
     }
 }

@@ -29,8 +29,9 @@ pub enum ProducerError {
     NoBroker(String),
     #[error("a record of {size} bytes does not fit in a batch (batch.size {max})")]
     TooLarge { size: usize, max: usize },
-    #[error("producer stopped: {0}")]
-    Stopped(String),
+    /// The producer stopped at a delivery failure (none when it was purged).
+    #[error("producer stopped: {}", .0.as_ref().map_or_else(|| "purged".to_string(), ToString::to_string))]
+    Stopped(Option<Arc<DeliveryError>>),
     #[error("Kafka at {addr}: {source}")]
     Unsupported {
         addr: String,
@@ -85,8 +86,8 @@ pub enum DeliveryError {
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
     /// The first delivery failure, as the tracker recorded it.
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Failed(Arc<DeliveryError>),
     #[error("{in_flight} messages still unacknowledged after {waited_ms} ms")]
     TimedOut { in_flight: usize, waited_ms: u128 },
 }

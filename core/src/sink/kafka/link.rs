@@ -101,12 +101,12 @@ async fn run_link(addr: Arc<str>, link: Arc<Link>, shared: Arc<Shared>) {
             Ok(batches) => batches,
             Err(failed) => {
                 shared.settle(failed.msgs, failed.counted);
-                shared.stop(&failed.error);
+                shared.stop(failed.error);
                 continue;
             }
         };
         if let Err(e) = produce(&addr, &link, &mut conn, batches, &shared).await {
-            shared.stop(&e);
+            shared.stop(e);
             conn = None;
         }
     }

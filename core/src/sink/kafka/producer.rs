@@ -137,9 +137,7 @@ impl Producer {
         }
         loop {
             if s.stopped.load(Ordering::Acquire) {
-                return Err(ProducerError::Stopped(
-                    s.tracker.failure().unwrap_or_else(|| "purged".into()),
-                ));
+                return Err(ProducerError::Stopped(s.tracker.failure()));
             }
             let msgs = s.unacked_msgs.load(Ordering::Acquire);
             let bytes = s.unacked_bytes.load(Ordering::Acquire);

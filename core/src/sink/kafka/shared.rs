@@ -131,11 +131,11 @@ impl Shared {
     }
 
     /// Stops the producer: fails the tracker with `reason`.
-    pub fn stop(&self, reason: &DeliveryError) {
+    pub fn stop(&self, reason: DeliveryError) {
         if !self.stopped.swap(true, Ordering::AcqRel) {
             tracing::warn!(reason = %reason, "kafka producer stopped");
         }
-        self.tracker.fail(0, reason.to_string());
+        self.tracker.fail(0, reason);
     }
 
     pub fn links(&self) -> Vec<Arc<Link>> {
