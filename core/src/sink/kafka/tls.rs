@@ -20,11 +20,12 @@ use tokio_rustls::TlsConnector;
 /// Why the TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    #[error("sink.properties.{key}: cannot read `{file}`: {reason}")]
+    #[error("sink.properties.{key}: cannot read `{file}`: {source}")]
     File {
         key: &'static str,
         file: String,
-        reason: String,
+        #[source]
+        source: rustls::pki_types::pem::Error,
     },
     #[error("sink.properties.ssl.ca.location: `{0}` holds no certificate")]
     NoCa(String),
@@ -32,6 +33,8 @@ pub enum TlsSetupError {
     NoSystemCa,
     #[error("TLS set-up: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("TLS set-up: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
 /// A client configuration for every broker connection of one producer.
@@ -64,9 +67,8 @@ pub fn client_config(tls: &Tls) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let builder = if tls.verify_hostname {
         builder.with_root_certificates(roots)
     } else {
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyName { inner }))
@@ -74,11 +76,12 @@ pub fn client_config(tls: &Tls) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let chain = read_certs("ssl.certificate.location", cert)?;
-            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsSetupError::File {
-                key: "ssl.key.location",
-                file: key.clone(),
-                reason: e.to_string(),
-            })?;
+            let key_der =
+                PrivateKeyDer::from_pem_file(key).map_err(|source| TlsSetupError::File {
+                    key: "ssl.key.location",
+                    file: key.clone(),
+                    source,
+                })?;
             builder.with_client_auth_cert(chain, key_der)?
         }
         _ => builder.with_no_client_auth(),
@@ -90,15 +93,15 @@ fn read_certs(
     key: &'static str,
     file: &str,
 ) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let err = |reason: String| TlsSetupError::File {
+    let err = |source| TlsSetupError::File {
         key,
         file: file.to_string(),
-        reason,
+        source,
     };
     CertificateDer::pem_file_iter(file)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(err)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))
+        .map_err(err)
 }
 
 /// Runs the TLS handshake with the broker at `host`.
@@ -178,5 +181,45 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> Tls {
+        Tls {
+            ca_file: ca.map(str::to_string),
+            cert_file: cert.map(str::to_string),
+            key_file: key.map(str::to_string),
+            ..Tls::default()
+        }
+    }
+
+    #[test]
+    fn unreadable_or_empty_files_are_named_with_their_setting() {
+        let dir = std::env::temp_dir().join(format!("replicator-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem").display().to_string();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, b"").unwrap();
+        let empty = empty.display().to_string();
+
+        let e = client_config(&tls(Some(&missing), None, None)).unwrap_err();
+        assert!(
+            matches!(&e, TlsSetupError::File { key: "ssl.ca.location", file, .. } if *file == missing),
+            "{e}"
+        );
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the I/O error is kept"
+        );
+        let e = client_config(&tls(Some(&empty), None, None)).unwrap_err();
+        assert!(
+            matches!(e, TlsSetupError::NoCa(ref f) if *f == empty),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
