@@ -46,6 +46,20 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    const ALL: [Protocol; 4] = [
+        Protocol::Plaintext,
+        Protocol::Ssl,
+        Protocol::SaslPlaintext,
+        Protocol::SaslSsl,
+    ];
+
+    /// The protocol called `name` in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Plaintext => "plaintext",
@@ -96,6 +110,19 @@ pub enum Mechanism {
 }
 
 impl Mechanism {
+    const ALL: [Mechanism; 3] = [
+        Mechanism::Plain,
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha512,
+    ];
+
+    /// The mechanism called `name` in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+
     /// The name Kafka uses in SaslHandshake and librdkafka in `sasl.mechanisms`.
     pub fn name(self) -> &'static str {
         match self {
@@ -184,153 +211,29 @@ impl KafkaSecurity {
     /// Reads the security keys of `props` (other keys are ignored); on
     /// failure every problem as (key, message).
     pub fn parse(props: &BTreeMap<String, String>) -> Result<Self, PropertyErrors> {
-        let mut problems: Vec<(String, String)> = Vec::new();
-        let mut bad = |k: &str, m: String| problems.push((k.to_string(), m));
-        let get = |k: &str| props.get(k).map(|v| v.trim().to_string());
-
-        let protocol = match get("security.protocol").as_deref() {
-            None => Protocol::Plaintext,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "plaintext" => Protocol::Plaintext,
-                "ssl" => Protocol::Ssl,
-                "sasl_plaintext" => Protocol::SaslPlaintext,
-                "sasl_ssl" => Protocol::SaslSsl,
-                _ => {
-                    bad(
-                        "security.protocol",
-                        format!("`{v}` is not one of plaintext, ssl, sasl_plaintext, sasl_ssl"),
-                    );
-                    Protocol::Plaintext
-                }
-            },
-        };
-
-        let mut tls = Tls {
-            ca_file: get("ssl.ca.location"),
-            cert_file: get("ssl.certificate.location"),
-            key_file: get("ssl.key.location"),
-            verify_hostname: true,
-        };
-        if let Some(v) = get("ssl.endpoint.identification.algorithm") {
-            match v.to_ascii_lowercase().as_str() {
-                "https" => tls.verify_hostname = true,
-                "none" => tls.verify_hostname = false,
-                _ => bad(
-                    "ssl.endpoint.identification.algorithm",
-                    format!("`{v}` is not `https` (check the host name) or `none`"),
-                ),
-            }
-        }
-        for (k, v) in [
-            ("ssl.ca.location", &tls.ca_file),
-            ("ssl.certificate.location", &tls.cert_file),
-            ("ssl.key.location", &tls.key_file),
-        ] {
-            if v.as_deref() == Some("") {
-                bad(k, "must name a PEM file".into());
-            }
-        }
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            bad(
-                "ssl.certificate.location",
-                "a client certificate needs ssl.key.location too (and the other way round)".into(),
+        let mut problems = Vec::new();
+        let protocol = parse_protocol(props, &mut problems);
+        let tls = parse_tls(props, &mut problems);
+        if !protocol.tls() {
+            refuse_unused(
+                props,
+                TLS_KEYS.iter().copied(),
+                protocol,
+                "ssl or sasl_ssl",
+                &mut problems,
             );
         }
-        if !protocol.tls() {
-            for k in [
-                "ssl.ca.location",
-                "ssl.certificate.location",
-                "ssl.key.location",
-                "ssl.endpoint.identification.algorithm",
-            ] {
-                if props.contains_key(k) {
-                    bad(
-                        k,
-                        format!(
-                            "has no effect with security.protocol {}: use ssl or sasl_ssl",
-                            protocol.name()
-                        ),
-                    );
-                }
-            }
-        }
-
-        let mechanism = get("sasl.mechanism").map(|v| match v.to_ascii_uppercase().as_str() {
-            "PLAIN" => Ok(Mechanism::Plain),
-            "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
-            "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
-            _ => Err(format!(
-                "`{v}` is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
-            )),
-        });
-        let passwords: Vec<(&str, PasswordSource)> = [
-            (
-                "sasl.password",
-                props
-                    .get("sasl.password")
-                    .map(|v| PasswordSource::Stored(Secret::new(v.clone()))),
-            ),
-            (
-                "sasl.password_env",
-                get("sasl.password_env").map(PasswordSource::Env),
-            ),
-            (
-                "sasl.password_file",
-                get("sasl.password_file").map(PasswordSource::File),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
         let sasl = if protocol.sasl() {
-            let username = get("sasl.username").unwrap_or_default();
-            if username.is_empty() {
-                bad(
-                    "sasl.username",
-                    format!("is required with security.protocol {}", protocol.name()),
-                );
-            }
-            if passwords.len() != 1 {
-                bad(
-                    "sasl.password",
-                    "give exactly one of sasl.password, sasl.password_env and sasl.password_file"
-                        .into(),
-                );
-            }
-            let mechanism = match mechanism {
-                None => {
-                    bad(
-                        "sasl.mechanism",
-                        format!("is required with security.protocol {}", protocol.name()),
-                    );
-                    None
-                }
-                Some(Err(e)) => {
-                    bad("sasl.mechanism", e);
-                    None
-                }
-                Some(Ok(m)) => Some(m),
-            };
-            match (mechanism, passwords.into_iter().next()) {
-                (Some(mechanism), Some((_, password))) if !username.is_empty() => Some(Sasl {
-                    mechanism,
-                    username,
-                    password,
-                }),
-                _ => None,
-            }
+            parse_sasl(props, protocol, &mut problems)
         } else {
-            for k in KEYS.iter().filter(|k| k.starts_with("sasl.")) {
-                if props.contains_key(*k) {
-                    bad(
-                        k,
-                        format!(
-                            "has no effect with security.protocol {}: use sasl_plaintext or sasl_ssl",
-                            protocol.name()
-                        ),
-                    );
-                }
-            }
+            let sasl_keys = KEYS.iter().copied().filter(|k| k.starts_with("sasl."));
+            refuse_unused(
+                props,
+                sasl_keys,
+                protocol,
+                "sasl_plaintext or sasl_ssl",
+                &mut problems,
+            );
             None
         };
         if problems.is_empty() {
@@ -415,6 +318,179 @@ impl KafkaSecurity {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not KEY=VALUE")]
 pub struct NotKeyValue(pub String);
+
+// The steps of [`KafkaSecurity::parse`], one per family of settings; each
+// appends its problems, as (key, message), to `problems`.
+
+/// The keys that only a TLS protocol (`ssl`, `sasl_ssl`) uses.
+const TLS_KEYS: &[&str] = &[
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
+];
+
+type Problems = Vec<(String, String)>;
+
+fn bad(problems: &mut Problems, key: &str, message: String) {
+    problems.push((key.to_string(), message));
+}
+
+/// The value of `key` without surrounding white space.
+fn trimmed(props: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    props.get(key).map(|v| v.trim().to_string())
+}
+
+/// `security.protocol`: plaintext when absent (or unknown, a problem).
+fn parse_protocol(props: &BTreeMap<String, String>, problems: &mut Problems) -> Protocol {
+    let Some(v) = trimmed(props, "security.protocol") else {
+        return Protocol::Plaintext;
+    };
+    Protocol::from_name(&v).unwrap_or_else(|| {
+        bad(
+            problems,
+            "security.protocol",
+            format!("`{v}` is not one of plaintext, ssl, sasl_plaintext, sasl_ssl"),
+        );
+        Protocol::Plaintext
+    })
+}
+
+/// The `ssl.*` settings: the host-name check, PEM files that are named
+/// when given, and a client certificate only with its key.
+fn parse_tls(props: &BTreeMap<String, String>, problems: &mut Problems) -> Tls {
+    let verify_hostname = parse_verify_hostname(props, problems);
+    let tls = Tls {
+        ca_file: trimmed(props, "ssl.ca.location"),
+        cert_file: trimmed(props, "ssl.certificate.location"),
+        key_file: trimmed(props, "ssl.key.location"),
+        verify_hostname,
+    };
+    for (k, v) in [
+        ("ssl.ca.location", &tls.ca_file),
+        ("ssl.certificate.location", &tls.cert_file),
+        ("ssl.key.location", &tls.key_file),
+    ] {
+        if v.as_deref() == Some("") {
+            bad(problems, k, "must name a PEM file".into());
+        }
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        bad(
+            problems,
+            "ssl.certificate.location",
+            "a client certificate needs ssl.key.location too (and the other way round)".into(),
+        );
+    }
+    tls
+}
+
+/// `ssl.endpoint.identification.algorithm`: `https` (the default) checks
+/// the broker's host name, `none` does not.
+fn parse_verify_hostname(props: &BTreeMap<String, String>, problems: &mut Problems) -> bool {
+    let key = "ssl.endpoint.identification.algorithm";
+    let Some(v) = trimmed(props, key) else {
+        return true;
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "https" => true,
+        "none" => false,
+        _ => {
+            bad(
+                problems,
+                key,
+                format!("`{v}` is not `https` (check the host name) or `none`"),
+            );
+            true
+        }
+    }
+}
+
+/// The `sasl.*` settings under a SASL protocol: a user name, exactly one
+/// password source and a mechanism; `None` when one is missing or bad.
+fn parse_sasl(
+    props: &BTreeMap<String, String>,
+    protocol: Protocol,
+    problems: &mut Problems,
+) -> Option<Sasl> {
+    let username = trimmed(props, "sasl.username").unwrap_or_default();
+    if username.is_empty() {
+        let required = format!("is required with security.protocol {}", protocol.name());
+        bad(problems, "sasl.username", required);
+    }
+    let passwords = password_sources(props);
+    if passwords.len() != 1 {
+        bad(
+            problems,
+            "sasl.password",
+            "give exactly one of sasl.password, sasl.password_env and sasl.password_file".into(),
+        );
+    }
+    let mechanism = parse_mechanism(props, protocol, problems);
+    match (mechanism, passwords.into_iter().next()) {
+        (Some(mechanism), Some(password)) if !username.is_empty() => Some(Sasl {
+            mechanism,
+            username,
+            password,
+        }),
+        _ => None,
+    }
+}
+
+/// Every password source given, in the order of `sasl.password`,
+/// `sasl.password_env`, `sasl.password_file` (the stored one untrimmed).
+fn password_sources(props: &BTreeMap<String, String>) -> Vec<PasswordSource> {
+    [
+        props
+            .get("sasl.password")
+            .map(|v| PasswordSource::Stored(Secret::new(v.clone()))),
+        trimmed(props, "sasl.password_env").map(PasswordSource::Env),
+        trimmed(props, "sasl.password_file").map(PasswordSource::File),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `sasl.mechanism`, required under a SASL protocol.
+fn parse_mechanism(
+    props: &BTreeMap<String, String>,
+    protocol: Protocol,
+    problems: &mut Problems,
+) -> Option<Mechanism> {
+    let Some(v) = trimmed(props, "sasl.mechanism") else {
+        let required = format!("is required with security.protocol {}", protocol.name());
+        bad(problems, "sasl.mechanism", required);
+        return None;
+    };
+    let mechanism = Mechanism::from_name(&v);
+    if mechanism.is_none() {
+        bad(
+            problems,
+            "sasl.mechanism",
+            format!("`{v}` is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"),
+        );
+    }
+    mechanism
+}
+
+/// Reports each of `keys` that `props` sets as having no effect under
+/// `protocol`; `instead` names the protocols that use it.
+fn refuse_unused<'a>(
+    props: &BTreeMap<String, String>,
+    keys: impl Iterator<Item = &'a str>,
+    protocol: Protocol,
+    instead: &str,
+    problems: &mut Problems,
+) {
+    for k in keys.filter(|k| props.contains_key(*k)) {
+        let message = format!(
+            "has no effect with security.protocol {}: use {instead}",
+            protocol.name()
+        );
+        bad(problems, k, message);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -514,6 +590,57 @@ mod tests {
         assert!(KafkaSecurity::flags(&["nokey".into()]).is_err());
         let p = KafkaSecurity::flags(&["sasl.password=a=b".into()]).unwrap();
         assert_eq!(p["sasl.password"], "a=b");
+    }
+
+    #[test]
+    fn names_read_in_any_case() {
+        for p in Protocol::ALL {
+            assert_eq!(Protocol::from_name(p.name()), Some(p));
+            assert_eq!(Protocol::from_name(&p.name().to_ascii_uppercase()), Some(p));
+        }
+        for m in Mechanism::ALL {
+            assert_eq!(Mechanism::from_name(m.name()), Some(m));
+            assert_eq!(
+                Mechanism::from_name(&m.name().to_ascii_lowercase()),
+                Some(m)
+            );
+        }
+        assert_eq!(Protocol::from_name(""), None);
+        assert_eq!(Protocol::from_name("tls"), None);
+        assert_eq!(Mechanism::from_name("GSSAPI"), None);
+    }
+
+    #[test]
+    fn password_sources_none_one_or_many() {
+        assert_eq!(password_sources(&props(&[("sasl.username", "u")])), []);
+        assert_eq!(
+            password_sources(&props(&[("sasl.password", " pw ")])),
+            [PasswordSource::Stored(Secret::new(" pw "))]
+        );
+        assert_eq!(
+            password_sources(&props(&[
+                ("sasl.password_file", " /pw "),
+                ("sasl.password_env", "PW"),
+                ("sasl.password", "a"),
+            ])),
+            [
+                PasswordSource::Stored(Secret::new("a")),
+                PasswordSource::Env("PW".into()),
+                PasswordSource::File("/pw".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn host_name_check_is_on_unless_none() {
+        let mut problems = Vec::new();
+        assert!(parse_verify_hostname(&props(&[]), &mut problems));
+        let none = props(&[("ssl.endpoint.identification.algorithm", " NONE ")]);
+        assert!(!parse_verify_hostname(&none, &mut problems));
+        assert!(problems.is_empty(), "{problems:?}");
+        let dns = props(&[("ssl.endpoint.identification.algorithm", "dns")]);
+        assert!(parse_verify_hostname(&dns, &mut problems));
+        assert_eq!(keys(&problems), ["ssl.endpoint.identification.algorithm"]);
     }
 
     #[test]

@@ -82,8 +82,31 @@ async fn read_all(zk: &Zk, ops: Vec<Read>) -> Result<Vec<Got>, ZkError> {
     Ok(out)
 }
 
-/// Reads one snapshot.
+/// Reads one snapshot: the top lists, then the groups, cores and alerts,
+/// then every task's nodes, then every instance node, each level one
+/// batched read; then each task's snapshot.
 pub async fn collect(zk: &Zk, sources: &Sources) -> Result<Snapshot, ZkError> {
+    let top = read_top(zk).await?;
+    let mut snap = Snapshot::default();
+    let tasks = read_groups_cores_alerts(zk, top, &mut snap).await?;
+    let tasks = read_tasks(zk, tasks).await?;
+    let instances = read_instances(zk, &tasks).await?;
+    for (read, instances) in tasks.into_iter().zip(instances) {
+        snap.tasks.push(task_snapshot(read, instances, sources));
+    }
+    Ok(snap)
+}
+
+/// The valid names under `/tasks`, `/task-groups`, `/cores` and `/alerts`.
+struct Top {
+    hot: Vec<String>,
+    groups: Vec<String>,
+    cores: Vec<String>,
+    alerts: Vec<String>,
+}
+
+/// Level 1: the top lists.
+async fn read_top(zk: &Zk) -> Result<Top, ZkError> {
     let l = zk.layout();
     let mut top = read_all(
         zk,
@@ -96,45 +119,83 @@ pub async fn collect(zk: &Zk, sources: &Sources) -> Result<Snapshot, ZkError> {
     )
     .await?
     .into_iter();
-    let mut next = || top.next().map(Got::children).unwrap_or_default();
-    let (hot, groups, cores, alerts) = (valid(next()), valid(next()), valid(next()), valid(next()));
+    let mut next = || valid(top.next().map(Got::children).unwrap_or_default());
+    Ok(Top {
+        hot: next(),
+        groups: next(),
+        cores: next(),
+        alerts: next(),
+    })
+}
 
-    // level 2: groups, cores, alerts
+/// Level 2: each group's task list, each core node and each alert node.
+/// Fills the cores and alerts of `snap`; returns every task, sorted.
+async fn read_groups_cores_alerts(
+    zk: &Zk,
+    top: Top,
+    snap: &mut Snapshot,
+) -> Result<Vec<TaskRef>, ZkError> {
+    let l = zk.layout();
     let mut ops = Vec::new();
-    for g in &groups {
+    for g in &top.groups {
         ops.push(Read::Children(l.group(g)?));
     }
-    for c in &cores {
+    for c in &top.cores {
         ops.push(Read::Data(l.core(c)?));
     }
-    for a in &alerts {
+    for a in &top.alerts {
         ops.push(Read::Data(l.alert(a)?));
     }
     let mut got = read_all(zk, ops).await?.into_iter();
-    let mut tasks: Vec<TaskRef> = hot.iter().filter_map(|t| TaskRef::hot(t).ok()).collect();
-    for g in &groups {
+    let mut tasks: Vec<TaskRef> = top
+        .hot
+        .iter()
+        .filter_map(|t| TaskRef::hot(t).ok())
+        .collect();
+    for g in &top.groups {
         let names = got.next().map(Got::children).unwrap_or_default();
         tasks.extend(valid(names).iter().filter_map(|t| TaskRef::cold(g, t).ok()));
     }
     tasks.sort();
-    let mut snap = Snapshot::default();
-    for c in cores {
+    for c in top.cores {
         if let Some(data) = got.next().and_then(Got::data) {
             snap.cores
                 .insert(c, serde_json::from_slice::<CoreInfo>(&data).ok());
         }
     }
-    for a in alerts {
+    for a in top.alerts {
         let Some(data) = got.next().and_then(Got::data) else {
             continue;
         };
-        match serde_json::from_slice::<Alert>(&data) {
-            Ok(alert) if alert.id == a => snap.alerts.push(alert),
-            _ => tracing::debug!(alert = %a, "ignoring an alert node that is not Alert JSON"),
+        match read_alert(&a, &data) {
+            Some(alert) => snap.alerts.push(alert),
+            None => tracing::debug!(alert = %a, "ignoring an alert node that is not Alert JSON"),
         }
     }
+    Ok(tasks)
+}
 
-    // level 3: each task's node, control, instances, context
+/// The alert node `/alerts/<id>`: `None` unless it is Alert JSON of that id.
+fn read_alert(id: &str, data: &[u8]) -> Option<Alert> {
+    serde_json::from_slice::<Alert>(data)
+        .ok()
+        .filter(|alert| alert.id == id)
+}
+
+/// One task as read at level 3, before its instance nodes.
+struct TaskNodes {
+    task: TaskRef,
+    node: Vec<u8>,
+    control: Option<Vec<u8>>,
+    /// Its instances' names and sequence numbers, in sequence order.
+    instances: Vec<(String, i64)>,
+    context: Option<Got>,
+}
+
+/// Level 3: each task's node, control, instances list and context; a task
+/// whose node is gone (deleted meanwhile) is left out.
+async fn read_tasks(zk: &Zk, tasks: Vec<TaskRef>) -> Result<Vec<TaskNodes>, ZkError> {
+    let l = zk.layout();
     let mut ops = Vec::new();
     for t in &tasks {
         ops.push(Read::Data(l.task(t)));
@@ -143,63 +204,94 @@ pub async fn collect(zk: &Zk, sources: &Sources) -> Result<Snapshot, ZkError> {
         ops.push(Read::Data(l.context(t)));
     }
     let mut got = read_all(zk, ops).await?.into_iter();
-    let mut partial = Vec::new();
-    for t in tasks {
+    let mut read = Vec::new();
+    for task in tasks {
         let (node, control, instances, context) = (got.next(), got.next(), got.next(), got.next());
         let Some(node) = node.and_then(Got::data) else {
             continue; // deleted meanwhile
         };
-        let mut names: Vec<(String, i64)> = instances
-            .map(Got::children)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| InstanceName::parse(&c).map(|n| (c, n.seq)))
-            .collect();
-        names.sort_by_key(|n| n.1);
-        partial.push((t, node, control.and_then(Got::data), names, context));
+        read.push(TaskNodes {
+            task,
+            node,
+            control: control.and_then(Got::data),
+            instances: instance_names(instances.map(Got::children).unwrap_or_default()),
+            context,
+        });
     }
+    Ok(read)
+}
 
-    // level 4: instance nodes
+/// The children that are instance names, with their sequence numbers, in
+/// sequence order (hand-made nodes are ignored).
+fn instance_names(children: Vec<String>) -> Vec<(String, i64)> {
+    let mut names: Vec<(String, i64)> = children
+        .into_iter()
+        .filter_map(|c| InstanceName::parse(&c).map(|n| (c, n.seq)))
+        .collect();
+    names.sort_by_key(|n| n.1);
+    names
+}
+
+/// Level 4: every instance node, per task in the order of `tasks`; an
+/// instance whose node is gone is left out.
+async fn read_instances(
+    zk: &Zk,
+    tasks: &[TaskNodes],
+) -> Result<Vec<Vec<InstanceSnapshot>>, ZkError> {
+    let l = zk.layout();
     let mut ops = Vec::new();
-    for (t, _, _, names, _) in &partial {
-        for (name, _) in names {
-            ops.push(Read::Data(format!("{}/{name}", l.instances(t))));
+    for t in tasks {
+        for (name, _) in &t.instances {
+            ops.push(Read::Data(format!("{}/{name}", l.instances(&t.task))));
         }
     }
     let mut got = read_all(zk, ops).await?.into_iter();
-    for (task, node, control, names, context) in partial {
-        let mut instances = Vec::new();
-        for (name, seq) in names {
-            let data = got.next().and_then(Got::data);
-            let Some(data) = data else { continue };
-            instances.push(InstanceSnapshot {
-                name,
-                seq,
-                info: serde_json::from_slice::<InstanceInfo>(&data).ok(),
-            });
-        }
-        let config = parse_config(&node, &task);
-        let mut t = TaskSnapshot {
-            desired: control
-                .map(|d| read_control(&d))
-                .unwrap_or_default()
-                .desired,
-            config,
-            instances,
-            context: read_context(context),
-            source: None,
-            task,
+    let mut instance = |name: &String, seq: i64| {
+        let data = got.next().and_then(Got::data)?;
+        Some(InstanceSnapshot {
+            name: name.clone(),
+            seq,
+            info: serde_json::from_slice::<InstanceInfo>(&data).ok(),
+        })
+    };
+    Ok(tasks
+        .iter()
+        .map(|t| {
+            t.instances
+                .iter()
+                .filter_map(|(name, seq)| instance(name, *seq))
+                .collect()
+        })
+        .collect())
+}
+
+/// One task's snapshot from what was read; a RUNNING task that is not
+/// paused gets the latest sample of its source.
+fn task_snapshot(
+    read: TaskNodes,
+    instances: Vec<InstanceSnapshot>,
+    sources: &Sources,
+) -> TaskSnapshot {
+    let mut t = TaskSnapshot {
+        desired: read
+            .control
+            .map(|d| read_control(&d))
+            .unwrap_or_default()
+            .desired,
+        config: parse_config(&read.node, &read.task),
+        instances,
+        context: read_context(read.context),
+        source: None,
+        task: read.task,
+    };
+    if let (Some(cfg), Some(_), false) = (t.config.config(), t.running(), t.paused()) {
+        let server = match &t.context {
+            ContextState::Valid(p) => p.server.as_ref(),
+            _ => None,
         };
-        if let (Some(cfg), Some(_), false) = (t.config.config(), t.running(), t.paused()) {
-            let server = match &t.context {
-                ContextState::Valid(p) => p.server.as_ref(),
-                _ => None,
-            };
-            t.source = sources.lookup(&t.task, &cfg.source, server);
-        }
-        snap.tasks.push(t);
+        t.source = sources.lookup(&t.task, &cfg.source, server);
     }
-    Ok(snap)
+    t
 }
 
 fn valid(names: Vec<String>) -> Vec<String> {
@@ -266,6 +358,49 @@ mod tests {
             ConfigState::Invalid(r) => assert!(!r.contains("secret-pw"), "{r}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn instance_names_in_sequence_order() {
+        assert_eq!(instance_names(Vec::new()), []);
+        assert_eq!(
+            instance_names(vec!["h1-0000000007".into()]),
+            [("h1-0000000007".to_string(), 7)]
+        );
+        let names = instance_names(vec![
+            "b-0000000012".into(),
+            "hand-made".into(),
+            "a-0000000003".into(),
+            "c-12".into(),
+            "a-b-0000000005".into(),
+        ]);
+        assert_eq!(
+            names,
+            [
+                ("a-0000000003".to_string(), 3),
+                ("a-b-0000000005".to_string(), 5),
+                ("b-0000000012".to_string(), 12),
+            ]
+        );
+    }
+
+    #[test]
+    fn alerts_are_read_only_under_their_own_id() {
+        let alert = Alert {
+            id: "lag-orders".into(),
+            rule: "lag".into(),
+            task: Some("orders".into()),
+            core: None,
+            severity: replicator_common::nodes::Severity::Warning,
+            state: replicator_common::nodes::AlertState::Firing,
+            since_ms: 1,
+            message: "behind".into(),
+        };
+        let data = serde_json::to_vec(&alert).unwrap();
+        assert_eq!(read_alert("lag-orders", &data), Some(alert));
+        assert_eq!(read_alert("lag-other", &data), None);
+        assert_eq!(read_alert("lag-orders", b"{garbage"), None);
+        assert_eq!(read_alert("lag-orders", b""), None);
     }
 
     #[test]

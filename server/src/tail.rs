@@ -21,7 +21,7 @@
 use crate::client::exit;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use replicator_common::kafka_security::KafkaSecurity;
@@ -106,84 +106,119 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
     let deadline = args
         .max_wait_ms
         .map(|ms| Instant::now() + Duration::from_millis(ms));
-    let security = KafkaSecurity::flags(&args.kafka_properties)
-        .map_err(|e| e.to_string())
-        .and_then(|p| KafkaSecurity::parse_only(&p).map_err(|bad| bad.to_string()));
-    let props = match security.and_then(|s| s.client_properties().map_err(|e| e.to_string())) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(err, "error: --kafka-property {e}");
-            return exit::USAGE;
-        }
+    let consumer = match create_consumer(args, err) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
+    if let Err(code) = assign_partitions(&consumer, args, deadline, connect, err) {
+        return code;
+    }
+    follow(&consumer, args, deadline, out, err)
+}
+
+/// The consumer, with the `--kafka-property` settings; `Err(exit code)`
+/// (said on `err`) when they are bad or the client cannot be made.
+fn create_consumer(args: &TailArgs, err: &mut dyn Write) -> Result<BaseConsumer, u8> {
+    let props = security_properties(&args.kafka_properties, err)?;
     let mut config = consumer_config(&args.brokers);
     for (k, v) in &props {
         config.set(*k, v);
     }
-    let consumer: BaseConsumer = match config.create() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(err, "error: Kafka client for {}: {e}", args.brokers);
-            return exit::USAGE;
-        }
+    config.create().map_err(|e| {
+        let _ = writeln!(err, "error: Kafka client for {}: {e}", args.brokers);
+        exit::USAGE
+    })
+}
+
+/// The librdkafka properties of the `--kafka-property` flags (the SASL
+/// password read now); a bad flag is a usage error, said on `err`.
+fn security_properties(
+    flags: &[String],
+    err: &mut dyn Write,
+) -> Result<Vec<(&'static str, String)>, u8> {
+    let mut usage = |e: &dyn std::fmt::Display| {
+        let _ = writeln!(err, "error: --kafka-property {e}");
+        exit::USAGE
     };
-    let start = if args.from_beginning {
-        Offset::Beginning
-    } else {
-        Offset::End
-    };
+    let props = KafkaSecurity::flags(flags).map_err(|e| usage(&e))?;
+    let security = KafkaSecurity::parse_only(&props).map_err(|e| usage(&e))?;
+    security.client_properties().map_err(|e| usage(&e))
+}
+
+/// Assigns every partition of every topic at its start, waiting for topics
+/// that do not exist yet, and says `tailing ...` on `err`; `Err(exit code)`
+/// when a topic did not appear before the deadline or Kafka cannot be
+/// reached.
+fn assign_partitions(
+    consumer: &BaseConsumer,
+    args: &TailArgs,
+    deadline: Option<Instant>,
+    connect: Duration,
+    err: &mut dyn Write,
+) -> Result<(), u8> {
     let mut assignment = TopicPartitionList::new();
     for topic in &args.topics {
-        let looked = wait_partitions(&consumer, &args.brokers, topic, deadline, connect, err);
-        let partitions = match looked {
-            Ok(Some(p)) => p,
-            Ok(None) => return exit::NOT_FOUND, // deadline while waiting
-            Err(code) => return code,
+        let looked = wait_partitions(consumer, &args.brokers, topic, deadline, connect, err)?;
+        let Some(partitions) = looked else {
+            return Err(exit::NOT_FOUND); // deadline while waiting
         };
         for p in partitions {
-            // the end as of now, resolved before `tailing` is printed, so
-            // that whatever is written after that line is shown
-            let offset = match start {
-                Offset::End => consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(5))
-                    .map_or(Offset::End, |(_, high)| Offset::Offset(high)),
-                other => other,
-            };
+            let offset = start_offset(consumer, topic, p, args.from_beginning);
             if let Err(e) = assignment.add_partition_offset(topic, p, offset) {
                 let _ = writeln!(err, "error: {topic}/{p}: {e}");
-                return exit::USAGE;
+                return Err(exit::USAGE);
             }
         }
     }
     if let Err(e) = consumer.assign(&assignment) {
         let _ = writeln!(err, "error: cannot assign the partitions: {e}");
-        return exit::UNREACHABLE;
+        return Err(exit::UNREACHABLE);
     }
+    let from = if args.from_beginning {
+        "beginning"
+    } else {
+        "end"
+    };
+    let (count, topics) = (assignment.count(), args.topics.join(", "));
     let _ = writeln!(
         err,
-        "tailing {} partition(s) of {} from the {}",
-        assignment.count(),
-        args.topics.join(", "),
-        if args.from_beginning {
-            "beginning"
-        } else {
-            "end"
-        }
+        "tailing {count} partition(s) of {topics} from the {from}"
     );
+    Ok(())
+}
+
+/// Where a partition is read from: its beginning, or its end as of now,
+/// resolved before `tailing` is printed so that whatever is written after
+/// that line is shown.
+fn start_offset(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    from_beginning: bool,
+) -> Offset {
+    if from_beginning {
+        return Offset::Beginning;
+    }
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(5))
+        .map_or(Offset::End, |(_, high)| Offset::Offset(high))
+}
+
+/// Prints the messages as they come, skipping fences unless `--fences`,
+/// until [`finished`] or the reader goes away; returns the exit code. A
+/// poll error is said once on `err` until another one comes.
+fn follow(
+    consumer: &BaseConsumer,
+    args: &TailArgs,
+    deadline: Option<Instant>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let mut seen = 0u64;
     let mut last_error = String::new();
     loop {
-        if args.max.is_some_and(|max| seen >= max) {
-            return exit::OK;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return match args.max {
-                Some(max) => {
-                    let _ = writeln!(err, "only {seen} of {max} messages before --max-wait-ms");
-                    exit::NOT_FOUND
-                }
-                None => exit::OK,
-            };
+        if let Some(code) = finished(args.max, seen, deadline, err) {
+            return code;
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
@@ -193,15 +228,7 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
                 if fence && !args.fences {
                     continue;
                 }
-                let line = format_line(
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    m.key(),
-                    m.payload(),
-                    args.meta,
-                );
-                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                if !print(&m, args.meta, out) {
                     return exit::OK; // the reader went away (`| head`)
                 }
                 seen += 1;
@@ -216,6 +243,44 @@ fn tail(args: &TailArgs, connect: Duration, out: &mut dyn Write, err: &mut dyn W
             None => {}
         }
     }
+}
+
+/// The exit code when tailing is over after `seen` messages: `--max` of
+/// them came, or the deadline passed (exit 2, said on `err`, when fewer than
+/// `--max` came); `None` to go on.
+fn finished(
+    max: Option<u64>,
+    seen: u64,
+    deadline: Option<Instant>,
+    err: &mut dyn Write,
+) -> Option<u8> {
+    if max.is_some_and(|max| seen >= max) {
+        return Some(exit::OK);
+    }
+    let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+    if !timed_out {
+        return None;
+    }
+    Some(match max {
+        Some(max) => {
+            let _ = writeln!(err, "only {seen} of {max} messages before --max-wait-ms");
+            exit::NOT_FOUND
+        }
+        None => exit::OK,
+    })
+}
+
+/// Writes the message's line to `out`; false when that fails.
+fn print(m: &BorrowedMessage<'_>, meta: bool, out: &mut dyn Write) -> bool {
+    let line = format_line(
+        m.topic(),
+        m.partition(),
+        m.offset(),
+        m.key(),
+        m.payload(),
+        meta,
+    );
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
 }
 
 /// A consumer that never joins a group and never commits.
@@ -314,6 +379,40 @@ mod tests {
         assert!(is_fence([TASK_HEADER, FENCE_HEADER].into_iter()));
         assert!(!is_fence([TASK_HEADER, POSITION_HEADER].into_iter()));
         assert!(!is_fence(std::iter::empty()));
+    }
+
+    #[test]
+    fn tailing_ends_at_max_or_deadline() {
+        let (mut err, past) = (Vec::new(), Some(Instant::now()));
+        let future = Some(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(finished(None, 0, None, &mut err), None);
+        assert_eq!(finished(Some(3), 2, future, &mut err), None);
+        assert_eq!(finished(Some(0), 0, None, &mut err), Some(exit::OK));
+        assert_eq!(finished(Some(3), 3, past, &mut err), Some(exit::OK));
+        assert_eq!(finished(None, 5, past, &mut err), Some(exit::OK));
+        assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+        assert_eq!(finished(Some(3), 1, past, &mut err), Some(exit::NOT_FOUND));
+        assert_eq!(
+            String::from_utf8_lossy(&err),
+            "only 1 of 3 messages before --max-wait-ms\n"
+        );
+    }
+
+    #[test]
+    fn bad_kafka_properties_are_usage_errors() {
+        let mut err = Vec::new();
+        assert_eq!(
+            security_properties(&[], &mut err),
+            Ok(vec![("security.protocol", "plaintext".into())])
+        );
+        for flags in [&["nokey"][..], &["linger.ms=5"], &["security.protocol=tls"]] {
+            let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+            let mut err = Vec::new();
+            assert_eq!(security_properties(&flags, &mut err), Err(exit::USAGE));
+            let err = String::from_utf8_lossy(&err);
+            assert!(err.starts_with("error: --kafka-property "), "{err}");
+        }
+        assert!(err.is_empty());
     }
 
     #[test]
