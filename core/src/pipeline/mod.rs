@@ -28,8 +28,10 @@
 //! open transaction, flushes Kafka and writes a clean final context; *hard*
 //! (fenced, lease lost) drops queued messages and returns at once.
 //!
-//! Layout: [`run`] here opens the run and calls its steps (`steps.rs`:
-//! resume point, snapshot request, snapshot run, drive, settle); the state
+//! Layout: [`run`] here is the list of its steps: `begin` (source server,
+//! resume point, snapshot request, replay end), `claim_and_open` (context
+//! claim and binlog stream), `open_outputs` (sink, snapshot run, state),
+//! then `drive` and `settle` (those and the resume point in `steps.rs`); the state
 //! that handles each event is `state.rs`; transactions [`txn`], routing
 //! [`route`], messages [`message`] and [`format`], DDL [`ddl`], Maxwell's
 //! held row [`held`].
@@ -141,98 +143,22 @@ pub enum Stopped {
 
 /// Runs the task until a stop or an error.
 pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError> {
-    let cfg = &spec.config;
-    let password = cfg
-        .source
-        .resolve_password()
-        .map_err(|e| DefiniteError::Config(e.into()))?;
-    let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
-    let task_format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
-    let ctx_path = spec.zk.layout().context(&spec.task);
-    let (picked, stored) = tokio::join!(
-        source::pick(&cfg.source, password.as_ref()),
-        progress::read(&spec.zk, &ctx_path)
-    );
-    let picked = picked?;
-    let (mut meta_conn, checked, source_cfg) = (picked.conn, picked.checked, picked.cfg);
-    let ResumePoint {
-        mut start,
-        version,
-        clean,
-        accepted_gap,
-        other_server,
-    } = resume_point(
-        &spec,
-        stored?,
-        &picked.server,
-        &picked.gtid_pos,
-        checked.flavor,
-        &mut meta_conn,
-        &router,
-    )
-    .await?;
-    take_snapshot_request(&spec, &mut start, &mut meta_conn).await?;
-    let replay_end = replay_end(clean, &mut meta_conn).await?;
-    let start_at = if start.pos.file.is_empty() {
-        StartAt::Gtid(start.gtid.clone().unwrap_or_default())
-    } else {
-        StartAt::File(start.pos.clone())
-    };
-    // Claim the context and open the stream at once; nothing is produced
-    // before the claim succeeded.
-    let mut writer = ContextWriter::new(spec.zk.clone(), ctx_path.clone(), version, spec.epoch);
-    writer.set_source(picked.server.clone(), accepted_gap);
-    let (claimed, stream) = tokio::join!(
-        writer.write(&start, false, true),
-        source::open_stream(
-            &source_cfg,
-            password.as_ref(),
-            checked.flavor,
-            &start_at,
-            spec.options.heartbeat,
-        )
-    );
-    claimed?;
-    let mut stream = stream.map_err(|e| {
-        if other_server {
-            source::failover::gone_after_failover(e, &picked.server, start.gtid.as_ref())
-        } else {
-            e
-        }
-    })?;
-    tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean, epoch = spec.epoch,
-        source = %picked.server.addr, server = %picked.server.id, "replication starts");
-
+    let Begun {
+        source,
+        resume,
+        replay_end,
+        parts,
+    } = begin(&spec).await?;
+    let (mut writer, mut stream) = claim_and_open(&spec, &source, &resume).await?;
     crate::metrics::set_running(spec.task.name(), true);
-    crate::metrics::record(spec.task.name(), start.events, start.event_ts_ms, 0);
-    let tracker = Arc::new(Tracker::default());
-    let mut sink = open_sink(&spec, tracker.clone(), clean).await?;
-    if other_server {
-        sink.tails_from_another_server();
-    }
-
-    // The snapshot goes on where the context says, if it is not done.
-    let snap = open_snapshot(
-        &spec,
-        &start,
-        clean,
-        checked.flavor,
-        &mut meta_conn,
-        (&source_cfg, password.as_ref()),
-        &router,
-        &mut sink,
-        &task_format,
-    )
-    .await?;
-    let mut state = RunState::new(
-        &spec,
-        checked.flavor,
-        &start,
-        router,
-        SchemaCache::new(meta_conn, checked.flavor, checked.names_from_schema),
-        task_format,
-        snap,
+    crate::metrics::record(
+        spec.task.name(),
+        resume.start.events,
+        resume.start.event_ts_ms,
+        0,
     );
+    let tracker = Arc::new(Tracker::default());
+    let (mut sink, mut state) = open_outputs(&spec, &source, &resume, parts, &tracker).await?;
     let result = drive(
         &spec,
         &stops,
@@ -241,23 +167,12 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
         &mut sink,
         &tracker,
         &mut writer,
-        &start,
+        &resume.start,
         replay_end.as_ref(),
         heartbeat(&spec),
     )
     .await;
-    let result = settle(
-        result,
-        &spec,
-        other_server,
-        &picked.server,
-        &start,
-        &source_cfg,
-        password.as_ref(),
-        &state.router,
-        &mut writer,
-    )
-    .await;
+    let result = settle(result, &spec, &source, &resume, &state.router, &mut writer).await;
     if !matches!(result, Ok(Stopped::Graceful { .. })) {
         // Drop what was not sent, and let what is in flight resolve before a
         // new run reads the topic tails, so it cannot land after them.
@@ -268,6 +183,159 @@ pub async fn run(spec: PipelineSpec, stops: Stops) -> Result<Stopped, TaskError>
     sink.close_in_background();
     crate::metrics::set_running(spec.task.name(), false);
     result
+}
+
+/// The source server a run reads and how it reaches it.
+pub(super) struct RunSource {
+    /// The task's source config narrowed to this server.
+    pub(super) cfg: replicator_common::config::SourceConfig,
+    pub(super) password: Option<replicator_common::secret::Secret>,
+    pub(super) server: SourceServer,
+    pub(super) checked: source::preflight::Checked,
+}
+
+/// What the run hands on to the state that handles events.
+struct Parts {
+    /// The metadata connection (table descriptions), after the resume steps.
+    meta_conn: mysql_async::Conn,
+    router: Router,
+    format: TaskFormat,
+}
+
+/// A run before it claims the context: its server, where it resumes, and
+/// (after an unclean stop) where the binlog ended.
+struct Begun {
+    source: RunSource,
+    resume: ResumePoint,
+    replay_end: Option<BinlogPos>,
+    parts: Parts,
+}
+
+/// Steps 1-2: the config's parts, the first usable source server, where to
+/// resume, an on-demand snapshot request, and the replay end.
+async fn begin(spec: &PipelineSpec) -> Result<Begun, TaskError> {
+    let cfg = &spec.config;
+    let password = cfg
+        .source
+        .resolve_password()
+        .map_err(|e| DefiniteError::Config(e.into()))?;
+    let router = Router::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
+    let format = TaskFormat::new(cfg).map_err(|e| DefiniteError::Config(e.into()))?;
+    let ctx_path = spec.zk.layout().context(&spec.task);
+    let (picked, stored) = tokio::join!(
+        source::pick(&cfg.source, password.as_ref()),
+        progress::read(&spec.zk, &ctx_path)
+    );
+    let mut picked = picked?;
+    let mut resume = resume_point(
+        spec,
+        stored?,
+        &picked.server,
+        &picked.gtid_pos,
+        picked.checked.flavor,
+        &mut picked.conn,
+        &router,
+    )
+    .await?;
+    take_snapshot_request(spec, &mut resume.start, &mut picked.conn).await?;
+    let replay_end = replay_end(resume.clean, &mut picked.conn).await?;
+    Ok(Begun {
+        source: RunSource {
+            cfg: picked.cfg,
+            password,
+            server: picked.server,
+            checked: picked.checked,
+        },
+        resume,
+        replay_end,
+        parts: Parts {
+            meta_conn: picked.conn,
+            router,
+            format,
+        },
+    })
+}
+
+/// Claims the context and opens the binlog stream at once; nothing is
+/// produced before the claim succeeded.
+async fn claim_and_open(
+    spec: &PipelineSpec,
+    source: &RunSource,
+    resume: &ResumePoint,
+) -> Result<(ContextWriter, mysql_async::BinlogStream), TaskError> {
+    let start = &resume.start;
+    let start_at = if start.pos.file.is_empty() {
+        StartAt::Gtid(start.gtid.clone().unwrap_or_default())
+    } else {
+        StartAt::File(start.pos.clone())
+    };
+    let ctx_path = spec.zk.layout().context(&spec.task);
+    let mut writer = ContextWriter::new(spec.zk.clone(), ctx_path, resume.version, spec.epoch);
+    writer.set_source(source.server.clone(), resume.accepted_gap);
+    let (claimed, stream) = tokio::join!(
+        writer.write(start, false, true),
+        source::open_stream(
+            &source.cfg,
+            source.password.as_ref(),
+            source.checked.flavor,
+            &start_at,
+            spec.options.heartbeat,
+        )
+    );
+    claimed?;
+    let stream = stream.map_err(|e| {
+        if resume.other_server {
+            source::failover::gone_after_failover(e, &source.server, start.gtid.as_ref())
+        } else {
+            e
+        }
+    })?;
+    tracing::info!(task = %spec.task, at = %start.pos, gtid = ?start.gtid, clean = resume.clean,
+        epoch = spec.epoch, source = %source.server.addr, server = %source.server.id,
+        "replication starts");
+    Ok((writer, stream))
+}
+
+/// The sink (fenced in; after a failover it orders the old run's messages
+/// by GTID), the snapshot where the context says, and the state that
+/// handles events.
+async fn open_outputs(
+    spec: &PipelineSpec,
+    source: &RunSource,
+    resume: &ResumePoint,
+    parts: Parts,
+    tracker: &Arc<Tracker>,
+) -> Result<(KafkaSink, RunState), TaskError> {
+    let Parts {
+        mut meta_conn,
+        router,
+        format,
+    } = parts;
+    let mut sink = open_sink(spec, tracker.clone(), resume.clean).await?;
+    if resume.other_server {
+        sink.tails_from_another_server();
+    }
+    let snap = open_snapshot(
+        spec,
+        source,
+        resume,
+        &mut meta_conn,
+        &router,
+        &mut sink,
+        &format,
+    )
+    .await?;
+    let flavor = source.checked.flavor;
+    let state = RunState::new(
+        spec,
+        flavor,
+        &resume.start,
+        router,
+        SchemaCache::new(meta_conn, flavor, source.checked.names_from_schema),
+        format,
+        snap,
+    );
+    Ok((sink, state))
 }
 
 /// Where the binlog ends now, after an unclean stop (else `None`): an

@@ -7,9 +7,7 @@
 
 use super::*;
 use crate::error::TransientError;
-use replicator_common::config::SourceConfig;
 use replicator_common::gtid::GtidSet;
-use replicator_common::secret::Secret;
 
 /// Where a run starts, from its context or, for a new task, its config.
 pub(super) struct ResumePoint {
@@ -132,19 +130,18 @@ pub(super) async fn take_snapshot_request(
 /// not done (its preflight, the watermark signal table when that method
 /// applies, and after an unclean stop the marks of the next chunk found in
 /// the topic tails).
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn open_snapshot(
     spec: &PipelineSpec,
-    start: &Checkpoint,
-    clean: bool,
-    flavor: Flavor,
+    source: &RunSource,
+    resume: &ResumePoint,
     meta_conn: &mut mysql_async::Conn,
-    (source_cfg, password): (&SourceConfig, Option<&Secret>),
     router: &Router,
     sink: &mut KafkaSink,
     task_format: &TaskFormat,
 ) -> Result<Option<SnapshotRun>, TaskError> {
     let cfg = &spec.config;
+    let (start, clean, flavor) = (&resume.start, resume.clean, source.checked.flavor);
+    let (source_cfg, password) = (&source.cfg, source.password.as_ref());
     let snap = match start.snapshot.as_deref() {
         Some(p) if p.remaining() > 0 => {
             snapshot::preflight(meta_conn, &cfg.source.user, p).await?;
@@ -370,18 +367,16 @@ impl HeartbeatDue {
 /// an error says which server the run had moved to; under `when_needed` a
 /// purged binlog is not the end: the next run starts at the current
 /// position and copies every table instead.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn settle(
     result: Result<Stopped, TaskError>,
     spec: &PipelineSpec,
-    other_server: bool,
-    server: &SourceServer,
-    start: &Checkpoint,
-    source_cfg: &replicator_common::config::SourceConfig,
-    password: Option<&replicator_common::secret::Secret>,
+    source: &RunSource,
+    resume: &ResumePoint,
     router: &Router,
     writer: &mut ContextWriter,
 ) -> Result<Stopped, TaskError> {
+    let (other_server, server, start) = (resume.other_server, &source.server, &resume.start);
+    let (source_cfg, password) = (&source.cfg, source.password.as_ref());
     let result = match (&result, other_server) {
         (Err(_), true) => result
             .map_err(|e| source::failover::gone_after_failover(e, server, start.gtid.as_ref())),
